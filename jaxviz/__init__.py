@@ -1,0 +1,45 @@
+"""jaxviz: look inside an ImageNet CNN and synthesise images with it, in JAX."""
+
+from jaxviz.errors import (
+    ArchitectureMismatchError,
+    ImageError,
+    InputError,
+    InputTypeError,
+    JaxvizError,
+    UnknownLayerError,
+    WeightsError,
+    WeightsNotFoundError,
+)
+from jaxviz.images import deprocess, load_image, preprocess
+from jaxviz.models import (
+    Model,
+    SqueezeNet,
+    from_torchvision,
+    init_model,
+    layer_activation,
+    layer_names,
+    load_model,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ArchitectureMismatchError",
+    "ImageError",
+    "InputError",
+    "InputTypeError",
+    "JaxvizError",
+    "Model",
+    "SqueezeNet",
+    "UnknownLayerError",
+    "WeightsError",
+    "WeightsNotFoundError",
+    "deprocess",
+    "from_torchvision",
+    "init_model",
+    "layer_activation",
+    "layer_names",
+    "load_image",
+    "load_model",
+    "preprocess",
+]

@@ -1,0 +1,90 @@
+"""Argument checks shared by every public function.
+
+Shape and dtype checks run at trace time (they only need static information).  Value
+checks (NaN/inf, target range) run only on concrete arrays: inside a user's own ``jit``
+the values are unknown, and the checks are skipped rather than forcing a host sync.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxviz.errors import InputError, InputTypeError
+from jaxviz.models import squeezenet
+
+NUM_CLASSES = squeezenet.NUM_CLASSES
+
+
+def is_concrete(value) -> bool:
+    return not isinstance(value, jax.core.Tracer)
+
+
+def check_images(x, *, name: str = "x", arch: str | None = None):
+    """Checks an NHWC float batch of normalised images and returns it as a jax array.
+
+    Raises:
+      InputTypeError: not an array, or an integer/bool dtype (uint8 images need
+        :func:`jaxviz.preprocess` first).
+      InputError: not rank 4, not 3 channels, too small for ``arch``, NaN or inf values.
+    """
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        try:
+            x = np.asarray(x)
+        except Exception:
+            raise InputTypeError(f"`{name}` must be an array, got {type(x).__name__}") from None
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        hint = " (uint8 images: call jaxviz.preprocess first)" if x.dtype == np.uint8 else ""
+        raise InputTypeError(f"`{name}` must have a floating dtype, got {x.dtype}{hint}")
+    if x.ndim != 4:
+        raise InputError(
+            f"`{name}` must have shape (N, H, W, 3) (NHWC batch), got {tuple(x.shape)}"
+            + (" — add a batch axis: x[None]" if x.ndim == 3 else "")
+        )
+    if x.shape[-1] != 3:
+        hint = " — looks like NCHW; transpose with x.transpose(0, 2, 3, 1)" if x.shape[1] == 3 else ""
+        raise InputError(f"`{name}` must have 3 channels last (NHWC), got shape {tuple(x.shape)}{hint}")
+    if x.shape[0] < 1:
+        raise InputError(f"`{name}` must hold at least one image, got shape {tuple(x.shape)}")
+    if arch is not None:
+        squeezenet.check_input_size(arch, x.shape[1], x.shape[2])
+    if is_concrete(x) and not bool(np.isfinite(np.asarray(x)).all()):
+        raise InputError(f"`{name}` contains NaN or inf values")
+    return jnp.asarray(x)
+
+
+def check_target(target, n: int, *, name: str = "target", num_classes: int = NUM_CLASSES):
+    """Checks class indices, one per image; a scalar is broadcast to the batch.
+
+    Returns:
+      int32 array of shape (n,).
+    """
+    if not hasattr(target, "dtype"):
+        target = np.asarray(target)
+    if not jnp.issubdtype(target.dtype, jnp.integer):
+        raise InputTypeError(f"`{name}` must hold integer class indices, got dtype {target.dtype}")
+    if target.ndim == 0:
+        target = jnp.broadcast_to(target, (n,))
+    if tuple(target.shape) != (n,):
+        raise InputError(f"`{name}` must have shape ({n},) (one class per image), got {tuple(target.shape)}")
+    if is_concrete(target):
+        values = np.asarray(target)
+        bad = values[(values < 0) | (values >= num_classes)]
+        if bad.size:
+            raise InputError(f"`{name}` values must be in 0..{num_classes - 1}, got {bad.tolist()}")
+    return jnp.asarray(target, jnp.int32)
+
+
+def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InputTypeError(f"`{name}` must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise InputError(f"`{name}` must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise InputError(f"`{name}` must be one of {list(choices)}, got {value!r}")
+    return value

@@ -1,0 +1,154 @@
+"""The model object every jaxviz function takes: parameters plus a pure ``apply``."""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any, Mapping, Sequence
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+
+from jaxviz import _checks
+from jaxviz.models import squeezenet, weights as _weights
+
+
+@flax.struct.dataclass
+class Model:
+    """A SqueezeNet with its parameters.
+
+    A pytree: ``params`` are its leaves and ``arch`` is static, so a ``Model`` can be passed
+    straight through ``jax.jit``.  Calling it on an NHWC batch returns logits (N, 1000).
+
+    Attributes:
+      params: ``{layer: {"kernel": HWIO, "bias": (O,)}}``, layer = torchvision module path.
+      arch: ``"squeezenet1_1"`` or ``"squeezenet1_0"``.
+    """
+
+    params: Any
+    arch: str = flax.struct.field(pytree_node=False, default="squeezenet1_1")
+
+    @property
+    def module(self) -> squeezenet.SqueezeNet:
+        return squeezenet.SqueezeNet(self.arch)
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        return squeezenet.layer_names(self.arch)
+
+    @property
+    def dtype(self):
+        return self.params["features.0"]["kernel"].dtype
+
+    def apply(
+        self,
+        params,
+        x,
+        *,
+        capture: Sequence[str] | None = None,
+        perturb: Mapping[str, jax.Array] | None = None,
+        guided: bool = False,
+    ):
+        """Pure forward pass: logits (N, 1000), or ``{layer: output}`` for ``capture``.
+
+        ``guided=True`` uses the guided-backprop ReLU (same forward, guided backward).
+        """
+        module = squeezenet.SqueezeNet(self.arch, guided=guided)
+        return module.apply({"params": params}, x, capture=capture, perturb=perturb)
+
+    def __call__(self, x):
+        x = _checks.check_images(x, arch=self.arch)
+        return _logits(self, x.astype(self.dtype))
+
+    def astype(self, dtype) -> "Model":
+        """The same model with parameters cast to ``dtype`` (float64 needs ``jax_enable_x64``)."""
+        return self.replace(params=jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), self.params))
+
+    @property
+    def num_params(self) -> int:
+        return sum(int(p.size) for p in jax.tree_util.tree_leaves(self.params))
+
+
+@jax.jit
+def _logits(model: Model, x):
+    return model.apply(model.params, x)
+
+
+def load_model(
+    arch: str = "squeezenet1_1",
+    weights: str | os.PathLike | None = None,
+    *,
+    download: bool | None = None,
+    dtype=jnp.float32,
+) -> Model:
+    """Loads a pretrained SqueezeNet.
+
+    Weights are found in this order: ``weights`` (a file path), ``$JAXVIZ_WEIGHTS``,
+    jaxviz's cache, torchvision's cache, torchvision's download.
+
+    Args:
+      arch: ``"squeezenet1_1"`` (default) or ``"squeezenet1_0"``.
+      weights: path to a ``.pth``, ``.npz`` or ``.safetensors`` file.
+      download: allow torchvision's download as a last resort (default: unless
+        ``$JAXVIZ_OFFLINE`` is set).
+      dtype: parameter dtype.
+
+    Example:
+      >>> model = jaxviz.load_model()
+      >>> logits = model(jaxviz.preprocess(images))
+    """
+    squeezenet.check_arch(arch)
+    source = _weights.resolve_weights(arch, weights, download=download)
+    params, _ = _weights.load_params(source, arch)
+    return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
+
+
+def from_torchvision(module_or_state_dict, arch: str | None = None, *, dtype=jnp.float32) -> Model:
+    """Builds a :class:`Model` from a torchvision SqueezeNet module or its state_dict.
+
+    Args:
+      module_or_state_dict: ``torchvision.models.squeezenet1_1()`` (or 1_0) or a state_dict.
+      arch: architecture; default: detected from the weights.
+    """
+    state_dict = module_or_state_dict
+    if hasattr(state_dict, "state_dict") and callable(state_dict.state_dict):
+        state_dict = state_dict.state_dict()
+    if not isinstance(state_dict, Mapping):
+        raise _checks.InputTypeError(
+            f"`module_or_state_dict` must be a torch module or a state_dict, got {type(state_dict).__name__}"
+        )
+    if arch is None:
+        arch = _weights.detect_arch(state_dict)
+        if arch is None:
+            raise _weights.WeightsError("cannot tell the architecture: no features.0.weight of a known shape")
+    params = _weights.state_dict_to_params(state_dict, arch)
+    return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
+
+
+def init_model(key, arch: str = "squeezenet1_1", *, dtype=jnp.float32) -> Model:
+    """A randomly initialised model (torchvision's initialisation scheme)."""
+    module = squeezenet.SqueezeNet(squeezenet.check_arch(arch))
+    params = module.init(key, jnp.zeros((1, 224, 224, 3), dtype))["params"]
+    return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
+
+
+@functools.partial(jax.jit, static_argnames=("layers",))
+def _layer_outputs(model: Model, x, layers: tuple[str, ...]):
+    return model.apply(model.params, x, capture=layers)
+
+
+def layer_activation(model: Model, x, layer: str | Sequence[str]):
+    """Output of one layer (NHWC), or a dict of several, in one forward pass.
+
+    Captum ``LayerActivation`` equivalent.
+
+    Args:
+      model: a :class:`Model`.
+      x: (N, H, W, 3) normalised images.
+      layer: torchvision module path (``"features.12"``) or a sequence of them.
+    """
+    x = _checks.check_images(x, arch=model.arch)
+    names = squeezenet.check_layers(model.arch, (layer,) if isinstance(layer, str) else tuple(layer))
+    outputs = _layer_outputs(model, x.astype(model.dtype), names)
+    return outputs[layer] if isinstance(layer, str) else outputs

@@ -1,0 +1,407 @@
+"""Reading torchvision SqueezeNet weights into Flax parameters, safely and once.
+
+Sources: a torchvision module or state_dict, a ``.pth``/``.pt`` file (``torch.load`` with
+``weights_only=True``), an ``.npz`` (``allow_pickle=False``) or a ``.safetensors`` file.
+fp16/bf16 tensors are upcast to float32.  Conversion checks keys and shapes strictly and
+recognises weights of the other architecture.
+
+Converted parameters are cached as safetensors, keyed by the source file's sha256, so a
+file is converted once.  Weights are found in this order: an explicit path,
+``$JAXVIZ_WEIGHTS``, jaxviz's cache (``<cache>/<arch>.safetensors``), torchvision's own
+cache (``$TORCH_HOME/hub/checkpoints``), then torchvision's download.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxviz.errors import ArchitectureMismatchError, WeightsError, WeightsNotFoundError
+from jaxviz.models import squeezenet
+
+_MANIFEST_PATH = Path(__file__).with_name("torchvision_weights.json")
+_FORMAT = "jaxviz-params-v1"  # safetensors metadata marking a converted cache file
+
+
+def manifest() -> dict[str, dict[str, Any]]:
+    """The known torchvision weight files: name → filename, url, sha256 prefix."""
+    data = json.loads(_MANIFEST_PATH.read_text())
+    return {k: v for k, v in data.items() if not k.startswith("_")}
+
+
+# --------------------------------------------------------------------------- shapes & keys
+
+
+def param_shapes(arch: str) -> dict[str, dict[str, tuple[int, ...]]]:
+    """Flax parameter shapes of ``arch``: ``{layer: {"kernel": HWIO, "bias": (O,)}}``."""
+    module = squeezenet.SqueezeNet(squeezenet.check_arch(arch))
+    shapes = jax.eval_shape(
+        lambda: module.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3), jnp.float32))
+    )["params"]
+    return {layer: {k: tuple(v.shape) for k, v in leaves.items()} for layer, leaves in shapes.items()}
+
+
+def state_dict_shapes(arch: str) -> dict[str, tuple[int, ...]]:
+    """The torchvision state_dict keys of ``arch`` and their (OIHW) shapes."""
+    out = {}
+    for layer, leaves in param_shapes(arch).items():
+        kh, kw, cin, cout = leaves["kernel"]
+        out[f"{layer}.weight"] = (cout, cin, kh, kw)
+        out[f"{layer}.bias"] = leaves["bias"]
+    return out
+
+
+def detect_arch(state_dict: Mapping[str, Any]) -> str | None:
+    """The architecture whose first convolution matches ``state_dict``'s, or ``None``."""
+    first = state_dict.get("features.0.weight")
+    if first is None:
+        return None
+    for arch in squeezenet.ARCHITECTURES:
+        if tuple(np.shape(first)) == state_dict_shapes(arch)["features.0.weight"]:
+            return arch
+    return None
+
+
+def _to_numpy(value) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor; bf16 has no numpy dtype
+        value = value.detach().cpu()
+        if not value.dtype.is_floating_point or value.dtype.itemsize < 4:
+            value = value.float()
+        value = value.numpy()
+    array = np.asarray(value)
+    if array.dtype.kind == "f" and array.dtype.itemsize < 4:
+        array = array.astype(np.float32)
+    return array
+
+
+def state_dict_to_params(state_dict: Mapping[str, Any], arch: str, *, source: str = "state_dict"):
+    """Converts a torchvision state_dict to Flax parameters (float32 numpy, HWIO kernels).
+
+    Raises:
+      ArchitectureMismatchError: the weights are those of the other SqueezeNet.
+      WeightsError: keys missing or unexpected, or shapes that do not match; the message
+        names every key at fault.
+    """
+    squeezenet.check_arch(arch)
+    expected = state_dict_shapes(arch)
+    found = detect_arch(state_dict)
+    if found is not None and found != arch:
+        raise ArchitectureMismatchError(
+            f"{source} holds {found} weights, but the model asked for is {arch}; "
+            f"pass arch={found!r} or weights for {arch}"
+        )
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    wrong = sorted(
+        f"{k}: expected {expected[k]}, got {tuple(np.shape(state_dict[k]))}"
+        for k in set(expected) & set(state_dict)
+        if tuple(np.shape(state_dict[k])) != expected[k]
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing keys {missing}")
+    if unexpected:
+        problems.append(f"unexpected keys {unexpected}")
+    if wrong:
+        problems.append(f"shape mismatches [{'; '.join(wrong)}]")
+    if problems:
+        raise WeightsError(f"{source} is not a {arch} state_dict: " + ", ".join(problems))
+    params = {}
+    for key in expected:
+        array = _to_numpy(state_dict[key])
+        if array.dtype.kind != "f":
+            raise WeightsError(f"{source}: {key} has dtype {array.dtype}, expected floating point")
+        layer, kind = key.rsplit(".", 1)
+        leaf = array.transpose(2, 3, 1, 0) if kind == "weight" else array  # OIHW → HWIO
+        params.setdefault(layer, {})["kernel" if kind == "weight" else "bias"] = np.ascontiguousarray(
+            leaf, dtype=np.float32
+        )
+    return params
+
+
+def params_to_state_dict(params) -> dict[str, np.ndarray]:
+    """Inverse of :func:`state_dict_to_params` (HWIO → OIHW)."""
+    out = {}
+    for layer, leaves in params.items():
+        out[f"{layer}.weight"] = np.asarray(leaves["kernel"]).transpose(3, 2, 0, 1)
+        out[f"{layer}.bias"] = np.asarray(leaves["bias"])
+    return out
+
+
+# --------------------------------------------------------------------------- files
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _read_pth(path: Path) -> dict[str, Any]:
+    import pickle
+
+    import torch
+
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise WeightsError(
+            f"{path}: refused to unpickle: the file holds objects other than tensors, and "
+            f"jaxviz loads .pth files only with torch.load(weights_only=True) "
+            f"({str(err).splitlines()[0]})"
+        ) from None
+    except Exception as err:  # truncated zip, not a torch file, ...
+        raise WeightsError(f"{path}: not a readable PyTorch weight file ({type(err).__name__}: {err})") from None
+    if isinstance(obj, Mapping) and "state_dict" in obj and isinstance(obj["state_dict"], Mapping):
+        obj = obj["state_dict"]
+    if not isinstance(obj, Mapping):
+        raise WeightsError(f"{path}: holds a {type(obj).__name__}, not a state_dict")
+    return dict(obj)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except ValueError as err:  # object arrays need pickle: refused
+        raise WeightsError(f"{path}: refused: the .npz holds pickled objects ({err})") from None
+    except Exception as err:
+        raise WeightsError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+
+
+def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="numpy") as f:
+            metadata = f.metadata() or {}
+            return {k: f.get_tensor(k) for k in f.keys()}, metadata
+    except Exception as err:
+        raise WeightsError(f"{path}: not a readable .safetensors file ({type(err).__name__}: {err})") from None
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, Any]:
+    """Reads a torchvision-layout state_dict from ``.pth``/``.pt``, ``.npz`` or ``.safetensors``."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsNotFoundError(f"weights file {str(path)!r} does not exist")
+    suffix = path.suffix.lower()
+    if suffix == ".npz":
+        return _read_npz(path)
+    if suffix == ".safetensors":
+        tensors, metadata = _read_safetensors(path)
+        if metadata.get("format") == _FORMAT:
+            return params_to_state_dict(_unflatten(tensors))
+        return tensors
+    if suffix in (".pth", ".pt", ".bin", ".ckpt"):
+        return _read_pth(path)
+    with open(path, "rb") as f:
+        magic = f.read(8)
+    if magic.startswith(b"PK"):
+        try:
+            return _read_npz(path)
+        except WeightsError:
+            return _read_pth(path)
+    raise WeightsError(
+        f"{path}: unknown weight file type {suffix!r}; expected .pth/.pt, .npz or .safetensors"
+    )
+
+
+def _flatten(params) -> dict[str, np.ndarray]:
+    return {f"{layer}/{k}": np.asarray(v) for layer, leaves in params.items() for k, v in leaves.items()}
+
+
+def _unflatten(tensors) -> dict[str, dict[str, np.ndarray]]:
+    params: dict[str, dict[str, np.ndarray]] = {}
+    for key, value in tensors.items():
+        layer, leaf = key.rsplit("/", 1)
+        params.setdefault(layer, {})[leaf] = value
+    return params
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` via a temporary file and a rename: never half-written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_params(params, path: str | os.PathLike, *, arch: str, source_sha256: str = "") -> None:
+    """Writes converted parameters as a jaxviz safetensors file (atomically)."""
+    from safetensors.numpy import save
+
+    metadata = {"format": _FORMAT, "arch": arch, "source_sha256": source_sha256}
+    atomic_write_bytes(path, save(_flatten(params), metadata=metadata))
+
+
+# --------------------------------------------------------------------------- cache & resolution
+
+
+def cache_dir() -> Path:
+    """jaxviz's cache: ``$JAXVIZ_CACHE_DIR``, else ``$XDG_CACHE_HOME/jaxviz``, else ``~/.cache/jaxviz``."""
+    if os.environ.get("JAXVIZ_CACHE_DIR"):
+        return Path(os.environ["JAXVIZ_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "jaxviz"
+
+
+def torchvision_cache_dir() -> Path:
+    """Where ``torch.hub`` keeps downloaded checkpoints (computed without importing torch)."""
+    torch_home = os.environ.get("TORCH_HOME")
+    if not torch_home:
+        torch_home = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "torch"
+    return Path(torch_home) / "hub" / "checkpoints"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where weights were found: the file, how it was found, its sha256."""
+
+    path: Path
+    how: str
+    sha256: str
+
+
+def _search_places(arch: str) -> list[tuple[str, Path | None]]:
+    env = os.environ.get("JAXVIZ_WEIGHTS")
+    return [
+        ("$JAXVIZ_WEIGHTS", Path(env) if env else None),
+        ("jaxviz cache", cache_dir() / f"{arch}.safetensors"),
+        ("torchvision cache", torchvision_cache_dir() / manifest()[arch]["filename"]),
+    ]
+
+
+def resolve_weights(
+    arch: str = "squeezenet1_1",
+    weights: str | os.PathLike | None = None,
+    *,
+    download: bool | None = None,
+) -> WeightsSource:
+    """Finds the weight file for ``arch`` in the documented order.
+
+    Args:
+      arch: architecture name.
+      weights: an explicit file path (wins over everything else).
+      download: try torchvision's download last; default: unless ``$JAXVIZ_OFFLINE`` is set.
+
+    Raises:
+      WeightsNotFoundError: nothing found; the message lists every way to provide weights.
+    """
+    squeezenet.check_arch(arch)
+    if weights is not None:
+        path = Path(weights)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"`weights` file {str(path)!r} does not exist")
+        return WeightsSource(path, "explicit path", file_sha256(path))
+    places = _search_places(arch)
+    for how, path in places:
+        if path is None:
+            continue
+        if how == "$JAXVIZ_WEIGHTS" and not path.is_file():
+            raise WeightsNotFoundError(f"$JAXVIZ_WEIGHTS points to {str(path)!r}, which does not exist")
+        if path.is_file():
+            return WeightsSource(path, how, file_sha256(path))
+    if download is None:
+        download = not os.environ.get("JAXVIZ_OFFLINE")
+    entry = manifest()[arch]
+    failure = "skipped ($JAXVIZ_OFFLINE is set)" if not download else ""
+    if download:
+        target = torchvision_cache_dir() / entry["filename"]
+        try:
+            import torch
+
+            target.parent.mkdir(parents=True, exist_ok=True)
+            torch.hub.download_url_to_file(entry["url"], str(target), hash_prefix=entry["sha256_prefix"])
+            return WeightsSource(target, "torchvision download", file_sha256(target))
+        except Exception as err:  # offline, proxy, hash mismatch, read-only disk
+            failure = f"failed: {type(err).__name__}: {err}"
+    raise WeightsNotFoundError(
+        f"no {arch} weights found. Provide them in one of these ways:\n"
+        f"  1. pass a file explicitly: load_model({arch!r}, weights='path/to/file') "
+        f"(.pth, .npz or .safetensors; CLI: --weights PATH)\n"
+        f"  2. set JAXVIZ_WEIGHTS=path/to/file (currently unset)\n"
+        f"  3. convert once into jaxviz's cache: jaxviz weights convert SRC "
+        f"(looked for {places[1][1]})\n"
+        f"  4. put torchvision's file in its cache: {places[2][1]}\n"
+        f"  5. let torchvision download {entry['url']} on a machine with internet ({failure})"
+    )
+
+
+def load_params(source: str | os.PathLike | WeightsSource, arch: str, *, cache: bool = True):
+    """Loads and converts a weight file, through the conversion cache.
+
+    Returns:
+      (params, WeightsSource) with params a float32 numpy pytree.
+    """
+    if not isinstance(source, WeightsSource):
+        path = Path(source)
+        if not path.is_file():
+            raise WeightsNotFoundError(f"weights file {str(path)!r} does not exist")
+        source = WeightsSource(path, "explicit path", file_sha256(path))
+    path = source.path
+    if path.suffix.lower() == ".safetensors":
+        tensors, metadata = _read_safetensors(path)
+        if metadata.get("format") == _FORMAT:
+            if metadata.get("arch") != arch:
+                raise ArchitectureMismatchError(
+                    f"{path} holds converted {metadata.get('arch')} weights, but the model asked for is {arch}"
+                )
+            params = _unflatten(tensors)
+            # still strict: a hand-edited cache file must not slip through
+            state_dict_to_params(params_to_state_dict(params), arch, source=str(path))
+            return params, source
+    cached = cache_dir() / f"{arch}-{source.sha256[:16]}.safetensors"
+    if cache and cached.is_file():
+        try:
+            tensors, metadata = _read_safetensors(cached)
+            if metadata.get("source_sha256") == source.sha256 and metadata.get("arch") == arch:
+                return _unflatten(tensors), source
+        except WeightsError:
+            pass  # a damaged cache entry is rebuilt below
+    params = state_dict_to_params(read_state_dict(path), arch, source=str(path))
+    if cache:
+        try:
+            save_params(params, cached, arch=arch, source_sha256=source.sha256)
+        except OSError:
+            pass  # a read-only cache only costs the conversion next time
+    return params, source
+
+
+def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, *, arch: str | None = None) -> Path:
+    """Converts a weight file to a jaxviz safetensors file.
+
+    Args:
+      src: source weights (.pth, .npz, .safetensors).
+      out: destination; default ``<cache>/<arch>.safetensors``, the file jaxviz then uses
+        for ``arch`` when no explicit path or ``$JAXVIZ_WEIGHTS`` is given.
+      arch: architecture; default: detected from the weights.
+    """
+    state_dict = read_state_dict(src)
+    if arch is None:
+        arch = detect_arch(state_dict)
+        if arch is None:
+            raise WeightsError(f"{src}: cannot tell the architecture (no features.0.weight of a known shape)")
+    params = state_dict_to_params(state_dict, arch, source=str(src))
+    out = Path(out) if out is not None else cache_dir() / f"{arch}.safetensors"
+    save_params(params, out, arch=arch, source_sha256=file_sha256(src))
+    return out
