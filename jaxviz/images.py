@@ -77,8 +77,9 @@ def deprocess(x, rescale: bool = False) -> np.ndarray:
     """Normalised NHWC (or HWC) float → uint8 RGB, as the course's ``deprocess``.
 
     ``x·std + mean``; with ``rescale`` a min–max rescale over each whole image (the course's
-    default for display); then ``·255`` truncated to uint8 like ``ToPILImage``.  Values
-    outside [0, 1] are clipped (``ToPILImage`` would wrap them around).
+    default for display); then ``·255`` rounded to uint8.  ``ToPILImage`` truncates instead
+    (one level lower at most); rounding makes ``deprocess(preprocess(img)) == img`` exact.
+    Values outside [0, 1] are clipped (``ToPILImage`` would wrap them around).
     """
     x = np.asarray(x, dtype=np.float32)
     if x.shape[-1] != 3 or x.ndim not in (3, 4):
@@ -89,7 +90,7 @@ def deprocess(x, rescale: bool = False) -> np.ndarray:
         low = rgb.min(axis=axes, keepdims=True)
         high = rgb.max(axis=axes, keepdims=True)
         rgb = (rgb - low) / np.maximum(high - low, np.finfo(np.float32).tiny)
-    return (np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
+    return np.round(np.clip(rgb, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def _to_rgb_array(image: Image.Image) -> np.ndarray:

@@ -43,7 +43,7 @@ def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
             padding=((padding, padding), (padding, padding)),
             dimension_numbers=("NHWC", "HWIO", "NHWC"),
         )
-    return y + bias
+    return y + bias.reshape(1, 1, 1, -1)
 
 
 def relu(x):

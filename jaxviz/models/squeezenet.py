@@ -168,8 +168,9 @@ class Conv2d(nn.Module):
             "kernel",
             _default_kernel_init,
             (self.kernel_size, self.kernel_size, x.shape[-1], self.features),
+            x.dtype,
         )
-        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,), x.dtype)
         return layers.conv2d(x, kernel, bias, stride=self.stride, padding=self.padding)
 
 

@@ -13,6 +13,7 @@ cache (``$TORCH_HOME/hub/checkpoints``), then torchvision's download.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -41,6 +42,7 @@ def manifest() -> dict[str, dict[str, Any]]:
 # --------------------------------------------------------------------------- shapes & keys
 
 
+@functools.cache
 def param_shapes(arch: str) -> dict[str, dict[str, tuple[int, ...]]]:
     """Flax parameter shapes of ``arch``: ``{layer: {"kernel": HWIO, "bias": (O,)}}``."""
     module = squeezenet.SqueezeNet(squeezenet.check_arch(arch))
@@ -50,6 +52,7 @@ def param_shapes(arch: str) -> dict[str, dict[str, tuple[int, ...]]]:
     return {layer: {k: tuple(v.shape) for k, v in leaves.items()} for layer, leaves in shapes.items()}
 
 
+@functools.cache
 def state_dict_shapes(arch: str) -> dict[str, tuple[int, ...]]:
     """The torchvision state_dict keys of ``arch`` and their (OIHW) shapes."""
     out = {}

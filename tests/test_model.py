@@ -1,0 +1,116 @@
+"""The model API and its bad-input errors."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from skimage import data
+
+import jaxviz
+from jaxviz.labels import class_names
+
+
+@pytest.fixture(scope="module")
+def model():
+    return jaxviz.load_model("squeezenet1_1")
+
+
+def test_chelsea_is_a_cat(model):
+    logits = model(jaxviz.preprocess(data.chelsea(), size=224))
+    assert logits.shape == (1, 1000)
+    assert "cat" in class_names()[int(np.argmax(logits[0]))]
+
+
+def test_logits_are_never_negative(model):
+    x = np.random.default_rng(0).normal(size=(2, 64, 80, 3)).astype(np.float32)
+    assert (np.asarray(model(x)) >= 0).all()
+
+
+def test_several_layers_in_one_pass(model):
+    x = np.random.default_rng(1).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    outs = jaxviz.layer_activation(model, x, ["features.3", "features.12", "output"])
+    assert outs["features.3"].shape == (2, 15, 15, 128)
+    assert outs["features.12"].shape == (2, 3, 3, 512)
+    np.testing.assert_allclose(outs["output"], model(x), rtol=1e-6)
+    single = jaxviz.layer_activation(model, x, "features.3.squeeze")
+    assert single.shape == (2, 15, 15, 16)
+
+
+def test_guided_switch_changes_only_the_backward(model):
+    x = jnp.asarray(jaxviz.preprocess(data.chelsea(), size=64))
+    plain = model.apply(model.params, x)
+    guided = model.apply(model.params, x, guided=True)
+    np.testing.assert_array_equal(plain, guided)
+    top = int(np.argmax(plain[0]))
+    g_plain = jax.grad(lambda v: model.apply(model.params, v)[0, top])(x)
+    g_guided = jax.grad(lambda v: model.apply(model.params, v, guided=True)[0, top])(x)
+    assert np.abs(g_plain).max() > 0 and np.abs(g_guided).max() > 0
+    assert not np.allclose(g_plain, g_guided)
+
+
+def test_guided_relu_backward_by_hand():
+    from jaxviz.models.layers import guided_relu
+
+    x = jnp.array([-1.0, 0.0, 2.0, 3.0])
+    _, vjp = jax.vjp(guided_relu, x)
+    (g,) = vjp(jnp.array([5.0, 5.0, -4.0, 6.0]))
+    np.testing.assert_array_equal(g, [0.0, 0.0, 0.0, 6.0])
+
+
+def test_max_pool_gradient_goes_to_first_maximum():
+    from jaxviz.models.layers import max_pool_ceil
+
+    x = jnp.array([[1.0, 5.0, 5.0], [5.0, 0.0, 1.0], [2.0, 2.0, 2.0]]).reshape(1, 3, 3, 1)
+    y, vjp = jax.vjp(max_pool_ceil, x)
+    assert y.shape == (1, 1, 1, 1) and float(y[0, 0, 0, 0]) == 5.0
+    (g,) = vjp(jnp.ones_like(y))
+    expected = np.zeros((3, 3))
+    expected[0, 1] = 1.0  # the first 5 in row-major order, as PyTorch routes it
+    np.testing.assert_array_equal(g[0, :, :, 0], expected)
+
+
+def test_repeated_calls_do_not_recompile(model):
+    from jaxviz.models.model import _logits
+
+    x = np.zeros((2, 40, 40, 3), np.float32)
+    model(x)
+    before = _logits._cache_size()
+    model(x + 1)
+    model(np.ones((2, 40, 40, 3), np.float32))
+    assert _logits._cache_size() == before
+
+
+@pytest.mark.parametrize(
+    "x, error, match",
+    [
+        (np.zeros((32, 32, 3), np.float32), jaxviz.InputError, r"\(N, H, W, 3\).*x\[None\]"),
+        (np.zeros((1, 3, 32, 32), np.float32), jaxviz.InputError, "NCHW"),
+        (np.zeros((1, 32, 32, 4), np.float32), jaxviz.InputError, "3 channels"),
+        (np.zeros((1, 32, 32, 3), np.uint8), jaxviz.InputTypeError, "preprocess"),
+        (np.zeros((1, 16, 32, 3), np.float32), jaxviz.InputError, "height 16 is too small.*17"),
+        (np.full((1, 32, 32, 3), np.nan, np.float32), jaxviz.InputError, "NaN"),
+        (np.full((1, 32, 32, 3), np.inf, np.float32), jaxviz.InputError, "NaN or inf"),
+        ("not an image", jaxviz.InputTypeError, "floating dtype"),
+    ],
+)
+def test_bad_input_is_a_clear_error(model, x, error, match):
+    with pytest.raises(error, match=match):
+        model(x)
+
+
+def test_unknown_layer(model):
+    with pytest.raises(jaxviz.UnknownLayerError, match="features.13"):
+        jaxviz.layer_activation(model, np.zeros((1, 32, 32, 3), np.float32), "features.13")
+
+
+def test_unknown_arch():
+    with pytest.raises(jaxviz.InputError, match="squeezenet2"):
+        jaxviz.load_model("squeezenet2")
+
+
+def test_model_passes_through_jit(model):
+    f = jax.jit(lambda m, x: m.apply(m.params, x))
+    x = np.zeros((1, 32, 32, 3), np.float32)
+    np.testing.assert_allclose(f(model, x), model(x), rtol=1e-6)
