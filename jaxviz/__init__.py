@@ -1,5 +1,17 @@
 """jaxviz: look inside an ImageNet CNN and synthesise images with it, in JAX."""
 
+from jaxviz.attribution import (
+    gradcam,
+    guided_backprop,
+    guided_gradcam,
+    integrated_gradients,
+    layer_conductance,
+    layer_gradcam,
+    noise_tunnel,
+    occlusion,
+    saliency,
+    saliency_map,
+)
 from jaxviz.errors import (
     ArchitectureMismatchError,
     ImageError,
@@ -36,6 +48,16 @@ __all__ = [
     "WeightsNotFoundError",
     "deprocess",
     "from_torchvision",
+    "gradcam",
+    "guided_backprop",
+    "guided_gradcam",
+    "integrated_gradients",
+    "layer_conductance",
+    "layer_gradcam",
+    "noise_tunnel",
+    "occlusion",
+    "saliency",
+    "saliency_map",
     "init_model",
     "layer_activation",
     "layer_names",

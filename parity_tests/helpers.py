@@ -23,16 +23,24 @@ from conftest import SHARED, WEIGHTS_10, WEIGHTS_11
 torch.set_num_threads(2)
 
 PRETRAINED = {"squeezenet1_1": WEIGHTS_11, "squeezenet1_0": WEIGHTS_10}
-TOL = {"float32": 1e-5, "float64": 1e-10}
+TOL = {"float32": 1e-5, "float64": 1e-10}  # model outputs
+ATTR_TOL = {"float32": 1e-4, "float64": 1e-9}  # attribution methods
 
 
 def rel_err(a, b) -> float:
-    """max |a − b| / max |b| (b is the reference)."""
+    """max |a − b| / max |b| (b is the reference, which must not be all zeros)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
     scale = np.abs(b).max()
-    return float(np.abs(a - b).max() / (scale if scale > 0 else 1.0))
+    assert np.isfinite(scale) and scale > 0, "reference is all zeros or not finite: the comparison would prove nothing"
+    return float(np.abs(a - b).max() / scale)
+
+
+def assert_close(ours, theirs, tol: float, what: str = "") -> float:
+    err = rel_err(ours, theirs)
+    assert err <= tol, f"{what}: max|jax − torch|/max|torch| = {err:.3g} > {tol}"
+    return err
 
 
 def nchw(x) -> torch.Tensor:
@@ -65,6 +73,11 @@ def torch_model(arch: str, state_dict, dtype: str = "float32") -> torch.nn.Modul
     module = getattr(torchvision.models, arch)()
     module.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state_dict.items()})
     module.eval()
+    # torchvision's ReLUs are in-place: a Captum layer hook on a conv followed by one would
+    # read the ReLU'd values.  Out-of-place ReLUs compute the same function.
+    for sub in module.modules():
+        if isinstance(sub, torch.nn.ReLU):
+            sub.inplace = False
     return module.double() if dtype == "float64" else module
 
 
@@ -108,3 +121,41 @@ def torch_layer_outputs(module: torch.nn.Module, x: torch.Tensor, names) -> dict
 
 def shared_path(*parts) -> Path:
     return SHARED.joinpath(*parts)
+
+
+TIE_FREE_IMAGES = (2, 4, 5)
+TIED_IMAGES = (1, 14)  # gradient routing flips on 1-ulp differences (see setup)
+
+
+def top_targets(tm, xt, rank: int = 0) -> np.ndarray:
+    """Each image's ``rank``-th class by torch's logits (so target scores are positive)."""
+    with torch.no_grad():
+        logits = tm(xt)
+    return np.argsort(-logits.numpy(), axis=1)[:, rank].astype(np.int64)
+
+
+def setup(case: str, dtype: str):
+    """(jax model, torch model, NHWC x, targets) for a named case.
+
+    ``pretrained``: the shared weights on 3 course images at 224, targets = true labels.
+    The images are 2, 4 and 5 of the 25: images with saturated, constant regions (e.g. 1
+    and 14) have max-pool windows whose values are equal in exact arithmetic; float
+    rounding then breaks the tie differently in the two frameworks (1 ulp decides which
+    pixel gets the gradient), a discontinuity no implementation can avoid.  The routing
+    rule itself is tested on those images in test_max_pool_parity.py.
+    ``random``: random weights (seed 1) on 2 random images of odd size 61×75, targets =
+    the 2nd-ranked class of each image (positive logits, different per image).
+    """
+    if case == "pretrained":
+        sd = pretrained_state_dict()
+        X, y = course_images()
+        X, y = X[list(TIE_FREE_IMAGES)], y[list(TIE_FREE_IMAGES)]
+        x = jaxviz.preprocess(X).astype(dtype)
+        tm = torch_model("squeezenet1_1", sd, dtype)
+        target = y.astype(np.int64)
+    else:
+        sd = random_state_dict("squeezenet1_1", 1)
+        x = random_images((2, 61, 75, 3), 3, dtype)
+        tm = torch_model("squeezenet1_1", sd, dtype)
+        target = top_targets(tm, nchw(x), rank=1)
+    return jax_model("squeezenet1_1", sd, dtype), tm, x, target

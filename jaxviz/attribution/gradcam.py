@@ -1,0 +1,71 @@
+"""GradCAM at any layer (Captum's and the course's), and Guided GradCAM."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jaxviz import _checks
+from jaxviz.attribution import _common
+
+
+def _cam(model, x, target, layer):
+    activation, grads = _common.layer_gradients_and_eval(model, x, target, layer)
+    alpha = jnp.mean(grads, axis=(1, 2), keepdims=True)  # spatial mean per channel
+    return jnp.sum(alpha * activation, axis=-1, keepdims=True)
+
+
+@functools.partial(jax.jit, static_argnames=("layer", "relu_attributions"))
+def _layer_gradcam(model, x, target, layer, relu_attributions):
+    cam = _cam(model, x, target, layer)
+    return jax.nn.relu(cam) if relu_attributions else cam
+
+
+def layer_gradcam(model, x, target, layer: str = "features.12", *, relu_attributions: bool = False):
+    """Captum ``LayerGradCam``: Σ_k mean(∂score/∂A_k)·A_k at ``layer``, (N, h, w, 1).
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: (N,) class indices.
+      layer: torchvision module path of the layer.
+      relu_attributions: apply ReLU to the map.
+
+    References:
+      Selvaraju et al. Grad-CAM (2017).
+    """
+    x, target = _common.prepare(model, x, target, layers=(layer,))
+    return _layer_gradcam(model, x, target, layer, bool(relu_attributions))
+
+
+def gradcam(model, x, target, layer: str = "features.12"):
+    """The course's manual GradCAM: ReLU(Σ_k α_k A_k), (N, h, w); 13×13 at 224 input."""
+    return layer_gradcam(model, x, target, layer, relu_attributions=True)[..., 0]
+
+
+@functools.partial(jax.jit, static_argnames=("layer", "mode"))
+def _guided_gradcam(model, x, target, layer, mode):
+    cam = jax.nn.relu(_cam(model, x, target, layer))
+    upsampled = _common.interpolate(cam, x.shape[1:3], mode)
+    return _common.input_gradients(model, x, target, guided=True) * upsampled
+
+
+def guided_gradcam(model, x, target, layer: str = "features.12", *, interpolate_mode: str = "nearest"):
+    """Captum ``GuidedGradCam``: ReLU'd GradCAM upsampled to the input × guided backprop.
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: (N,) class indices.
+      layer: GradCAM layer.
+      interpolate_mode: ``"nearest"`` (Captum's default), ``"bilinear"`` or ``"bicubic"``,
+        as ``F.interpolate`` with ``align_corners=False``.
+
+    Returns:
+      (N, H, W, 3) attributions.
+    """
+    _checks.check_choice(interpolate_mode, "interpolate_mode", _common.INTERPOLATE_MODES)
+    x, target = _common.prepare(model, x, target, layers=(layer,))
+    return _guided_gradcam(model, x, target, layer, interpolate_mode)
