@@ -43,6 +43,33 @@ def assert_close(ours, theirs, tol: float, what: str = "") -> float:
     return err
 
 
+def float32_accuracy(result, truth, tol=1e-4):
+    """(max error, fraction of elements within ``tol``), relative to max|truth|."""
+    err = np.abs(np.asarray(result, np.float64) - truth) / np.abs(truth).max()
+    return float(err.max()), float((err <= tol).mean())
+
+
+def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what=""):
+    """float32 criterion where float32 itself cannot reach 1e-4 in the max norm.
+
+    Methods that sum many gradient evaluations on real images (IG, SmoothGrad) or take
+    differences of nearly equal activations (conductance at early layers) are, in
+    float32, only as good as float32 rounding and max-pool near-ties allow: a window whose
+    top two values lie within rounding routes its gradient by a coin flip.  Measured:
+    PyTorch float32 is 2.1e-3 (max) from its own float64 result on SmoothGrad of 3 real
+    images, with 99.0% of elements within 1e-4.  So jaxviz float32 must be at least as
+    close to the float64 truth as PyTorch float32 is: no more than twice its max error
+    (or 1e-4), and a fraction within 1e-4 no more than 0.5% below it.  The same methods
+    meet 1e-9 in float64.
+    """
+    truth64 = np.asarray(truth64, np.float64)
+    ours_max, ours_within = float32_accuracy(ours32, truth64)
+    torch_max, torch_within = float32_accuracy(torch32, truth64)
+    assert ours_max <= max(1e-4, 2 * torch_max), f"{what}: max {ours_max:.3g} vs PyTorch float32 {torch_max:.3g}"
+    assert ours_within >= torch_within - 0.005, f"{what}: within 1e-4 {ours_within:.4f} vs PyTorch {torch_within:.4f}"
+    return (ours_max, ours_within), (torch_max, torch_within)
+
+
 def nchw(x) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
 
@@ -104,6 +131,24 @@ def course_images(n: int | None = None):
     return (X, y) if n is None else (X[:n], y[:n])
 
 
+def _has_constant_block(image) -> bool:
+    """Whether some 3×3 block of pixels is constant (identical conv1 patches → exact ties)."""
+    a = image.astype(np.int32)
+    same = np.ones((a.shape[0] - 2, a.shape[1] - 2), bool)
+    for di in range(3):
+        for dj in range(3):
+            same &= (a[di : di + same.shape[0], dj : dj + same.shape[1]] == a[1:-1, 1:-1]).all(-1)
+    return bool(same.any())
+
+
+# Images without a constant 3×3 block: 3, 4, 7, 8, 9, 15–18.  Image 3 also has a float32
+# near-tie (two pool values within float32 rounding: saliency differs by 2.7e-4 from
+# PyTorch's, while PyTorch float32 vs float64 differs as much), so the three used are:
+TIE_FREE_IMAGES = (4, 7, 8)
+assert not any(_has_constant_block(course_images()[0][i]) for i in TIE_FREE_IMAGES)
+TIED_IMAGES = (1, 14)  # gradient routing flips on 1-ulp differences (see setup)
+
+
 def torch_layer_outputs(module: torch.nn.Module, x: torch.Tensor, names) -> dict[str, np.ndarray]:
     """Outputs of torch submodules by path; cloned, since torchvision's ReLUs are in-place."""
     outputs, handles = {}, []
@@ -123,8 +168,6 @@ def shared_path(*parts) -> Path:
     return SHARED.joinpath(*parts)
 
 
-TIE_FREE_IMAGES = (2, 4, 5)
-TIED_IMAGES = (1, 14)  # gradient routing flips on 1-ulp differences (see setup)
 
 
 def top_targets(tm, xt, rank: int = 0) -> np.ndarray:
@@ -138,10 +181,11 @@ def setup(case: str, dtype: str):
     """(jax model, torch model, NHWC x, targets) for a named case.
 
     ``pretrained``: the shared weights on 3 course images at 224, targets = true labels.
-    The images are 2, 4 and 5 of the 25: images with saturated, constant regions (e.g. 1
-    and 14) have max-pool windows whose values are equal in exact arithmetic; float
-    rounding then breaks the tie differently in the two frameworks (1 ulp decides which
-    pixel gets the gradient), a discontinuity no implementation can avoid.  The routing
+    The images are three of the 25 without a constant 3×3 pixel block (TIE_FREE_IMAGES):
+    images with constant regions (e.g. 1 and 14) have max-pool windows whose values are
+    equal in exact arithmetic; any rounding (a different summation order, or b + (x − b)
+    on an IG path) breaks the tie differently in the two frameworks — 1 ulp decides which
+    pixel gets the gradient — a discontinuity no implementation can avoid.  The routing
     rule itself is tested on those images in test_max_pool_parity.py.
     ``random``: random weights (seed 1) on 2 random images of odd size 61×75, targets =
     the 2nd-ranked class of each image (positive logits, different per image).

@@ -74,8 +74,9 @@ def quadrature(method: str, n_steps: int) -> tuple[np.ndarray, np.ndarray]:
     if method == "riemann_trapezoid":
         if n < 2:
             raise InputError(f"`n_steps` must be >= 2 for riemann_trapezoid, got {n}")
-        weights = np.full(n, 1.0 / (n - 1))
-        weights[[0, -1]] = 0.5 / (n - 1)
+        # Captum's: steps of 1/n with the two ends halved (they sum to (n−1)/n, not 1)
+        weights = np.full(n, 1.0 / n)
+        weights[[0, -1]] /= 2
         return np.linspace(0.0, 1.0, n), weights
     weights = np.full(n, 1.0 / n)
     if method == "riemann_left":

@@ -50,8 +50,9 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     sh, sw, sc = mh.shape[0], mw.shape[0], mc.shape[0]
     mh_j, mw_j, mc_j = (jnp.asarray(m, x.dtype) for m in (mh, mw, mc))
 
-    def scores(v):
-        return jnp.take_along_axis(model.apply(model.params, v), target[:, None], axis=1)[:, 0]
+    def scores(v):  # v: (k·N, H, W, C), image-major within each window
+        t = jnp.tile(target, v.shape[0] // n)
+        return jnp.take_along_axis(model.apply(model.params, v), t[:, None], axis=1)[:, 0]
 
     base = scores(x)
 
@@ -71,7 +72,7 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     total = jnp.einsum("ijln,ih,jw,lc->nhwc", drops, mh_j, mw_j, mc_j, precision=jax.lax.Precision.HIGHEST)
     counts = np.einsum("ih,jw,lc->hwc", mh, mw, mc)
     # Captum divides by zero (NaN) where no window reaches; jaxviz gives those elements 0.
-    return jnp.where(counts > 0, total / jnp.asarray(np.maximum(counts, 1), x.dtype), 0.0)
+    return jnp.where(counts > 0, total / jnp.asarray(np.maximum(counts, 1), x.dtype)[None], 0.0)
 
 
 def occlusion(

@@ -1,0 +1,195 @@
+"""Attribution API: bad input, compile-once, jit composability, small exact cases."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxviz
+from jaxviz.attribution import _common
+
+
+@pytest.fixture(scope="module")
+def model():
+    return jaxviz.load_model()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(0).normal(size=(2, 40, 48, 3)).astype(np.float32)
+
+
+TARGETED = {
+    "saliency": lambda m, x, t: jaxviz.saliency(m, x, t),
+    "saliency_map": lambda m, x, t: jaxviz.saliency_map(m, x, t),
+    "guided_backprop": lambda m, x, t: jaxviz.guided_backprop(m, x, t),
+    "layer_gradcam": lambda m, x, t: jaxviz.layer_gradcam(m, x, t, "features.7"),
+    "gradcam": lambda m, x, t: jaxviz.gradcam(m, x, t),
+    "guided_gradcam": lambda m, x, t: jaxviz.guided_gradcam(m, x, t),
+    "integrated_gradients": lambda m, x, t: jaxviz.integrated_gradients(m, x, t, n_steps=2),
+    "layer_conductance": lambda m, x, t: jaxviz.layer_conductance(m, x, t, "features.7", n_steps=2),
+    "occlusion": lambda m, x, t: jaxviz.occlusion(m, x, t, (20, 24, 3), strides=(20, 24, 3)),
+    "noise_tunnel": lambda m, x, t: jaxviz.noise_tunnel(jaxviz.saliency, m, x, t, nt_samples=2,
+                                                        key=jax.random.key(0)),
+}
+
+
+@pytest.mark.parametrize("name", list(TARGETED))
+def test_shapes(model, x, name):
+    out = TARGETED[name](model, x, np.array([1, 2]))
+    assert out.shape[0] == 2 and np.isfinite(np.asarray(out)).all()
+
+
+@pytest.mark.parametrize("name", list(TARGETED))
+@pytest.mark.parametrize(
+    "target, match",
+    [
+        (np.array([1, 1000]), r"`target` values must be in 0..999, got \[1000\]"),
+        (np.array([-1, 3]), r"`target` values must be in 0..999, got \[-1\]"),
+        (np.array([1, 2, 3]), r"`target` must have shape \(2,\)"),
+        (np.array([[1], [2]]), r"`target` must have shape \(2,\)"),
+        (np.array([1.0, 2.0]), "integer class indices"),
+    ],
+)
+def test_bad_target(model, x, name, target, match):
+    with pytest.raises(jaxviz.JaxvizError, match=match):
+        TARGETED[name](model, x, target)
+
+
+@pytest.mark.parametrize("name", list(TARGETED))
+def test_nan_input(model, x, name):
+    bad = x.copy()
+    bad[1, 3, 4, 0] = np.nan
+    with pytest.raises(jaxviz.InputError, match="`x` contains NaN"):
+        TARGETED[name](model, bad, np.array([1, 2]))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda m, x, t: jaxviz.layer_gradcam(m, x, t, "features.99"),
+        lambda m, x, t: jaxviz.guided_gradcam(m, x, t, "conv5"),
+        lambda m, x, t: jaxviz.layer_conductance(m, x, t, "features.3.nope"),
+        lambda m, x, t: jaxviz.layer_activation(m, x, "classifier.9"),
+    ],
+)
+def test_unknown_layer(model, x, call):
+    with pytest.raises(jaxviz.UnknownLayerError, match="is not a layer of squeezenet1_1"):
+        call(model, x, np.array([1, 2]))
+
+
+def test_window_larger_than_image(model, x):
+    with pytest.raises(jaxviz.InputError, match=r"`sliding_window_shapes` \(41, 5, 3\) is larger than the image"):
+        jaxviz.occlusion(model, x, np.array([1, 2]), (41, 5, 3))
+    with pytest.raises(jaxviz.InputError, match="3 positive ints"):
+        jaxviz.occlusion(model, x, np.array([1, 2]), (4, 4))
+    with pytest.raises(jaxviz.InputError, match="strides"):
+        jaxviz.occlusion(model, x, np.array([1, 2]), (4, 4, 3), strides=(0, 1, 1))
+
+
+@pytest.mark.parametrize("fn", [jaxviz.integrated_gradients, lambda *a, **k: jaxviz.layer_conductance(*a[:3], "features.3", **k)])
+def test_n_steps_must_be_positive(model, x, fn):
+    with pytest.raises(jaxviz.InputError, match=r"`n_steps` must be >= 1, got 0"):
+        fn(model, x, np.array([1, 2]), n_steps=0)
+
+
+def test_bad_options(model, x):
+    t = np.array([1, 2])
+    with pytest.raises(jaxviz.InputError, match="`method` must be one of"):
+        jaxviz.integrated_gradients(model, x, t, method="simpson")
+    with pytest.raises(jaxviz.InputError, match="n_steps` must be >= 2 for riemann_trapezoid"):
+        jaxviz.integrated_gradients(model, x, t, n_steps=1, method="riemann_trapezoid")
+    with pytest.raises(jaxviz.InputError, match="`baselines` must be a scalar or have shape"):
+        jaxviz.integrated_gradients(model, x, t, baselines=np.zeros((3, 40, 48, 3)))
+    with pytest.raises(jaxviz.InputError, match="`interpolate_mode` must be one of"):
+        jaxviz.guided_gradcam(model, x, t, interpolate_mode="area")
+    with pytest.raises(jaxviz.InputError, match="`nt_type` must be one of"):
+        jaxviz.noise_tunnel(jaxviz.saliency, model, x, t, nt_type="smooth", key=jax.random.key(0))
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        jaxviz.noise_tunnel(jaxviz.saliency, model, x, t)
+    with pytest.raises(jaxviz.InputError, match="`noise` must have shape"):
+        jaxviz.noise_tunnel(jaxviz.saliency, model, x, t, nt_samples=2, noise=np.zeros((3, 2, 40, 48, 3)))
+
+
+def test_compiles_once_per_shape(model, x):
+    import importlib
+
+    # the package re-exports functions under the module names: fetch the modules themselves
+    ig_module = importlib.import_module("jaxviz.attribution.integrated_gradients")
+    occ_module = importlib.import_module("jaxviz.attribution.occlusion")
+    sal_module = importlib.import_module("jaxviz.attribution.saliency")
+
+    calls = [
+        (sal_module._saliency, lambda: jaxviz.saliency(model, x, np.array([1, 2]))),
+        (ig_module._integrated_gradients, lambda: jaxviz.integrated_gradients(model, x, np.array([3, 4]), n_steps=3)),
+        (occ_module._occlusion, lambda: jaxviz.occlusion(model, x, np.array([3, 4]), (20, 24, 3), strides=20)),
+    ]
+    for compiled, call in calls:
+        call()
+        size = compiled._cache_size()
+        call()
+        call()
+        assert compiled._cache_size() == size, compiled
+
+
+def test_methods_compose_under_jit(model, x):
+    f = jax.jit(lambda m, v, t: jaxviz.guided_gradcam(m, v, t) + jaxviz.saliency(m, v, t, abs=False))
+    out = f(model, x, jnp.array([1, 2]))
+    expected = jaxviz.guided_gradcam(model, x, np.array([1, 2])) + jaxviz.saliency(model, x, np.array([1, 2]), abs=False)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_scalar_target_is_broadcast(model, x):
+    np.testing.assert_array_equal(jaxviz.saliency(model, x, 5), jaxviz.saliency(model, x, np.array([5, 5])))
+
+
+def test_noise_tunnel_same_key_same_result(model, x):
+    a = jaxviz.noise_tunnel(jaxviz.saliency, model, x, np.array([1, 2]), nt_samples=2, key=jax.random.key(3))
+    b = jaxviz.noise_tunnel(jaxviz.saliency, model, x, np.array([1, 2]), nt_samples=2, key=jax.random.key(3))
+    c = jaxviz.noise_tunnel(jaxviz.saliency, model, x, np.array([1, 2]), nt_samples=2, key=jax.random.key(4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_quadrature_by_hand():
+    alphas, weights = _common.quadrature("riemann_trapezoid", 5)
+    np.testing.assert_allclose(alphas, [0, 0.25, 0.5, 0.75, 1])
+    np.testing.assert_allclose(weights, [0.1, 0.2, 0.2, 0.2, 0.1])
+    alphas, weights = _common.quadrature("gausslegendre", 2)
+    np.testing.assert_allclose(alphas, [0.5 - 0.5 / np.sqrt(3), 0.5 + 0.5 / np.sqrt(3)])
+    np.testing.assert_allclose(weights, [0.5, 0.5])
+    np.testing.assert_allclose(_common.quadrature("riemann_middle", 4)[0], [0.125, 0.375, 0.625, 0.875])
+
+
+def test_interpolation_by_hand():
+    np.testing.assert_array_equal(_common.interpolation_matrix(2, 4, "nearest"), [[1, 0], [1, 0], [0, 1], [0, 1]])
+    np.testing.assert_allclose(
+        _common.interpolation_matrix(2, 4, "bilinear"), [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]]
+    )
+    for mode in ("bilinear", "bicubic"):
+        np.testing.assert_allclose(_common.interpolation_matrix(3, 10, mode).sum(1), 1.0, rtol=1e-6)
+
+
+def test_occlusion_window_masks_by_hand():
+    from jaxviz.attribution.occlusion import window_masks
+
+    np.testing.assert_array_equal(window_masks(5, 2, 2), [[1, 1, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 1]])
+
+
+def test_occlusion_equals_a_plain_loop_on_the_model(model):
+    # axiom: occlusion is the mean score drop over covering windows
+    x = np.random.default_rng(5).normal(size=(1, 24, 24, 3)).astype(np.float32)
+    t = np.array([7])
+    ours = np.asarray(jaxviz.occlusion(model, x, t, (10, 10, 3), strides=(7, 7, 3)))
+    base = float(model(x)[0, 7])
+    total = np.zeros_like(x)
+    count = np.zeros_like(x)
+    for i in range(0, 24 - 10 + 7, 7):
+        for j in range(0, 24 - 10 + 7, 7):
+            ablated = x.copy()
+            ablated[:, i : i + 10, j : j + 10] = 0
+            total[:, i : i + 10, j : j + 10] += base - float(model(ablated)[0, 7])
+            count[:, i : i + 10, j : j + 10] += 1
+    np.testing.assert_allclose(ours, total / count, rtol=1e-4, atol=1e-5)
