@@ -23,6 +23,12 @@ from jaxviz.errors import (
     WeightsNotFoundError,
 )
 from jaxviz.images import deprocess, load_image, preprocess
+from jaxviz.synthesis import (
+    ClassVisualization,
+    FoolingResult,
+    class_visualization,
+    make_fooling_images,
+)
 from jaxviz.models import (
     Model,
     SqueezeNet,
@@ -36,6 +42,10 @@ from jaxviz.models import (
 __version__ = "0.1.0"
 
 __all__ = [
+    "ClassVisualization",
+    "FoolingResult",
+    "class_visualization",
+    "make_fooling_images",
     "ArchitectureMismatchError",
     "ImageError",
     "InputError",

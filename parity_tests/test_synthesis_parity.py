@@ -1,0 +1,152 @@
+"""Fooling images and class visualisation vs PyTorch versions of the course's loops."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from scipy.ndimage import gaussian_filter1d
+
+import jaxviz
+from jaxviz.images import MEAN, STD
+from parity_tests import helpers as h
+
+STINGRAY = 6
+
+
+def course_fooling(tm, x_nchw, target, learning_rate, max_iter=100):
+    """The course's make_fooling_image, one image at a time."""
+    X_fooling = x_nchw.clone().requires_grad_()
+    for i in range(max_iter):
+        scores = tm(X_fooling)
+        if scores.argmax(1).item() == target:
+            return X_fooling.detach(), i, True
+        scores[0, target].backward()
+        g = X_fooling.grad.data
+        X_fooling.data += learning_rate * g / g.norm()
+        X_fooling.grad.data.zero_()
+    with torch.no_grad():
+        return X_fooling.detach(), max_iter, tm(X_fooling).argmax(1).item() == target
+
+
+def _fool_both(dtype, learning_rate, images):
+    with h.precision(dtype):
+        model = h.jax_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
+        X, _ = h.course_images()
+        x = jaxviz.preprocess(X[list(images)]).astype(dtype)
+        result = jaxviz.make_fooling_images(model, x, np.full(len(images), STINGRAY), learning_rate=learning_rate)
+        ours = (np.asarray(result.images), np.asarray(result.iterations), np.asarray(result.success))
+    tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
+    runs = [course_fooling(tm, h.nchw(x[i : i + 1]), STINGRAY, learning_rate) for i in range(len(images))]
+    theirs = (np.concatenate([h.nhwc(r[0]) for r in runs]), np.array([r[1] for r in runs]), np.array([r[2] for r in runs]))
+    return x, ours, theirs
+
+
+@pytest.mark.parametrize("learning_rate", [10.0, 1.0])
+def test_fooling_all_25_float64(learning_rate):
+    """Same success flags on all 25 images; same iterations and images (1e-9) on all but the
+    two images with exact max-pool ties (1, 14), where 1-ulp differences route gradients
+    differently (helpers.setup) and the trajectories part (measured at lr 1: image 1 takes
+    12 steps here, 11 in PyTorch; at lr 10 both agree)."""
+    x, (img, it, ok), (t_img, t_it, t_ok) = _fool_both("float64", learning_rate, range(25))
+    np.testing.assert_array_equal(ok, t_ok)
+    untied = [i for i in range(25) if i not in h.TIED_IMAGES]
+    np.testing.assert_array_equal(it[untied], t_it[untied])
+    for i in range(25):
+        if i not in h.TIED_IMAGES:
+            h.assert_close(img[i], t_img[i], 1e-9, f"image {i}")
+    change = (np.abs(img - x) * STD).max(axis=(1, 2, 3)) * 255  # in grey levels
+    print(f"lr {learning_rate}: iterations {it.tolist()}, fooled {int(ok.sum())}/25, "
+          f"largest pixel change {np.round(change).astype(int).tolist()}")
+    assert ok.sum() >= 24
+
+
+@pytest.mark.parametrize("learning_rate", [10.0, 1.0])
+def test_fooling_float32_tie_free_images(learning_rate):
+    """float32: same iterations and flags; the images after up to 25 normalised steps are
+    held to helpers.assert_float32_as_accurate_as_torch — each step's gradient carries
+    float32 max-pool near-tie flips, and PyTorch float32 itself ends 1e-2 from float64."""
+    _, (img, it, ok), (t_img, t_it, t_ok) = _fool_both("float32", learning_rate, h.TIE_FREE_IMAGES)
+    np.testing.assert_array_equal(it, t_it)
+    np.testing.assert_array_equal(ok, t_ok)
+    # float64 may even take another number of steps (image 7 at lr 10: 6 vs 5 in both float32s)
+    _, _, (truth, _, _) = _fool_both("float64", learning_rate, h.TIE_FREE_IMAGES)
+    h.assert_float32_as_accurate_as_torch(img, t_img, truth)
+
+
+def course_class_visualization(tm, target, init, jitter, *, l2_reg=1e-3, learning_rate=25.0, blur_every=10):
+    """The course's create_class_visualization with given init and jitter offsets (oy, ox)."""
+
+    def jitter_fn(X, ox, oy):
+        if ox != 0:
+            X = torch.cat([X[:, :, :, -ox:], X[:, :, :, :-ox]], dim=3)
+        if oy != 0:
+            X = torch.cat([X[:, :, -oy:], X[:, :, :-oy]], dim=2)
+        return X
+
+    def blur_image(X, sigma=0.5):
+        X_np = X.cpu().clone().numpy()
+        X_np = gaussian_filter1d(X_np, sigma, axis=2)
+        X_np = gaussian_filter1d(X_np, sigma, axis=3)
+        X.copy_(torch.from_numpy(X_np).type_as(X))
+
+    img = init.clone().requires_grad_()
+    for t in range(len(jitter)):
+        oy, ox = int(jitter[t][0]), int(jitter[t][1])
+        img.data.copy_(jitter_fn(img.data, ox, oy))
+        score = tm(img)[0, target] - l2_reg * img.norm() ** 2
+        score.backward()
+        g = img.grad.data
+        img.data += learning_rate * g / g.norm()
+        img.grad.data.zero_()
+        img.data.copy_(jitter_fn(img.data, -ox, -oy))
+        for c in range(3):
+            lo, hi = float(-MEAN[c] / STD[c]), float((1.0 - MEAN[c]) / STD[c])
+            img.data[:, c].clamp_(min=lo, max=hi)
+        if t % blur_every == 0:
+            blur_image(img.data)
+    return img.detach()
+
+
+def _class_vis_both(dtype, targets, init, jitter):
+    with h.precision(dtype):
+        model = h.jax_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
+        ours = np.asarray(jaxviz.class_visualization(model, targets, init=init.astype(dtype), jitter=jitter).images)
+    tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
+    theirs = np.concatenate([
+        h.nhwc(course_class_visualization(tm, int(t), h.nchw(init[k : k + 1].astype(dtype)), jitter[:, k]))
+        for k, t in enumerate(targets)
+    ])
+    return ours, theirs
+
+
+CLASS_VIS_TARGETS = np.array([76, 366])
+_rng = np.random.default_rng(0)
+CLASS_VIS_INIT = _rng.normal(size=(2, 96, 96, 3))
+CLASS_VIS_JITTER = _rng.integers(0, 17, size=(100, 2, 2))
+
+
+def test_class_visualization_same_init_and_jitter_float64():
+    ours, theirs = _class_vis_both("float64", CLASS_VIS_TARGETS, CLASS_VIS_INIT, CLASS_VIS_JITTER)
+    h.assert_close(ours, theirs, 1e-9)
+
+
+def test_class_visualization_same_init_and_jitter_float32():
+    """100 steps of lr 25 normalised ascent are chaotic in float32: PyTorch float32 ends far
+    from PyTorch float64 after 100 iterations (measured in the closing note), so the 1e-3
+    target cannot be met by any float32 implementation; the criterion is
+    helpers.assert_float32_as_accurate_as_torch against the float64 result."""
+    ours, theirs = _class_vis_both("float32", CLASS_VIS_TARGETS, CLASS_VIS_INIT, CLASS_VIS_JITTER)
+    _, truth = _class_vis_both("float64", CLASS_VIS_TARGETS, CLASS_VIS_INIT, CLASS_VIS_JITTER)
+    (ours_err, _), (torch_err, _) = h.assert_float32_as_accurate_as_torch(ours, theirs, truth)
+    print(f"class visualisation float32 vs float64 after 100 iterations: jaxviz {ours_err:.3g}, PyTorch {torch_err:.3g}")
+
+
+def test_blur_is_scipys():
+    from jaxviz.synthesis import gaussian_blur
+
+    a = np.random.default_rng(1).normal(size=(2, 9, 11, 3))
+    with h.precision("float64"):
+        ours = np.asarray(gaussian_blur(a, 0.5))
+    ref = gaussian_filter1d(gaussian_filter1d(a, 0.5, axis=1), 0.5, axis=2)
+    h.assert_close(ours, ref, 1e-14)
