@@ -26,8 +26,14 @@ from jaxviz.images import deprocess, load_image, preprocess
 from jaxviz.synthesis import (
     ClassVisualization,
     FoolingResult,
+    StyleTransferResult,
     class_visualization,
+    content_loss,
+    gram_matrix,
     make_fooling_images,
+    style_loss,
+    style_transfer,
+    tv_loss,
 )
 from jaxviz.models import (
     Model,
@@ -44,8 +50,14 @@ __version__ = "0.1.0"
 __all__ = [
     "ClassVisualization",
     "FoolingResult",
+    "StyleTransferResult",
     "class_visualization",
+    "content_loss",
+    "gram_matrix",
     "make_fooling_images",
+    "style_loss",
+    "style_transfer",
+    "tv_loss",
     "ArchitectureMismatchError",
     "ImageError",
     "InputError",
