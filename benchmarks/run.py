@@ -1,0 +1,368 @@
+"""Side-by-side speed of jaxviz and its PyTorch counterparts, in one run.
+
+    python -m benchmarks.run [--quick] [--repeats 5] [--only W2,W6] [--out benchmarks/results]
+
+Every workload runs jaxviz and each reference alternately on the same inputs and
+pretrained weights (float32).  Reported per implementation: compile time (first call
+minus a steady call; jaxviz only), median and spread (min–max) of the steady-state time
+over the repeats, and the ratio reference / jaxviz.  For jaxviz: FLOPs from XLA's cost
+analysis of one step of the workload, times the steps the workload takes, as GFLOP/s and as
+a share of this machine's float32 matrix-multiply peak, measured in the same run.
+Writes ``<out>/<machine>.json`` and ``.md``.  ``--quick`` shrinks every workload to a smoke test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import torch
+
+import jaxviz
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("JAXVIZ_SHARED") or ROOT.parent / "shared")
+torch.set_num_threads(os.cpu_count() or 1)
+
+
+def block(value):
+    for leaf in jax.tree_util.tree_leaves(value):
+        if hasattr(leaf, "block_until_ready"):
+            leaf.block_until_ready()
+    return value
+
+
+def timed(fn):
+    start = time.perf_counter()
+    block(fn())
+    return time.perf_counter() - start
+
+
+def matmul_peak_gflops(n: int = 1024, repeats: int = 5) -> float:
+    a = jnp.ones((n, n), jnp.float32)
+    f = jax.jit(lambda a: a @ a)
+    block(f(a))
+    best = min(timed(lambda: f(a)) for _ in range(repeats))
+    return 2 * n**3 / best / 1e9
+
+
+def flops_of(fn, *args) -> float:
+    analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
+    if isinstance(analysis, list):
+        analysis = analysis[0]
+    return float((analysis or {}).get("flops", float("nan")))
+
+
+# --------------------------------------------------------------------------- data & models
+
+
+def course_images(n):
+    with np.load(SHARED / "data" / "imagenet_val_25.npz", allow_pickle=False) as data:
+        return data["X"][:n], data["y"][:n]
+
+
+def val_1300(n):
+    folder = SHARED / "data" / "imagenet_val_1300"
+    names = [line.split("\t")[0] for line in (folder / "labels.tsv").read_text().splitlines()[1:] if line.strip()]
+    return np.stack([jaxviz.load_image(folder / name) for name in names[:n]])
+
+
+def torch_model(state_dict):
+    import torchvision
+
+    tm = torchvision.models.squeezenet1_1()
+    tm.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state_dict.items()})
+    return tm.eval()
+
+
+def nchw(x):
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
+
+
+# --------------------------------------------------------------------------- workloads
+# Each returns (jaxviz callable, {reference name: callable}, FLOPs of the jaxviz run or None).
+
+
+def w1_forward(model, tm, quick):
+    n, batch = (100, 50) if quick else (1300, 50)
+    x = jaxviz.preprocess(val_1300(n))
+    chunks = [x[i : i + batch] for i in range(0, n, batch)]
+
+    def ours():
+        return [model(c) for c in chunks]
+
+    def torch_batched():
+        with torch.no_grad():
+            return [tm(nchw(c)) for c in chunks]
+
+    flops = flops_of(lambda m, v: m.apply(m.params, v), model, chunks[0]) * len(chunks)
+    return ours, {"torch eager (batch 50)": torch_batched}, flops
+
+
+def _course_saliency(tm, x, y):
+    x = x.clone().requires_grad_()
+    scores = tm(x).gather(1, y.view(-1, 1)).squeeze()
+    scores.backward(torch.ones_like(scores))
+    return x.grad.abs().max(dim=1)[0]
+
+
+def w2_saliency(model, tm, quick):
+    from captum.attr import Saliency
+
+    X, y = course_images(5 if quick else 25)
+    x = jaxviz.preprocess(X)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    flops = flops_of(lambda m, v, t: jaxviz.saliency_map(m, v, t), model, x, y)
+    return (lambda: jaxviz.saliency_map(model, x, y)), {
+        "course (one image at a time)": lambda: [_course_saliency(tm, xt[i : i + 1], yt[i : i + 1]) for i in range(len(y))],
+        "torch batched": lambda: _course_saliency(tm, xt, yt),
+        "Captum Saliency": lambda: Saliency(tm).attribute(xt.clone().requires_grad_(), target=yt),
+    }, flops
+
+
+def w3_guided_gradcam(model, tm, quick):
+    from captum.attr import GuidedGradCam
+
+    X, y = course_images(5 if quick else 25)
+    x = jaxviz.preprocess(X)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    flops = flops_of(lambda m, v, t: jaxviz.guided_gradcam(m, v, t), model, x, y)
+    return (lambda: jaxviz.guided_gradcam(model, x, y)), {
+        "Captum GuidedGradCam": lambda: GuidedGradCam(tm, tm.features[12]).attribute(xt.clone().requires_grad_(), target=yt),
+    }, flops
+
+
+def w4_integrated_gradients(model, tm, quick):
+    from captum.attr import IntegratedGradients
+
+    n_steps = 4 if quick else 50
+    X, y = course_images(2 if quick else 5)
+    x = jaxviz.preprocess(X)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    ibs = 128
+    per_chunk = max(1, ibs // len(y))
+    chunks = -(-n_steps // per_chunk)
+    grad_batch = jnp.zeros((min(per_chunk, n_steps) * len(y),) + x.shape[1:], x.dtype)
+    unit = flops_of(lambda m, v, t: jax.grad(lambda u: m.apply(m.params, u)[:, 0].sum())(v), model, grad_batch, 0)
+    return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps, internal_batch_size=ibs)), {
+        "Captum IntegratedGradients (internal_batch_size 128)": lambda: IntegratedGradients(tm).attribute(
+            xt, target=yt, n_steps=n_steps, internal_batch_size=ibs),
+    }, unit * chunks
+
+
+def w5_occlusion(model, tm, quick):
+    from captum.attr import Occlusion
+
+    X, y = course_images(1 if quick else 5)
+    x = jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    return (lambda: jaxviz.occlusion(model, x, y, (15, 15, 3), strides=(8, 8, 3))), {
+        "Captum Occlusion (perturbations_per_eval 64)": lambda: Occlusion(tm).attribute(
+            xt, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), target=yt, perturbations_per_eval=64),
+    }, None
+
+
+def _course_fooling(tm, x, target, lr):
+    X_fooling = x.clone().requires_grad_()
+    for _ in range(100):
+        scores = tm(X_fooling)
+        if scores.argmax(1).item() == target:
+            break
+        scores[0, target].backward()
+        g = X_fooling.grad.data
+        X_fooling.data += lr * g / g.norm()
+        X_fooling.grad.data.zero_()
+    return X_fooling.detach()
+
+
+def _batched_fooling(tm, x, target, lr):
+    """A fair batched PyTorch loop: each step on the images not yet fooled."""
+    X = x.clone()
+    active = torch.ones(len(X), dtype=torch.bool)
+    for _ in range(100):
+        idx = active.nonzero()[:, 0]
+        if len(idx) == 0:
+            break
+        xa = X[idx].clone().requires_grad_()
+        scores = tm(xa)
+        fooled = scores.argmax(1) == target
+        active[idx[fooled]] = False
+        scores[:, target].sum().backward()
+        g = xa.grad
+        step = lr * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        keep = ~fooled
+        X[idx[keep]] = (xa + step).detach()[keep]
+    return X
+
+
+def w6_fooling(model, tm, quick):
+    X, _ = course_images(3 if quick else 25)
+    x = jaxviz.preprocess(X)
+    xt = nchw(x)
+    return (lambda: jaxviz.make_fooling_images(model, x, np.full(len(x), 6), learning_rate=10.0)), {
+        "course (one image at a time)": lambda: [_course_fooling(tm, xt[i : i + 1], 6, 10.0) for i in range(len(x))],
+        "torch batched (active images)": lambda: _batched_fooling(tm, xt, 6, 10.0),
+    }, None
+
+
+def _torch_class_vis(tm, targets, init, jitter, iterations):
+    from scipy.ndimage import gaussian_filter1d
+
+    low = torch.tensor(-jaxviz.images.MEAN / jaxviz.images.STD).view(1, 3, 1, 1)
+    high = torch.tensor((1 - jaxviz.images.MEAN) / jaxviz.images.STD).view(1, 3, 1, 1)
+    img = init.clone()
+    for t in range(iterations):
+        rolled = torch.stack([torch.roll(img[k], (int(jitter[t, k, 0]), int(jitter[t, k, 1])), (1, 2)) for k in range(len(img))])
+        rolled.requires_grad_()
+        score = tm(rolled).gather(1, targets.view(-1, 1)).sum() - 1e-3 * (rolled**2).sum()
+        score.backward()
+        g = rolled.grad
+        stepped = rolled.detach() + 25 * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1)
+        img = torch.stack([torch.roll(stepped[k], (-int(jitter[t, k, 0]), -int(jitter[t, k, 1])), (1, 2)) for k in range(len(img))])
+        img = torch.maximum(torch.minimum(img, high), low)
+        if t % 10 == 0:
+            img = torch.from_numpy(gaussian_filter1d(gaussian_filter1d(img.numpy(), 0.5, axis=2), 0.5, axis=3))
+    return img
+
+
+def w7_class_visualization(model, tm, quick):
+    targets = np.array([76, 78, 187, 683, 366, 604][: 2 if quick else 6])
+    iterations, size = (5, 64) if quick else (100, 224)
+    rng = np.random.default_rng(0)
+    init = rng.normal(size=(len(targets), size, size, 3)).astype(np.float32)
+    jitter = rng.integers(0, 17, size=(iterations, len(targets), 2))
+    tt, it = torch.from_numpy(targets), nchw(init)
+    return (lambda: jaxviz.class_visualization(model, targets, init=init, jitter=jitter, num_iterations=iterations)), {
+        "course (one image at a time)": lambda: [
+            _torch_class_vis(tm, tt[k : k + 1], it[k : k + 1], jitter[:, k : k + 1], iterations) for k in range(len(targets))],
+        "torch batched": lambda: _torch_class_vis(tm, tt, it, jitter, iterations),
+    }, None
+
+
+def w8_style_transfer(model, tm, quick):
+    sys.path.insert(0, str(ROOT))
+    from parity_tests.test_style_parity import course_loop
+
+    st = __import__("importlib").import_module("jaxviz.synthesis.style_transfer")
+    preset = st.PRESETS["starry_night"]
+    size, style_size, iterations = (64, 64, 5) if quick else (192, preset["style_size"], 200)
+    load = lambda name, s: jaxviz.preprocess(jaxviz.load_image(SHARED / "data" / "styles" / name), size=s)  # noqa: E731
+    content, style = load("tubingen.jpg", size), load(preset["style"], style_size)
+    kw = dict(content_weight=preset["content_weight"], style_weights=preset["style_weights"], tv_weight=preset["tv_weight"])
+    return (lambda: jaxviz.style_transfer(model, content, style, num_iterations=iterations, **kw)), {
+        "course loop (torch eager)": lambda: course_loop(tm, nchw(content), nchw(style), cw=kw["content_weight"],
+                                                         sw=kw["style_weights"], tw=kw["tv_weight"],
+                                                         num_iterations=iterations),
+    }, None
+
+
+WORKLOADS = {
+    "W1 forward 1300 images, batch 50": w1_forward,
+    "W2 saliency_map, 25 images": w2_saliency,
+    "W3 guided_gradcam, 25 images": w3_guided_gradcam,
+    "W4 integrated_gradients n_steps=50, 5 images": w4_integrated_gradients,
+    "W5 occlusion 15x15 stride 8, 5 images": w5_occlusion,
+    "W6 fooling 25 images to class 6 (lr 10)": w6_fooling,
+    "W7 class visualisation 6 targets x 100 it.": w7_class_visualization,
+    "W8 style transfer starry_night 200 it.": w8_style_transfer,
+}
+
+
+def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
+    from jaxviz.models import weights as jw
+
+    weights = os.environ.get("JAXVIZ_WEIGHTS") or str(SHARED / "weights" / "squeezenet1_1_tv_fp16.npz")
+    model = jaxviz.load_model(weights=weights)
+    tm = torch_model(jw.params_to_state_dict(jax.tree_util.tree_map(np.asarray, model.params)))
+    peak = matmul_peak_gflops(256 if quick else 1024)
+    results = []
+    for name, make in WORKLOADS.items():
+        if only and not any(name.startswith(o) for o in only):
+            continue
+        print(f"{name} ...", file=sys.stderr, flush=True)
+        ours, refs, flops = make(model, tm, quick)
+        first = timed(ours)
+        times = {"jaxviz": []}
+        for ref in refs:
+            times[ref] = []
+        for _ in range(repeats):  # alternate: jaxviz, then each reference
+            times["jaxviz"].append(timed(ours))
+            for ref, fn in refs.items():
+                times[ref].append(timed(fn))
+        med = {k: statistics.median(v) for k, v in times.items()}
+        row = {
+            "workload": name,
+            "compile_s": max(first - med["jaxviz"], 0.0),
+            "median_s": med,
+            "min_s": {k: min(v) for k, v in times.items()},
+            "max_s": {k: max(v) for k, v in times.items()},
+            "ratio_ref_over_jaxviz": {k: med[k] / med["jaxviz"] for k in refs},
+            "gflops": flops / 1e9 if flops else None,
+            "gflop_per_s": flops / 1e9 / med["jaxviz"] if flops else None,
+        }
+        row["share_of_peak"] = row["gflop_per_s"] / peak if flops else None
+        results.append(row)
+        print(f"  jaxviz {med['jaxviz']:.3f}s  " + "  ".join(f"{k}: {med[k]:.3f}s (×{med[k] / med['jaxviz']:.2f})" for k in refs),
+              file=sys.stderr, flush=True)
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {jax.default_backend()} ({jax.devices()[0].device_kind})",
+        "versions": {"jax": jax.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "quick": quick,
+        "repeats": repeats,
+        "matmul_peak_gflop_per_s": peak,
+        "results": results,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    stem = ("quick-" if quick else "") + f"{jax.default_backend()}-{os.cpu_count()}cores"
+    from jaxviz.models.weights import atomic_write_bytes
+
+    atomic_write_bytes(out / f"{stem}.json", json.dumps(report, indent=2).encode())
+    atomic_write_bytes(out / f"{stem}.md", markdown(report).encode())
+    return report
+
+
+def markdown(report: dict) -> str:
+    lines = [
+        f"# jaxviz benchmarks — {report['machine']}, {report['date']}",
+        "",
+        f"jax {report['versions']['jax']}, torch {report['versions']['torch']}; median of {report['repeats']} "
+        f"alternating repeats; matmul peak {report['matmul_peak_gflop_per_s']:.1f} GFLOP/s (float32).",
+        "",
+        "| workload | jaxviz s | compile s | reference | ref s | ref/jaxviz | GFLOP/s | share of peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in report["results"]:
+        for i, (ref, ratio) in enumerate(r["ratio_ref_over_jaxviz"].items()):
+            first = i == 0
+            ours = (f"{r['median_s']['jaxviz']:.3f} ({r['min_s']['jaxviz']:.3f}–{r['max_s']['jaxviz']:.3f}) | "
+                    f"{r['compile_s']:.2f}") if first else " | "
+            lines.append(
+                f"| {r['workload'] if first else ''} | {ours} | {ref} | {r['median_s'][ref]:.3f} | {ratio:.2f} | "
+                + (f"{r['gflop_per_s']:.1f} | {100 * r['share_of_peak']:.0f}% |" if r["gflop_per_s"] and first else " | |")
+            )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--only", help="comma-separated workload ids, e.g. W2,W6")
+    p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    args = p.parse_args(argv)
+    run(args.quick, args.repeats, args.only.split(",") if args.only else None, Path(args.out))
+
+
+if __name__ == "__main__":
+    main()
