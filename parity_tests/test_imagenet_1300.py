@@ -24,7 +24,8 @@ def test_top1_agrees_on_all_1300_images(record_property):
     tm = h.torch_model("squeezenet1_1", sd)
     ours, theirs = [], []
     for start in range(0, len(images), 100):
-        x = jaxviz.preprocess(images[start : start + 100])
+        # the course's preprocessing: short side resized to 224 (PIL bilinear), normalised
+        x = jaxviz.preprocess(images[start : start + 100], size=224)
         ours.append(np.asarray(model(x)).argmax(-1))
         with torch.no_grad():
             theirs.append(tm(h.nchw(x)).numpy().argmax(-1))
@@ -34,4 +35,4 @@ def test_top1_agrees_on_all_1300_images(record_property):
     accuracy = float((ours == labels).mean())
     record_property("top1_accuracy", accuracy)
     print(f"top-1 accuracy on 1300 images: {accuracy:.4f}")
-    assert 0.67 <= accuracy <= 0.70  # 68.5% expected for these weights
+    assert 0.675 <= accuracy <= 0.695  # 68.5% expected for these weights at 224
