@@ -23,9 +23,14 @@ def prepare(model, x, target, *, layers=()):
     return x.astype(model.dtype), target
 
 
+def target_logits(logits, target):
+    """(N,) each image's logit for its own target."""
+    return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
+
+
 def target_score(logits, target):
     """Σ_i logits[i, target_i]: summing over the batch gives each image its own gradient."""
-    return jnp.take_along_axis(logits, target[:, None], axis=1).sum()
+    return target_logits(logits, target).sum()
 
 
 def input_gradients(model, x, target, *, guided: bool = False):

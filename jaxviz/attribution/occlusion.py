@@ -51,8 +51,7 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     mh_j, mw_j, mc_j = (jnp.asarray(m, x.dtype) for m in (mh, mw, mc))
 
     def scores(v):  # v: (k·N, H, W, C), image-major within each window
-        t = jnp.tile(target, v.shape[0] // n)
-        return jnp.take_along_axis(model.apply(model.params, v), t[:, None], axis=1)[:, 0]
+        return _common.target_logits(model.apply(model.params, v), jnp.tile(target, v.shape[0] // n))
 
     base = scores(x)
 

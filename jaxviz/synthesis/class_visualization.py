@@ -10,6 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz import _checks
+from jaxviz.attribution import _common
 from jaxviz.errors import InputError
 from jaxviz.synthesis.fooling import pixel_bounds
 
@@ -60,8 +61,7 @@ def _class_visualization(model, target, init, jitter, l2_reg, learning_rate, num
     slot = jnp.asarray(slot)
 
     def objective(img):
-        logits = model.apply(model.params, img)
-        scores = jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
+        scores = _common.target_logits(model.apply(model.params, img), target)
         return jnp.sum(scores - l2_reg * jnp.sum(img * img, axis=(1, 2, 3)))
 
     def body(t, state):
