@@ -38,20 +38,12 @@ def input_gradients(model, x, target, *, guided: bool = False):
     return jax.grad(lambda v: target_score(model.apply(model.params, v, guided=guided), target))(x)
 
 
-def layer_gradients(model, x, target, layer: str):
-    """The output of ``layer`` and the gradient of the target scores with respect to it."""
-    activation = model.apply(model.params, x, capture=(layer,))[layer]
-
-    def score(delta):
-        # A zero perturbation added to the layer's output: its gradient is the layer gradient.
-        logits = model.apply(model.params, x, perturb={layer: delta})
-        return target_score(logits, target)
-
-    return activation, jax.grad(score)(jnp.zeros_like(activation))
-
-
 def layer_gradients_and_eval(model, x, target, layer: str):
-    """Like :func:`layer_gradients`, in one forward pass (activation returned by the same run)."""
+    """The output of ``layer`` and the gradient of the target scores with respect to it.
+
+    A zero perturbation is added to the layer's output: its gradient is the layer
+    gradient, and the same forward pass returns the activation.
+    """
 
     def score(delta):
         outputs = model.apply(model.params, x, capture=(layer, squeezenet.OUTPUT), perturb={layer: delta})
