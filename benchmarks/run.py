@@ -31,6 +31,7 @@ import torch
 import jaxviz
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # the course reference loops live in parity_tests/
 SHARED = Path(os.environ.get("JAXVIZ_SHARED") or ROOT.parent / "shared")
 torch.set_num_threads(os.cpu_count() or 1)
 
@@ -109,23 +110,18 @@ def w1_forward(model, tm, quick):
     return ours, {"torch eager (batch 50)": torch_batched}, flops
 
 
-def _course_saliency(tm, x, y):
-    x = x.clone().requires_grad_()
-    scores = tm(x).gather(1, y.view(-1, 1)).squeeze()
-    scores.backward(torch.ones_like(scores))
-    return x.grad.abs().max(dim=1)[0]
-
-
 def w2_saliency(model, tm, quick):
     from captum.attr import Saliency
+
+    from parity_tests.test_attribution_parity import course_saliency_map
 
     X, y = course_images(5 if quick else 25)
     x = jaxviz.preprocess(X)
     xt, yt = nchw(x), torch.from_numpy(y)
     flops = flops_of(lambda m, v, t: jaxviz.saliency_map(m, v, t), model, x, y)
     return (lambda: jaxviz.saliency_map(model, x, y)), {
-        "course (one image at a time)": lambda: [_course_saliency(tm, xt[i : i + 1], yt[i : i + 1]) for i in range(len(y))],
-        "torch batched": lambda: _course_saliency(tm, xt, yt),
+        "course (one image at a time)": lambda: [course_saliency_map(tm, xt[i : i + 1], yt[i : i + 1]) for i in range(len(y))],
+        "torch batched": lambda: course_saliency_map(tm, xt, yt),
         "Captum Saliency": lambda: Saliency(tm).attribute(xt.clone().requires_grad_(), target=yt),
     }, flops
 
@@ -172,19 +168,6 @@ def w5_occlusion(model, tm, quick):
     }, None
 
 
-def _course_fooling(tm, x, target, lr):
-    X_fooling = x.clone().requires_grad_()
-    for _ in range(100):
-        scores = tm(X_fooling)
-        if scores.argmax(1).item() == target:
-            break
-        scores[0, target].backward()
-        g = X_fooling.grad.data
-        X_fooling.data += lr * g / g.norm()
-        X_fooling.grad.data.zero_()
-    return X_fooling.detach()
-
-
 def _batched_fooling(tm, x, target, lr):
     """A fair batched PyTorch loop: each step on the images not yet fooled."""
     X = x.clone()
@@ -206,11 +189,13 @@ def _batched_fooling(tm, x, target, lr):
 
 
 def w6_fooling(model, tm, quick):
+    from parity_tests.test_synthesis_parity import course_fooling
+
     X, _ = course_images(3 if quick else 25)
     x = jaxviz.preprocess(X)
     xt = nchw(x)
     return (lambda: jaxviz.make_fooling_images(model, x, np.full(len(x), 6), learning_rate=10.0)), {
-        "course (one image at a time)": lambda: [_course_fooling(tm, xt[i : i + 1], 6, 10.0) for i in range(len(x))],
+        "course (one image at a time)": lambda: [course_fooling(tm, xt[i : i + 1], 6, 10.0) for i in range(len(x))],
         "torch batched (active images)": lambda: _batched_fooling(tm, xt, 6, 10.0),
     }, None
 
@@ -250,7 +235,6 @@ def w7_class_visualization(model, tm, quick):
 
 
 def w8_style_transfer(model, tm, quick):
-    sys.path.insert(0, str(ROOT))
     from parity_tests.test_style_parity import course_loop
 
     st = __import__("importlib").import_module("jaxviz.synthesis.style_transfer")

@@ -131,14 +131,3 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         raise ImageError(f"{path}: refused, image too large ({err})") from None
     except (OSError, ValueError, SyntaxError) as err:
         raise ImageError(f"{path}: cannot read image ({type(err).__name__}: {err})") from None
-
-
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
-    """Writes a uint8 (H, W, 3) or (H, W) image as PNG, atomically."""
-    import io
-
-    from jaxviz.models.weights import atomic_write_bytes
-
-    buffer = io.BytesIO()
-    Image.fromarray(np.asarray(image)).save(buffer, format="PNG")
-    atomic_write_bytes(path, buffer.getvalue())

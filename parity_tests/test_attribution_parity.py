@@ -36,8 +36,9 @@ def test_saliency(case, dtype, absolute):
          lambda tm, x, t: ca.Saliency(tm).attribute(x, target=t, abs=absolute))
 
 
-def _course_saliency(tm, x, t):
-    # the course's compute_saliency_maps
+def course_saliency_map(tm, x, t):
+    """The course's compute_saliency_maps (NCHW in, (N, H, W) out)."""
+    x = x.detach().clone().requires_grad_()
     scores = tm(x).gather(1, t.view(-1, 1)).squeeze()
     scores.backward(torch.ones_like(scores))
     return x.grad.abs().max(dim=1)[0]
@@ -46,7 +47,7 @@ def _course_saliency(tm, x, t):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_saliency_map_course(case, dtype):
-    _run(case, dtype, jaxviz.saliency_map, _course_saliency)
+    _run(case, dtype, jaxviz.saliency_map, course_saliency_map)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
