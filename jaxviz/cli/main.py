@@ -6,9 +6,9 @@ import argparse
 import os
 import sys
 
-from jaxviz.cli import classify, common, weights
+from jaxviz.cli import batch, classify, common, demo, weights
 
-GROUPS = (classify, weights)
+GROUPS = (batch, demo, classify, weights)
 
 
 def build_parser() -> argparse.ArgumentParser:

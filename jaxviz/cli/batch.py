@@ -1,0 +1,270 @@
+"""The batch subcommands (one per method), ``jaxviz run JOB.toml`` and their shared options."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from pathlib import Path
+
+from jaxviz.cli import common, engine, inputs
+from jaxviz.cli.methods import METHODS, Method
+from jaxviz.errors import InputError
+
+FIGURES = ("overlay", "map", "grid")
+COMMON_HELP = """
+inputs: image files, folders (searched recursively for JPEG/PNG/WebP/BMP/GIF/TIFF…),
+  .npz files with an X array (uint8 NHWC) and optionally y (labels), or skimage:NAME
+  for scikit-image's sample photos (skimage:chelsea, skimage:coffee, …).
+targets: --target for every image; else --labels FILE (lines "name<TAB>class", name a
+  file name or stem); else an .npz's y; else the model's own top-1 class.
+outputs: OUT/<method>/<input key>.{npy,map.png,overlay.png,grid.png} and
+  OUT/manifest.jsonl (one JSON line per output: input, target, method, options, files,
+  seconds).  Files are written atomically; a re-run skips outputs already there
+  (--force redoes them).  Unreadable images are reported and skipped (exit status 1).
+exit status: 0 all done · 1 some inputs failed · 2 usage error · 3 error · 130 interrupted.
+"""
+
+
+def add_batch_options(parser: argparse.ArgumentParser, *, default_size: int | None) -> None:
+    group = parser.add_argument_group("batch")
+    group.add_argument("--out", "-o", default=None, help="output folder (default ./jaxviz-out)")
+    group.add_argument("--batch-size", "-b", type=int, default=None, help="images per compiled call (default 8)")
+    if default_size is not None:
+        group.add_argument("--size", type=int, default=None,
+                           help=f"short side after resizing, 0 keeps it (default {default_size})")
+        group.add_argument("--crop", action="store_true", help="centre-crop to a square after resizing")
+    group.add_argument("--labels", metavar="FILE", help="per-image target classes")
+    group.add_argument("--arrays", choices=["npy", "npz", "none"], default=None,
+                       help="raw arrays: .npy (default), .npz with extras, or none")
+    group.add_argument("--figures", default=None,
+                       help="comma list of overlay,map,grid, or none (default all three)")
+    group.add_argument("--workers", type=int, default=None, help="image-decoding threads (default 2)")
+    group.add_argument("--force", action="store_true", help="recompute outputs that already exist")
+    group.add_argument("--quiet", "-q", action="store_true", help="no progress, no summary (errors still shown)")
+    scale = parser.add_argument_group("devices and hosts")
+    scale.add_argument("--devices", type=int, default=None, help="local devices to shard over (default 0: all)")
+    scale.add_argument("--coordinator", metavar="HOST:PORT",
+                       help="multi-host: coordinator address (or $JAX_COORDINATOR_ADDRESS)")
+    scale.add_argument("--num-processes", type=int, help="multi-host: process count (or $JAX_NUM_PROCESSES)")
+    scale.add_argument("--process-id", type=int, help="multi-host: this process (or $JAX_PROCESS_ID)")
+    common.add_model_options(parser)
+
+
+def _add_method_options(parser: argparse.ArgumentParser, method: Method) -> None:
+    group = parser.add_argument_group(f"{method.name} options")
+    for option in method.options:
+        kwargs = dict(dest=f"opt_{option.name}", default=None, help=option.help, metavar=option.name.upper())
+        if option.type is bool:
+            group.add_argument(option.flag, action="store_const", const=True, dest=kwargs["dest"],
+                               default=None, help=option.help)
+            continue
+        if option.choices:
+            kwargs["choices"] = option.choices
+            kwargs.pop("metavar")
+        if option.many:
+            kwargs["nargs"] = "+"
+        group.add_argument(option.flag, **kwargs)
+
+
+def register(sub) -> None:
+    for method in METHODS.values():
+        examples = "\n".join("  " + line for line in method.examples.splitlines())
+        parser = sub.add_parser(
+            method.name, help=method.summary, description=method.summary,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+            epilog=f"examples:\n{examples}\n{COMMON_HELP}",
+        )
+        if method.inputs == "images":
+            parser.add_argument("inputs", nargs="+", help="image files, folders, .npz files or skimage:NAME")
+        _add_method_options(parser, method)
+        add_batch_options(parser, default_size=method.size if method.inputs == "images" else None)
+        parser.set_defaults(func=run_method, method=method)
+
+    job = sub.add_parser(
+        "run", help="run a job file: several methods over the same inputs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=JOB_HELP,
+    )
+    job.add_argument("job", help="a TOML job file")
+    add_batch_options(job, default_size=None)
+    job.set_defaults(func=run_job_file)
+
+
+JOB_HELP = """examples:
+  jaxviz run maps.toml
+  jaxviz run maps.toml --out elsewhere --force
+
+a job file (TOML; relative paths are relative to the file):
+
+  inputs = ["photos/", "more.npz"]
+  out = "maps"
+  batch_size = 16
+  labels = "labels.tsv"          # optional; else .npz y, else top-1
+
+  [saliency]
+  [gradcam]
+  layer = "features.12"
+  [integrated-gradients]
+  n_steps = 32
+  [[guided-gradcam]]             # a method twice: give each a folder
+  folder = "ggc-f9"
+  layer = "features.9"
+  [fool]
+  target = 6
+  [class-viz]
+  classes = [76, 78, 113]
+
+Top-level keys: inputs, out, batch_size, size, crop, labels, target, arrays, figures,
+workers, devices, arch, weights.  A method table takes that method's options (as in
+`jaxviz METHOD --help`, with _ for -) and folder, size, crop.  The model and each
+compiled function are built once for the whole job.
+""" + COMMON_HELP
+
+
+def _figures(value) -> frozenset:
+    if value is None:
+        return frozenset(FIGURES)
+    items = value if isinstance(value, (list, tuple)) else [v for v in str(value).split(",")]
+    items = [i.strip() for i in items if i.strip()]
+    if items == ["none"]:
+        return frozenset()
+    unknown = set(items) - set(FIGURES)
+    if unknown:
+        raise InputError(f"figures must be a list of {', '.join(FIGURES)} (or none), got {sorted(unknown)}")
+    return frozenset(items)
+
+
+def method_options(method: Method, given: dict, where: str = "") -> dict:
+    options = method.defaults()
+    valid = {o.name: o for o in method.options}
+    for name, value in given.items():
+        if name not in valid:
+            raise InputError(f"{where}unknown option {name!r} for {method.name}; valid: {', '.join(valid)}")
+        options[name] = valid[name].parse(value, where)
+    method.check(options)
+    return options
+
+
+def _positive(name, value, minimum=1):
+    if value is not None and value < minimum:
+        raise InputError(f"`{name}` must be >= {minimum}, got {value}")
+    return value
+
+
+def build_job(settings: dict, runs: list[engine.MethodRun], args) -> engine.Job:
+    """A :class:`Job` from job-file/command settings, command-line flags taking precedence."""
+    from jaxviz import sharding
+
+    def pick(name, default=None):
+        value = getattr(args, name, None)
+        return value if value is not None else settings.get(name, default)
+
+    process_index, process_count = sharding.initialize(
+        getattr(args, "coordinator", None), getattr(args, "num_processes", None), getattr(args, "process_id", None))
+    sources, problems = inputs.collect(settings.get("inputs", []))
+    labels_path = pick("labels")
+    target = settings.get("target")
+    if target is not None and not (isinstance(target, int) and 0 <= target < 1000):
+        raise InputError(f"`target` must be a class in 0..999, got {target!r}")
+    return engine.Job(
+        runs=runs, sources=sources, problems=problems, out=Path(pick("out", "jaxviz-out")),
+        batch_size=_positive("batch_size", pick("batch_size", 8)),
+        labels=inputs.read_labels(labels_path) if labels_path else None, target=target,
+        arrays=pick("arrays", "npy"), figures=_figures(pick("figures")),
+        workers=_positive("workers", pick("workers", 2)), force=bool(args.force or settings.get("force")),
+        quiet=bool(args.quiet), arch=pick("arch", "squeezenet1_1"), weights=pick("weights"),
+        devices=_positive("devices", pick("devices", 0), minimum=0),
+        process_index=process_index, process_count=process_count,
+    )
+
+
+def _check_arrays(value):
+    if value not in ("npy", "npz", "none"):
+        raise InputError(f"`arrays` must be npy, npz or none, got {value!r}")
+
+
+def run_method(args) -> int:
+    method: Method = args.method
+    given = {o.name: getattr(args, f"opt_{o.name}") for o in method.options
+             if getattr(args, f"opt_{o.name}") is not None}
+    options = method_options(method, given)
+    size = getattr(args, "size", None)
+    size = method.size if size is None else _positive("size", size, minimum=0)
+    run = engine.MethodRun(method, options, method.name, size, bool(getattr(args, "crop", False)))
+    settings = {"inputs": getattr(args, "inputs", [])}
+    return _execute(build_job(settings, [run], args))
+
+
+def _execute(job: engine.Job) -> int:
+    if not job.sources and not job.problems and any(r.method.inputs == "images" for r in job.runs):
+        raise InputError("no images found in the inputs")
+    summary = engine.execute(job)
+    return common.EXIT_PARTIAL if summary.exit_code else common.EXIT_OK
+
+
+JOB_KEYS = {"inputs", "out", "batch_size", "size", "crop", "labels", "target", "arrays", "figures", "workers",
+            "devices", "arch", "weights", "force"}
+RUN_KEYS = {"folder", "size", "crop"}
+
+
+def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as err:
+        raise InputError(f"cannot read job file {path}: {err}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise InputError(f"{path}: not valid TOML: {err}") from None
+    base = path.resolve().parent
+    settings, runs, folders = {}, [], set()
+    for key, value in data.items():
+        if key in METHODS:
+            tables = value if isinstance(value, list) else [value]
+            for table in tables:
+                if not isinstance(table, dict):
+                    raise InputError(f"{path}: [{key}] must be a table of options")
+                runs.append(_job_run(METHODS[key], table, data, f"{path.name} [{key}]: "))
+        elif key in JOB_KEYS:
+            settings[key] = value
+        else:
+            raise InputError(f"{path}: unknown key {key!r}; top-level keys: {', '.join(sorted(JOB_KEYS))}; "
+                             f"method tables: {', '.join(METHODS)}")
+    if not runs:
+        raise InputError(f"{path}: no method tables (e.g. [saliency]); methods: {', '.join(METHODS)}")
+    for run in runs:
+        if run.folder in folders:
+            raise InputError(f"{path}: two runs write to {run.folder!r}; give each a distinct `folder`")
+        folders.add(run.folder)
+    inputs_list = settings.get("inputs", [])
+    if isinstance(inputs_list, str):
+        inputs_list = [inputs_list]
+    if not isinstance(inputs_list, list) or not all(isinstance(i, str) for i in inputs_list):
+        raise InputError(f"{path}: `inputs` must be a list of paths")
+    settings["inputs"] = [i if i.startswith("skimage:") else str(base / i) for i in inputs_list]
+    for key in ("out", "labels", "weights"):
+        if key in settings:
+            if not isinstance(settings[key], str):
+                raise InputError(f"{path}: `{key}` must be a path string")
+            settings[key] = str(base / settings[key])
+    if "arrays" in settings:
+        _check_arrays(settings["arrays"])
+    return settings, runs
+
+
+def _job_run(method: Method, table: dict, data: dict, where: str) -> engine.MethodRun:
+    own = {k: v for k, v in table.items() if k not in RUN_KEYS}
+    if "target" in data and "target" not in own and any(o.name == "target" for o in method.options):
+        own["target"] = data["target"]
+    options = method_options(method, own, where)
+    folder = table.get("folder", method.name)
+    if not isinstance(folder, str) or inputs.safe_component(folder) != folder:
+        raise InputError(f"{where}`folder` must be a plain folder name, got {folder!r}")
+    size = table.get("size", data.get("size", method.size))
+    if not isinstance(size, int) or size < 0:
+        raise InputError(f"{where}`size` must be an integer >= 0, got {size!r}")
+    return engine.MethodRun(method, options, folder, size, bool(table.get("crop", data.get("crop", False))))
+
+
+def run_job_file(args) -> int:
+    settings, runs = load_job_file(args.job)
+    return _execute(build_job(settings, runs, args))

@@ -1,0 +1,187 @@
+"""``jaxviz demo --out DIR``: every figure set of the course in one command.
+
+Saliency, guided backprop, GradCAM, guided GradCAM, Integrated Gradients, SmoothGrad and
+occlusion on the course's first validation images; fooling them into a stingray; class
+visualisations; style transfer with the three presets.  It is one ordinary job (resumable,
+atomic) followed by the course's figure grids, composed from the job's outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from jaxviz.cli import batch, common, engine
+from jaxviz.cli.methods import METHODS
+
+COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
+FOOL_TARGET = 6  # stingray, the course's target
+
+
+def register(sub) -> None:
+    parser = sub.add_parser(
+        "demo", help="write every figure set of the course into a folder",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__,
+        epilog="examples:\n"
+               "  jaxviz demo --out demo\n"
+               "  jaxviz demo --out demo --quick      # fewer iterations: a smoke test in a minute\n"
+               "  JAXVIZ_SHARED=../shared jaxviz demo --out demo   # the course's images and styles\n"
+               "\nWithout the course's data it uses scikit-image's photos (chelsea, coffee, astronaut, rocket)\n"
+               "and says so.  Re-running finishes an interrupted demo; --force redoes it.\n",
+    )
+    parser.add_argument("--out", "-o", required=True, help="output folder")
+    parser.add_argument("--data", metavar="DIR",
+                        help="the course's data folder (default $JAXVIZ_SHARED/data): imagenet_val_25.npz, styles/")
+    parser.add_argument("--images", type=int, default=5, help="how many course images (default 5)")
+    parser.add_argument("--quick", action="store_true", help="a few iterations per method, 2 images")
+    parser.add_argument("--force", action="store_true", help="recompute everything")
+    parser.add_argument("--quiet", "-q", action="store_true", help="no progress")
+    common.add_model_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _data_folder(args) -> Path | None:
+    if args.data:
+        return Path(args.data)
+    shared = os.environ.get("JAXVIZ_SHARED")
+    return Path(shared) / "data" if shared else None
+
+
+def demo_job(args) -> tuple[engine.Job, dict]:
+    data = _data_folder(args)
+    notes = []
+    n_images = 2 if args.quick else args.images
+    course = data / "imagenet_val_25.npz" if data else None
+    if course is not None and course.is_file():
+        inputs = [str(course)]
+    else:
+        inputs = ["skimage:chelsea", "skimage:coffee", "skimage:astronaut", "skimage:rocket"]
+        notes.append(f"the course's images (imagenet_val_25.npz) are not in {data or '$JAXVIZ_SHARED/data'}: "
+                     "using scikit-image's chelsea, coffee, astronaut and rocket, with the model's top-1 targets")
+    styles_folder = data / "styles" if data else None
+    from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
+
+    if styles_folder is not None and all((styles_folder / p["style"]).is_file() for p in PRESETS.values()):
+        styles, style_inputs = list(PRESETS), [str(styles_folder / CONTENT_IMAGE)]
+    else:
+        styles, style_inputs = ["skimage:coffee"], ["skimage:chelsea"]
+        notes.append("the course's style images are not there: styling chelsea with coffee (scikit-image)")
+
+    quick = args.quick
+    specs = [
+        ("saliency", {}), ("guided-backprop", {}), ("gradcam", {}), ("guided-gradcam", {}),
+        ("integrated-gradients", {"n_steps": 8 if quick else 50}),
+        ("smoothgrad", {"nt_samples": 4 if quick else 25}),
+        ("occlusion", {"window": 56 if quick else 30, "stride": 56 if quick else 15}),
+        ("fool", {"target": FOOL_TARGET, "learning_rate": 10.0, "max_iter": 5 if quick else 100}),
+        ("class-viz", {"classes": list(COURSE_CLASSES[:2] if quick else COURSE_CLASSES),
+                       "num_iterations": 5 if quick else 100}),
+    ]
+    runs = [engine.MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
+            for name, opts in specs]
+    style_opts = {"styles": styles, "num_iterations": 5 if quick else 200, "data": str(styles_folder or "")}
+    style_run = engine.MethodRun(METHODS["style"], batch.method_options(METHODS["style"], style_opts), "style",
+                                 METHODS["style"].size)
+    from jaxviz.cli import inputs as inputs_mod
+
+    sources, problems = inputs_mod.collect(inputs)
+    sources = sources[:n_images]
+    style_sources, style_problems = inputs_mod.collect(style_inputs)
+    # style runs over its own content image: the same job, its sources told apart by run
+    job = engine.Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
+                     out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=args.arch,
+                     weights=args.weights)
+    job.run_sources = {len(runs): style_sources}
+    return job, {"notes": notes, "styles": styles}
+
+
+def run(args) -> int:
+    import time
+
+    job, info = demo_job(args)
+    for note in info["notes"]:
+        common.progress(f"jaxviz demo: {note}", quiet=False)
+    start = time.perf_counter()
+    summary = engine.execute(job)
+    written = compose_figures(job)
+    if not args.quiet:
+        common.progress(f"jaxviz demo: {len(written)} course figures in {job.out} "
+                        f"({time.perf_counter() - start:.1f} s in all)")
+        for path in written:
+            common.progress(f"  {path}")
+    return common.EXIT_PARTIAL if summary.exit_code else common.EXIT_OK
+
+
+def _read(path: Path) -> np.ndarray | None:
+    if not path.is_file():
+        return None
+    with Image.open(path) as image:
+        return np.asarray(image.convert("RGB"))
+
+
+def compose_figures(job: engine.Job) -> list[Path]:
+    """The course's grids from the job's outputs: one column per image, one row per method."""
+    from jaxviz.figures import save_grid
+    from jaxviz.labels import class_names
+
+    out = job.out
+    records = engine.OutputFolder(out).records()
+    names = class_names()
+    written = []
+    keys = [s.key for s in job.sources]
+    import jaxviz
+    from jaxviz.cli import inputs as inputs_mod
+
+    reader = inputs_mod.ImageReader()
+    originals = [np.asarray(jaxviz.deprocess(jaxviz.preprocess(reader(s), size=224)))[0] for s in job.sources]
+
+    def row(folder, suffix):
+        return [_read(out / folder / f"{k}{suffix}") for k in keys]
+
+    def titles(folder):
+        return [names[records[(folder, k)]["target"]] if (folder, k) in records else "" for k in keys]
+
+    rows = [("image", originals), ("saliency", row("saliency", ".map.png")),
+            ("guided backprop", row("guided-backprop", ".map.png")), ("GradCAM", row("gradcam", ".overlay.png")),
+            ("guided GradCAM", row("guided-gradcam", ".map.png")),
+            ("Integrated Gradients", row("integrated-gradients", ".map.png")),
+            ("SmoothGrad", row("smoothgrad", ".map.png")), ("occlusion", row("occlusion", ".overlay.png"))]
+    rows = [(t, r) for t, r in rows if all(img is not None for img in r)]
+    if len(rows) > 1:
+        path = out / "attribution.png"
+        save_grid(path, [r for _, r in rows], row_titles=[t for t, _ in rows], col_titles=titles("saliency"))
+        written.append(path)
+    fooled = row("fool", ".png")
+    difference = row("fool", ".diff.png")
+    if all(i is not None for i in fooled + difference):
+        path = out / "fooling.png"
+        save_grid(path, [originals, fooled, difference], row_titles=["image", "fooled: stingray", "difference ×10"])
+        written.append(path)
+    class_run = next(r for r in job.runs if r.method.name == "class-viz")
+    class_keys = [k for (folder, k) in records if folder == "class-viz"]
+    wanted = [k for c in class_run.options["classes"] for k in class_keys if k.startswith(f"{c:03d}-")]
+    images = [_read(out / "class-viz" / f"{k}.png") for k in wanted]
+    if images and all(i is not None for i in images):
+        path = out / "class_visualization.png"
+        save_grid(path, [images], col_titles=[k.split("-", 1)[1] for k in wanted], cell=3.0)
+        written.append(path)
+    style_run = next(r for r in job.runs if r.method.name == "style")
+    style_sources = job.sources_for(job.runs.index(style_run))
+    style_rows, style_titles = [], []
+    for source in style_sources:
+        content = np.asarray(jaxviz.deprocess(jaxviz.preprocess(reader(source), size=style_run.size)))[0]
+        for spec in style_run.variants():
+            result = _read(out / "style" / f"{source.key}__{inputs_mod.safe_component(spec.label)}.png")
+            if result is not None:
+                style_rows.append([content, spec.uint8(), result])
+                style_titles.append(spec.label)
+    if style_rows:
+        path = out / "style_transfer.png"
+        save_grid(path, style_rows, row_titles=style_titles, col_titles=["content", "style", "result"], cell=3.0)
+        written.append(path)
+    return written

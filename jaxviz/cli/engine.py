@@ -1,0 +1,470 @@
+"""Runs a batch job: methods × inputs → files, resumable, atomic, sharded across devices.
+
+The model and each method's compiled function are built once per job.  Images are
+decoded and resized in background threads, grouped by (method, shape) into batches of
+``batch_size`` and the last batch padded, so one shape compiles once.  Every file is
+written via a temporary file and a rename; a unit (one method on one input) is recorded
+in the manifest only after all its files exist, and a re-run skips recorded units whose
+files are all there.  One bad input fails alone; the rest of the job completes.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import hashlib
+import json
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from jaxviz import sharding
+from jaxviz.cli import inputs as inputs_mod
+from jaxviz.cli.methods import Method
+from jaxviz.cli.progress import Progress
+from jaxviz.errors import ImageError, InputError, JaxvizError
+
+MANIFEST = "manifest.jsonl"
+MAX_UPSCALED_SIDE = 4096  # a 1×1000 strip resized to a 224 short side would be 224×224000
+
+
+@dataclass
+class MethodRun:
+    """One method with its options, writing into ``out/<folder>/``."""
+
+    method: Method
+    options: dict
+    folder: str
+    size: int
+    crop: bool = False
+
+    def variants(self):
+        return self.method.variants(self.options)
+
+
+@dataclass
+class Job:
+    runs: list[MethodRun]
+    sources: list[inputs_mod.Source]
+    out: Path
+    batch_size: int = 8
+    labels: dict | None = None
+    target: int | None = None
+    arrays: str = "npy"
+    figures: frozenset = frozenset({"overlay", "map", "grid"})
+    workers: int = 2
+    force: bool = False
+    quiet: bool = False
+    arch: str = "squeezenet1_1"
+    weights: str | None = None
+    devices: int = 0  # 0: all local devices
+    process_index: int = 0
+    process_count: int = 1
+    problems: list = field(default_factory=list)  # (input, message) found while collecting
+    run_sources: dict = field(default_factory=dict)  # run index → its own inputs (demo: style content)
+
+    def sources_for(self, run: int) -> list:
+        return self.run_sources.get(run, self.sources)
+
+    def all_sources(self) -> list:
+        seen = dict.fromkeys(self.sources)
+        for extra in self.run_sources.values():
+            seen.update(dict.fromkeys(extra))
+        return list(seen)
+
+
+@dataclass
+class Unit:
+    run: int
+    key: str
+    source: inputs_mod.Source | None = None
+    variant: object = None
+    target: int | None = None  # None: the model's top-1
+    target_from: str = ""
+    cls: int | None = None
+    digest: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.source.name if self.source is not None else f"class {self.cls}"
+
+
+@dataclass
+class Summary:
+    done: int
+    skipped: int
+    failed: int
+    seconds: float
+    rate: float
+    complete: bool = True  # every unit of the job (all processes' shares) has its files
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or not self.complete else 0
+
+
+# --------------------------------------------------------------------------- output folder
+
+
+class OutputFolder:
+    """Atomic writes below ``root`` only, and the JSON-lines manifest."""
+
+    def __init__(self, root: Path, manifest: str = MANIFEST):
+        root.mkdir(parents=True, exist_ok=True)
+        self.root = root.resolve()
+        self.manifest_path = self.root / manifest
+        self._lock = threading.Lock()
+
+    def path(self, relative: str) -> Path:
+        path = (self.root / relative).resolve()
+        if not path.is_relative_to(self.root) or path == self.root:
+            raise InputError(f"output {relative!r} would leave the output folder {self.root}")
+        return path
+
+    def write(self, relative: str, data: bytes) -> None:
+        from jaxviz.models.weights import atomic_write_bytes
+
+        # a rename makes each file all-or-nothing against interruption; per-file fsync
+        # (durability against power loss) would cost more than the compute here
+        atomic_write_bytes(self.path(relative), data, fsync=False)
+
+    def exists(self, relative: str) -> bool:
+        return self.path(relative).is_file()
+
+    def record(self, entry: dict) -> None:
+        line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
+        with self._lock, open(self.manifest_path, "a+b") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell():
+                f.seek(-1, os.SEEK_END)
+                if f.read(1) != b"\n":  # a line cut by a kill: end it so ours stays whole
+                    f.write(b"\n")
+            f.write(line.encode())
+            f.flush()
+
+    def records(self) -> dict[tuple[str, str], dict]:
+        """Latest successful record per (folder, key), over every process's manifest."""
+        latest: dict[tuple[str, str], dict] = {}
+        for path in sorted(self.root.glob("manifest*.jsonl")):
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # cut by an interruption
+                if isinstance(entry, dict) and entry.get("status") == "ok":
+                    latest[(entry.get("folder"), entry.get("key"))] = entry
+        return latest
+
+    def is_done(self, folder: str, unit: Unit, records: dict) -> bool:
+        entry = records.get((folder, unit.key))
+        return (entry is not None and entry.get("digest") == unit.digest
+                and all(self.exists(p) for p in entry.get("outputs", ())))
+
+    def remove_stale_temporaries(self) -> None:
+        """Temporary files of a killed run (``.<name>.<random>.tmp``, never a real output)."""
+        for path in self.root.rglob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def _digest(run: MethodRun, target_spec: str, arch: str) -> str:
+    spec = {"method": run.method.name, "options": run.options, "size": run.size, "crop": run.crop,
+            "target": target_spec, "arch": arch}
+    text = json.dumps(spec, sort_keys=True, default=lambda v: getattr(v, "source", str(v)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plan(job: Job) -> tuple[list[Unit], list[tuple[str, str]]]:
+    """Every unit of the job (all processes), and the inputs that fail before any compute."""
+    units, failures = [], []
+    for r, run in enumerate(job.runs):
+        method = run.method
+        if method.inputs == "classes":
+            from jaxviz.labels import class_names
+
+            names = class_names()
+            for c in run.options["classes"]:
+                key = inputs_mod.safe_component(f"{c:03d}-{names[c]}")
+                units.append(Unit(r, key, cls=c, target=c, target_from="class",
+                                  digest=_digest(run, f"class:{c}", job.arch)))
+            continue
+        variants = run.variants()
+        labels_seen = [getattr(v, "label", None) for v in variants]
+        if len(set(labels_seen)) != len(labels_seen):
+            raise InputError(f"{method.name}: two styles share the name {labels_seen}; rename one file")
+        for source in job.sources_for(r):
+            target, target_from = _resolve_target(job, run, source)
+            if target_from == "missing":
+                failures.append((source.name, f"{method.name}: {target}"))
+                continue
+            spec = "top1" if target is None else f"{target_from}:{target}"
+            for variant in variants:
+                key = source.key if variant is None else f"{source.key}__{inputs_mod.safe_component(variant.label)}"
+                units.append(Unit(r, key, source=source, variant=variant, target=target, target_from=target_from,
+                                  digest=_digest(run, spec, job.arch)))
+    return units, failures
+
+
+def _resolve_target(job: Job, run: MethodRun, source) -> tuple[object, str]:
+    method = run.method
+    if method.target == "none":
+        return None, "none"
+    if run.options.get("target") is not None:
+        return run.options["target"], "option"
+    if method.target == "explicit":
+        raise InputError(f"{method.name} needs a target class (--target, or `target` in the job file's "
+                         f"[{method.name}] table)")
+    if job.target is not None:
+        return job.target, "option"
+    if job.labels is not None:
+        label = inputs_mod.label_for(source, job.labels)
+        if label is None:
+            return "not in the labels file", "missing"
+        return label, "labels"
+    if source.label is not None:
+        return source.label, "npz"
+    return None, "top1"
+
+
+# --------------------------------------------------------------------------- execution
+
+
+class _Context:
+    def __init__(self, job: Job):
+        self.arrays, self.figures = job.arrays, job.figures
+
+
+def _load_inputs(source, needs, reader, minimum_side):
+    """Decodes one input and resizes it for every (size, crop) its methods need."""
+    import jaxviz
+    from jaxviz.images import resized_size
+
+    image = reader(source)
+    h, w = image.shape[:2]
+    if min(h, w) < minimum_side:
+        raise ImageError(f"{source.name}: {w}×{h} is too small (the model needs {minimum_side} px a side)")
+    prepared = {}
+    for size, crop in needs:
+        if size and max(resized_size(h, w, size)) > MAX_UPSCALED_SIDE:
+            raise ImageError(f"{source.name}: {w}×{h} is too elongated to resize to a {size} px short side")
+        x = jaxviz.preprocess(image, size=size or None)[0]
+        if crop:
+            side = min(x.shape[:2])
+            top, left = (x.shape[0] - side) // 2, (x.shape[1] - side) // 2
+            x = x[top:top + side, left:left + side]
+        prepared[(size, crop)] = np.ascontiguousarray(x)
+    return prepared
+
+
+def execute(job: Job) -> Summary:
+    import jaxviz
+
+    out = OutputFolder(job.out, MANIFEST if job.process_count == 1
+                       else f"manifest.p{job.process_index}-of-{job.process_count}.jsonl")
+    if job.process_count == 1:
+        out.remove_stale_temporaries()
+    units, early_failures = plan(job)
+    mine = set(sharding.share(job.all_sources(), job.process_index, job.process_count))
+    share_classes = job.process_index == 0  # class visualisations run on the first process
+    units = [u for u in units if (u.source in mine if u.source is not None else share_classes)]
+    if job.process_count > 1:
+        early_failures = [f for i, f in enumerate(early_failures) if i % job.process_count == job.process_index]
+    problems = list(job.problems) if job.process_index == 0 else []
+
+    records = {} if job.force else out.records()
+    pending = [u for u in units if not out.is_done(job.runs[u.run].folder, u, records)]
+    progress = Progress(len(units) + len(early_failures) + len(problems), quiet=job.quiet)
+    progress.update(skipped=len(units) - len(pending))
+    for name, message in problems + early_failures:
+        progress.message(f"jaxviz: skipped {name}: {message}")
+        out.record({"input": name, "status": "failed", "error": message})
+    progress.update(failed=len(problems) + len(early_failures))
+
+    if pending:
+        model = jaxviz.load_model(job.arch, job.weights)
+        devices = jaxviz_devices(job.devices)
+        mesh = sharding.batch_mesh(devices) if len(devices) > 1 else None
+        runner = _Runner(job, out, model, mesh, progress)
+        try:
+            runner.run(pending)
+            runner.finish()
+        finally:
+            runner.close()
+    complete = True
+    if job.process_count > 1:
+        sharding.barrier("jaxviz-job-end")
+        if job.process_index == 0:
+            complete = _complete(job, out)
+    summary = Summary(progress.done, progress.skipped, progress.failed,
+                      time.perf_counter() - progress.start, progress.rate(), complete)
+    if not job.quiet:
+        progress.message(("" if job.process_count == 1 else f"process {job.process_index}: ") + progress.summary())
+        if job.process_count > 1 and job.process_index == 0:
+            progress.message("job complete: every output of every process is there" if complete
+                             else "job incomplete: some outputs are missing (see failures above); re-run to resume")
+    return summary
+
+
+def _complete(job: Job, out: OutputFolder) -> bool:
+    units, _ = plan(job)
+    records = out.records()
+    return all(out.is_done(job.runs[u.run].folder, u, records) for u in units)
+
+
+def jaxviz_devices(count: int):
+    import jax
+
+    devices = jax.local_devices()
+    if count < 0 or count > len(devices):
+        raise InputError(f"--devices must be in 0..{len(devices)} (0: all), got {count}")
+    return devices[:count] if count else devices
+
+
+class _Runner:
+    def __init__(self, job: Job, out: OutputFolder, model, mesh, progress: Progress):
+        self.job, self.out, self.progress, self.mesh = job, out, progress, mesh
+        self.model = sharding.replicate(model, mesh) if mesh is not None else model
+        self.multiple = mesh.size if mesh is not None else 1
+        self.batch = sharding.padded_size(job.batch_size, self.multiple)
+        self.ctx = _Context(job)
+        self.writer = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="jaxviz-write")
+        self.writes: list[concurrent.futures.Future] = []
+        self.debug = bool(os.environ.get("JAXVIZ_DEBUG"))
+
+    def finish(self) -> None:
+        """Waits for every pending write."""
+        concurrent.futures.wait(self.writes)
+        self._drain(block=True)
+
+    def close(self) -> None:
+        # on an interruption pending writes are dropped; a running one finishes (atomic)
+        self.writer.shutdown(wait=True, cancel_futures=True)
+        self._drain(block=True)
+
+    def run(self, pending: list[Unit]) -> None:
+        classes = [u for u in pending if u.source is None]
+        for r in sorted({u.run for u in classes}):
+            batch = [(u, None) for u in classes if u.run == r]
+            for i in range(0, len(batch), self.batch):
+                self._flush(r, None, batch[i:i + self.batch])
+        by_source: dict[inputs_mod.Source, list[Unit]] = {}
+        for u in pending:
+            if u.source is not None:
+                by_source.setdefault(u.source, []).append(u)
+        sources = list(by_source)
+        reader = inputs_mod.ImageReader()
+        from jaxviz.models.squeezenet import minimum_input_size
+
+        minimum = minimum_input_size(self.job.arch)
+        buckets: dict[tuple, list] = {}
+
+        def load(source):
+            needs = {(self.job.runs[u.run].size, self.job.runs[u.run].crop) for u in by_source[source]}
+            return _load_inputs(source, needs, reader, minimum)
+
+        for source, prepared, error in inputs_mod.prefetch(load, sources, workers=self.job.workers,
+                                                           depth=2 * self.batch):
+            units = by_source[source]
+            if error is not None:
+                if self.debug and not isinstance(error, JaxvizError):
+                    raise error
+                self._fail(units, _describe(error))
+                continue
+            for u in units:
+                run = self.job.runs[u.run]
+                x = prepared[(run.size, run.crop)]
+                bucket_key = (u.run, getattr(u.variant, "label", None), x.shape)
+                bucket = buckets.setdefault(bucket_key, [])
+                bucket.append((u, x))
+                if len(bucket) == self.batch:
+                    self._flush(u.run, u.variant, buckets.pop(bucket_key))
+        for key in list(buckets):
+            entries = buckets.pop(key)
+            self._flush(entries[0][0].run, entries[0][0].variant, entries)
+
+    def _place(self, array):
+        array = sharding.pad_batch(array, self.batch)
+        return sharding.shard(array, self.mesh) if self.mesh is not None else array
+
+    def _flush(self, r: int, variant, entries: list) -> None:
+        run = self.job.runs[r]
+        units = [u for u, _ in entries]
+        try:
+            start = time.perf_counter()
+            x = None if entries[0][1] is None else self._place(np.stack([x for _, x in entries]))
+            targets = np.array([-1 if u.target is None else u.target for u in units], np.int32)
+            if (targets < 0).any():
+                top1 = np.asarray(self.model(x)).argmax(axis=-1)[: len(units)]
+                targets = np.where(targets < 0, top1, targets).astype(np.int32)
+            seeds = np.array([inputs_mod.key_seed(u.key) for u in units], np.uint32)
+            options = dict(run.options)
+            if run.method.name == "fool" and self.mesh is not None and not options["slots"]:
+                options["slots"] = self.batch  # one image per device at least
+            arrays = run.method.compute(self.model, x, self._place(targets), self._place(seeds), options, variant)
+            arrays = {k: np.asarray(v)[: len(units)] for k, v in arrays.items()}
+            seconds = (time.perf_counter() - start) / len(units)
+        except JaxvizError as err:
+            self._fail(units, str(err))
+            return
+        except Exception as err:  # noqa: BLE001 - one failing batch must not end the job
+            if self.debug:
+                raise
+            self._fail(units, _describe(err))
+            return
+        host_x = None if x is None else np.asarray(x)[: len(units)]
+        for i, u in enumerate(units):
+            item = {k: v[i] for k, v in arrays.items()}
+            xi = None if host_x is None else host_x[i]
+            self.writes.append(self.writer.submit(self._save, run, u, xi, item, int(targets[i]), seconds))
+        self._drain(block=False)
+
+    def _save(self, run: MethodRun, unit: Unit, x, arrays, target: int, seconds: float) -> None:
+        import jaxviz
+
+        image = None if x is None else jaxviz.deprocess(x)
+        files, extras = run.method.save(image, x, arrays, run.options, unit.variant, self.ctx)
+        written = []
+        for suffix, data in files.items():
+            relative = f"{run.folder}/{unit.key}{suffix}"
+            self.out.write(relative, data)
+            written.append(relative)
+        self.out.record({
+            "input": unit.name, "key": unit.key, "method": run.method.name, "folder": run.folder,
+            "target": target, "target_from": unit.target_from, "options": run.options,
+            "size": run.size, "crop": run.crop, "outputs": written, "seconds": round(seconds, 6),
+            "status": "ok", "digest": unit.digest, **extras,
+            **({"style": unit.variant.source} if unit.variant is not None else {}),
+        })
+
+    def _drain(self, block: bool) -> None:
+        limit = 0 if block else 4 * self.batch
+        while self.writes and (self.writes[0].done() or len(self.writes) > limit):
+            future = self.writes.pop(0)
+            try:
+                future.result()
+            except concurrent.futures.CancelledError:
+                continue
+            except Exception as err:  # noqa: BLE001 - e.g. disk full: this unit failed
+                if self.debug:
+                    raise
+                self.progress.message(f"jaxviz: could not write an output: {_describe(err)}")
+                self.progress.update(failed=1)
+                continue
+            self.progress.update(done=1)
+
+    def _fail(self, units: list[Unit], message: str) -> None:
+        for u in units:
+            self.progress.message(f"jaxviz: failed {u.name} ({self.job.runs[u.run].method.name}): {message}")
+            self.out.record({"input": u.name, "key": u.key, "method": self.job.runs[u.run].method.name,
+                             "folder": self.job.runs[u.run].folder, "status": "failed", "error": message})
+        self.progress.update(failed=len(units))
+
+
+def _describe(error: BaseException) -> str:
+    return str(error) if isinstance(error, JaxvizError) else f"{type(error).__name__}: {error}"
+

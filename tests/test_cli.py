@@ -1,0 +1,390 @@
+"""The ``jaxviz`` command end to end: every subcommand, job files, resume, bad inputs, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import jaxviz
+from jaxviz.cli import batch, engine, inputs
+from jaxviz.cli.main import build_parser, main
+from jaxviz.cli.methods import METHODS
+from conftest import ROOT, SHARED
+
+SIZE = 32  # small images: the numbers are checked against the API, not their meaning
+
+
+def _photo(seed: int, height: int = 40, width: int = 48) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(base).resize((width, height), Image.BILINEAR))
+
+
+@pytest.fixture()
+def photos(tmp_path) -> Path:
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    Image.fromarray(_photo(0)).save(folder / "a.png")
+    Image.fromarray(_photo(1)).save(folder / "b.jpg", quality=95)
+    Image.fromarray(_photo(2)).save(folder / "sub" / "c.webp")
+    (folder / "notes.txt").write_text("not an image, ignored")
+    return folder
+
+
+def _manifest(out: Path) -> list[dict]:
+    lines = []
+    for path in sorted(out.glob("manifest*.jsonl")):
+        lines += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return lines
+
+
+def _ok(out: Path, method: str | None = None) -> list[dict]:
+    return [r for r in _manifest(out) if r["status"] == "ok" and (method is None or r["method"] == method)]
+
+
+def _cli(*args) -> int:
+    return main([str(a) for a in args])
+
+
+# --------------------------------------------------------------------------- every subcommand
+
+ATTRIBUTION_ARGS = {
+    "saliency": [],
+    "guided-backprop": [],
+    "gradcam": ["--layer", "features.12"],
+    "guided-gradcam": [],
+    "integrated-gradients": ["--n-steps", "4"],
+    "occlusion": ["--window", "16", "--stride", "16"],
+    "smoothgrad": ["--nt-samples", "2", "--seed", "3"],
+}
+
+
+@pytest.mark.parametrize("name", list(ATTRIBUTION_ARGS))
+def test_attribution_subcommand_writes_maps_equal_to_the_api(name, photos, tmp_path):
+    out = tmp_path / "out"
+    assert _cli(name, photos, "--out", out, "--size", SIZE, "--target", 7, "-b", 2, "-q",
+                *ATTRIBUTION_ARGS[name]) == 0
+    records = _ok(out, name)
+    assert sorted(r["key"] for r in records) == ["photos/a", "photos/b", "photos/sub/c"]
+    model = jaxviz.load_model()
+    for record in records:
+        assert record["target"] == 7 and record["seconds"] > 0
+        for relative in record["outputs"]:
+            assert (out / relative).is_file()
+        array = np.load(out / name / f"{record['key']}.npy")
+        source = photos / {"photos/a": "a.png", "photos/b": "b.jpg", "photos/sub/c": "sub/c.webp"}[record["key"]]
+        x = jaxviz.preprocess(jaxviz.load_image(source), size=SIZE)
+        expected = _api(name, model, x, record["key"])
+        np.testing.assert_allclose(array, expected[0], rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+        with Image.open(out / name / f"{record['key']}.overlay.png") as overlay:
+            assert overlay.size == (x.shape[2], x.shape[1])
+
+
+def _api(name, model, x, key):
+    t = np.array([7])
+    if name == "saliency":
+        return np.asarray(jaxviz.saliency(model, x, t))
+    if name == "guided-backprop":
+        return np.asarray(jaxviz.guided_backprop(model, x, t))
+    if name == "gradcam":
+        return np.asarray(jaxviz.gradcam(model, x, t))
+    if name == "guided-gradcam":
+        return np.asarray(jaxviz.guided_gradcam(model, x, t))
+    if name == "integrated-gradients":
+        return np.asarray(jaxviz.integrated_gradients(model, x, t, n_steps=4))
+    if name == "occlusion":
+        return np.asarray(jaxviz.occlusion(model, x, t, (16, 16, 3), strides=(16, 16, 3)))
+    import jax
+
+    seed = zlib.crc32(key.encode()) & 0x7FFFFFFF
+    noise = jax.random.normal(jax.random.fold_in(jax.random.key(3), seed), (2,) + x.shape[1:])
+    return np.asarray(jaxviz.noise_tunnel(jaxviz.saliency, model, x, t, nt_samples=2, noise=0.15 * noise[:, None]))
+
+
+def test_top1_labels_and_npz_targets(photos, tmp_path):
+    model = jaxviz.load_model()
+    labels = tmp_path / "labels.tsv"
+    labels.write_text("file\tlabel\na.png\t1\nb\t2\nc.webp\t3\n")
+    out = tmp_path / "by-labels"
+    assert _cli("saliency", photos, "--out", out, "--size", SIZE, "--labels", labels, "-q") == 0
+    assert {r["key"]: r["target"] for r in _ok(out)} == {"photos/a": 1, "photos/b": 2, "photos/sub/c": 3}
+    out = tmp_path / "top1"
+    assert _cli("saliency", photos / "a.png", "--out", out, "--size", SIZE, "-q") == 0
+    (record,) = _ok(out)
+    x = jaxviz.preprocess(jaxviz.load_image(photos / "a.png"), size=SIZE)
+    assert record["target"] == int(np.argmax(model(x))) and record["target_from"] == "top1"
+    npz = tmp_path / "set.npz"
+    np.savez(npz, X=np.stack([_photo(3, 32, 32), _photo(4, 32, 32)]), y=np.array([5, 6]))
+    out = tmp_path / "npz"
+    assert _cli("gradcam", npz, "--out", out, "-q", "--arrays", "npz", "--figures", "overlay") == 0
+    assert {r["key"]: r["target"] for r in _ok(out)} == {"set/00000": 5, "set/00001": 6}
+    assert sorted(p.name for p in (out / "gradcam" / "set").iterdir()) == [
+        "00000.npz", "00000.overlay.png", "00001.npz", "00001.overlay.png"]
+
+
+def test_an_image_missing_from_the_labels_file_fails_alone(photos, tmp_path, capsys):
+    labels = tmp_path / "labels.txt"
+    labels.write_text("a.png 1\nb.jpg 2\n")
+    out = tmp_path / "out"
+    assert _cli("saliency", photos, "--out", out, "--size", SIZE, "--labels", labels, "-q") == 1
+    assert len(_ok(out)) == 2
+    assert "c.webp" in capsys.readouterr().err
+
+
+def test_fool_class_viz_and_style(photos, tmp_path):
+    out = tmp_path / "out"
+    assert _cli("fool", photos / "a.png", "--target", 6, "--max-iter", 2, "--learning-rate", 10, "--out", out,
+                "--size", SIZE, "-q") == 0
+    (record,) = _ok(out, "fool")
+    assert record["target"] == 6 and record["iterations"] <= 2 and isinstance(record["success"], bool)
+    fooled = np.load(out / "fool" / "a.npy")
+    x = jaxviz.preprocess(jaxviz.load_image(photos / "a.png"), size=SIZE)
+    expected = jaxviz.make_fooling_images(jaxviz.load_model(), x, np.array([6]), learning_rate=10.0, max_iter=2)
+    np.testing.assert_allclose(fooled, np.asarray(expected.images)[0], atol=1e-5)
+    assert {"a.png", "a.diff.png", "a.grid.png", "a.npy"} <= {p.name for p in (out / "fool").iterdir()}
+
+    assert _cli("class-viz", "--classes", 1, 2, "--num-iterations", 2, "--image-size", SIZE, "--out", out, "-q") == 0
+    assert sorted(r["key"] for r in _ok(out, "class-viz")) == ["001-goldfish", "002-great white shark"]
+    assert np.load(out / "class-viz" / "001-goldfish.npy").shape == (SIZE, SIZE, 3)
+
+    style = tmp_path / "my style.png"
+    Image.fromarray(_photo(9, 36, 36)).save(style)
+    assert _cli("style", photos / "a.png", "--styles", style, "--num-iterations", 2, "--size", SIZE, "--out", out,
+                "-q") == 0
+    (record,) = _ok(out, "style")
+    assert record["key"] == "a__my style" and np.isfinite(record["loss"])
+    with Image.open(out / "style" / "a__my style.png") as result:
+        assert result.size == (38, SIZE)  # 40×48 resized to a 32 short side
+
+
+def test_fool_without_a_target_is_an_error(photos, tmp_path, capsys):
+    assert _cli("fool", photos, "--out", tmp_path / "out") == 3
+    assert "needs a target class" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- job files
+
+
+def test_job_file_runs_several_methods_once_each(photos, tmp_path):
+    job = tmp_path / "job.toml"
+    job.write_text(f"""
+inputs = ["photos"]
+out = "maps"
+batch_size = 2
+size = 64
+
+[saliency]
+[gradcam]
+[[guided-gradcam]]
+folder = "ggc-f5"
+layer = "features.5"
+[[guided-gradcam]]
+folder = "ggc-f9"
+layer = "features.9"
+[class-viz]
+classes = [5]
+num_iterations = 2
+image_size = {SIZE}
+""")
+    assert _cli("run", job, "-q") == 0
+    out = tmp_path / "maps"
+    records = _ok(out)
+    assert sorted({r["folder"] for r in records}) == ["class-viz", "ggc-f5", "ggc-f9", "gradcam", "saliency"]
+    assert len(records) == 4 * 3 + 1
+    f9 = {r["key"]: r for r in records if r["folder"] == "ggc-f9"}
+    assert f9["photos/a"]["options"]["layer"] == "features.9"
+    f5, f9 = np.load(out / "ggc-f5/photos/a.npy"), np.load(out / "ggc-f9/photos/a.npy")
+    assert np.abs(f5).max() > 0 and not np.allclose(f5, f9)
+    assert {r["target_from"] for r in records if r["folder"] != "class-viz"} == {"top1"}
+    # a second run does nothing; --force redoes everything
+    assert _cli("run", job, "-q") == 0
+    assert len(_manifest(out)) == 13
+    assert _cli("run", job, "-q", "--force") == 0
+    assert len(_manifest(out)) == 26
+
+
+@pytest.mark.parametrize("text, message", [
+    ("inputs = ['x']\n[saliency]\nn_steps = 3\n", "unknown option 'n_steps' for saliency"),
+    ("inputs = ['x']\n[salience]\n", "unknown key 'salience'"),
+    ("inputs = ['x']\n", "no method tables"),
+    ("inputs = ['x']\n[[gradcam]]\n[[gradcam]]\n", "distinct `folder`"),
+    ("inputs = ['x']\n[gradcam]\nfolder = '../up'\n", "plain folder name"),
+    ("inputs = ['x']\n[integrated-gradients]\nn_steps = 'many'\n", "`n_steps` must be int"),
+    ("inputs = ['x'\n", "not valid TOML"),
+])
+def test_bad_job_files_are_rejected_clearly(tmp_path, capsys, text, message):
+    job = tmp_path / "job.toml"
+    job.write_text(text)
+    assert _cli("run", job) == 3
+    assert message in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- bad inputs, odd paths
+
+
+def _bad_and_odd_folder(folder: Path) -> tuple[set[str], set[str]]:
+    """Writes images the command must handle and files it must skip; returns their keys."""
+    folder.mkdir(parents=True)
+    good = {
+        "gray": Image.fromarray(_photo(0)[..., 0], "L"),
+        "rgba": Image.fromarray(np.dstack([_photo(1), np.full((40, 48), 128, np.uint8)]), "RGBA"),
+        "sixteen": Image.fromarray(_photo(2)[..., 0].astype(np.uint16) * 257),
+        "with space": Image.fromarray(_photo(3)),
+        "ünïcödé 猫": Image.fromarray(_photo(4)),
+    }
+    for name, image in good.items():
+        image.save(folder / f"{name}.png")
+    Image.fromarray(_photo(5)).save(folder / "corrupt.jpg", quality=90)
+    data = (folder / "corrupt.jpg").read_bytes()
+    (folder / "corrupt.jpg").write_bytes(data[: len(data) // 3])
+    (folder / "text.png").write_text("this is not a PNG")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "tiny.png")
+    Image.fromarray(np.zeros((1, 1, 3), np.uint8)).save(folder / "bomb.png")
+    png = bytearray((folder / "bomb.png").read_bytes())  # IHDR claims 60000 × 60000 pixels
+    png[16:24] = (60000).to_bytes(4, "big") * 2
+    png[29:33] = zlib.crc32(bytes(png[12:29])).to_bytes(4, "big")
+    (folder / "bomb.png").write_bytes(bytes(png))
+    return {f"{folder.name}/{k}" for k in good}, {"corrupt", "text", "tiny", "bomb"}
+
+
+def test_bad_images_are_reported_and_skipped_the_rest_completes(tmp_path, capsys):
+    folder = tmp_path / "mixed inputs ✓"
+    good, bad = _bad_and_odd_folder(folder)
+    out = tmp_path / "out dir ✓"
+    assert _cli("saliency", folder, "--out", out, "--size", SIZE, "--target", 1, "-b", 3) == 1
+    assert {r["key"] for r in _ok(out)} == good
+    failed = [r for r in _manifest(out) if r["status"] == "failed"]
+    assert sorted(Path(r["input"]).stem for r in failed) == sorted(bad)
+    err = capsys.readouterr().err
+    assert "too large" in err and "too small" in err and "cannot read image" in err
+    assert "done 5, skipped 0 (already there), failed 4" in err
+    for key in good:
+        assert np.isfinite(np.load(out / "saliency" / f"{key}.npy")).all()
+    # grayscale and 16-bit images became three equal channels
+    assert np.ptp(np.asarray(Image.open(out / "saliency" / f"{folder.name}/gray.grid.png"))[5, 5]) == 0
+    # a re-run retries only the failures
+    assert _cli("saliency", folder, "--out", out, "--size", SIZE, "--target", 1, "-q") == 1
+    assert "done 0" not in capsys.readouterr().err  # quiet
+
+
+def test_input_names_cannot_escape_the_output_folder(tmp_path):
+    assert inputs.safe_key(["..", "a/../../b", "c\\..\\d", ".hidden"]) == "___/a_.._.._b/c_.._d/_hidden"
+    folder = engine.OutputFolder(tmp_path / "out")
+    with pytest.raises(jaxviz.InputError, match="leave the output folder"):
+        folder.path("../outside.png")
+    with pytest.raises(jaxviz.InputError, match="leave the output folder"):
+        folder.path("/etc/passwd")
+    long = inputs.safe_component("x" * 400)
+    assert len(long.encode()) <= inputs.MAX_COMPONENT_BYTES
+
+
+def test_missing_inputs_and_empty_folders(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert _cli("saliency", tmp_path / "empty", "--out", tmp_path / "out") == 3
+    assert "no images found" in capsys.readouterr().err
+    Image.fromarray(_photo(0)).save(tmp_path / "a.png")
+    assert _cli("saliency", tmp_path / "a.png", tmp_path / "nope.png", "--out", tmp_path / "out", "--size", SIZE,
+                "-q") == 1
+    assert "nope.png: no such file or folder" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- exit codes, help
+
+
+def test_exit_codes(tmp_path, capsys):
+    Image.fromarray(_photo(0)).save(tmp_path / "a.png")
+    with pytest.raises(SystemExit) as usage:
+        _cli("saliency", tmp_path / "a.png", "--batch-size", "many")
+    assert usage.value.code == 2
+    assert _cli("saliency", tmp_path / "a.png", "--weights", tmp_path / "missing.npz", "--out", tmp_path / "o") == 3
+    assert "missing.npz" in capsys.readouterr().err
+    assert _cli("saliency", tmp_path / "a.png", "--out", tmp_path / "o", "--size", SIZE, "-q") == 0
+    assert _cli("occlusion", tmp_path / "a.png", "--window", 0, "--out", tmp_path / "o") == 3
+
+
+def test_every_subcommand_has_help_with_examples():
+    parser = build_parser()
+    commands = parser._subparsers._group_actions[0].choices
+    assert set(METHODS) | {"run", "demo", "classify", "weights"} <= set(commands)
+    for name in list(METHODS) + ["run", "demo", "classify"]:
+        text = commands[name].format_help()
+        assert "examples:" in text and f"jaxviz {name}" in text, name
+
+
+# --------------------------------------------------------------------------- interruption and resume
+
+
+def _env():
+    return {**os.environ, "PYTHONPATH": str(ROOT), "JAXVIZ_OFFLINE": "1"}
+
+
+def _many(folder: Path, n: int) -> None:
+    folder.mkdir()
+    for i in range(n):
+        Image.fromarray(_photo(i)).save(folder / f"img{i:03d}.png")
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -9), (signal.SIGINT, 130)])
+def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, code):
+    folder, out = tmp_path / "imgs", tmp_path / "out"
+    _many(folder, 60)
+    command = [sys.executable, "-m", "jaxviz.cli.main", "saliency", str(folder), "--out", str(out), "--size",
+               str(SIZE), "--target", "1", "-b", "2", "--workers", "1"]
+    process = subprocess.Popen(command, env=_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(_ok(out) if out.exists() else []) < 6:
+        time.sleep(0.05)
+    process.send_signal(sig)
+    _, err = process.communicate(timeout=60)
+    assert process.returncode == code, err
+    first = len(_ok(out))
+    assert 6 <= first < 60, "the run was not interrupted mid-batch"
+    if sig == signal.SIGINT:
+        assert "interrupted" in err
+        assert not list(out.rglob("*.tmp"))
+    for path in out.rglob("*.png"):  # what is there is whole
+        if not path.name.startswith("."):
+            with Image.open(path) as image:
+                image.load()
+    resumed = subprocess.run(command + ["-q"], env=_env(), capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    records = _ok(out)
+    assert sorted({r["key"] for r in records}) == [f"imgs/img{i:03d}" for i in range(60)]
+    assert len(records) <= 60 + 1  # finished outputs were not redone (one may be recorded twice at most)
+    assert not list(out.rglob("*.tmp"))
+    for i in range(60):
+        assert np.load(out / "saliency" / "imgs" / f"img{i:03d}.npy").shape == (SIZE, 38, 3)
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def test_demo_writes_the_course_figure_set(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert _cli("demo", "--out", out, "--quick", "--data", SHARED / "data") == 0
+    err = capsys.readouterr().err
+    for name in ("attribution.png", "fooling.png", "class_visualization.png", "style_transfer.png"):
+        assert (out / name).is_file(), err
+    methods = {r["method"] for r in _ok(out)}
+    assert methods == set(METHODS)
+    assert len(_ok(out, "style")) == 3  # the three presets on tubingen
+
+
+def test_demo_falls_back_to_scikit_image_photos(tmp_path):
+    args = build_parser().parse_args(["demo", "--out", str(tmp_path), "--data", str(tmp_path / "nothing")])
+    from jaxviz.cli import demo
+
+    job, info = demo.demo_job(args)
+    assert [s.name for s in job.sources][:2] == ["skimage:chelsea", "skimage:coffee"]
+    assert len(info["notes"]) == 2 and "scikit-image" in info["notes"][0]
+    assert job.run_sources and info["styles"] == ["skimage:coffee"]
