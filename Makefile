@@ -18,6 +18,7 @@ $(VENV)/.installed: pyproject.toml
 
 run: install
 	$(VENV)/bin/jaxviz classify --samples $(wildcard $(SHARED)/data/imagenet_val_25.npz)
+	$(VENV)/bin/jaxviz demo --out out/demo
 
 test: install
 	$(PY) -m pytest -q
