@@ -1,8 +1,12 @@
 """The numerical building blocks of SqueezeNet, written to match PyTorch exactly.
 
-* ``conv2d``: 1×1 stride-1 convolutions are a plain contraction over channels (XLA:CPU runs
-  a ``dot`` several times faster than ``conv_general_dilated`` for them); the rest go
-  through ``lax.conv_general_dilated``.
+* ``conv2d``: every convolution is one ``dot``.  1×1 stride-1 convolutions are a plain
+  contraction over channels (XLA:CPU runs a ``dot`` several times faster than
+  ``conv_general_dilated`` for them); the others first gather their kh·kw shifted
+  windows along the channel axis (im2col).  SqueezeNet's 3×3 convolutions read few
+  channels (3 or a 16–64-channel squeeze), so the patches are small, and the input
+  gradient, a matmul and a sum of shifted slices, is 13–20 % faster than through
+  ``conv_general_dilated`` on this CPU (batch 25 at 224).
 * ``relu`` / ``guided_relu``: the standard ReLU (gradient 0 at 0, like PyTorch's
   ``threshold_backward``) and the guided-backprop ReLU, a ``custom_vjp`` whose backward is
   ``1[x>0] · max(g, 0)`` (Captum applies ``relu`` to the already-masked gradient).
@@ -32,18 +36,28 @@ def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
       stride: spatial stride.
       padding: symmetric zero padding on H and W.
     """
-    kh, kw = kernel.shape[:2]
-    if (kh, kw) == (1, 1) and stride == 1 and padding == 0:
-        y = jnp.dot(x, kernel[0, 0])
-    else:
-        y = lax.conv_general_dilated(
-            x,
-            kernel,
-            window_strides=(stride, stride),
-            padding=((padding, padding), (padding, padding)),
-            dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        )
-    return y + bias.reshape(1, 1, 1, -1)
+    kh, kw, cin, cout = kernel.shape
+    if (kh, kw) != (1, 1) or stride != 1 or padding != 0:
+        x = patches(x, kh, kw, stride=stride, padding=padding)
+    return jnp.dot(x, kernel.reshape(kh * kw * cin, cout)) + bias.reshape(1, 1, 1, -1)
+
+
+def patches(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0):
+    """(N, H, W, C) → (N, H', W', kh·kw·C): each output position's window, row-major
+    window order with channels innermost (the order of an HWIO kernel reshaped to 2-D)."""
+    if padding:
+        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    height, width = x.shape[1:3]
+    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    if out_h < 1 or out_w < 1:
+        raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
+    windows = [
+        lax.slice(x, (0, i, j, 0), (x.shape[0], i + stride * (out_h - 1) + 1, j + stride * (out_w - 1) + 1,
+                                     x.shape[3]), (1, stride, stride, 1))
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    return jnp.concatenate(windows, axis=-1) if len(windows) > 1 else windows[0]
 
 
 def relu(x):
@@ -133,26 +147,45 @@ def _max_pool_bwd(kernel, stride, residuals, g):
     x, y = residuals
     oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
     xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
-    hp, wp = xp.shape[1], xp.shape[2]
     taken = jnp.zeros(y.shape, dtype=bool)
-    dxp = jnp.zeros(xp.shape, g.dtype)
     zero = jnp.zeros((), g.dtype)
+    routed = {}
     for di, dj, view in _window_views(xp, oh, ow, kernel, stride):
         # The first maximum in row-major order gets the whole gradient (PyTorch's rule).
         hit = (view == y) & ~taken
         taken = taken | hit
-        routed = jnp.where(hit, g, zero)
-        dxp = dxp + lax.pad(
-            routed,
-            zero,
-            (
-                (0, 0, 0),
-                (di, hp - di - (stride * (oh - 1) + 1), stride - 1),
-                (dj, wp - dj - (stride * (ow - 1) + 1), stride - 1),
-                (0, 0, 0),
-            ),
-        )
-    return (dxp[:, : x.shape[1], : x.shape[2], :],)
+        routed[di, dj] = jnp.where(hit, g, zero)
+    return (_scatter_windows(routed, x.shape, xp.shape, oh, ow, kernel, stride),)
+
+
+def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):
+    """Sums each window tap's (N, oh, ow, C) gradient into the input positions it came from.
+
+    Input row ``i = stride·a + p`` is reached by the taps ``di ≡ p (mod stride)`` at output
+    row ``a − (di − p)/stride``; so each of the stride² phases of the input is a sum of a
+    few shifted tap arrays at output resolution, and the phases interleave with one
+    reshape.  This writes the full-size gradient once (nine full-size padded adds, the
+    direct way, cost 2–3× more on XLA:CPU).
+    """
+    n, height, width, channels = shape
+    rows = -(-padded_shape[1] // stride)  # phase 0 is the longest
+    cols = -(-padded_shape[2] // stride)
+    zero = jnp.zeros((), next(iter(routed.values())).dtype)
+    phases = []
+    for p in range(stride):
+        phase_row = []
+        for q in range(stride):
+            total = None
+            for di in range(p, kernel, stride):
+                for dj in range(q, kernel, stride):
+                    m, k = (di - p) // stride, (dj - q) // stride
+                    shifted = lax.pad(routed[di, dj], zero,
+                                      ((0, 0, 0), (m, rows - m - oh, 0), (k, cols - k - ow, 0), (0, 0, 0)))
+                    total = shifted if total is None else total + shifted
+            phase_row.append(total if total is not None else jnp.zeros((n, rows, cols, channels), zero.dtype))
+        phases.append(jnp.stack(phase_row, axis=3))  # (N, rows, cols, stride, C)
+    full = jnp.stack(phases, axis=2).reshape(n, rows * stride, cols * stride, channels)
+    return full[:, :height, :width, :]
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
