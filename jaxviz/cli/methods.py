@@ -219,11 +219,15 @@ def _occlusion(model, x, target, seeds, opts, variant):
                                             baselines=opts["baseline"], windows_per_eval=opts["windows_per_eval"])}
 
 
+def per_image_keys(seed: int, seeds):
+    """One ``jax.random`` key per image: the job's seed folded with the image's own."""
+    base = jax.random.key(seed)
+    return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
+
+
 def per_image_normal(seed: int, seeds, shape, dtype):
     """One standard-normal draw of ``shape`` per image, keyed by (seed, image seed)."""
-    base = jax.random.key(seed)
-    keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
-    return jax.vmap(lambda k: jax.random.normal(k, shape, dtype))(keys)
+    return jax.vmap(lambda k: jax.random.normal(k, shape, dtype))(per_image_keys(seed, seeds))
 
 
 def _smoothgrad(model, x, target, seeds, opts, variant):
@@ -292,9 +296,7 @@ def _check_fool(opts):
 def per_image_class_viz_start(opts, seeds, size, dtype):
     """Initial images and jitter offsets drawn per image from its seed (the course's
     ``randn`` start and ``randint(0, max_jitter + 1)`` rolls)."""
-    base = jax.random.key(opts["seed"])
-    keys = jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
-    init_keys, jitter_keys = jax.vmap(jax.random.split, out_axes=1)(keys)
+    init_keys, jitter_keys = jax.vmap(jax.random.split, out_axes=1)(per_image_keys(opts["seed"], seeds))
     init = jax.vmap(lambda k: jax.random.normal(k, (size, size, 3), dtype))(init_keys)
     jitter = jax.vmap(lambda k: jax.random.randint(k, (opts["num_iterations"], 2), 0, opts["max_jitter"] + 1))(
         jitter_keys)
