@@ -86,6 +86,22 @@ def torch_model(state_dict):
     return tm.eval()
 
 
+def torch_compiled(tm, notes: list, quick: bool):
+    """``torch.compile(tm)``, or None where it does not work here (the reason goes to ``notes``).
+    Skipped in ``--quick`` mode: its compilation takes minutes on 2 cores."""
+    if quick:
+        return None
+    try:
+        compiled = torch.compile(tm)
+        compiled(torch.zeros(2, 3, 64, 64, requires_grad=True)).sum().backward()
+        return compiled
+    except Exception as err:  # noqa: BLE001 - reported, not fatal
+        note = f"torch.compile does not work on this machine: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
+        if note not in notes:
+            notes.append(note)
+        return None
+
+
 def nchw(x):
     return torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
 
@@ -94,7 +110,7 @@ def nchw(x):
 # Each returns (jaxviz callable, {reference name: callable}, FLOPs of the jaxviz run or None).
 
 
-def w1_forward(model, tm, quick):
+def w1_forward(model, tm, quick, notes):
     n, batch = (100, 50) if quick else (1300, 50)
     x = jaxviz.preprocess(val_1300(n))
     chunks = [x[i : i + batch] for i in range(0, n, batch)]
@@ -106,11 +122,19 @@ def w1_forward(model, tm, quick):
         with torch.no_grad():
             return [tm(nchw(c)) for c in chunks]
 
+    refs = {"torch eager (batch 50)": torch_batched}
+    compiled = torch_compiled(tm, notes, quick)
+    if compiled is not None:
+        def torch_compile_batched():
+            with torch.no_grad():
+                return [compiled(nchw(c)) for c in chunks]
+
+        refs["torch.compile (batch 50)"] = torch_compile_batched
     flops = flops_of(lambda m, v: m.apply(m.params, v), model, chunks[0]) * len(chunks)
-    return ours, {"torch eager (batch 50)": torch_batched}, flops
+    return ours, refs, flops
 
 
-def w2_saliency(model, tm, quick):
+def w2_saliency(model, tm, quick, notes):
     from captum.attr import Saliency
 
     from parity_tests.test_attribution_parity import course_saliency_map
@@ -119,14 +143,18 @@ def w2_saliency(model, tm, quick):
     x = jaxviz.preprocess(X)
     xt, yt = nchw(x), torch.from_numpy(y)
     flops = flops_of(lambda m, v, t: jaxviz.saliency_map(m, v, t), model, x, y)
-    return (lambda: jaxviz.saliency_map(model, x, y)), {
+    refs = {
         "course (one image at a time)": lambda: [course_saliency_map(tm, xt[i : i + 1], yt[i : i + 1]) for i in range(len(y))],
         "torch batched": lambda: course_saliency_map(tm, xt, yt),
         "Captum Saliency": lambda: Saliency(tm).attribute(xt.clone().requires_grad_(), target=yt),
-    }, flops
+    }
+    compiled = torch_compiled(tm, notes, quick)
+    if compiled is not None:
+        refs["torch.compile batched"] = lambda: course_saliency_map(compiled, xt, yt)
+    return (lambda: jaxviz.saliency_map(model, x, y)), refs, flops
 
 
-def w3_guided_gradcam(model, tm, quick):
+def w3_guided_gradcam(model, tm, quick, notes):
     from captum.attr import GuidedGradCam
 
     X, y = course_images(5 if quick else 25)
@@ -138,7 +166,7 @@ def w3_guided_gradcam(model, tm, quick):
     }, flops
 
 
-def w4_integrated_gradients(model, tm, quick):
+def w4_integrated_gradients(model, tm, quick, notes):
     from captum.attr import IntegratedGradients
 
     n_steps = 4 if quick else 50
@@ -156,7 +184,7 @@ def w4_integrated_gradients(model, tm, quick):
     }, unit * chunks
 
 
-def w5_occlusion(model, tm, quick):
+def w5_occlusion(model, tm, quick, notes):
     from captum.attr import Occlusion
 
     X, y = course_images(1 if quick else 5)
@@ -188,7 +216,7 @@ def _batched_fooling(tm, x, target, lr):
     return X
 
 
-def w6_fooling(model, tm, quick):
+def w6_fooling(model, tm, quick, notes):
     from parity_tests.test_synthesis_parity import course_fooling
 
     X, _ = course_images(3 if quick else 25)
@@ -220,7 +248,7 @@ def _torch_class_vis(tm, targets, init, jitter, iterations):
     return img
 
 
-def w7_class_visualization(model, tm, quick):
+def w7_class_visualization(model, tm, quick, notes):
     targets = np.array([76, 78, 187, 683, 366, 604][: 2 if quick else 6])
     iterations, size = (5, 64) if quick else (100, 224)
     rng = np.random.default_rng(0)
@@ -234,7 +262,7 @@ def w7_class_visualization(model, tm, quick):
     }, None
 
 
-def w8_style_transfer(model, tm, quick):
+def w8_style_transfer(model, tm, quick, notes):
     from parity_tests.test_style_parity import course_loop
 
     st = __import__("importlib").import_module("jaxviz.synthesis.style_transfer")
@@ -269,13 +297,16 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
     model = jaxviz.load_model(weights=weights)
     tm = torch_model(jw.params_to_state_dict(jax.tree_util.tree_map(np.asarray, model.params)))
     peak = matmul_peak_gflops(256 if quick else 1024)
-    results = []
+    results, notes = [], []
     for name, make in WORKLOADS.items():
         if only and not any(name.startswith(o) for o in only):
             continue
         print(f"{name} ...", file=sys.stderr, flush=True)
-        ours, refs, flops = make(model, tm, quick)
+        ours, refs, flops = make(model, tm, quick, notes)
         first = timed(ours)
+        for ref, fn in refs.items():
+            if "compile" in ref:  # warm: its first call per shape compiles
+                timed(fn)
         times = {"jaxviz": []}
         for ref in refs:
             times[ref] = []
@@ -306,6 +337,7 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
         "repeats": repeats,
         "matmul_peak_gflop_per_s": peak,
         "results": results,
+        "notes": notes,
     }
     out.mkdir(parents=True, exist_ok=True)
     stem = ("quick-" if quick else "") + f"{jax.default_backend()}-{os.cpu_count()}cores"
@@ -335,6 +367,7 @@ def markdown(report: dict) -> str:
                 f"| {r['workload'] if first else ''} | {ours} | {ref} | {r['median_s'][ref]:.3f} | {ratio:.2f} | "
                 + (f"{r['gflop_per_s']:.1f} | {100 * r['share_of_peak']:.0f}% |" if r["gflop_per_s"] and first else " | |")
             )
+    lines += [""] + [f"- {note}" for note in report.get("notes", [])]
     return "\n".join(lines) + "\n"
 
 
