@@ -20,8 +20,7 @@ run: install
 	$(VENV)/bin/jaxviz classify --samples $(wildcard $(SHARED)/data/imagenet_val_25.npz)
 	$(VENV)/bin/jaxviz demo --out out/demo
 
-# two processes: a long single process (400 tests, thousands of XLA compilations) crashed
-# inside XLA's compiler twice on this machine; each half alone is stable
+# two processes, each shorter (conftest.py also frees compiled programs per module)
 test: install
 	$(PY) -m pytest -q tests
 	$(PY) -m pytest -q parity_tests

@@ -21,6 +21,14 @@ os.environ["JAXVIZ_OFFLINE"] = "1"
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Each compiled CPU program holds a few memory maps; a whole suite's thousands of them
+    reached the kernel's vm.max_map_count (65530) and XLA segfaulted.  Free them per module."""
+    yield
+    jax.clear_caches()
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("JAXVIZ_CACHE_DIR", str(tmp_path_factory.getbasetemp() / "jaxviz-cache"))

@@ -54,8 +54,8 @@ class Model:
 
         ``guided=True`` uses the guided-backprop ReLU (same forward, guided backward).
         """
-        module = squeezenet.SqueezeNet(self.arch, guided=guided)
-        return module.apply({"params": params}, x, capture=capture, perturb=perturb)
+        capture = None if capture is None else tuple(capture)
+        return _apply(self.arch, bool(guided), capture, params, x, perturb)
 
     def __call__(self, x):
         x = _checks.check_images(x, arch=self.arch)
@@ -68,6 +68,14 @@ class Model:
     @property
     def num_params(self) -> int:
         return sum(int(p.size) for p in jax.tree_util.tree_leaves(self.params))
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _apply(arch, guided, capture, params, x, perturb):
+    # One compiled program per shape even when called outside ``jit``: run op by op, each
+    # of the hundreds of small ops would be compiled (and kept, with its memory maps) alone.
+    module = squeezenet.SqueezeNet(arch, guided=guided)
+    return module.apply({"params": params}, x, capture=capture, perturb=perturb)
 
 
 @jax.jit
