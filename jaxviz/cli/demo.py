@@ -95,8 +95,7 @@ def demo_job(args) -> tuple[engine.Job, dict]:
     # style runs over its own content image: the same job, its sources told apart by run
     job = engine.Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
                      out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=args.arch,
-                     weights=args.weights)
-    job.run_sources = {len(runs): style_sources}
+                     weights=args.weights, run_sources={len(runs): style_sources})
     return job, {"notes": notes, "styles": styles}
 
 

@@ -396,7 +396,8 @@ class _Runner:
         units = [u for u, _ in entries]
         try:
             start = time.perf_counter()
-            x = None if entries[0][1] is None else self._place(np.stack([x for _, x in entries]))
+            host_x = None if entries[0][1] is None else np.stack([x for _, x in entries])
+            x = None if host_x is None else self._place(host_x)
             targets = np.array([-1 if u.target is None else u.target for u in units], np.int32)
             if (targets < 0).any():
                 top1 = np.asarray(self.model(x)).argmax(axis=-1)[: len(units)]
@@ -416,7 +417,6 @@ class _Runner:
                 raise
             self._fail(units, _describe(err))
             return
-        host_x = None if x is None else np.asarray(x)[: len(units)]
         for i, u in enumerate(units):
             item = {k: v[i] for k, v in arrays.items()}
             xi = None if host_x is None else host_x[i]
