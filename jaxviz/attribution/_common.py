@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks
+from jaxviz import _checks, _chunks
 from jaxviz.errors import InputError
 from jaxviz.models import squeezenet
 
@@ -33,25 +33,34 @@ def target_score(logits, target):
     return target_logits(logits, target).sum()
 
 
-def input_gradients(model, x, target, *, guided: bool = False):
-    """∇ₓ of the target scores, (N, H, W, C)."""
-    return jax.grad(lambda v: target_score(model.apply(model.params, v, guided=guided), target))(x)
+def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None):
+    """∇ₓ of the target scores, (N, H, W, C), ``chunk`` images at a time (default: by
+    :func:`jaxviz._chunks.chunk_size`)."""
+
+    def grads(v, t):
+        return jax.grad(lambda u: target_score(model.apply(model.params, u, guided=guided), t))(v)
+
+    return _chunks.map_chunks(grads, x, target, chunk=chunk)
 
 
-def layer_gradients_and_eval(model, x, target, layer: str):
-    """The output of ``layer`` and the gradient of the target scores with respect to it.
+def layer_gradients_and_eval(model, x, target, layer: str, *, chunk: int | None = None):
+    """The output of ``layer`` and the gradient of the target scores with respect to it,
+    ``chunk`` images at a time.
 
     A zero perturbation is added to the layer's output: its gradient is the layer
     gradient, and the same forward pass returns the activation.
     """
 
-    def score(delta):
-        outputs = model.apply(model.params, x, capture=(layer, squeezenet.OUTPUT), perturb={layer: delta})
-        return target_score(outputs[squeezenet.OUTPUT], target), outputs[layer]
+    def evaluate(v, t):
+        def score(delta):
+            outputs = model.apply(model.params, v, capture=(layer, squeezenet.OUTPUT), perturb={layer: delta})
+            return target_score(outputs[squeezenet.OUTPUT], t), outputs[layer]
 
-    shape = jax.eval_shape(lambda: model.apply(model.params, x, capture=(layer,))[layer])
-    grads, activation = jax.grad(score, has_aux=True)(jnp.zeros(shape.shape, shape.dtype))
-    return activation, grads
+        shape = jax.eval_shape(lambda: model.apply(model.params, v, capture=(layer,))[layer])
+        grads, activation = jax.grad(score, has_aux=True)(jnp.zeros(shape.shape, shape.dtype))
+        return activation, grads
+
+    return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
 
 
 # --------------------------------------------------------------------------- quadrature

@@ -10,7 +10,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks
+from jaxviz import _checks, _chunks
 from jaxviz.models import squeezenet, weights as _weights
 
 
@@ -80,7 +80,7 @@ def _apply(arch, guided, capture, params, x, perturb):
 
 @jax.jit
 def _logits(model: Model, x):
-    return model.apply(model.params, x)
+    return _chunks.map_chunks(lambda v: model.apply(model.params, v), x)
 
 
 def load_model(

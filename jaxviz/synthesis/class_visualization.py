@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks
+from jaxviz import _checks, _chunks
 from jaxviz.attribution import _common
 from jaxviz.errors import InputError
 from jaxviz.synthesis.fooling import pixel_bounds
@@ -60,15 +60,18 @@ def _class_visualization(model, target, init, jitter, l2_reg, learning_rate, num
         slot[t - 1] = k
     slot = jnp.asarray(slot)
 
-    def objective(img):
-        scores = _common.target_logits(model.apply(model.params, img), target)
-        return jnp.sum(scores - l2_reg * jnp.sum(img * img, axis=(1, 2, 3)))
+    def gradient(img, goal):  # of each image's regularised score
+        def objective(v):
+            scores = _common.target_logits(model.apply(model.params, v), goal)
+            return jnp.sum(scores - l2_reg * jnp.sum(v * v, axis=(1, 2, 3)))
+
+        return jax.grad(objective)(img)
 
     def body(t, state):
         img, snaps = state
         offsets = jitter[t]
         img = _roll(img, offsets)
-        g = jax.grad(objective)(img)
+        g = _chunks.map_chunks(gradient, img, target)
         img = img + learning_rate * g / jnp.sqrt(jnp.sum(g * g, axis=(1, 2, 3), keepdims=True))
         img = _roll(img, -offsets)
         img = jnp.clip(img, low, high)
