@@ -66,12 +66,9 @@ def _fool(model, x, target, learning_rate, epsilon, max_iter, slots, norm, bound
     idx = jnp.where(jnp.arange(slots) < n, jnp.arange(slots), n)
     state = (idx, source[idx], jnp.zeros(slots, jnp.int32), jnp.int32(min(slots, n)), out, iters, fooled, broke)
 
-    def score_and_grad(v, t):
-        def total(u):
-            logits = model.apply(model.params, u)
-            return _common.target_score(logits, t), logits
-
-        return jax.grad(total, has_aux=True)(v)
+    def logits_and_pullback(v, t):
+        logits, pullback = jax.vjp(lambda u: model.apply(model.params, u), v)
+        return logits, lambda: pullback(jax.nn.one_hot(t, logits.shape[1], dtype=logits.dtype))[0]
 
     def cond(state):
         return jnp.any(state[0] < n)
@@ -79,11 +76,15 @@ def _fool(model, x, target, learning_rate, epsilon, max_iter, slots, norm, bound
     def body(state):
         idx, cur, it, next_ptr, out, iters, fooled, broke = state
         t = goals[idx]
-        g, logits = score_and_grad(cur, t)
+        logits, gradient = logits_and_pullback(cur, t)
         is_fooled = jnp.argmax(logits, axis=1) == t
+        stepping = ~is_fooled & (it < max_iter) & (idx < n)
+        # like the course, which checks the forward pass first: no backward pass when no
+        # slot takes a step (with one slot, the last evaluation of every image)
+        g = jax.lax.cond(jnp.any(stepping), gradient, lambda: jnp.zeros_like(cur))
         stepped = _normalised_step(g, cur, source[idx], learning_rate, norm, epsilon if bounded else None)
-        finite = jnp.all(jnp.isfinite(stepped), axis=(1, 2, 3))
-        done = is_fooled | (it >= max_iter) | ~finite | (idx >= n)
+        finite = jnp.all(jnp.isfinite(stepped), axis=(1, 2, 3)) | ~stepping
+        done = ~stepping | ~finite
         # finished images go back to the output; their slots take the next waiting images
         out = out.at[idx].set(jnp.where(done[:, None, None, None], cur, out[idx]))
         iters = iters.at[idx].set(jnp.where(done, it, iters[idx]))
