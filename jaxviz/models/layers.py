@@ -147,14 +147,14 @@ def _max_pool_bwd(kernel, stride, residuals, g):
     x, y = residuals
     oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
     xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
-    taken = jnp.zeros(y.shape, dtype=bool)
+    # Each window's first maximum in row-major order gets the whole gradient (PyTorch's
+    # rule): its tap index, found once at output resolution by a reduction (argmax takes
+    # the first True).  A reduction is not fused into the scatter below, which would
+    # otherwise redo the search for every tap of every input position.
+    views = list(_window_views(xp, oh, ow, kernel, stride))
+    first = jnp.argmax(jnp.stack([view == y for _, _, view in views], axis=3), axis=3)
     zero = jnp.zeros((), g.dtype)
-    routed = {}
-    for di, dj, view in _window_views(xp, oh, ow, kernel, stride):
-        # The first maximum in row-major order gets the whole gradient (PyTorch's rule).
-        hit = (view == y) & ~taken
-        taken = taken | hit
-        routed[di, dj] = jnp.where(hit, g, zero)
+    routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
     return (_scatter_windows(routed, x.shape, xp.shape, oh, ow, kernel, stride),)
 
 
