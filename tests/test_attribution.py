@@ -193,3 +193,18 @@ def test_occlusion_equals_a_plain_loop_on_the_model(model):
             total[:, i : i + 10, j : j + 10] += base - float(model(ablated)[0, 7])
             count[:, i : i + 10, j : j + 10] += 1
     np.testing.assert_allclose(ours, total / count, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("layer", ["features.12", "classifier.1", "features.12.expand3x3_activation", "features.11"])
+def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
+    """At layers above which only classifier.2's ReLU remains, guided_gradcam takes the
+    layer gradient from the guided pass; it must equal GradCAM × guided backprop."""
+    with jax.enable_x64(True):
+        model = jaxviz.init_model(jax.random.key(5)).astype(jnp.float64)
+        x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 37, 41, 3)))
+        target = jnp.asarray([7, 300, 999])
+        ours = jaxviz.guided_gradcam(model, x, target, layer)
+        cam = jax.nn.relu(jaxviz.layer_gradcam(model, x, target, layer))
+        expected = jaxviz.guided_backprop(model, x, target) * _common.interpolate(cam, x.shape[1:3], "nearest")
+        assert np.abs(expected).max() > 0
+        np.testing.assert_allclose(ours, expected, rtol=1e-11, atol=1e-14 * np.abs(expected).max())

@@ -48,19 +48,33 @@ def layer_gradients_and_eval(model, x, target, layer: str, *, chunk: int | None 
     ``chunk`` images at a time.
 
     A zero perturbation is added to the layer's output: its gradient is the layer
-    gradient, and the same forward pass returns the activation.
+    gradient, and the same forward pass returns the activation.  The backward pass stops
+    at the layer.
     """
-
-    def evaluate(v, t):
-        def score(delta):
-            outputs = model.apply(model.params, v, capture=(layer, squeezenet.OUTPUT), perturb={layer: delta})
-            return target_score(outputs[squeezenet.OUTPUT], t), outputs[layer]
-
-        shape = jax.eval_shape(lambda: model.apply(model.params, v, capture=(layer,))[layer])
-        grads, activation = jax.grad(score, has_aux=True)(jnp.zeros(shape.shape, shape.dtype))
-        return activation, grads
-
+    evaluate = functools.partial(_layer_pass, model, layer=layer, guided=False, with_input=False)
     return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
+
+
+def layer_and_input_gradients(model, x, target, layer: str, *, guided: bool = False, chunk: int | None = None):
+    """``layer``'s output, the target scores' gradient there and at the input, from one
+    forward and one backward pass (``guided``: with guided-backprop ReLUs)."""
+    evaluate = functools.partial(_layer_pass, model, layer=layer, guided=guided, with_input=True)
+    return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
+
+
+def _layer_pass(model, x, target, *, layer, guided, with_input):
+    def score(v, delta):
+        outputs = model.apply(model.params, v, capture=(layer, squeezenet.OUTPUT), perturb={layer: delta},
+                              guided=guided)
+        return target_score(outputs[squeezenet.OUTPUT], target), outputs[layer]
+
+    shape = jax.eval_shape(lambda: model.apply(model.params, x, capture=(layer,))[layer])
+    delta = jnp.zeros(shape.shape, shape.dtype)
+    if not with_input:
+        grads, activation = jax.grad(lambda d: score(x, d), has_aux=True)(delta)
+        return activation, grads
+    (input_grads, grads), activation = jax.grad(score, argnums=(0, 1), has_aux=True)(x, delta)
+    return activation, grads, input_grads
 
 
 # --------------------------------------------------------------------------- quadrature

@@ -9,10 +9,14 @@ import jax.numpy as jnp
 
 from jaxviz import _checks
 from jaxviz.attribution import _common
+from jaxviz.models import squeezenet
 
 
 def _cam(model, x, target, layer):
-    activation, grads = _common.layer_gradients_and_eval(model, x, target, layer)
+    return _weighted_sum(*_common.layer_gradients_and_eval(model, x, target, layer))
+
+
+def _weighted_sum(activation, grads):
     alpha = jnp.mean(grads, axis=(1, 2), keepdims=True)  # spatial mean per channel
     return jnp.sum(alpha * activation, axis=-1, keepdims=True)
 
@@ -47,9 +51,17 @@ def gradcam(model, x, target, layer: str = "features.12"):
 
 @functools.partial(jax.jit, static_argnames=("layer", "mode"))
 def _guided_gradcam(model, x, target, layer, mode):
-    cam = jax.nn.relu(_cam(model, x, target, layer))
-    upsampled = _common.interpolate(cam, x.shape[1:3], mode)
-    return _common.input_gradients(model, x, target, guided=True) * upsampled
+    if set(squeezenet.relus_after(model.arch, layer)) <= {"classifier.2"}:
+        # Above the layer the only ReLU is classifier.2, whose upstream gradient (the
+        # target's channel averaged over positions) is never negative: there the guided
+        # backward 1[x>0]·max(g, 0) is the standard one, so a single guided pass gives
+        # both GradCAM's layer gradient and the guided input gradient.
+        activation, grads, guided = _common.layer_and_input_gradients(model, x, target, layer, guided=True)
+        cam = _weighted_sum(activation, grads)
+    else:
+        cam = _cam(model, x, target, layer)
+        guided = _common.input_gradients(model, x, target, guided=True)
+    return guided * _common.interpolate(jax.nn.relu(cam), x.shape[1:3], mode)
 
 
 def guided_gradcam(model, x, target, layer: str = "features.12", *, interpolate_mode: str = "nearest"):

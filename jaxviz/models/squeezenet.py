@@ -103,6 +103,14 @@ def _forward_order(arch: str) -> dict[str, int]:
     return order
 
 
+def relus_after(arch: str, layer: str) -> tuple[str, ...]:
+    """The ReLU layers that run after ``layer``'s output, in forward order."""
+    order = _forward_order(arch)
+    relus = [f"features.{i}" for i, spec in enumerate(_FEATURES[arch]) if spec[0] == "relu"]
+    relus += [name for name in layer_names(arch) if name.endswith("_activation")] + ["classifier.2"]
+    return tuple(sorted((name for name in relus if order[name] > order[layer]), key=order.__getitem__))
+
+
 def check_layers(arch: str, names: Sequence[str]) -> tuple[str, ...]:
     """Validates layer names; returns them as a tuple."""
     known = set(layer_names(arch))
