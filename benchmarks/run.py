@@ -380,7 +380,7 @@ def markdown(report: dict) -> str:
                     f"{r['compile_s']:.2f}") if first else " | "
             lines.append(
                 f"| {r['workload'] if first else ''} | {ours} | {ref} | {r['median_s'][ref]:.3f} | {ratio:.2f} | "
-                + (f"{r['gflop_per_s']:.1f} | {100 * r['share_of_peak']:.0f}% |" if r["gflop_per_s"] and first else " | |")
+                + (f"{r['gflop_per_s']:.1f} | {100 * r['share_of_peak']:.1f}% |" if r["gflop_per_s"] and first else " | |")
             )
     lines += [""] + [f"- {note}" for note in report.get("notes", [])]
     return "\n".join(lines) + "\n"
