@@ -8,6 +8,8 @@ from pathlib import Path
 import jax
 import pytest
 
+from jaxviz import _compiled
+
 ROOT = Path(__file__).resolve().parent
 SHARED = Path(os.environ.get("JAXVIZ_SHARED") or ROOT.parent / "shared")
 WEIGHTS_11 = SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"
@@ -23,10 +25,17 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 
 @pytest.fixture(autouse=True, scope="module")
 def _release_compiled_programs():
-    """Each compiled CPU program holds a few memory maps; a whole suite's thousands of them
-    reached the kernel's vm.max_map_count (65530) and XLA segfaulted.  Free them per module."""
+    """Each compiled CPU program holds a few hundred memory maps; a suite's thousands of
+    programs reached the kernel's vm.max_map_count (65530) and XLA segfaulted.  Free them
+    per module, and within a long module whenever a third of the limit is in use."""
     yield
     jax.clear_caches()
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs_when_crowded():
+    yield
+    _compiled.release_if_crowded(fraction=1 / 3)
 
 
 @pytest.fixture(autouse=True)

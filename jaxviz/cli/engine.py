@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from jaxviz import sharding
+from jaxviz import _compiled, sharding
 from jaxviz.cli import inputs as inputs_mod
 from jaxviz.cli.methods import Method
 from jaxviz.cli.progress import Progress
@@ -394,6 +394,7 @@ class _Runner:
     def _flush(self, r: int, variant, entries: list) -> None:
         run = self.job.runs[r]
         units = [u for u, _ in entries]
+        _compiled.release_if_crowded()  # many image shapes → many compiled programs
         try:
             start = time.perf_counter()
             host_x = None if entries[0][1] is None else np.stack([x for _, x in entries])
