@@ -59,13 +59,3 @@ def test_model_call_chunks_at_224():
     x = np.random.default_rng(2).normal(size=(7, 224, 224, 3)).astype(np.float32)  # 2 chunks of 4, 1 padded
     np.testing.assert_allclose(model(x), model.apply(model.params, x), rtol=1e-4, atol=1e-4)
 
-
-def test_release_if_crowded_drops_compiled_programs():
-    from jaxviz import _compiled
-
-    assert _compiled.memory_maps() > 0 and _compiled.map_limit() > 0
-    jax.jit(lambda v: v * 3)(jnp.ones(3)).block_until_ready()
-    assert not _compiled.release_if_crowded(fraction=1.0)
-    before = _compiled.memory_maps()
-    assert _compiled.release_if_crowded(fraction=0.0)
-    assert _compiled.memory_maps() < before

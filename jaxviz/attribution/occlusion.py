@@ -8,10 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks, _chunks
+from jaxviz import _checks
 from jaxviz.attribution import _common
 from jaxviz.attribution.integrated_gradients import broadcast_baselines
 from jaxviz.errors import InputError
+from jaxviz.models.model import batch_logits
 
 DEFAULT_WINDOWS_PER_EVAL = 64
 
@@ -51,8 +52,7 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     mh_j, mw_j, mc_j = (jnp.asarray(m, x.dtype) for m in (mh, mw, mc))
 
     def scores(v):  # v: (k·N, H, W, C), image-major within each window
-        logits = _chunks.map_chunks(lambda u: model.apply(model.params, u), v)
-        return _common.target_logits(logits, jnp.tile(target, v.shape[0] // n))
+        return _common.target_logits(batch_logits(model, v), jnp.tile(target, v.shape[0] // n))
 
     base = scores(x)
 

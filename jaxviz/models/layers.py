@@ -107,9 +107,8 @@ def _max_pool(x, kernel: int, stride: int):
     # Under differentiation ``_max_pool_fwd`` keeps ``reduce_window``: its output is a
     # fusion boundary, whereas XLA would recompute the views' maximum inside each of the
     # backward pass's comparisons.
-    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
-    xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
-    return functools.reduce(jnp.maximum, (view for _, _, view in _window_views(xp, oh, ow, kernel, stride)))
+    _, _, _, views = _padded_windows(x, kernel, stride)
+    return functools.reduce(jnp.maximum, (view for _, _, view in views))
 
 
 def _pool_pads(x, kernel, stride):
@@ -137,32 +136,34 @@ def _max_pool_fwd(x, kernel, stride):
     return y, (x, y)
 
 
-def _window_views(xp, oh, ow, kernel, stride):
-    """The kernel² strided views of the padded input, in row-major window order."""
-    for di in range(kernel):
-        for dj in range(kernel):
-            view = lax.slice(
-                xp,
-                (0, di, dj, 0),
-                (xp.shape[0], di + stride * (oh - 1) + 1, dj + stride * (ow - 1) + 1, xp.shape[3]),
-                (1, stride, stride, 1),
-            )
-            yield di, dj, view
+def _padded_windows(x, kernel, stride):
+    """The −inf-padded input's kernel² strided views, in row-major window order.
+
+    Returns (padded shape, oh, ow, [(di, dj, view)]), each view (N, oh, ow, C).
+    """
+    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
+    xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
+    views = [
+        (di, dj, lax.slice(xp, (0, di, dj, 0),
+                           (xp.shape[0], di + stride * (oh - 1) + 1, dj + stride * (ow - 1) + 1, xp.shape[3]),
+                           (1, stride, stride, 1)))
+        for di in range(kernel)
+        for dj in range(kernel)
+    ]
+    return xp.shape, oh, ow, views
 
 
 def _max_pool_bwd(kernel, stride, residuals, g):
     x, y = residuals
-    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
-    xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
+    padded_shape, oh, ow, views = _padded_windows(x, kernel, stride)
     # Each window's first maximum in row-major order gets the whole gradient (PyTorch's
     # rule): its tap index, found once at output resolution by a reduction (argmax takes
     # the first True).  A reduction is not fused into the scatter below, which would
     # otherwise redo the search for every tap of every input position.
-    views = list(_window_views(xp, oh, ow, kernel, stride))
     first = jnp.argmax(jnp.stack([view == y for _, _, view in views], axis=3), axis=3)
     zero = jnp.zeros((), g.dtype)
     routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
-    return (_scatter_windows(routed, x.shape, xp.shape, oh, ow, kernel, stride),)
+    return (_scatter_windows(routed, x.shape, padded_shape, oh, ow, kernel, stride),)
 
 
 def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):

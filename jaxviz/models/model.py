@@ -78,9 +78,13 @@ def _apply(arch, guided, capture, params, x, perturb):
     return module.apply({"params": params}, x, capture=capture, perturb=perturb)
 
 
-@jax.jit
-def _logits(model: Model, x):
+def batch_logits(model: Model, x):
+    """Logits of a checked batch in the model's dtype, a few images at a time on CPU
+    (:mod:`jaxviz._chunks`); pure, for use inside ``jit``."""
     return _chunks.map_chunks(lambda v: model.apply(model.params, v), x)
+
+
+_logits = jax.jit(batch_logits)
 
 
 def load_model(
