@@ -171,28 +171,32 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):
 
     Input row ``i = stride·a + p`` is reached by the taps ``di ≡ p (mod stride)`` at output
     row ``a − (di − p)/stride``; so each of the stride² phases of the input is a sum of a
-    few shifted tap arrays at output resolution, and the phases interleave with one
-    reshape.  This writes the full-size gradient once (nine full-size padded adds, the
-    direct way, cost 2–3× more on XLA:CPU).
+    few shifted tap arrays at output resolution.  The phases interleave as a broadcast
+    select into (N, rows, stride, cols, stride, C), whose reshape is the input layout.
+    XLA:CPU fuses all of this into one vectorised pass.  Written with ``concatenate``
+    (stacking the phases) the same fusion ran 4–5× slower, and nine full-size padded adds
+    were split into separate passes.
     """
     n, height, width, channels = shape
     rows = -(-padded_shape[1] // stride)  # phase 0 is the longest
     cols = -(-padded_shape[2] // stride)
     zero = jnp.zeros((), next(iter(routed.values())).dtype)
-    phases = []
+    row_phase = lax.broadcasted_iota(jnp.int32, (1, 1, stride, 1, 1, 1), 2)
+    col_phase = lax.broadcasted_iota(jnp.int32, (1, 1, 1, 1, stride, 1), 4)
+    full = jnp.zeros((n, rows, stride, cols, stride, channels), zero.dtype)
     for p in range(stride):
-        phase_row = []
         for q in range(stride):
-            total = None
+            phase = None
             for di in range(p, kernel, stride):
                 for dj in range(q, kernel, stride):
                     m, k = (di - p) // stride, (dj - q) // stride
                     shifted = lax.pad(routed[di, dj], zero,
                                       ((0, 0, 0), (m, rows - m - oh, 0), (k, cols - k - ow, 0), (0, 0, 0)))
-                    total = shifted if total is None else total + shifted
-            phase_row.append(total if total is not None else jnp.zeros((n, rows, cols, channels), zero.dtype))
-        phases.append(jnp.stack(phase_row, axis=3))  # (N, rows, cols, stride, C)
-    full = jnp.stack(phases, axis=2).reshape(n, rows * stride, cols * stride, channels)
+                    phase = shifted if phase is None else phase + shifted
+            if phase is not None:
+                here = (row_phase == p) & (col_phase == q)
+                full = full + jnp.where(here, phase[:, :, None, :, None, :], zero)
+    full = full.reshape(n, rows * stride, cols * stride, channels)
     return full[:, :height, :width, :]
 
 
