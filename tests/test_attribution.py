@@ -208,3 +208,25 @@ def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
         expected = jaxviz.guided_backprop(model, x, target) * _common.interpolate(cam, x.shape[1:3], "nearest")
         assert np.abs(expected).max() > 0
         np.testing.assert_allclose(ours, expected, rtol=1e-11, atol=1e-14 * np.abs(expected).max())
+
+
+@pytest.mark.parametrize("layer", ["features.12", "classifier.0", "classifier.2", "output"])
+def test_layer_gradients_equal_the_full_logits_float64(layer):
+    """Layer gradients come from the target's column of the classifier alone, except at
+    layers that hold every class; both ways equal the gradient of the full logits."""
+    with jax.enable_x64(True):
+        model = jaxviz.init_model(jax.random.key(6)).astype(jnp.float64)
+        x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 37, 41, 3)))
+        target = jnp.asarray([11, 998])
+        activation, grads, input_grads = _common.layer_and_input_gradients(model, x, target, layer)
+
+        def score(v, delta):
+            out = model.apply(model.params, v, capture=(layer, "output"), perturb={layer: delta})
+            return out["output"][jnp.arange(2), target].sum()
+
+        expected = model.apply(model.params, x, capture=(layer,))[layer]
+        expected_grads, expected_input = jax.grad(score, argnums=(1, 0))(x, jnp.zeros_like(expected))
+        np.testing.assert_allclose(activation, expected, rtol=1e-13, atol=0)
+        assert np.abs(expected_grads).max() > 0
+        np.testing.assert_allclose(grads, expected_grads, rtol=1e-11, atol=1e-15)
+        np.testing.assert_allclose(input_grads, expected_input, rtol=1e-11, atol=1e-15)

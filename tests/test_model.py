@@ -114,3 +114,35 @@ def test_model_passes_through_jit(model):
     f = jax.jit(lambda m, x: m.apply(m.params, x))
     x = np.zeros((1, 32, 32, 3), np.float32)
     np.testing.assert_allclose(f(model, x), model(x), rtol=1e-6)
+
+
+@pytest.mark.parametrize("guided", [False, True])
+def test_target_head_equals_the_logits_column_float64(guided):
+    # The classifier evaluated for each image's target alone: the same logit and the same
+    # input gradient as the full 1000-class head (its ReLU's upstream gradient is ≥ 0, so
+    # the guided backward agrees too).  Random weights, so the other classes matter.
+    with jax.enable_x64(True):
+        model = jaxviz.init_model(jax.random.key(2)).astype(jnp.float64)
+        x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 61, 75, 3)))
+        target = jnp.array([5, 999, 0])
+
+        def full(v):
+            logits = model.apply(model.params, v, guided=guided)
+            return logits[jnp.arange(3), target]
+
+        def head(v):
+            return model.apply(model.params, v, guided=guided, target=target)
+
+        np.testing.assert_allclose(head(x), full(x), rtol=1e-13, atol=0)
+        np.testing.assert_allclose(jax.grad(lambda v: head(v).sum())(x), jax.grad(lambda v: full(v).sum())(x),
+                                   rtol=1e-12, atol=1e-15)
+        # the same head from classifier.0's output, as the fooling loop uses it
+        features = model.apply(model.params, x, capture=("classifier.0",))["classifier.0"]
+        np.testing.assert_allclose(model.classify(model.params, features), model.apply(model.params, x), rtol=1e-13)
+        np.testing.assert_allclose(model.classify(model.params, features, target=target), full(x), rtol=1e-13)
+
+
+def test_target_head_refuses_layers_that_hold_every_class(model):
+    x = jnp.zeros((1, 64, 64, 3))
+    with pytest.raises(jaxviz.InputError, match="classifier.1–3"):
+        model.apply(model.params, x, capture=("classifier.2",), target=jnp.array([1]))

@@ -23,14 +23,24 @@ def prepare(model, x, target, *, layers=()):
     return x.astype(model.dtype), target
 
 
-def target_logits(logits, target):
-    """(N,) each image's logit for its own target."""
-    return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0]
+_EVERY_CLASS = {"classifier.1", "classifier.2", "classifier.3", squeezenet.OUTPUT}
 
 
-def target_score(logits, target):
-    """Σ_i logits[i, target_i]: summing over the batch gives each image its own gradient."""
-    return target_logits(logits, target).sum()
+def target_logits(model, x, target, *, capture=(), perturb=None, guided: bool = False):
+    """(N,) each image's logit for its own target, and ``{layer: output}`` for ``capture``.
+
+    The classifier is evaluated for the targets alone (a quarter of SqueezeNet's work is the
+    1000-class convolution) unless a layer holding every class is captured or perturbed.
+    Summing the result over the batch gives each image its own gradient.
+    """
+    capture, perturb = tuple(capture), dict(perturb or {})
+    if _EVERY_CLASS.isdisjoint(capture + tuple(perturb)):
+        outputs = model.apply(model.params, x, capture=capture + (squeezenet.OUTPUT,), perturb=perturb,
+                              guided=guided, target=target)
+        return outputs.pop(squeezenet.OUTPUT), outputs
+    outputs = model.apply(model.params, x, capture=capture + (squeezenet.OUTPUT,), perturb=perturb, guided=guided)
+    logits = outputs[squeezenet.OUTPUT] if squeezenet.OUTPUT in capture else outputs.pop(squeezenet.OUTPUT)
+    return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0], outputs
 
 
 def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None):
@@ -38,7 +48,7 @@ def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None
     :func:`jaxviz._chunks.chunk_size`)."""
 
     def grads(v, t):
-        return jax.grad(lambda u: target_score(model.apply(model.params, u, guided=guided), t))(v)
+        return jax.grad(lambda u: target_logits(model, u, t, guided=guided)[0].sum())(v)
 
     return _chunks.map_chunks(grads, x, target, chunk=chunk)
 
@@ -64,9 +74,8 @@ def layer_and_input_gradients(model, x, target, layer: str, *, guided: bool = Fa
 
 def _layer_pass(model, x, target, *, layer, guided, with_input):
     def score(v, delta):
-        outputs = model.apply(model.params, v, capture=(layer, squeezenet.OUTPUT), perturb={layer: delta},
-                              guided=guided)
-        return target_score(outputs[squeezenet.OUTPUT], target), outputs[layer]
+        scores, outputs = target_logits(model, v, target, capture=(layer,), perturb={layer: delta}, guided=guided)
+        return scores.sum(), outputs[layer]
 
     shape = jax.eval_shape(lambda: model.apply(model.params, x, capture=(layer,))[layer])
     delta = jnp.zeros(shape.shape, shape.dtype)

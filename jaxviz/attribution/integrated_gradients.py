@@ -57,7 +57,7 @@ def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, w
     if not with_delta:
         return attributions
     def scores(v):
-        return _common.target_logits(model.apply(model.params, v), target)
+        return _common.target_logits(model, v, target)[0]
 
     delta = attributions.reshape(x.shape[0], -1).sum(axis=1) - (scores(x) - scores(baselines))
     return attributions, delta

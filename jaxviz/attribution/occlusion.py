@@ -52,7 +52,7 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     mh_j, mw_j, mc_j = (jnp.asarray(m, x.dtype) for m in (mh, mw, mc))
 
     def scores(v):  # v: (k·N, H, W, C), image-major within each window
-        return _common.target_logits(batch_logits(model, v), jnp.tile(target, v.shape[0] // n))
+        return batch_logits(model, v, jnp.tile(target, v.shape[0] // n))
 
     base = scores(x)
 

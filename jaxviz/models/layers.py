@@ -42,6 +42,13 @@ def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
     return jnp.dot(x, kernel.reshape(kh * kw * cin, cout)) + bias.reshape(1, 1, 1, -1)
 
 
+def target_channel_conv1x1(x, kernel, bias, target):
+    """One output channel per image of a 1×1 convolution: (N, H, W, Cin) → (N, H, W), image n's
+    channel ``target[n]`` of ``conv2d(x, kernel, bias)`` (a batched matrix-vector product)."""
+    columns = jnp.take(kernel.reshape(kernel.shape[-2], kernel.shape[-1]), target, axis=1)  # (Cin, N)
+    return jnp.einsum("nhwc,cn->nhw", x, columns) + bias[target][:, None, None]
+
+
 def patches(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0):
     """(N, H, W, C) → (N, H', W', kh·kw·C): each output position's window, row-major
     window order with channels innermost (the order of an HWIO kernel reshaped to 2-D)."""

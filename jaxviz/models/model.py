@@ -49,13 +49,21 @@ class Model:
         capture: Sequence[str] | None = None,
         perturb: Mapping[str, jax.Array] | None = None,
         guided: bool = False,
+        target: jax.Array | None = None,
     ):
         """Pure forward pass: logits (N, 1000), or ``{layer: output}`` for ``capture``.
 
         ``guided=True`` uses the guided-backprop ReLU (same forward, guided backward).
+        ``target`` (N,): the output is each image's logit for its own class, (N,), and the
+        classifier is evaluated for that class alone (what gradient methods need).
         """
         capture = None if capture is None else tuple(capture)
-        return _apply(self.arch, bool(guided), capture, params, x, perturb)
+        return _apply(self.arch, bool(guided), capture, params, x, perturb, target)
+
+    def classify(self, params, features, *, target: jax.Array | None = None):
+        """Pure: the classifier from classifier.0's output (N, H, W, 512): logits (N, 1000), or
+        with ``target`` (N,) each image's logit for its own class (N,), that class alone."""
+        return squeezenet.classifier(params["classifier.1"], features, target=target)
 
     def __call__(self, x):
         x = _checks.check_images(x, arch=self.arch)
@@ -71,17 +79,20 @@ class Model:
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _apply(arch, guided, capture, params, x, perturb):
+def _apply(arch, guided, capture, params, x, perturb, target):
     # One compiled program per shape even when called outside ``jit``: run op by op, each
     # of the hundreds of small ops would be compiled (and kept, with its memory maps) alone.
     module = squeezenet.SqueezeNet(arch, guided=guided)
-    return module.apply({"params": params}, x, capture=capture, perturb=perturb)
+    return module.apply({"params": params}, x, capture=capture, perturb=perturb, target=target)
 
 
-def batch_logits(model: Model, x):
-    """Logits of a checked batch in the model's dtype, a few images at a time on CPU
-    (:mod:`jaxviz._chunks`); pure, for use inside ``jit``."""
-    return _chunks.map_chunks(lambda v: model.apply(model.params, v), x)
+def batch_logits(model: Model, x, target: jax.Array | None = None):
+    """Logits of a checked batch in the model's dtype, or with ``target`` each image's logit
+    for its own class, a few images at a time on CPU (:mod:`jaxviz._chunks`); pure, for use
+    inside ``jit``."""
+    if target is None:
+        return _chunks.map_chunks(lambda v: model.apply(model.params, v), x)
+    return _chunks.map_chunks(lambda v, t: model.apply(model.params, v, target=t), x, target)
 
 
 _logits = jax.jit(batch_logits)

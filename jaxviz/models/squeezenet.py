@@ -155,6 +155,24 @@ def check_input_size(arch: str, height: int, width: int) -> None:
             )
 
 
+def classifier(conv, x, *, target=None, guided: bool = False, emit=lambda name, value: value):
+    """classifier.1 … output from classifier.0's output (N, H, W, 512): the logits (N, 1000).
+
+    ``conv`` holds classifier.1's ``kernel`` and ``bias``.  With ``target`` (N,), each image's
+    logit for its own class, (N,): the convolution is evaluated for that class alone, the same
+    numbers as that column of the logits at 1/1000 of the cost, forward and backward.
+    ``emit(name, value)`` sees (and may perturb) each layer's output, as in the network.
+    """
+    activation = layers.guided_relu if guided else layers.relu
+    if target is not None:
+        z = layers.target_channel_conv1x1(x, conv["kernel"], conv["bias"], target)
+        return emit(OUTPUT, jnp.mean(activation(z), axis=(1, 2)))
+    x = emit("classifier.1", layers.conv2d(x, conv["kernel"], conv["bias"]))
+    x = emit("classifier.2", activation(x))
+    x = emit("classifier.3", jnp.mean(x, axis=(1, 2), keepdims=True))
+    return emit(OUTPUT, x.reshape(x.shape[0], -1))
+
+
 def _default_kernel_init(key, shape, dtype=jnp.float32):
     # torchvision's kaiming_uniform_ default (a=0, fan_in): bound = √2 · √(3/fan_in).
     fan_in = shape[0] * shape[1] * shape[2]
@@ -199,6 +217,7 @@ class SqueezeNet(nn.Module):
         x,
         capture: Sequence[str] | None = None,
         perturb: Mapping[str, jax.Array] | None = None,
+        target: jax.Array | None = None,
     ):
         """Runs the network.
 
@@ -206,6 +225,10 @@ class SqueezeNet(nn.Module):
           x: (N, H, W, 3) ImageNet-normalised images.
           capture: layer names to return. ``None`` returns the logits (N, 1000).
           perturb: layer name → array added to that layer's output (for layer gradients).
+          target: (N,) a class per image: the output is then each image's logit for its own
+            class, (N,), and the classifier's convolution is evaluated for that class alone
+            (the same numbers as that column of the logits, at 1/1000 of the cost, in the
+            forward and in the backward pass).  classifier.1–3 cannot be captured with it.
 
         Returns:
           The logits, or a dict ``{name: output}`` for the captured layers (NHWC).
@@ -214,6 +237,8 @@ class SqueezeNet(nn.Module):
         perturb = dict(perturb or {})
         names = check_layers(self.arch, tuple(capture) if capture is not None else (OUTPUT,))
         check_layers(self.arch, tuple(perturb))
+        if target is not None and (set(names) | set(perturb)) & {"classifier.1", "classifier.2", "classifier.3"}:
+            raise InputError("classifier.1–3 hold every class: they cannot be captured or perturbed with `target`")
         order = _forward_order(self.arch)
         last = max(order[name] for name in names)
         wanted = set(names)
@@ -253,10 +278,9 @@ class SqueezeNet(nn.Module):
                 break
         else:
             x = emit("classifier.0", x)  # Dropout: identity in eval mode
-            x = emit("classifier.1", Conv2d(NUM_CLASSES, 1, name="classifier.1")(x))
-            x = emit("classifier.2", activation(x))
-            x = emit("classifier.3", jnp.mean(x, axis=(1, 2), keepdims=True))
-            emit(OUTPUT, x.reshape(x.shape[0], -1))
+            if self.is_initializing():
+                Conv2d(NUM_CLASSES, 1, name="classifier.1")(x)  # creates its parameters
+            classifier(self.variables["params"]["classifier.1"], x, target=target, guided=self.guided, emit=emit)
         if capture is None:
             return outputs[OUTPUT]
         return {name: outputs[name] for name in names}

@@ -62,7 +62,7 @@ def _class_visualization(model, target, init, jitter, l2_reg, learning_rate, num
 
     def gradient(img, goal):  # of each image's regularised score
         def objective(v):
-            scores = _common.target_logits(model.apply(model.params, v), goal)
+            scores = _common.target_logits(model, v, goal)[0]
             return jnp.sum(scores - l2_reg * jnp.sum(v * v, axis=(1, 2, 3)))
 
         return jax.grad(objective)(img)

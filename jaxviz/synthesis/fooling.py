@@ -21,6 +21,8 @@ from jaxviz.attribution import _common
 from jaxviz.errors import InputError
 from jaxviz.images import MEAN, STD
 
+_FEATURES = "classifier.0"  # the classifier's input
+
 
 class FoolingResult(NamedTuple):
     images: jax.Array  # (N, H, W, 3) the fooled (or last finite) images
@@ -67,8 +69,11 @@ def _fool(model, x, target, learning_rate, epsilon, max_iter, slots, norm, bound
     state = (idx, source[idx], jnp.zeros(slots, jnp.int32), jnp.int32(min(slots, n)), out, iters, fooled, broke)
 
     def logits_and_pullback(v, t):
-        logits, pullback = jax.vjp(lambda u: model.apply(model.params, u), v)
-        return logits, lambda: pullback(jax.nn.one_hot(t, logits.shape[1], dtype=logits.dtype))[0]
+        # every logit for the check, but the backward pass from the target's alone
+        features, pullback = jax.vjp(lambda u: model.apply(model.params, u, capture=(_FEATURES,))[_FEATURES], v)
+        logits = model.classify(model.params, features)
+        target_logit = lambda f: model.classify(model.params, f, target=t).sum()  # noqa: E731
+        return logits, lambda: pullback(jax.grad(target_logit)(features))[0]
 
     def cond(state):
         return jnp.any(state[0] < n)
