@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 import jaxviz
+from jaxviz.attribution import _common
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the course reference loops live in parity_tests/
@@ -189,14 +190,12 @@ def w4_integrated_gradients(model, tm, quick, notes):
     x = jaxviz.preprocess(X)
     xt, yt = nchw(x), torch.from_numpy(y)
     ibs = 128
-    per_chunk = max(1, ibs // len(y))
-    chunks = -(-n_steps // per_chunk)
-    grad_batch = jnp.zeros((min(per_chunk, n_steps) * len(y),) + x.shape[1:], x.dtype)
-    unit = flops_of(lambda m, v, t: jax.grad(lambda u: m.apply(m.params, u)[:, 0].sum())(v), model, grad_batch, 0)
+    # n_steps input gradients per image, each what jaxviz's gradient of one image costs
+    gradient_flops = per_image_flops(lambda m, v, t: _common.input_gradients(m, v, t), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps, internal_batch_size=ibs)), {
         "Captum IntegratedGradients (internal_batch_size 128)": lambda: IntegratedGradients(tm).attribute(
             xt, target=yt, n_steps=n_steps, internal_batch_size=ibs),
-    }, unit * chunks
+    }, gradient_flops * n_steps
 
 
 def w5_occlusion(model, tm, quick, notes):
