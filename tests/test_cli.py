@@ -338,8 +338,13 @@ def _many(folder: Path, n: int) -> None:
 def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, code):
     folder, out = tmp_path / "imgs", tmp_path / "out"
     _many(folder, 60)
-    command = [sys.executable, "-m", "jaxviz.cli.main", "saliency", str(folder), "--out", str(out), "--size",
-               str(SIZE), "--target", "1", "-b", "2", "--workers", "1"]
+    arguments = ["saliency", str(folder), "--out", str(out), "--size", str(SIZE), "--target", "1", "-b", "2",
+                 "--workers", "1"]
+    # Ctrl-C as in a terminal: a test runner started in the background inherits SIGINT
+    # ignored (and Python then keeps it ignored), so the child installs the usual handler.
+    ctrl_c_able = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                   "sys.argv[0] = 'jaxviz'; runpy.run_module('jaxviz.cli.main', run_name='__main__')")
+    command = [sys.executable, "-c", ctrl_c_able, *arguments]
     process = subprocess.Popen(command, env=_env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and len(_ok(out) if out.exists() else []) < 6:
