@@ -23,7 +23,7 @@ def prepare(model, x, target, *, layers=()):
     return x.astype(model.dtype), target
 
 
-_EVERY_CLASS = {"classifier.1", "classifier.2", "classifier.3", squeezenet.OUTPUT}
+_EVERY_CLASS = {*squeezenet.CLASS_LAYERS, squeezenet.OUTPUT}
 
 
 def target_logits(model, x, target, *, capture=(), perturb=None, guided: bool = False):

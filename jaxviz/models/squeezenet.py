@@ -72,6 +72,7 @@ _FIRE_PARTS = (
 )
 
 OUTPUT = "output"  # pseudo-layer: the flattened logits (N, 1000)
+CLASS_LAYERS = ("classifier.1", "classifier.2", "classifier.3")  # a channel per class
 
 
 def check_arch(arch: str) -> str:
@@ -237,7 +238,7 @@ class SqueezeNet(nn.Module):
         perturb = dict(perturb or {})
         names = check_layers(self.arch, tuple(capture) if capture is not None else (OUTPUT,))
         check_layers(self.arch, tuple(perturb))
-        if target is not None and (set(names) | set(perturb)) & {"classifier.1", "classifier.2", "classifier.3"}:
+        if target is not None and (set(names) | set(perturb)) & set(CLASS_LAYERS):
             raise InputError("classifier.1–3 hold every class: they cannot be captured or perturbed with `target`")
         order = _forward_order(self.arch)
         last = max(order[name] for name in names)
