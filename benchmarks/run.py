@@ -355,7 +355,7 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
     }
     out.mkdir(parents=True, exist_ok=True)
     stem = ("quick-" if quick else "") + f"{jax.default_backend()}-{os.cpu_count()}cores"
-    from jaxviz.models.weights import atomic_write_bytes
+    from jaxviz._io import atomic_write_bytes
 
     atomic_write_bytes(out / f"{stem}.json", json.dumps(report, indent=2).encode())
     atomic_write_bytes(out / f"{stem}.md", markdown(report).encode())

@@ -21,6 +21,17 @@ def is_concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
+def _from_torch(value, name: str):
+    """A PyTorch tensor becomes numpy (the layout is still checked: NCHW gets its hint)."""
+    if type(value).__module__.split(".")[0] != "torch":
+        return value
+    try:
+        return value.detach().cpu().numpy()
+    except Exception as err:  # noqa: BLE001 - bfloat16 and other dtypes numpy lacks
+        raise InputTypeError(f"`{name}` is a torch tensor that numpy cannot hold ({err}); "
+                             f"pass a numpy or jax array") from None
+
+
 def check_images(x, *, name: str = "x", arch: str | None = None):
     """Checks an NHWC float batch of normalised images and returns it as a jax array.
 
@@ -29,6 +40,7 @@ def check_images(x, *, name: str = "x", arch: str | None = None):
         :func:`jaxviz.preprocess` first).
       InputError: not rank 4, not 3 channels, too small for ``arch``, NaN or inf values.
     """
+    x = _from_torch(x, name)
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
         try:
             x = np.asarray(x)
@@ -60,6 +72,7 @@ def check_target(target, n: int, *, name: str = "target", num_classes: int = NUM
     Returns:
       int32 array of shape (n,).
     """
+    target = _from_torch(target, name)
     if not hasattr(target, "dtype"):
         target = np.asarray(target)
     if not jnp.issubdtype(target.dtype, jnp.integer):

@@ -116,6 +116,6 @@ def grid_png(
 
 def save_grid(path: str | os.PathLike, rows, **kwargs) -> None:
     """Writes :func:`grid_png` to ``path`` atomically."""
-    from jaxviz.models.weights import atomic_write_bytes
+    from jaxviz._io import atomic_write_bytes
 
     atomic_write_bytes(path, grid_png(rows, **kwargs))

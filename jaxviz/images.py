@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageOps
 
+from jaxviz._io import shown
 from jaxviz.errors import ImageError, InputError, InputTypeError
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
@@ -111,23 +112,35 @@ def _to_rgb_array(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"))
 
 
+def _upright(image: Image.Image) -> Image.Image:
+    """The image as viewers show it: its EXIF orientation applied (phone photos)."""
+    try:
+        if image.getexif().get(0x0112, 1) in range(2, 9):
+            return ImageOps.exif_transpose(image)
+    except Exception:  # noqa: BLE001 - an unreadable EXIF block: show the pixels as stored
+        pass
+    return image
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """Reads an image file as (H, W, 3) uint8 RGB.
 
-    Grayscale is replicated to RGB, 16-bit is scaled to 8-bit, transparency is composited
-    on white, CMYK and palettes are converted.  Decompression bombs (over PIL's
+    The EXIF orientation is applied, as every viewer does; of an animated GIF/WebP/PNG
+    or a multi-page TIFF the first frame is used.  Grayscale is replicated to RGB, 16-bit
+    is scaled to 8-bit, transparency is composited on white, CMYK and palettes are
+    converted.  Decompression bombs (over PIL's
     ``MAX_IMAGE_PIXELS``) and unreadable files raise :class:`ImageError`.
     """
     path = Path(path)
     if not path.is_file():
-        raise ImageError(f"image file {str(path)!r} does not exist")
+        raise ImageError(f"image file {shown(str(path))!r} does not exist")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as image:
-                image.load()
-                return _to_rgb_array(image)
+                image.load()  # an animation's or a multi-page file's first frame
+                return _to_rgb_array(_upright(image))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
-        raise ImageError(f"{path}: refused, image too large ({err})") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise ImageError(f"{path}: cannot read image ({type(err).__name__}: {err})") from None
+        raise ImageError(f"{shown(str(path))}: refused, image too large ({err})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as err:
+        raise ImageError(f"{shown(str(path))}: cannot read image ({type(err).__name__}: {err})") from None

@@ -75,14 +75,14 @@ def test_attribution_subcommand_writes_maps_equal_to_the_api(name, photos, tmp_p
     assert _cli(name, photos, "--out", out, "--size", SIZE, "--target", 7, "-b", 2, "-q",
                 *ATTRIBUTION_ARGS[name]) == 0
     records = _ok(out, name)
-    assert sorted(r["key"] for r in records) == ["photos/a", "photos/b", "photos/sub/c"]
+    assert sorted(r["key"] for r in records) == ["photos/a.png", "photos/b.jpg", "photos/sub/c.webp"]
     model = jaxviz.load_model()
     for record in records:
         assert record["target"] == 7 and record["seconds"] > 0
         for relative in record["outputs"]:
             assert (out / relative).is_file()
         array = np.load(out / name / f"{record['key']}.npy")
-        source = photos / {"photos/a": "a.png", "photos/b": "b.jpg", "photos/sub/c": "sub/c.webp"}[record["key"]]
+        source = photos / record["key"].removeprefix("photos/")
         x = jaxviz.preprocess(jaxviz.load_image(source), size=SIZE)
         expected = _api(name, model, x, record["key"])
         np.testing.assert_allclose(array, expected[0], rtol=1e-4, atol=1e-6 * np.abs(expected).max())
@@ -117,7 +117,7 @@ def test_top1_labels_and_npz_targets(photos, tmp_path):
     labels.write_text("file\tlabel\na.png\t1\nb\t2\nc.webp\t3\n")
     out = tmp_path / "by-labels"
     assert _cli("saliency", photos, "--out", out, "--size", SIZE, "--labels", labels, "-q") == 0
-    assert {r["key"]: r["target"] for r in _ok(out)} == {"photos/a": 1, "photos/b": 2, "photos/sub/c": 3}
+    assert {r["key"]: r["target"] for r in _ok(out)} == {"photos/a.png": 1, "photos/b.jpg": 2, "photos/sub/c.webp": 3}
     out = tmp_path / "top1"
     assert _cli("saliency", photos / "a.png", "--out", out, "--size", SIZE, "-q") == 0
     (record,) = _ok(out)
@@ -147,11 +147,11 @@ def test_fool_class_viz_and_style(photos, tmp_path):
                 "--size", SIZE, "-q") == 0
     (record,) = _ok(out, "fool")
     assert record["target"] == 6 and record["iterations"] <= 2 and isinstance(record["success"], bool)
-    fooled = np.load(out / "fool" / "a.npy")
+    fooled = np.load(out / "fool" / "a.png.npy")
     x = jaxviz.preprocess(jaxviz.load_image(photos / "a.png"), size=SIZE)
     expected = jaxviz.make_fooling_images(jaxviz.load_model(), x, np.array([6]), learning_rate=10.0, max_iter=2)
     np.testing.assert_allclose(fooled, np.asarray(expected.images)[0], atol=1e-5)
-    assert {"a.png", "a.diff.png", "a.grid.png", "a.npy"} <= {p.name for p in (out / "fool").iterdir()}
+    assert {"a.png.png", "a.png.diff.png", "a.png.grid.png", "a.png.npy"} <= {p.name for p in (out / "fool").iterdir()}
 
     assert _cli("class-viz", "--classes", 1, 2, "--num-iterations", 2, "--image-size", SIZE, "--out", out, "-q") == 0
     assert sorted(r["key"] for r in _ok(out, "class-viz")) == ["001-goldfish", "002-great white shark"]
@@ -162,8 +162,8 @@ def test_fool_class_viz_and_style(photos, tmp_path):
     assert _cli("style", photos / "a.png", "--styles", style, "--num-iterations", 2, "--size", SIZE, "--out", out,
                 "-q") == 0
     (record,) = _ok(out, "style")
-    assert record["key"] == "a__my style" and np.isfinite(record["loss"])
-    with Image.open(out / "style" / "a__my style.png") as result:
+    assert record["key"] == "a.png__my style" and np.isfinite(record["loss"])
+    with Image.open(out / "style" / "a.png__my style.png") as result:
         assert result.size == (38, SIZE)  # 40×48 resized to a 32 short side
 
 
@@ -202,8 +202,8 @@ image_size = {SIZE}
     assert sorted({r["folder"] for r in records}) == ["class-viz", "ggc-f5", "ggc-f9", "gradcam", "saliency"]
     assert len(records) == 4 * 3 + 1
     f9 = {r["key"]: r for r in records if r["folder"] == "ggc-f9"}
-    assert f9["photos/a"]["options"]["layer"] == "features.9"
-    f5, f9 = np.load(out / "ggc-f5/photos/a.npy"), np.load(out / "ggc-f9/photos/a.npy")
+    assert f9["photos/a.png"]["options"]["layer"] == "features.9"
+    f5, f9 = np.load(out / "ggc-f5/photos/a.png.npy"), np.load(out / "ggc-f9/photos/a.png.npy")
     assert np.abs(f5).max() > 0 and not np.allclose(f5, f9)
     assert {r["target_from"] for r in records if r["folder"] != "class-viz"} == {"top1"}
     # a second run does nothing; --force redoes everything
@@ -219,7 +219,7 @@ image_size = {SIZE}
     ("inputs = ['x']\n", "no method tables"),
     ("inputs = ['x']\n[[gradcam]]\n[[gradcam]]\n", "distinct `folder`"),
     ("inputs = ['x']\n[gradcam]\nfolder = '../up'\n", "plain folder name"),
-    ("inputs = ['x']\n[integrated-gradients]\nn_steps = 'many'\n", "`n_steps` must be int"),
+    ("inputs = ['x']\n[integrated-gradients]\nn_steps = 'many'\n", "`n_steps` must be an integer"),
     ("inputs = ['x'\n", "not valid TOML"),
 ])
 def test_bad_job_files_are_rejected_clearly(tmp_path, capsys, text, message):
@@ -254,7 +254,7 @@ def _bad_and_odd_folder(folder: Path) -> tuple[set[str], set[str]]:
     png[16:24] = (60000).to_bytes(4, "big") * 2
     png[29:33] = zlib.crc32(bytes(png[12:29])).to_bytes(4, "big")
     (folder / "bomb.png").write_bytes(bytes(png))
-    return {f"{folder.name}/{k}" for k in good}, {"corrupt", "text", "tiny", "bomb"}
+    return {f"{folder.name}/{k}.png" for k in good}, {"corrupt", "text", "tiny", "bomb"}
 
 
 def test_bad_images_are_reported_and_skipped_the_rest_completes(tmp_path, capsys):
@@ -271,14 +271,19 @@ def test_bad_images_are_reported_and_skipped_the_rest_completes(tmp_path, capsys
     for key in good:
         assert np.isfinite(np.load(out / "saliency" / f"{key}.npy")).all()
     # grayscale and 16-bit images became three equal channels
-    assert np.ptp(np.asarray(Image.open(out / "saliency" / f"{folder.name}/gray.grid.png"))[5, 5]) == 0
+    assert np.ptp(np.asarray(Image.open(out / "saliency" / f"{folder.name}/gray.png.grid.png"))[5, 5]) == 0
     # a re-run retries only the failures
     assert _cli("saliency", folder, "--out", out, "--size", SIZE, "--target", 1, "-q") == 1
     assert "done 0" not in capsys.readouterr().err  # quiet
 
 
 def test_input_names_cannot_escape_the_output_folder(tmp_path):
-    assert inputs.safe_key(["..", "a/../../b", "c\\..\\d", ".hidden"]) == "___/a_.._.._b/c_.._d/_hidden"
+    key = inputs.safe_key(["..", "a/../../b", "c\\..\\d", ".hidden"])
+    parts = key.split("/")
+    assert len(parts) == 4 and not any(p in ("", ".", "..") or p.startswith(".") for p in parts), key
+    assert [p.split("-")[0] for p in parts] == ["___", "a_.._.._b", "c_.._d", "_hidden"]
+    # names that had to change keep a hash of the original: two names never meet
+    assert inputs.safe_component("a:b") != inputs.safe_component("a_b") == "a_b"
     folder = engine.OutputFolder(tmp_path / "out")
     with pytest.raises(jaxviz.InputError, match="leave the output folder"):
         folder.path("../outside.png")
@@ -364,11 +369,11 @@ def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, c
     resumed = subprocess.run(command + ["-q"], env=_env(), capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     records = _ok(out)
-    assert sorted({r["key"] for r in records}) == [f"imgs/img{i:03d}" for i in range(60)]
+    assert sorted({r["key"] for r in records}) == [f"imgs/img{i:03d}.png" for i in range(60)]
     assert len(records) <= 60 + 1  # finished outputs were not redone (one may be recorded twice at most)
     assert not list(out.rglob("*.tmp"))
     for i in range(60):
-        assert np.load(out / "saliency" / "imgs" / f"img{i:03d}.npy").shape == (SIZE, 38, 3)
+        assert np.load(out / "saliency" / "imgs" / f"img{i:03d}.png.npy").shape == (SIZE, 38, 3)
 
 
 # --------------------------------------------------------------------------- demo

@@ -90,8 +90,8 @@ def test_cli_on_four_devices_equals_one_device(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     for method in ("saliency", "guided-gradcam", "integrated-gradients", "fool"):
         for i in range(5):
-            one = np.load(tmp_path / "d1" / method / "images" / f"im{i}.npy")
-            four = np.load(tmp_path / "d4" / method / "images" / f"im{i}.npy")
+            one = np.load(tmp_path / "d1" / method / "images" / f"im{i}.png.npy")
+            four = np.load(tmp_path / "d4" / method / "images" / f"im{i}.png.npy")
             np.testing.assert_allclose(four, one, rtol=1e-5, atol=1e-5 * np.abs(one).max(), err_msg=method)
 
 
@@ -121,7 +121,7 @@ def test_two_processes_split_a_folder_and_write_every_output_once(tmp_path):
         lines = (out / f"manifest.p{i}-of-2.jsonl").read_text().splitlines()
         shares[i] = [json.loads(line)["key"] for line in lines]
     assert not set(shares[0]) & set(shares[1])
-    assert sorted(shares[0] + shares[1]) == [f"images/im{i}" for i in range(7)]
+    assert sorted(shares[0] + shares[1]) == [f"images/im{i}.png" for i in range(7)]
     assert len(shares[0]) == 4 and len(shares[1]) == 3
     assert "job complete" in results[0][1]
     assert len(list((out / "saliency" / "images").glob("*.npy"))) == 7

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import tomllib
 from pathlib import Path
 
+from jaxviz import models
+from jaxviz._io import shown
 from jaxviz.cli import common, engine, inputs
 from jaxviz.cli.methods import METHODS, Method
 from jaxviz.errors import InputError
@@ -146,36 +149,74 @@ def method_options(method: Method, given: dict, where: str = "") -> dict:
 
 
 def _positive(name, value, minimum=1):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InputError(f"`{name}` must be an integer, got {value!r}")
     if value is not None and value < minimum:
         raise InputError(f"`{name}` must be >= {minimum}, got {value}")
     return value
 
 
+def check_for_arch(runs: list[engine.MethodRun], arch: str, target) -> None:
+    """Checks what depends on the architecture — the architecture itself, class
+    indices, layer names — before any model is loaded or any folder is made."""
+    if not isinstance(arch, str) or arch not in models.ARCHITECTURES:
+        raise InputError(f"`arch` must be one of {', '.join(models.ARCHITECTURES)}, got {arch!r}")
+    classes = models.num_classes(arch)
+
+    def check_class(value, name):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise InputError(f"`{name}` must be an integer class, got {value!r}")
+        if not 0 <= value < classes:
+            raise InputError(f"`{name}` must be a class in 0..{classes - 1}, got {value}")
+
+    if target is not None:
+        check_class(target, "target")
+    for run in runs:
+        for option in run.method.options:
+            value = run.options.get(option.name)
+            if value is None or not option.kind:
+                continue
+            for item in value if option.many else [value]:
+                if option.kind == "class":
+                    check_class(item, option.name)
+                elif option.kind == "layer":
+                    models.check_layers(arch, [item])
+
+
 def build_job(settings: dict, runs: list[engine.MethodRun], args) -> engine.Job:
-    """A :class:`Job` from job-file/command settings, command-line flags taking precedence."""
+    """A :class:`Job` from job-file/command settings, command-line flags taking precedence.
+
+    Everything that can be checked without the model is checked here, before the output
+    folder exists: options, classes and layers against the architecture, the inputs."""
     from jaxviz import sharding
 
     def pick(name, default=None):
         value = getattr(args, name, None)
         return value if value is not None else settings.get(name, default)
 
-    process_index, process_count = sharding.initialize(
-        getattr(args, "coordinator", None), getattr(args, "num_processes", None), getattr(args, "process_id", None))
-    sources, problems = inputs.collect(settings.get("inputs", []))
-    labels_path = pick("labels")
+    arch = pick("arch", "squeezenet1_1")
     target = settings.get("target")
-    if target is not None and not (isinstance(target, int) and 0 <= target < 1000):
-        raise InputError(f"`target` must be a class in 0..999, got {target!r}")
-    return engine.Job(
-        runs=runs, sources=sources, problems=problems, out=Path(pick("out", "jaxviz-out")),
+    check_for_arch(runs, arch, target)
+    out = Path(pick("out", "jaxviz-out"))
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {shown(str(out))} exists and is not a folder")
+    job = engine.Job(
+        runs=runs, sources=[], out=out,
         batch_size=_positive("batch_size", pick("batch_size", 8)),
-        labels=inputs.read_labels(labels_path) if labels_path else None, target=target,
+        target=target,
         arrays=pick("arrays", "npy"), figures=_figures(pick("figures")),
         workers=_positive("workers", pick("workers", 2)), force=bool(args.force or settings.get("force")),
-        quiet=bool(args.quiet), arch=pick("arch", "squeezenet1_1"), weights=pick("weights"),
+        quiet=bool(args.quiet), arch=arch, weights=pick("weights"),
         devices=_positive("devices", pick("devices", 0), minimum=0),
-        process_index=process_index, process_count=process_count,
     )
+    labels_path = pick("labels")
+    labels = inputs.read_labels(labels_path, models.num_classes(arch)) if labels_path else None
+    process_index, process_count = sharding.initialize(
+        getattr(args, "coordinator", None), getattr(args, "num_processes", None), getattr(args, "process_id", None))
+    sources, problems = inputs.collect(settings.get("inputs", []), exclude=out,
+                                       num_classes=models.num_classes(arch))
+    return dataclasses.replace(job, sources=sources, problems=problems, labels=labels,
+                               process_index=process_index, process_count=process_count)
 
 
 def _check_arrays(value):
@@ -202,9 +243,34 @@ def _execute(job: engine.Job) -> int:
     return common.EXIT_PARTIAL if summary.exit_code else common.EXIT_OK
 
 
-JOB_KEYS = {"inputs", "out", "batch_size", "size", "crop", "labels", "target", "arrays", "figures", "workers",
-            "devices", "arch", "weights", "force"}
-RUN_KEYS = {"folder", "size", "crop"}
+def _integer(minimum):
+    def check(value):
+        return None if isinstance(value, int) and not isinstance(value, bool) and value >= minimum \
+            else f"an integer >= {minimum}"
+    return check
+
+
+def _of_type(kind, description):
+    return lambda value: None if isinstance(value, kind) and not (kind is int and isinstance(value, bool)) \
+        else description
+
+
+def _figures_value(value):
+    return None if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)) \
+        else "a comma list or a list of overlay, map, grid (or none)"
+
+
+# top-level job-file keys and what each must be (None: fine, else the expectation)
+JOB_KEYS = {
+    "inputs": lambda v: None if isinstance(v, str) or (isinstance(v, list) and all(isinstance(i, str) for i in v))
+    else "a list of paths",
+    "out": _of_type(str, "a path string"), "labels": _of_type(str, "a path string"),
+    "weights": _of_type(str, "a path string"), "arch": _of_type(str, "an architecture name"),
+    "batch_size": _integer(1), "size": _integer(0), "workers": _integer(1), "devices": _integer(0),
+    "target": _integer(0), "crop": _of_type(bool, "true or false"), "force": _of_type(bool, "true or false"),
+    "arrays": lambda v: None if v in ("npy", "npz", "none") else "npy, npz or none", "figures": _figures_value,
+}
+RUN_KEYS = {"folder": _of_type(str, "a plain folder name"), "size": _integer(0), "crop": _of_type(bool, "true or false")}
 
 
 def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
@@ -212,9 +278,9 @@ def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read job file {path}: {err}") from None
+        raise InputError(f"cannot read job file {shown(str(path))}: {err}") from None
     except tomllib.TOMLDecodeError as err:
-        raise InputError(f"{path}: not valid TOML: {err}") from None
+        raise InputError(f"{shown(str(path))}: not valid TOML: {err}") from None
     base = path.resolve().parent
     settings, runs, folders = {}, [], set()
     for key, value in data.items():
@@ -222,9 +288,17 @@ def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
             tables = value if isinstance(value, list) else [value]
             for table in tables:
                 if not isinstance(table, dict):
-                    raise InputError(f"{path}: [{key}] must be a table of options")
-                runs.append(_job_run(METHODS[key], table, data, f"{path.name} [{key}]: "))
+                    raise InputError(f"{shown(str(path))}: [{key}] must be a table of options")
+                for run_key, check in RUN_KEYS.items():
+                    problem = check(table[run_key]) if run_key in table else None
+                    if problem:
+                        raise InputError(f"{shown(path.name)} [{key}]: `{run_key}` must be {problem}, "
+                                         f"got {table[run_key]!r}")
+                runs.append(_job_run(METHODS[key], table, data, f"{shown(path.name)} [{key}]: "))
         elif key in JOB_KEYS:
+            problem = JOB_KEYS[key](value)
+            if problem:
+                raise InputError(f"{shown(str(path))}: `{key}` must be {problem}, got {value!r}")
             settings[key] = value
         else:
             raise InputError(f"{path}: unknown key {key!r}; top-level keys: {', '.join(sorted(JOB_KEYS))}; "
@@ -254,14 +328,15 @@ def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
 def _job_run(method: Method, table: dict, data: dict, where: str) -> engine.MethodRun:
     own = {k: v for k, v in table.items() if k not in RUN_KEYS}
     if "target" in data and "target" not in own and any(o.name == "target" for o in method.options):
+        problem = JOB_KEYS["target"](data["target"])
+        if problem:
+            raise InputError(f"{where}`target` must be {problem}, got {data['target']!r}")
         own["target"] = data["target"]
     options = method_options(method, own, where)
     folder = table.get("folder", method.name)
     if not isinstance(folder, str) or inputs.safe_component(folder) != folder:
         raise InputError(f"{where}`folder` must be a plain folder name, got {folder!r}")
     size = table.get("size", data.get("size", method.size))
-    if not isinstance(size, int) or size < 0:
-        raise InputError(f"{where}`size` must be an integer >= 0, got {size!r}")
     return engine.MethodRun(method, options, folder, size, bool(table.get("crop", data.get("crop", False))))
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from jaxviz._io import load_npz
 from jaxviz.cli import common
 
 
@@ -45,12 +46,11 @@ def run(args) -> int:
         path = Path(name)
         try:
             if path.suffix.lower() == ".npz":
-                with np.load(path, allow_pickle=False) as data:
-                    items += [(f"{path.name}[{i}]", img) for i, img in enumerate(data["X"])]
+                items += [(f"{path.name}[{i}]", img) for i, img in enumerate(load_npz(path)["X"])]
             else:
                 items.append((str(path), jaxviz.load_image(path)))
         except (JaxvizError, OSError, KeyError, ValueError) as err:
-            common.error(f"{name}: {err}")
+            common.error(f"{name}: {err}")  # error() escapes control characters
             failed += 1
     if not items:
         common.error("nothing to classify: give image files, an .npz, or --samples")

@@ -1,7 +1,8 @@
 """Options and error handling shared by every subcommand.
 
 Exit codes: 0 success · 1 some inputs failed (the rest completed) · 2 usage error ·
-3 a jaxviz error stopped the command (bad weights, bad input) · 130 interrupted.
+3 a jaxviz error stopped the command (bad weights, bad input, output folder in use) ·
+130 interrupted (Ctrl-C) · 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ import argparse
 import os
 import sys
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+from jaxviz._io import shown
+from jaxviz.models.squeezenet import ARCHITECTURES
+
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--arch", default="squeezenet1_1", choices=["squeezenet1_1", "squeezenet1_0"])
+    group.add_argument("--arch", default="squeezenet1_1", choices=ARCHITECTURES)
     group.add_argument(
         "--weights",
         metavar="PATH",
@@ -29,9 +33,11 @@ def load_model_from_args(args):
     return jaxviz.load_model(args.arch, args.weights)
 
 
-def error(message: str) -> None:
-    """One line on stderr; JAXVIZ_DEBUG=1 shows the traceback instead."""
-    print(f"jaxviz: error: {message}", file=sys.stderr)
+def error(message: str, *, multiline: bool = False) -> None:
+    """One line on stderr (control characters in names escaped, so no line can be
+    forged); ``multiline`` keeps the message's own line breaks."""
+    text = "\n".join(shown(line) for line in message.split("\n")) if multiline else shown(message)
+    print(f"jaxviz: error: {text}", file=sys.stderr)
     if not os.environ.get("JAXVIZ_DEBUG"):
         print("  (set JAXVIZ_DEBUG=1 for the traceback)", file=sys.stderr)
 

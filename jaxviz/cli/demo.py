@@ -89,9 +89,9 @@ def demo_job(args) -> tuple[engine.Job, dict]:
                                  METHODS["style"].size)
     from jaxviz.cli import inputs as inputs_mod
 
-    sources, problems = inputs_mod.collect(inputs)
+    sources, problems = inputs_mod.collect(inputs, exclude=Path(args.out))
     sources = sources[:n_images]
-    style_sources, style_problems = inputs_mod.collect(style_inputs)
+    style_sources, style_problems = inputs_mod.collect(style_inputs, exclude=Path(args.out))
     # style runs over its own content image: the same job, its sources told apart by run
     job = engine.Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
                      out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=args.arch,
@@ -129,7 +129,7 @@ def compose_figures(job: engine.Job) -> list[Path]:
     from jaxviz.labels import class_names
 
     out = job.out
-    records = engine.OutputFolder(out).records()
+    records = engine.read_records(out)
     names = class_names()
     written = []
     keys = [s.key for s in job.sources]

@@ -11,6 +11,8 @@ files are all there.  One bad input fails alone; the rest of the job completes.
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
+import fcntl
 import hashlib
 import json
 import os
@@ -22,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from jaxviz import _compiled, sharding
+from jaxviz._io import atomic_write_bytes, remove_stale_temporaries, shown
 from jaxviz.cli import inputs as inputs_mod
 from jaxviz.cli.methods import Method
 from jaxviz.cli.progress import Progress
@@ -60,6 +63,7 @@ class Job:
     quiet: bool = False
     arch: str = "squeezenet1_1"
     weights: str | None = None
+    weights_sha256: str = ""  # part of every output's identity: other weights, other outputs
     devices: int = 0  # 0: all local devices
     process_index: int = 0
     process_count: int = 1
@@ -109,78 +113,165 @@ class Summary:
 # --------------------------------------------------------------------------- output folder
 
 
-class OutputFolder:
-    """Atomic writes below ``root`` only, and the JSON-lines manifest."""
+class FolderInUseError(InputError):
+    """Another jaxviz run holds the output folder."""
 
-    def __init__(self, root: Path, manifest: str = MANIFEST):
-        root.mkdir(parents=True, exist_ok=True)
+
+class OutputFolder:
+    """Atomic writes below ``root`` only, the JSON-lines manifest, and the folder's lock.
+
+    Opening takes an exclusive lock (``.jaxviz.lock``; a multi-process job's processes
+    share it and each locks its own manifest), so two runs never compute or record the
+    same outputs: the second says the folder is in use.  No file is written through a
+    symbolic link: not an output, not the manifest, not a sub-folder.
+    """
+
+    def __init__(self, root: Path, manifest: str = MANIFEST, *, shared: bool = False):
+        root = Path(root)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except FileExistsError:
+            raise InputError(f"--out {shown(str(root))} exists and is not a folder") from None
+        except OSError as err:
+            raise InputError(f"cannot create the output folder {shown(str(root))}: "
+                             f"{err.strerror or err}") from None
+        if not root.is_dir():
+            raise InputError(f"--out {shown(str(root))} exists and is not a folder")
         self.root = root.resolve()
         self.manifest_path = self.root / manifest
         self._lock = threading.Lock()
+        self._lock_fds = []
+        try:
+            self._take_lock(".jaxviz.lock", shared)
+            if shared:
+                self._take_lock(f".{manifest}.lock", False)
+        except BaseException:
+            self.close()
+            raise
+        if self.manifest_path.is_symlink():
+            self.close()
+            raise InputError(f"refusing to write the manifest {shown(str(self.manifest_path))}: "
+                             f"it is a symbolic link")
+
+    def _take_lock(self, name: str, shared: bool) -> None:
+        path = self.root / name
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+        except OSError as err:
+            raise InputError(f"cannot write to the output folder {shown(str(self.root))}: "
+                             f"{err.strerror or err}") from None
+        self._lock_fds.append(fd)
+        try:
+            fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise FolderInUseError(
+                f"the output folder {shown(str(self.root))} is in use by another jaxviz run; "
+                f"wait for it to finish, or choose another --out") from None
+
+    def close(self) -> None:
+        for fd in self._lock_fds:
+            os.close(fd)  # closing releases the lock
+        self._lock_fds = []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
 
     def path(self, relative: str) -> Path:
-        path = (self.root / relative).resolve()
-        if not path.is_relative_to(self.root) or path == self.root:
-            raise InputError(f"output {relative!r} would leave the output folder {self.root}")
+        """``root/relative``, refused when any part of it below ``root`` is a link or
+        when it would leave ``root``."""
+        path = self.root / relative
+        if not path.resolve().is_relative_to(self.root) or path.resolve() == self.root:
+            raise InputError(f"output {shown(relative)!r} would leave the output folder {shown(str(self.root))}")
+        current = self.root
+        for part in Path(relative).parts:
+            current = current / part
+            if current.is_symlink():
+                raise InputError(f"refusing to write through the symbolic link {shown(str(current))}")
         return path
 
     def write(self, relative: str, data: bytes) -> None:
-        from jaxviz.models.weights import atomic_write_bytes
-
         # a rename makes each file all-or-nothing against interruption; per-file fsync
         # (durability against power loss) would cost more than the compute here
         atomic_write_bytes(self.path(relative), data, fsync=False)
 
     def exists(self, relative: str) -> bool:
-        return self.path(relative).is_file()
+        try:
+            return self.path(relative).is_file()
+        except InputError:
+            return False
 
     def record(self, entry: dict) -> None:
-        line = json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n"
-        with self._lock, open(self.manifest_path, "a+b") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell():
-                f.seek(-1, os.SEEK_END)
-                if f.read(1) != b"\n":  # a line cut by a kill: end it so ours stays whole
-                    f.write(b"\n")
-            f.write(line.encode())
-            f.flush()
+        # surrogates (file names that are not UTF-8) become \udcXX escapes: valid JSON
+        line = (json.dumps(entry, ensure_ascii=False, sort_keys=True) + "\n").encode("utf-8", "backslashreplace")
+        with self._lock:
+            fd = os.open(self.manifest_path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                         0o644)
+            try:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    line = b"\n" + line  # a line cut by a kill: end it so ours stays whole
+                os.write(fd, line)
+            finally:
+                os.close(fd)
 
     def records(self) -> dict[tuple[str, str], dict]:
-        """Latest successful record per (folder, key), over every process's manifest."""
-        latest: dict[tuple[str, str], dict] = {}
-        for path in sorted(self.root.glob("manifest*.jsonl")):
-            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # cut by an interruption
-                if isinstance(entry, dict) and entry.get("status") == "ok":
-                    latest[(entry.get("folder"), entry.get("key"))] = entry
-        return latest
+        return read_records(self.root)
 
     def is_done(self, folder: str, unit: Unit, records: dict) -> bool:
+        """Done only when the record names this very unit (its input's path and content,
+        method, options, target, architecture and weights) and its files are there."""
         entry = records.get((folder, unit.key))
-        return (entry is not None and entry.get("digest") == unit.digest
+        return (entry is not None and entry.get("digest") == unit.digest and entry.get("input") == unit.name
                 and all(self.exists(p) for p in entry.get("outputs", ())))
 
-    def remove_stale_temporaries(self) -> None:
-        """Temporary files of a killed run (``.<name>.<random>.tmp``, never a real output)."""
-        for path in self.root.rglob(".*.tmp"):
-            path.unlink(missing_ok=True)
+    def remove_stale_temporaries(self, relatives) -> int:
+        """jaxviz's own temporary files left by killed runs, in the folders this run
+        writes (``relatives``, below the root); nothing else is ever deleted."""
+        folders = []
+        for relative in relatives:
+            try:
+                folders.append(self.path(relative))
+            except InputError:
+                continue
+        return remove_stale_temporaries(folders)
+
+
+def read_records(root: Path) -> dict[tuple[str, str], dict]:
+    """Latest successful record per (folder, key), over every process's manifest."""
+    latest: dict[tuple[str, str], dict] = {}
+    for path in sorted(Path(root).glob("manifest*.jsonl")):
+        if path.is_symlink() or not path.is_file():
+            continue
+        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+            try:
+                entry = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # cut by an interruption
+            if isinstance(entry, dict) and entry.get("status") == "ok":
+                latest[(entry.get("folder"), entry.get("key"))] = entry
+    return latest
 
 
 # --------------------------------------------------------------------------- planning
 
 
-def _digest(run: MethodRun, target_spec: str, arch: str) -> str:
+def _digest(run: MethodRun, target_spec: str, job: Job, source_digest: str, name: str) -> str:
     spec = {"method": run.method.name, "options": run.options, "size": run.size, "crop": run.crop,
-            "target": target_spec, "arch": arch}
+            "target": target_spec, "arch": job.arch, "weights": job.weights_sha256,
+            "input": name, "input_sha256": source_digest}
     text = json.dumps(spec, sort_keys=True, default=lambda v: getattr(v, "source", str(v)))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "surrogateescape")).hexdigest()[:32]
 
 
 def plan(job: Job) -> tuple[list[Unit], list[tuple[str, str]]]:
-    """Every unit of the job (all processes), and the inputs that fail before any compute."""
+    """Every unit of the job (all processes), and the inputs that fail before any compute.
+
+    Raises:
+      InputError: two units would write the same output name.
+    """
     units, failures = [], []
     for r, run in enumerate(job.runs):
         method = run.method
@@ -190,24 +281,43 @@ def plan(job: Job) -> tuple[list[Unit], list[tuple[str, str]]]:
             names = class_names()
             for c in run.options["classes"]:
                 key = inputs_mod.safe_component(f"{c:03d}-{names[c]}")
-                units.append(Unit(r, key, cls=c, target=c, target_from="class",
-                                  digest=_digest(run, f"class:{c}", job.arch)))
+                unit = Unit(r, key, cls=c, target=c, target_from="class")
+                unit.digest = _digest(run, f"class:{c}", job, "", unit.name)
+                units.append(unit)
             continue
         variants = run.variants()
         labels_seen = [getattr(v, "label", None) for v in variants]
         if len(set(labels_seen)) != len(labels_seen):
             raise InputError(f"{method.name}: two styles share the name {labels_seen}; rename one file")
+        variant_digests = [_variant_digest(v) for v in variants]
         for source in job.sources_for(r):
             target, target_from = _resolve_target(job, run, source)
             if target_from == "missing":
                 failures.append((source.name, f"{method.name}: {target}"))
                 continue
             spec = "top1" if target is None else f"{target_from}:{target}"
-            for variant in variants:
+            for variant, variant_digest in zip(variants, variant_digests):
                 key = source.key if variant is None else f"{source.key}__{inputs_mod.safe_component(variant.label)}"
+                digest = _digest(run, spec, job, source.digest + variant_digest, source.name)
                 units.append(Unit(r, key, source=source, variant=variant, target=target, target_from=target_from,
-                                  digest=_digest(run, spec, job.arch)))
+                                  digest=digest))
+    owners: dict[tuple[str, str], Unit] = {}
+    for unit in units:
+        other = owners.setdefault((job.runs[unit.run].folder, unit.key), unit)
+        if other is not unit:  # the keys are unique by construction; this guards that promise
+            raise InputError(f"{shown(other.name)} and {shown(unit.name)} would share the output name "
+                             f"{shown(unit.key)!r}")
     return units, failures
+
+
+def _variant_digest(variant) -> str:
+    """A style given as a file is part of its outputs' identity: its content too."""
+    if variant is None or variant.is_preset or variant.source.startswith("skimage:"):
+        return ""
+    try:
+        return inputs_mod.file_sha256(variant.path())
+    except OSError:
+        return ""  # unreadable: the unit fails when it runs, and is not recorded done
 
 
 def _resolve_target(job: Job, run: MethodRun, source) -> tuple[object, str]:
@@ -226,6 +336,8 @@ def _resolve_target(job: Job, run: MethodRun, source) -> tuple[object, str]:
         if label is None:
             return "not in the labels file", "missing"
         return label, "labels"
+    if source.label_problem is not None:
+        return source.label_problem, "missing"
     if source.label is not None:
         return source.label, "npz"
     return None, "top1"
@@ -262,12 +374,13 @@ def _load_inputs(source, needs, reader, minimum_side):
 
 
 def execute(job: Job) -> Summary:
+    """Runs ``job``: resolves the weights and plans every unit before it touches the
+    output folder, then holds the folder's lock while it computes and writes."""
     import jaxviz
+    from jaxviz.models import weights as weights_mod
 
-    out = OutputFolder(job.out, MANIFEST if job.process_count == 1
-                       else f"manifest.p{job.process_index}-of-{job.process_count}.jsonl")
-    if job.process_count == 1:
-        out.remove_stale_temporaries()
+    weights = weights_mod.resolve_weights(job.arch, job.weights)
+    job = dataclasses.replace(job, weights_sha256=weights.sha256)
     units, early_failures = plan(job)
     mine = set(sharding.share(job.all_sources(), job.process_index, job.process_count))
     share_classes = job.process_index == 0  # class visualisations run on the first process
@@ -276,30 +389,33 @@ def execute(job: Job) -> Summary:
         early_failures = [f for i, f in enumerate(early_failures) if i % job.process_count == job.process_index]
     problems = list(job.problems) if job.process_index == 0 else []
 
-    records = {} if job.force else out.records()
-    pending = [u for u in units if not out.is_done(job.runs[u.run].folder, u, records)]
-    progress = Progress(len(units) + len(early_failures) + len(problems), quiet=job.quiet)
-    progress.update(skipped=len(units) - len(pending))
-    for name, message in problems + early_failures:
-        progress.message(f"jaxviz: skipped {name}: {message}")
-        out.record({"input": name, "status": "failed", "error": message})
-    progress.update(failed=len(problems) + len(early_failures))
+    manifest = MANIFEST if job.process_count == 1 else f"manifest.p{job.process_index}-of-{job.process_count}.jsonl"
+    with OutputFolder(job.out, manifest, shared=job.process_count > 1) as out:
+        out.remove_stale_temporaries({str(Path(job.runs[u.run].folder, u.key).parent) for u in units})
+        records = {} if job.force else out.records()
+        pending = [u for u in units if not out.is_done(job.runs[u.run].folder, u, records)]
+        progress = Progress(len(units) + len(early_failures) + len(problems), quiet=job.quiet)
+        progress.update(skipped=len(units) - len(pending))
+        for name, message in problems + early_failures:
+            progress.message(f"jaxviz: skipped {shown(name)}: {shown(message)}")
+            _record_failure(out, progress, {"input": name, "status": "failed", "error": message})
+        progress.update(failed=len(problems) + len(early_failures))
 
-    if pending:
-        model = jaxviz.load_model(job.arch, job.weights)
-        devices = jaxviz_devices(job.devices)
-        mesh = sharding.batch_mesh(devices) if len(devices) > 1 else None
-        runner = _Runner(job, out, model, mesh, progress)
-        try:
-            runner.run(pending)
-            runner.finish()
-        finally:
-            runner.close()
-    complete = True
-    if job.process_count > 1:
-        sharding.barrier("jaxviz-job-end")
-        if job.process_index == 0:
-            complete = _complete(job, out)
+        if pending:
+            model = jaxviz.load_model(job.arch, weights.path)
+            devices = jaxviz_devices(job.devices)
+            mesh = sharding.batch_mesh(devices) if len(devices) > 1 else None
+            runner = _Runner(job, out, model, mesh, progress)
+            try:
+                runner.run(pending)
+                runner.finish()
+            finally:
+                runner.close()
+        complete = True
+        if job.process_count > 1:
+            sharding.barrier("jaxviz-job-end")
+            if job.process_index == 0:
+                complete = _complete(job, out)
     summary = Summary(progress.done, progress.skipped, progress.failed,
                       time.perf_counter() - progress.start, progress.rate(), complete)
     if not job.quiet:
@@ -308,6 +424,15 @@ def execute(job: Job) -> Summary:
             progress.message("job complete: every output of every process is there" if complete
                              else "job incomplete: some outputs are missing (see failures above); re-run to resume")
     return summary
+
+
+def _record_failure(out: OutputFolder, progress: Progress, entry: dict) -> None:
+    """A failure is recorded when the manifest can be written; when it cannot (disk
+    full, the folder made read-only mid-run) it is still reported, never a traceback."""
+    try:
+        out.record(entry)
+    except OSError as err:
+        progress.message(f"jaxviz: could not record the failure in the manifest: {err.strerror or err}")
 
 
 def _complete(job: Job, out: OutputFolder) -> bool:
@@ -358,7 +483,7 @@ class _Runner:
                 by_source.setdefault(u.source, []).append(u)
         sources = list(by_source)
         reader = inputs_mod.ImageReader()
-        from jaxviz.models.squeezenet import minimum_input_size
+        from jaxviz.models import minimum_input_size
 
         minimum = minimum_input_size(self.job.arch)
         buckets: dict[tuple, list] = {}
@@ -399,10 +524,12 @@ class _Runner:
             start = time.perf_counter()
             host_x = None if entries[0][1] is None else np.stack([x for _, x in entries])
             x = None if host_x is None else self._place(host_x)
-            targets = np.array([-1 if u.target is None else u.target for u in units], np.int32)
-            if (targets < 0).any():
+            # the model's top-1 where no target was given (a mask: no class value is a sentinel)
+            given = np.array([u.target is not None for u in units])
+            targets = np.array([0 if u.target is None else u.target for u in units], np.int32)
+            if not given.all():
                 top1 = np.asarray(self.model(x)).argmax(axis=-1)[: len(units)]
-                targets = np.where(targets < 0, top1, targets).astype(np.int32)
+                targets = np.where(given, targets, top1).astype(np.int32)
             seeds = np.array([inputs_mod.key_seed(u.key) for u in units], np.uint32)
             options = dict(run.options)
             if run.method.name == "fool" and self.mesh is not None and not options["slots"]:
@@ -436,6 +563,8 @@ class _Runner:
             written.append(relative)
         self.out.record({
             "input": unit.name, "key": unit.key, "method": run.method.name, "folder": run.folder,
+            "input_sha256": unit.source.digest if unit.source is not None else None,
+            "arch": self.job.arch, "weights_sha256": self.job.weights_sha256,
             "target": target, "target_from": unit.target_from, "options": run.options,
             "size": run.size, "crop": run.crop, "outputs": written, "seconds": round(seconds, 6),
             "status": "ok", "digest": unit.digest, **extras,
@@ -453,16 +582,18 @@ class _Runner:
             except Exception as err:  # noqa: BLE001 - e.g. disk full: this unit failed
                 if self.debug:
                     raise
-                self.progress.message(f"jaxviz: could not write an output: {_describe(err)}")
+                self.progress.message(f"jaxviz: could not write an output: {shown(_describe(err))}")
                 self.progress.update(failed=1)
                 continue
             self.progress.update(done=1)
 
     def _fail(self, units: list[Unit], message: str) -> None:
         for u in units:
-            self.progress.message(f"jaxviz: failed {u.name} ({self.job.runs[u.run].method.name}): {message}")
-            self.out.record({"input": u.name, "key": u.key, "method": self.job.runs[u.run].method.name,
-                             "folder": self.job.runs[u.run].folder, "status": "failed", "error": message})
+            self.progress.message(f"jaxviz: failed {shown(u.name)} ({self.job.runs[u.run].method.name}): "
+                                  f"{shown(message)}")
+            _record_failure(self.out, self.progress, {
+                "input": u.name, "key": u.key, "method": self.job.runs[u.run].method.name,
+                "folder": self.job.runs[u.run].folder, "status": "failed", "error": message})
         self.progress.update(failed=len(units))
 
 

@@ -1,13 +1,18 @@
 """What a batch command reads: image files, folders, ``.npz`` arrays, labels files.
 
-Every input becomes a :class:`Source` with a *key*: the relative, sanitised stem its
-outputs are named after.  Keys never contain ``..``, absolute parts or separators taken
-from file names, so no input name can place an output outside the output folder.
+Every input becomes a :class:`Source` with a *key*: the relative, sanitised path its
+outputs are named after, and a *digest* of its content.  A key keeps the file's
+extension (``photos/a.jpg`` and ``photos/a.png`` are two inputs, so two keys) and
+depends on the input's own path only, never on which other files are there; a name
+that had to be sanitised carries a hash of the original, so two names cannot meet.
+Keys never contain ``..``, absolute parts or separators taken from file names, so no
+input name can place an output outside the output folder.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
 import re
 import threading
 import zlib
@@ -17,12 +22,13 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from jaxviz._io import file_sha256, load_npz, shown
 from jaxviz.errors import ImageError, InputError
 
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .ppm .pgm .pbm .pnm .tga .ico .jp2".split()
 )
-_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:]")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:\ud800-\udfff]")
 MAX_COMPONENT_BYTES = 180  # leaves room for ".overlay.png" and a temp-file prefix under 255
 
 
@@ -35,6 +41,8 @@ class Source:
     path: Path | None = None
     index: int | None = None  # row of an .npz
     label: int | None = None  # the .npz's y, if any
+    label_problem: str | None = None  # why the .npz's y gives this row no class
+    digest: str = ""  # sha256 of the content (a file's bytes, an .npz row's pixels)
 
 
 def key_seed(key: str) -> int:
@@ -43,12 +51,18 @@ def key_seed(key: str) -> int:
 
 
 def safe_component(text: str) -> str:
-    """A file-name component that cannot leave its folder or hide."""
+    """A file-name component that cannot leave its folder or hide.
+
+    A name that had to change keeps a hash of the original, so two different names
+    never become the same component."""
+    original = text
     text = _UNSAFE.sub("_", text).strip()
     if text in ("", ".", ".."):
         text = "_" + text.replace(".", "_")
     if text.startswith("."):
         text = "_" + text[1:]
+    if text != original:
+        text += f"-{zlib.crc32(original.encode(errors='surrogateescape')):08x}"
     encoded = text.encode()
     if len(encoded) > MAX_COMPONENT_BYTES:
         digest = f"{zlib.crc32(encoded):08x}"
@@ -69,51 +83,101 @@ def _unique(key: str, seen: set[str]) -> str:
     return candidate
 
 
-def collect(paths: Iterable[str | Path]) -> tuple[list[Source], list[tuple[str, str]]]:
+def _array_digest(array: np.ndarray) -> str:
+    header = f"{array.dtype.str}{array.shape}".encode()
+    return hashlib.sha256(header + np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def _inside(path: Path, folder: Path | None) -> bool:
+    return folder is not None and path.resolve().is_relative_to(folder)
+
+
+def _labels_of(y: np.ndarray | None, n: int, num_classes: int) -> list[tuple[int | None, str | None]]:
+    """Each row's class from an .npz's ``y``, or why it has none (checked per row)."""
+    if y is None:
+        return [(None, None)] * n
+    if y.ndim != 1 or y.shape[0] != n:
+        problem = f"y has shape {y.shape}, expected ({n},): one class per image of X"
+        return [(None, problem)] * n
+    out = []
+    for value in y.tolist() if y.dtype.kind in "iufb" else [None] * n:
+        if value is None or isinstance(value, bool) or y.dtype.kind == "b":
+            out.append((None, f"y has dtype {y.dtype}, expected integer classes"))
+        elif isinstance(value, float) and not value.is_integer():
+            out.append((None, f"y is {value!r}, not an integer class"))
+        elif not 0 <= value < num_classes:
+            out.append((None, f"y is {int(value) if float(value).is_integer() else value}, "
+                              f"outside the classes 0..{num_classes - 1}"))
+        else:
+            out.append((int(value), None))
+    return out
+
+
+def _npz_sources(path: Path, seen: set[str], num_classes: int) -> list[Source]:
+    data = load_npz(path)
+    if "X" not in data:
+        raise InputError(f"has no X array (has {sorted(data)})")
+    images = data["X"]
+    if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise InputError(f"X must be uint8 images of shape (N, H, W, 3), got {images.shape} {images.dtype}")
+    rows = _labels_of(data.get("y"), images.shape[0], num_classes)
+    sources = []
+    for i, (label, problem) in enumerate(rows):
+        key = _unique(safe_key((path.stem, f"{i:05d}")), seen)
+        sources.append(Source(key, f"{path}[{i}]", path=path, index=i, label=label, label_problem=problem,
+                              digest=_array_digest(images[i])))
+    return sources
+
+
+def collect(
+    paths: Iterable[str | Path], *, exclude: Path | None = None, num_classes: int = 1000
+) -> tuple[list[Source], list[tuple[str, str]]]:
     """Expands files, folders (recursively, image suffixes only, sorted) and ``.npz`` files.
+
+    Nothing inside ``exclude`` (the output folder) is ever read: an output folder inside
+    an input folder must not feed a run its own results.
 
     Returns the sources and ``(name, problem)`` for arguments that could not be used
     (missing paths, unreadable ``.npz``); the caller reports those and goes on.
     """
+    exclude = exclude.resolve() if exclude is not None else None
     sources: list[Source] = []
     problems: list[tuple[str, str]] = []
     seen: set[str] = set()
     for arg in paths:
         path = Path(arg)
-        if str(arg).startswith("skimage:"):
-            name = str(arg)[len("skimage:"):]
-            if name not in SAMPLE_IMAGES:
-                problems.append((str(arg), f"unknown sample; scikit-image has {', '.join(SAMPLE_IMAGES)}"))
+        try:
+            if str(arg).startswith("skimage:"):
+                name = str(arg)[len("skimage:"):]
+                if name not in SAMPLE_IMAGES:
+                    problems.append((str(arg), f"unknown sample; scikit-image has {', '.join(SAMPLE_IMAGES)}"))
+                else:
+                    sources.append(Source(_unique(safe_key(("skimage", name)), seen), str(arg), digest=str(arg)))
+            elif _inside(path, exclude):
+                problems.append((str(path), "is inside the output folder; jaxviz never reads its own outputs"))
+            elif path.is_dir():
+                files = sorted(
+                    (p for p in path.rglob("*")
+                     if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file() and not _inside(p, exclude)),
+                    key=lambda p: p.relative_to(path).parts,
+                )
+                base = path.resolve().name or "input"
+                for file in files:
+                    rel = file.relative_to(path)
+                    key = _unique(safe_key((base, *rel.parts)), seen)
+                    sources.append(Source(key, str(file), path=file, digest=file_sha256(file)))
+            elif path.suffix.lower() == ".npz" and path.is_file():
+                try:
+                    sources.extend(_npz_sources(path, seen, num_classes))
+                except InputError as err:
+                    problems.append((str(path), f"cannot read .npz: {err}"))
+            elif path.is_file():
+                sources.append(Source(_unique(safe_key((path.name,)), seen), str(path), path=path,
+                                      digest=file_sha256(path)))
             else:
-                sources.append(Source(_unique(safe_key(("skimage", name)), seen), str(arg)))
-        elif path.is_dir():
-            files = sorted(
-                (p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()),
-                key=lambda p: p.relative_to(path).parts,
-            )
-            base = path.resolve().name or "input"
-            for file in files:
-                rel = file.relative_to(path)
-                key = _unique(safe_key((base, *rel.parent.parts, rel.stem)), seen)
-                sources.append(Source(key, str(file), path=file))
-        elif path.suffix.lower() == ".npz" and path.is_file():
-            try:
-                with np.load(path, allow_pickle=False) as data:
-                    if "X" not in data:
-                        raise InputError(f"has no X array (has {sorted(data.files)})")
-                    n = data["X"].shape[0]
-                    labels = data["y"] if "y" in data else None
-            except (OSError, ValueError, InputError) as err:
-                problems.append((str(path), f"cannot read .npz: {err}"))
-                continue
-            for i in range(n):
-                key = _unique(safe_key((path.stem, f"{i:05d}")), seen)
-                label = int(labels[i]) if labels is not None else None
-                sources.append(Source(key, f"{path}[{i}]", path=path, index=i, label=label))
-        elif path.is_file():
-            sources.append(Source(_unique(safe_key((path.stem,)), seen), str(path), path=path))
-        else:
-            problems.append((str(path), "no such file or folder"))
+                problems.append((str(path), "no such file or folder"))
+        except OSError as err:  # unreadable file or folder: that input fails alone
+            problems.append((str(path), f"cannot read: {err.strerror or err}"))
     return sources, problems
 
 
@@ -133,11 +197,16 @@ class ImageReader:
             return jaxviz.load_image(source.path)
         with self._lock:
             if source.path not in self._arrays:
-                with np.load(source.path, allow_pickle=False) as data:
-                    self._arrays[source.path] = data["X"]
-        image = self._arrays[source.path][source.index]
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-            raise ImageError(f"{source.name}: expected (H, W, 3) uint8, got {image.shape} {image.dtype}")
+                try:
+                    self._arrays[source.path] = load_npz(source.path)["X"]
+                except (InputError, KeyError) as err:
+                    raise ImageError(f"{shown(source.name)}: cannot read .npz: {err}") from None
+        arrays = self._arrays[source.path]
+        image = arrays[source.index] if source.index < len(arrays) else None
+        if image is None or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+            raise ImageError(f"{shown(source.name)}: the .npz changed while it was being read")
+        if _array_digest(image) != source.digest:
+            raise ImageError(f"{shown(source.name)}: the .npz changed while it was being read")
         return image
 
 
@@ -152,7 +221,7 @@ def sample_image(name: str) -> np.ndarray:
     return np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3].astype(np.uint8)
 
 
-def read_labels(path: str | Path) -> dict[str, int]:
+def read_labels(path: str | Path, num_classes: int = 1000) -> dict[str, int]:
     """A labels file: one ``name<TAB|,|space>class`` per line; a header line is skipped.
 
     Names may be file names (``a.jpg``), stems (``a``) or output keys.
@@ -161,22 +230,22 @@ def read_labels(path: str | Path) -> dict[str, int]:
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
-        raise InputError(f"cannot read labels file {path}: {err}") from None
+        raise InputError(f"cannot read labels file {shown(str(path))}: {err}") from None
     for number, line in enumerate(lines, 1):
         if not line.strip() or line.lstrip().startswith("#"):
             continue
         fields = re.split(r"\t|,", line) if ("\t" in line or "," in line) else line.rsplit(None, 1)
         if len(fields) < 2:
-            raise InputError(f"{path}:{number}: expected 'name<TAB>class', got {line!r}")
+            raise InputError(f"{shown(str(path))}:{number}: expected 'name<TAB>class', got {line!r}")
         name, value = fields[0].strip(), fields[-1].strip()
         try:
             label = int(value)
         except ValueError:
             if number == 1:
                 continue  # header
-            raise InputError(f"{path}:{number}: class must be an integer, got {value!r}") from None
-        if not 0 <= label < 1000:
-            raise InputError(f"{path}:{number}: class must be in 0..999, got {label}")
+            raise InputError(f"{shown(str(path))}:{number}: class must be an integer, got {value!r}") from None
+        if not 0 <= label < num_classes:
+            raise InputError(f"{shown(str(path))}:{number}: class must be in 0..{num_classes - 1}, got {label}")
         labels[name] = label
     return labels
 

@@ -1,16 +1,25 @@
 """SqueezeNet in Flax and the torchvision weight import."""
 
 from jaxviz.models.model import Model, from_torchvision, init_model, layer_activation, load_model
-from jaxviz.models.squeezenet import ARCHITECTURES, SqueezeNet, layer_names, minimum_input_size
+from jaxviz.models.squeezenet import (
+    ARCHITECTURES,
+    SqueezeNet,
+    check_layers,
+    layer_names,
+    minimum_input_size,
+    num_classes,
+)
 
 __all__ = [
     "ARCHITECTURES",
     "Model",
     "SqueezeNet",
+    "check_layers",
     "from_torchvision",
     "init_model",
     "layer_activation",
     "layer_names",
     "load_model",
     "minimum_input_size",
+    "num_classes",
 ]

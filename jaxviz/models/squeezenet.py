@@ -81,6 +81,12 @@ def check_arch(arch: str) -> str:
     return arch
 
 
+def num_classes(arch: str) -> int:
+    """How many classes ``arch`` scores (the length of its logits)."""
+    check_arch(arch)
+    return NUM_CLASSES
+
+
 def layer_names(arch: str) -> tuple[str, ...]:
     """Every capturable layer of ``arch`` in forward order (torchvision module paths)."""
     names = []

@@ -14,10 +14,8 @@ cache (``$TORCH_HOME/hub/checkpoints``), then torchvision's download.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -26,7 +24,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz.errors import ArchitectureMismatchError, WeightsError, WeightsNotFoundError
+from jaxviz._io import atomic_write_bytes, file_sha256, load_npz
+from jaxviz.errors import ArchitectureMismatchError, InputError, WeightsError, WeightsNotFoundError
 from jaxviz.models import squeezenet
 
 _MANIFEST_PATH = Path(__file__).with_name("torchvision_weights.json")
@@ -123,12 +122,27 @@ def state_dict_to_params(state_dict: Mapping[str, Any], arch: str, *, source: st
         array = _to_numpy(state_dict[key])
         if array.dtype.kind != "f":
             raise WeightsError(f"{source}: {key} has dtype {array.dtype}, expected floating point")
+        _check_finite(array, key, source)
         layer, kind = key.rsplit(".", 1)
         leaf = array.transpose(2, 3, 1, 0) if kind == "weight" else array  # OIHW → HWIO
         params.setdefault(layer, {})["kernel" if kind == "weight" else "bias"] = np.ascontiguousarray(
             leaf, dtype=np.float32
         )
     return params
+
+
+def _check_finite(array: np.ndarray, key: str, source: str) -> None:
+    bad = ~np.isfinite(array)
+    if bad.any():
+        raise WeightsError(f"{source}: tensor {key} has {int(bad.sum())} NaN or infinite values "
+                           f"(of {array.size}); the weights are damaged")
+
+
+def check_finite_params(params, source: str) -> None:
+    """Raises :class:`WeightsError` naming the first tensor with NaN or inf values."""
+    for layer, leaves in params.items():
+        for leaf, value in leaves.items():
+            _check_finite(np.asarray(value), f"{layer}.{leaf}", source)
 
 
 def params_to_state_dict(params) -> dict[str, np.ndarray]:
@@ -141,14 +155,6 @@ def params_to_state_dict(params) -> dict[str, np.ndarray]:
 
 
 # --------------------------------------------------------------------------- files
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _read_pth(path: Path) -> dict[str, Any]:
@@ -175,12 +181,9 @@ def _read_pth(path: Path) -> dict[str, Any]:
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
-    except ValueError as err:  # object arrays need pickle: refused
-        raise WeightsError(f"{path}: refused: the .npz holds pickled objects ({err})") from None
-    except Exception as err:
-        raise WeightsError(f"{path}: not a readable .npz file ({type(err).__name__}: {err})") from None
+        return load_npz(path)
+    except InputError as err:
+        raise WeightsError(str(err)) from None
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
@@ -231,25 +234,6 @@ def _unflatten(tensors) -> dict[str, dict[str, np.ndarray]]:
         layer, leaf = key.rsplit("/", 1)
         params.setdefault(layer, {})[leaf] = value
     return params
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = True) -> None:
-    """Writes ``data`` to ``path`` via a temporary file and a rename: never half-written.
-
-    ``fsync`` also makes it durable against power loss before the rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            if fsync:
-                os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def save_params(params, path: str | os.PathLike, *, arch: str, source_sha256: str = "") -> None:
@@ -381,7 +365,9 @@ def load_params(source: str | os.PathLike | WeightsSource, arch: str, *, cache: 
         try:
             tensors, metadata = _read_safetensors(cached)
             if metadata.get("source_sha256") == source.sha256 and metadata.get("arch") == arch:
-                return _unflatten(tensors), source
+                params = _unflatten(tensors)
+                check_finite_params(params, str(cached))
+                return params, source
         except WeightsError:
             pass  # a damaged cache entry is rebuilt below
     params = state_dict_to_params(read_state_dict(path), arch, source=str(path))
