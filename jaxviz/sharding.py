@@ -108,7 +108,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
         return 0, 1
     if coordinator is None or num_processes is None or process_id is None:
         raise InputError("multi-process runs need all of: coordinator address, process count, process id")
-    num_processes, process_id = int(num_processes), int(process_id)
+    try:
+        num_processes, process_id = int(num_processes), int(process_id)
+    except (TypeError, ValueError):
+        raise InputError(f"process count and id must be integers, got {num_processes!r} and {process_id!r}") from None
     if num_processes < 1 or not 0 <= process_id < num_processes:
         raise InputError(f"process id must be in 0..{num_processes - 1}, got {process_id}")
     if num_processes == 1:

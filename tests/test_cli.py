@@ -19,15 +19,8 @@ import jaxviz
 from jaxviz.cli import batch, engine, inputs
 from jaxviz.cli.main import build_parser, main
 from jaxviz.cli.methods import METHODS
+from tests.cli_helpers import SIZE, cli as _cli, manifest as _manifest, ok as _ok, photo as _photo
 from conftest import ROOT, SHARED
-
-SIZE = 32  # small images: the numbers are checked against the API, not their meaning
-
-
-def _photo(seed: int, height: int = 40, width: int = 48) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    base = rng.integers(0, 256, (height // 8, width // 8, 3), dtype=np.uint8)
-    return np.asarray(Image.fromarray(base).resize((width, height), Image.BILINEAR))
 
 
 @pytest.fixture()
@@ -39,21 +32,6 @@ def photos(tmp_path) -> Path:
     Image.fromarray(_photo(2)).save(folder / "sub" / "c.webp")
     (folder / "notes.txt").write_text("not an image, ignored")
     return folder
-
-
-def _manifest(out: Path) -> list[dict]:
-    lines = []
-    for path in sorted(out.glob("manifest*.jsonl")):
-        lines += [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    return lines
-
-
-def _ok(out: Path, method: str | None = None) -> list[dict]:
-    return [r for r in _manifest(out) if r["status"] == "ok" and (method is None or r["method"] == method)]
-
-
-def _cli(*args) -> int:
-    return main([str(a) for a in args])
 
 
 # --------------------------------------------------------------------------- every subcommand
@@ -339,7 +317,8 @@ def _many(folder: Path, n: int) -> None:
         Image.fromarray(_photo(i)).save(folder / f"img{i:03d}.png")
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -9), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig, code", [(signal.SIGKILL, -9), (signal.SIGINT, 130), (signal.SIGTERM, 143),
+                                       (signal.SIGHUP, 129)])
 def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, code):
     folder, out = tmp_path / "imgs", tmp_path / "out"
     _many(folder, 60)
@@ -359,8 +338,8 @@ def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, c
     assert process.returncode == code, err
     first = len(_ok(out))
     assert 6 <= first < 60, "the run was not interrupted mid-batch"
-    if sig == signal.SIGINT:
-        assert "interrupted" in err
+    if sig != signal.SIGKILL:  # handled: a message, and no temporary file left behind
+        assert ("interrupted" if sig == signal.SIGINT else "terminated") in err
         assert not list(out.rglob("*.tmp"))
     for path in out.rglob("*.png"):  # what is there is whole
         if not path.name.startswith("."):

@@ -11,7 +11,7 @@ from jaxviz import models
 from jaxviz._io import shown
 from jaxviz.cli import common, engine, inputs
 from jaxviz.cli.methods import METHODS, Method
-from jaxviz.errors import InputError
+from jaxviz.errors import InputError, UnknownLayerError
 
 FIGURES = ("overlay", "map", "grid")
 COMMON_HELP = """
@@ -20,11 +20,14 @@ inputs: image files, folders (searched recursively for JPEG/PNG/WebP/BMP/GIF/TIF
   for scikit-image's sample photos (skimage:chelsea, skimage:coffee, …).
 targets: --target for every image; else --labels FILE (lines "name<TAB>class", name a
   file name or stem); else an .npz's y; else the model's own top-1 class.
-outputs: OUT/<method>/<input key>.{npy,map.png,overlay.png,grid.png} and
-  OUT/manifest.jsonl (one JSON line per output: input, target, method, options, files,
-  seconds).  Files are written atomically; a re-run skips outputs already there
-  (--force redoes them).  Unreadable images are reported and skipped (exit status 1).
-exit status: 0 all done · 1 some inputs failed · 2 usage error · 3 error · 130 interrupted.
+outputs: OUT/<method>/<input path, extension kept>.{npy,map.png,overlay.png,grid.png}
+  and OUT/manifest.jsonl (one JSON line per output: input and its sha256, target, method,
+  options, architecture, weights, files, seconds).  Files are written atomically; a
+  re-run skips outputs whose record matches the same input content, options and weights
+  (--force redoes them).  Only jaxviz's own temporary files are ever deleted; one run
+  at a time per output folder.  Unreadable images are reported and skipped (exit 1).
+exit status: 0 all done · 1 some inputs failed · 2 usage error · 3 error ·
+  130 interrupted · 143 terminated.
 """
 
 
@@ -156,18 +159,18 @@ def _positive(name, value, minimum=1):
     return value
 
 
-def check_for_arch(runs: list[engine.MethodRun], arch: str, target) -> None:
+def check_for_arch(runs: list[engine.MethodRun], arch: str, target, where: str = "") -> None:
     """Checks what depends on the architecture — the architecture itself, class
     indices, layer names — before any model is loaded or any folder is made."""
     if not isinstance(arch, str) or arch not in models.ARCHITECTURES:
-        raise InputError(f"`arch` must be one of {', '.join(models.ARCHITECTURES)}, got {arch!r}")
+        raise InputError(f"{where}`arch` must be one of {', '.join(models.ARCHITECTURES)}, got {arch!r}")
     classes = models.num_classes(arch)
 
     def check_class(value, name):
         if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"`{name}` must be an integer class, got {value!r}")
+            raise InputError(f"{where}`{name}` must be an integer class, got {value!r}")
         if not 0 <= value < classes:
-            raise InputError(f"`{name}` must be a class in 0..{classes - 1}, got {value}")
+            raise InputError(f"{where}`{name}` must be a class in 0..{classes - 1}, got {value}")
 
     if target is not None:
         check_class(target, "target")
@@ -180,10 +183,13 @@ def check_for_arch(runs: list[engine.MethodRun], arch: str, target) -> None:
                 if option.kind == "class":
                     check_class(item, option.name)
                 elif option.kind == "layer":
-                    models.check_layers(arch, [item])
+                    try:
+                        models.check_layers(arch, [item])
+                    except UnknownLayerError as err:
+                        raise UnknownLayerError(f"{where}{err}") from None
 
 
-def build_job(settings: dict, runs: list[engine.MethodRun], args) -> engine.Job:
+def build_job(settings: dict, runs: list[engine.MethodRun], args, where: str = "") -> engine.Job:
     """A :class:`Job` from job-file/command settings, command-line flags taking precedence.
 
     Everything that can be checked without the model is checked here, before the output
@@ -194,9 +200,9 @@ def build_job(settings: dict, runs: list[engine.MethodRun], args) -> engine.Job:
         value = getattr(args, name, None)
         return value if value is not None else settings.get(name, default)
 
-    arch = pick("arch", "squeezenet1_1")
+    arch = pick("arch", common.DEFAULT_ARCH)
     target = settings.get("target")
-    check_for_arch(runs, arch, target)
+    check_for_arch(runs, arch, target, where)
     out = Path(pick("out", "jaxviz-out"))
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {shown(str(out))} exists and is not a folder")
@@ -215,6 +221,7 @@ def build_job(settings: dict, runs: list[engine.MethodRun], args) -> engine.Job:
         getattr(args, "coordinator", None), getattr(args, "num_processes", None), getattr(args, "process_id", None))
     sources, problems = inputs.collect(settings.get("inputs", []), exclude=out,
                                        num_classes=models.num_classes(arch))
+    engine.jaxviz_devices(job.devices)  # a device count this machine lacks: an error now
     return dataclasses.replace(job, sources=sources, problems=problems, labels=labels,
                                process_index=process_index, process_count=process_count)
 
@@ -342,4 +349,4 @@ def _job_run(method: Method, table: dict, data: dict, where: str) -> engine.Meth
 
 def run_job_file(args) -> int:
     settings, runs = load_job_file(args.job)
-    return _execute(build_job(settings, runs, args))
+    return _execute(build_job(settings, runs, args, f"{shown(Path(args.job).name)}: "))

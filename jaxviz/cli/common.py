@@ -2,7 +2,7 @@
 
 Exit codes: 0 success · 1 some inputs failed (the rest completed) · 2 usage error ·
 3 a jaxviz error stopped the command (bad weights, bad input, output folder in use) ·
-130 interrupted (Ctrl-C) · 143 terminated (SIGTERM).
+130 interrupted (Ctrl-C) · 143 terminated (SIGTERM; 129 for SIGHUP).
 """
 
 from __future__ import annotations
@@ -14,12 +14,14 @@ import sys
 from jaxviz._io import shown
 from jaxviz.models.squeezenet import ARCHITECTURES
 
-EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 2, 3, 130, 143
+DEFAULT_ARCH = "squeezenet1_1"
+EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("model")
-    group.add_argument("--arch", default="squeezenet1_1", choices=ARCHITECTURES)
+    # no argparse default: a job file's `arch` applies unless --arch is given
+    group.add_argument("--arch", default=None, choices=ARCHITECTURES, help=f"architecture (default {DEFAULT_ARCH})")
     group.add_argument(
         "--weights",
         metavar="PATH",
@@ -30,7 +32,7 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 def load_model_from_args(args):
     import jaxviz
 
-    return jaxviz.load_model(args.arch, args.weights)
+    return jaxviz.load_model(args.arch or DEFAULT_ARCH, args.weights)
 
 
 def error(message: str, *, multiline: bool = False) -> None:

@@ -94,7 +94,7 @@ def demo_job(args) -> tuple[engine.Job, dict]:
     style_sources, style_problems = inputs_mod.collect(style_inputs, exclude=Path(args.out))
     # style runs over its own content image: the same job, its sources told apart by run
     job = engine.Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
-                     out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=args.arch,
+                     out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=args.arch or common.DEFAULT_ARCH,
                      weights=args.weights, run_sources={len(runs): style_sources})
     return job, {"notes": notes, "styles": styles}
 

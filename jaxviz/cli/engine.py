@@ -139,6 +139,7 @@ class OutputFolder:
             raise InputError(f"--out {shown(str(root))} exists and is not a folder")
         self.root = root.resolve()
         self.manifest_path = self.root / manifest
+        self.wanted = None  # (arrays, figures) a run asks for; None: any record's files do
         self._lock = threading.Lock()
         self._lock_fds = []
         try:
@@ -183,13 +184,13 @@ class OutputFolder:
         """``root/relative``, refused when any part of it below ``root`` is a link or
         when it would leave ``root``."""
         path = self.root / relative
-        if not path.resolve().is_relative_to(self.root) or path.resolve() == self.root:
-            raise InputError(f"output {shown(relative)!r} would leave the output folder {shown(str(self.root))}")
         current = self.root
         for part in Path(relative).parts:
             current = current / part
             if current.is_symlink():
                 raise InputError(f"refusing to write through the symbolic link {shown(str(current))}")
+        if not path.resolve().is_relative_to(self.root) or path.resolve() == self.root:
+            raise InputError(f"output {shown(relative)!r} would leave the output folder {shown(str(self.root))}")
         return path
 
     def write(self, relative: str, data: bytes) -> None:
@@ -225,7 +226,15 @@ class OutputFolder:
         method, options, target, architecture and weights) and its files are there."""
         entry = records.get((folder, unit.key))
         return (entry is not None and entry.get("digest") == unit.digest and entry.get("input") == unit.name
-                and all(self.exists(p) for p in entry.get("outputs", ())))
+                and all(self.exists(p) for p in entry.get("outputs", ()))
+                and self._covers(entry))
+
+    def _covers(self, entry: dict) -> bool:
+        """Whether a record's files are all this run would write (``--arrays``, ``--figures``)."""
+        if self.wanted is None:
+            return True
+        arrays, figures = self.wanted
+        return (arrays == "none" or entry.get("arrays") == arrays) and figures <= set(entry.get("figures", ()))
 
     def remove_stale_temporaries(self, relatives) -> int:
         """jaxviz's own temporary files left by killed runs, in the folders this run
@@ -312,7 +321,10 @@ def plan(job: Job) -> tuple[list[Unit], list[tuple[str, str]]]:
 
 def _variant_digest(variant) -> str:
     """A style given as a file is part of its outputs' identity: its content too."""
-    if variant is None or variant.is_preset or variant.source.startswith("skimage:"):
+    if variant is None or variant.source.startswith("skimage:"):
+        return ""
+    if variant.is_preset:
+        variant.path()  # the course's style image must be there: an error now, not per batch
         return ""
     try:
         return inputs_mod.file_sha256(variant.path())
@@ -335,6 +347,8 @@ def _resolve_target(job: Job, run: MethodRun, source) -> tuple[object, str]:
         label = inputs_mod.label_for(source, job.labels)
         if label is None:
             return "not in the labels file", "missing"
+        if isinstance(label, str):
+            return label, "missing"
         return label, "labels"
     if source.label_problem is not None:
         return source.label_problem, "missing"
@@ -392,6 +406,7 @@ def execute(job: Job) -> Summary:
     manifest = MANIFEST if job.process_count == 1 else f"manifest.p{job.process_index}-of-{job.process_count}.jsonl"
     with OutputFolder(job.out, manifest, shared=job.process_count > 1) as out:
         out.remove_stale_temporaries({str(Path(job.runs[u.run].folder, u.key).parent) for u in units})
+        out.wanted = (job.arrays, set(job.figures))
         records = {} if job.force else out.records()
         pending = [u for u in units if not out.is_done(job.runs[u.run].folder, u, records)]
         progress = Progress(len(units) + len(early_failures) + len(problems), quiet=job.quiet)
@@ -405,7 +420,7 @@ def execute(job: Job) -> Summary:
             model = jaxviz.load_model(job.arch, weights.path)
             devices = jaxviz_devices(job.devices)
             mesh = sharding.batch_mesh(devices) if len(devices) > 1 else None
-            runner = _Runner(job, out, model, mesh, progress)
+            runner = _Runner(job, out, model, mesh, progress, len(pending))
             try:
                 runner.run(pending)
                 runner.finish()
@@ -451,11 +466,11 @@ def jaxviz_devices(count: int):
 
 
 class _Runner:
-    def __init__(self, job: Job, out: OutputFolder, model, mesh, progress: Progress):
+    def __init__(self, job: Job, out: OutputFolder, model, mesh, progress: Progress, pending: int):
         self.job, self.out, self.progress, self.mesh = job, out, progress, mesh
         self.model = sharding.replicate(model, mesh) if mesh is not None else model
         self.multiple = mesh.size if mesh is not None else 1
-        self.batch = sharding.padded_size(job.batch_size, self.multiple)
+        self.batch = sharding.padded_size(min(job.batch_size, pending), self.multiple)
         self.ctx = _Context(job)
         self.writer = concurrent.futures.ThreadPoolExecutor(2, thread_name_prefix="jaxviz-write")
         self.writes: list[concurrent.futures.Future] = []
@@ -567,6 +582,7 @@ class _Runner:
             "arch": self.job.arch, "weights_sha256": self.job.weights_sha256,
             "target": target, "target_from": unit.target_from, "options": run.options,
             "size": run.size, "crop": run.crop, "outputs": written, "seconds": round(seconds, 6),
+            "arrays": self.job.arrays, "figures": sorted(self.job.figures),
             "status": "ok", "digest": unit.digest, **extras,
             **({"style": unit.variant.source} if unit.variant is not None else {}),
         })

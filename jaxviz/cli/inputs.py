@@ -164,8 +164,13 @@ def collect(
                 base = path.resolve().name or "input"
                 for file in files:
                     rel = file.relative_to(path)
+                    try:
+                        digest = file_sha256(file)
+                    except OSError as err:  # one unreadable file fails alone
+                        problems.append((str(file), f"cannot read: {err.strerror or err}"))
+                        continue
                     key = _unique(safe_key((base, *rel.parts)), seen)
-                    sources.append(Source(key, str(file), path=file, digest=file_sha256(file)))
+                    sources.append(Source(key, str(file), path=file, digest=digest))
             elif path.suffix.lower() == ".npz" and path.is_file():
                 try:
                     sources.extend(_npz_sources(path, seen, num_classes))
@@ -221,12 +226,14 @@ def sample_image(name: str) -> np.ndarray:
     return np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image[..., :3].astype(np.uint8)
 
 
-def read_labels(path: str | Path, num_classes: int = 1000) -> dict[str, int]:
+def read_labels(path: str | Path, num_classes: int = 1000) -> dict[str, int | str]:
     """A labels file: one ``name<TAB|,|space>class`` per line; a header line is skipped.
 
-    Names may be file names (``a.jpg``), stems (``a``) or output keys.
+    Names may be file names (``a.jpg``), stems (``a``) or output keys.  A class that is
+    not an integer in range maps its name to the problem (a string): that image fails
+    alone.  A line with no class at all makes the file unreadable.
     """
-    labels: dict[str, int] = {}
+    labels: dict[str, int | str] = {}
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as err:
@@ -238,19 +245,23 @@ def read_labels(path: str | Path, num_classes: int = 1000) -> dict[str, int]:
         if len(fields) < 2:
             raise InputError(f"{shown(str(path))}:{number}: expected 'name<TAB>class', got {line!r}")
         name, value = fields[0].strip(), fields[-1].strip()
+        where = f"{Path(path).name}:{number}"
         try:
             label = int(value)
         except ValueError:
             if number == 1:
                 continue  # header
-            raise InputError(f"{shown(str(path))}:{number}: class must be an integer, got {value!r}") from None
+            labels[name] = f"{where}: class must be an integer, got {value!r}"
+            continue
         if not 0 <= label < num_classes:
-            raise InputError(f"{shown(str(path))}:{number}: class must be in 0..{num_classes - 1}, got {label}")
+            labels[name] = f"{where}: class must be in 0..{num_classes - 1}, got {label}"
+            continue
         labels[name] = label
     return labels
 
 
-def label_for(source: Source, labels: dict[str, int]) -> int | None:
+def label_for(source: Source, labels: dict[str, int | str]) -> int | str | None:
+    """The source's class from a labels file, the problem with its line, or ``None``."""
     candidates = [source.key]
     if source.path is not None and source.index is None:
         candidates += [source.path.name, source.path.stem, str(source.path)]

@@ -18,7 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="jaxviz",
         description="See what an ImageNet CNN looks at, and synthesise images with it.",
         epilog="Exit codes: 0 ok, 1 some inputs failed, 2 usage error, 3 error, 130 interrupted (Ctrl-C), "
-               "143 terminated (SIGTERM).",
+               "143 terminated (SIGTERM; 129 SIGHUP).",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for group in GROUPS:
@@ -27,11 +27,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled as Ctrl-C is: pending writes dropped, what is written is whole."""
+    """SIGTERM or SIGHUP, handled as Ctrl-C is: pending writes dropped, what is written whole."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
 
 
 def _terminate(signum, frame):
-    raise Terminated()
+    raise Terminated(signum)
+
+
+HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -39,9 +46,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    previous = None
+    previous = {}
     if threading.current_thread() is threading.main_thread():
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        previous = {sig: signal.signal(sig, _terminate) for sig in HANDLED}
     try:
         return int(args.func(args) or 0)
     except JaxvizError as err:
@@ -52,9 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # e.g. `jaxviz classify ... | head`
         sys.stderr.close()
         return common.EXIT_OK
-    except Terminated:
-        print("jaxviz: terminated", file=sys.stderr)
-        return common.EXIT_TERMINATED
+    except Terminated as stop:
+        print(f"jaxviz: terminated ({signal.Signals(stop.signum).name})", file=sys.stderr)
+        return 128 + stop.signum
     except KeyboardInterrupt:
         print("jaxviz: interrupted", file=sys.stderr)
         return common.EXIT_INTERRUPTED
@@ -65,8 +72,8 @@ def main(argv: list[str] | None = None) -> int:
         common.error(f"cannot use{where}: {err.strerror or err}")
         return common.EXIT_ERROR
     finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 if __name__ == "__main__":

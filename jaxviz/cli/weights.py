@@ -22,7 +22,7 @@ def register(sub) -> None:
     )
     convert.add_argument("src", help="source file: .pth/.pt (weights_only), .npz or .safetensors")
     convert.add_argument("--out", help="destination (default: <cache>/<arch>.safetensors, used by default)")
-    convert.add_argument("--arch", choices=["squeezenet1_1", "squeezenet1_0"], help="default: detected")
+    convert.add_argument("--arch", choices=common.ARCHITECTURES, help="default: detected")
     convert.set_defaults(func=run_convert)
 
     info = wsub.add_parser("info", help="which weight file is used, its sha256, architecture, parameter count")
@@ -42,14 +42,15 @@ def run_convert(args) -> int:
 def run_info(args) -> int:
     from jaxviz.models import model, weights
 
-    source = weights.resolve_weights(args.arch, args.weights)
-    params, _ = weights.load_params(source, args.arch)
-    m = model.Model(params, args.arch)
+    arch = args.arch or common.DEFAULT_ARCH
+    source = weights.resolve_weights(arch, args.weights)
+    params, _ = weights.load_params(source, arch)
+    m = model.Model(params, arch)
     info = {
         "path": str(source.path),
         "found_by": source.how,
         "sha256": source.sha256,
-        "arch": args.arch,
+        "arch": arch,
         "num_params": m.num_params,
         "cache_dir": str(weights.cache_dir()),
     }

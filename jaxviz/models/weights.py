@@ -374,8 +374,8 @@ def load_params(source: str | os.PathLike | WeightsSource, arch: str, *, cache: 
     if cache:
         try:
             save_params(params, cached, arch=arch, source_sha256=source.sha256)
-        except OSError:
-            pass  # a read-only cache only costs the conversion next time
+        except (OSError, InputError):  # read-only, or a link where the cache file would go
+            pass  # only costs the conversion next time
     return params, source
 
 
