@@ -61,13 +61,13 @@ def method_errors():
         "guided_gradcam": (lambda m, x, t: jaxviz.guided_gradcam(m, x, t),
                            lambda tm, x, t: ca.GuidedGradCam(tm, tm.features[12]).attribute(x, target=t)),
         "integrated_gradients (10 steps, noise baseline)": (
-            lambda m, x, t: jaxviz.integrated_gradients(m, x, t, np.full(x.shape, 0.1, x.dtype) + 0.3 * np.sin(np.arange(x.size).reshape(x.shape)).astype(x.dtype), n_steps=10),
+            lambda m, x, t: jaxviz.integrated_gradients(m, x, t, baselines=np.full(x.shape, 0.1, x.dtype) + 0.3 * np.sin(np.arange(x.size).reshape(x.shape)).astype(x.dtype), n_steps=10),
             lambda tm, x, t: ca.IntegratedGradients(tm).attribute(
                 x, baselines=torch.full_like(x, 0.1) + 0.3 * torch.sin(torch.arange(x.numel(), dtype=x.dtype).view(x.shape[0], x.shape[2], x.shape[3], x.shape[1]).permute(0, 3, 1, 2)),
                 target=t, n_steps=10)),
         "layer_conductance f.12": (lambda m, x, t: jaxviz.layer_conductance(m, x, t, "features.12", n_steps=10),
                                    lambda tm, x, t: ca.LayerConductance(tm, tm.features[12]).attribute(x, target=t, n_steps=10)),
-        "occlusion 45x45/30": (lambda m, x, t: jaxviz.occlusion(m, x, t, (45, 45, 3), strides=(30, 30, 3)),
+        "occlusion 45x45/30": (lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=(45, 45, 3), strides=(30, 30, 3)),
                                lambda tm, x, t: ca.Occlusion(tm).attribute(x, sliding_window_shapes=(3, 45, 45), strides=(3, 30, 30), target=t)),
     }
     for name, (ours_fn, theirs_fn) in cases.items():

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 import jaxviz
-from jaxviz.attribution import _common
+from jaxviz import scoring
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the course reference loops live in parity_tests/
@@ -191,7 +191,7 @@ def w4_integrated_gradients(model, tm, quick, notes):
     xt, yt = nchw(x), torch.from_numpy(y)
     ibs = 128
     # n_steps input gradients per image, each what jaxviz's gradient of one image costs
-    gradient_flops = per_image_flops(lambda m, v, t: _common.input_gradients(m, v, t), model, x, y)
+    gradient_flops = per_image_flops(lambda m, v, t: scoring.input_gradients(m, v, t), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps, internal_batch_size=ibs)), {
         "Captum IntegratedGradients (internal_batch_size 128)": lambda: IntegratedGradients(tm).attribute(
             xt, target=yt, n_steps=n_steps, internal_batch_size=ibs),
@@ -204,7 +204,7 @@ def w5_occlusion(model, tm, quick, notes):
     X, y = course_images(1 if quick else 5)
     x = jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X)
     xt, yt = nchw(x), torch.from_numpy(y)
-    return (lambda: jaxviz.occlusion(model, x, y, (15, 15, 3), strides=(8, 8, 3))), {
+    return (lambda: jaxviz.occlusion(model, x, y, sliding_window_shapes=(15, 15, 3), strides=(8, 8, 3))), {
         "Captum Occlusion (perturbations_per_eval 64)": lambda: Occlusion(tm).attribute(
             xt, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), target=yt, perturbations_per_eval=64),
     }, None
@@ -236,7 +236,7 @@ def w6_fooling(model, tm, quick, notes):
     X, _ = course_images(3 if quick else 25)
     x = jaxviz.preprocess(X)
     xt = nchw(x)
-    return (lambda: jaxviz.make_fooling_images(model, x, np.full(len(x), 6), learning_rate=10.0)), {
+    return (lambda: jaxviz.fooling_images(model, x, np.full(len(x), 6), learning_rate=10.0)), {
         "course (one image at a time)": lambda: [course_fooling(tm, xt[i : i + 1], 6, 10.0) for i in range(len(x))],
         "torch batched (active images)": lambda: _batched_fooling(tm, xt, 6, 10.0),
     }, None

@@ -11,6 +11,7 @@ from jaxviz.attribution import (
     occlusion,
     saliency,
     saliency_map,
+    smooth,
 )
 from jaxviz.errors import (
     ArchitectureMismatchError,
@@ -23,18 +24,7 @@ from jaxviz.errors import (
     WeightsNotFoundError,
 )
 from jaxviz.images import deprocess, load_image, preprocess
-from jaxviz.synthesis import (
-    ClassVisualization,
-    FoolingResult,
-    StyleTransferResult,
-    class_visualization,
-    content_loss,
-    gram_matrix,
-    make_fooling_images,
-    style_loss,
-    style_transfer,
-    tv_loss,
-)
+from jaxviz.interpolation import interpolate
 from jaxviz.models import (
     Model,
     SqueezeNet,
@@ -44,46 +34,71 @@ from jaxviz.models import (
     layer_names,
     load_model,
 )
+from jaxviz.models.architecture import Architecture
+from jaxviz.synthesis import (
+    ClassVisualization,
+    ClassVisualizationResult,
+    FoolingResult,
+    StyleTransferResult,
+    class_visualization,
+    content_loss,
+    fooling_images,
+    gram_matrix,
+    make_fooling_images,
+    style_loss,
+    style_transfer,
+    tv_loss,
+)
 
 __version__ = "0.1.0"
 
+# deprecated names, kept for one release (each warns, or is documented as an alias):
+# noise_tunnel → smooth, make_fooling_images → fooling_images,
+# ClassVisualization → ClassVisualizationResult
+DEPRECATED = ("ClassVisualization", "make_fooling_images", "noise_tunnel")
+
 __all__ = [
-    "ClassVisualization",
-    "FoolingResult",
-    "StyleTransferResult",
-    "class_visualization",
-    "content_loss",
-    "gram_matrix",
-    "make_fooling_images",
-    "style_loss",
-    "style_transfer",
-    "tv_loss",
+    "Architecture",
     "ArchitectureMismatchError",
+    "ClassVisualization",
+    "ClassVisualizationResult",
+    "FoolingResult",
     "ImageError",
     "InputError",
     "InputTypeError",
     "JaxvizError",
     "Model",
     "SqueezeNet",
+    "StyleTransferResult",
     "UnknownLayerError",
     "WeightsError",
     "WeightsNotFoundError",
+    "class_visualization",
+    "content_loss",
     "deprocess",
+    "fooling_images",
     "from_torchvision",
     "gradcam",
+    "gram_matrix",
     "guided_backprop",
     "guided_gradcam",
+    "init_model",
     "integrated_gradients",
+    "interpolate",
+    "layer_activation",
     "layer_conductance",
     "layer_gradcam",
-    "noise_tunnel",
-    "occlusion",
-    "saliency",
-    "saliency_map",
-    "init_model",
-    "layer_activation",
     "layer_names",
     "load_image",
     "load_model",
+    "make_fooling_images",
+    "noise_tunnel",
+    "occlusion",
     "preprocess",
+    "saliency",
+    "saliency_map",
+    "smooth",
+    "style_loss",
+    "style_transfer",
+    "tv_loss",
 ]

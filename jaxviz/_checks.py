@@ -12,9 +12,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz.errors import InputError, InputTypeError
-from jaxviz.models import squeezenet
-
-NUM_CLASSES = squeezenet.NUM_CLASSES
 
 
 def is_concrete(value) -> bool:
@@ -32,13 +29,14 @@ def _from_torch(value, name: str):
                              f"pass a numpy or jax array") from None
 
 
-def check_images(x, *, name: str = "x", arch: str | None = None):
+def check_images(x, *, name: str = "x", architecture=None):
     """Checks an NHWC float batch of normalised images and returns it as a jax array.
 
     Raises:
       InputTypeError: not an array, or an integer/bool dtype (uint8 images need
         :func:`jaxviz.preprocess` first).
-      InputError: not rank 4, not 3 channels, too small for ``arch``, NaN or inf values.
+      InputError: not rank 4, not 3 channels, too small for ``architecture`` (a model's
+        :class:`~jaxviz.models.architecture.Architecture`), NaN or inf values.
     """
     x = _from_torch(x, name)
     if not hasattr(x, "shape") or not hasattr(x, "dtype"):
@@ -59,14 +57,14 @@ def check_images(x, *, name: str = "x", arch: str | None = None):
         raise InputError(f"`{name}` must have 3 channels last (NHWC), got shape {tuple(x.shape)}{hint}")
     if x.shape[0] < 1:
         raise InputError(f"`{name}` must hold at least one image, got shape {tuple(x.shape)}")
-    if arch is not None:
-        squeezenet.check_input_size(arch, x.shape[1], x.shape[2])
+    if architecture is not None:
+        architecture.check_input_size(x.shape[1], x.shape[2])
     if is_concrete(x) and not bool(np.isfinite(np.asarray(x)).all()):
         raise InputError(f"`{name}` contains NaN or inf values")
     return jnp.asarray(x)
 
 
-def check_target(target, n: int, *, name: str = "target", num_classes: int = NUM_CLASSES):
+def check_target(target, n: int, *, num_classes: int, name: str = "target"):
     """Checks class indices, one per image; a scalar is broadcast to the batch.
 
     Returns:

@@ -9,6 +9,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from jaxviz._io import atomic_write_bytes
 from jaxviz.errors import InputError
 
 
@@ -87,14 +88,17 @@ def grid_png(
     col_titles: Sequence[str] | None = None,
     cell: float = 2.2,
 ) -> bytes:
-    """A grid of images (uint8 RGB or 2-D maps in [0, 1]) as PNG bytes (matplotlib, Agg)."""
-    import matplotlib
+    """A grid of images (uint8 RGB or 2-D maps in [0, 1]) as PNG bytes.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    Drawn on its own Agg canvas: no pyplot state and no global backend switch, so a
+    caller's matplotlib set-up is left as it was."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg  # heavy: only when a grid is drawn
+    from matplotlib.figure import Figure
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig, axes = plt.subplots(n_rows, n_cols, figsize=(cell * n_cols, cell * n_rows), squeeze=False)
+    fig = Figure(figsize=(cell * n_cols, cell * n_rows))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
             ax = axes[r][c]
@@ -110,12 +114,9 @@ def grid_png(
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=80)
-    plt.close(fig)
     return buffer.getvalue()
 
 
 def save_grid(path: str | os.PathLike, rows, **kwargs) -> None:
     """Writes :func:`grid_png` to ``path`` atomically."""
-    from jaxviz._io import atomic_write_bytes
-
     atomic_write_bytes(path, grid_png(rows, **kwargs))

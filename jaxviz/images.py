@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import jax.numpy as jnp
 import numpy as np
 from PIL import Image, ImageOps
 
@@ -15,6 +16,13 @@ from jaxviz.errors import ImageError, InputError, InputTypeError
 
 MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def pixel_bounds(dtype):
+    """Per-channel [low, high], shape (1, 1, 1, 3), of normalised images with pixels in [0, 1]."""
+    low = jnp.asarray(-MEAN / STD, dtype).reshape(1, 1, 1, 3)
+    high = jnp.asarray((1 - MEAN) / STD, dtype).reshape(1, 1, 1, 3)
+    return low, high
 
 
 def resized_size(height: int, width: int, size: int) -> tuple[int, int]:

@@ -32,8 +32,8 @@ def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what=""):
 @pytest.mark.parametrize("case", CASES)
 @pytest.mark.parametrize("absolute", [True, False])
 def test_saliency(case, dtype, absolute):
-    _run(case, dtype, lambda m, x, t: jaxviz.saliency(m, x, t, abs=absolute),
-         lambda tm, x, t: ca.Saliency(tm).attribute(x, target=t, abs=absolute))
+    _run(case, dtype, lambda m, x, t: jaxviz.saliency(m, x, t, absolute=absolute),
+         lambda tm, x, t: ca.Saliency(tm).attribute(x, target=t, absolute=absolute))
 
 
 def course_saliency_map(tm, x, t):
@@ -67,7 +67,7 @@ def test_layer_gradcam(case, dtype, layer, relu):
     def theirs(tm, x, t):
         return ca.LayerGradCam(tm, tm.get_submodule(layer)).attribute(x, target=t, relu_attributions=relu)
 
-    _run(case, dtype, lambda m, x, t: jaxviz.layer_gradcam(m, x, t, layer, relu_attributions=relu), theirs)
+    _run(case, dtype, lambda m, x, t: jaxviz.layer_gradcam(m, x, t, layer=layer, relu_attributions=relu), theirs)
 
 
 def _course_gradcam(tm, x, t):
@@ -98,13 +98,13 @@ def test_guided_gradcam(case, dtype, mode, layer):
     def theirs(tm, x, t):
         return ca.GuidedGradCam(tm, tm.get_submodule(layer)).attribute(x, target=t, interpolate_mode=mode)
 
-    _run(case, dtype, lambda m, x, t: jaxviz.guided_gradcam(m, x, t, layer, interpolate_mode=mode), theirs)
+    _run(case, dtype, lambda m, x, t: jaxviz.guided_gradcam(m, x, t, layer=layer, interpolate_mode=mode), theirs)
 
 
 @pytest.mark.parametrize("mode", ["nearest", "bilinear", "bicubic"])
 @pytest.mark.parametrize("sizes", [(13, 224), (3, 61), (7, 75), (6, 12), (9, 4)])
 def test_interpolation_matches_f_interpolate(mode, sizes):
-    from jaxviz.attribution._common import interpolate
+    from jaxviz.interpolation import interpolate
 
     src, dst = sizes
     maps = np.random.default_rng(src).normal(size=(2, src, src + 1, 1))
@@ -127,7 +127,7 @@ def test_layer_activation(case, dtype, layer):
 def _conductance(layer):
     def ours(m, x, t):
         # internal_batch_size=4 forces several chunks with padding (8 steps + 1 point)
-        return jaxviz.layer_conductance(m, x, t, layer, n_steps=8, internal_batch_size=4)
+        return jaxviz.layer_conductance(m, x, t, layer=layer, n_steps=8, internal_batch_size=4)
 
     def theirs(tm, x, t):
         return ca.LayerConductance(tm, tm.get_submodule(layer)).attribute(x, target=t, n_steps=8)
@@ -235,7 +235,7 @@ def test_integrated_gradients_float64_vs_plain_loop(case, method):
     with h.precision("float64"):
         model, tm, x, target = h.setup(case, "float64")
         b, bt = _baseline("array" if case == "random" or method in TOUCHES_BASELINE else "scalar", x)
-        ours = np.asarray(jaxviz.integrated_gradients(model, x, target, b, n_steps=7, method=method,
+        ours = np.asarray(jaxviz.integrated_gradients(model, x, target, baselines=b, n_steps=7, method=method,
                                                       internal_batch_size=3 * x.shape[0]))
     ref = _torch_ig_loop(tm, h.nchw(x), _t(target), bt, 7, method)
     h.assert_close(ours, h.nhwc(ref), 1e-9, method)
@@ -247,7 +247,7 @@ def test_integrated_gradients_vs_captum(method, baseline, dtype):
     with h.precision(dtype):
         model, tm, x, target = h.setup("random", dtype)
         b, bt = _baseline(baseline, x)
-        ours, delta = jaxviz.integrated_gradients(model, x, target, b, n_steps=6, method=method,
+        ours, delta = jaxviz.integrated_gradients(model, x, target, baselines=b, n_steps=6, method=method,
                                                   return_convergence_delta=True)
         ours, delta = np.asarray(ours), np.asarray(delta)
     ig = ca.IntegratedGradients(tm)
@@ -273,7 +273,7 @@ def _both_precisions(run):
 def test_integrated_gradients_pretrained_vs_captum():
     def run(model, tm, x, target):
         b, bt = _baseline("array", x)
-        ours = np.asarray(jaxviz.integrated_gradients(model, x, target, b, n_steps=10))
+        ours = np.asarray(jaxviz.integrated_gradients(model, x, target, baselines=b, n_steps=10))
         theirs = ca.IntegratedGradients(tm).attribute(h.nchw(x), baselines=bt, target=_t(target), n_steps=10)
         return ours, h.nhwc(theirs)
 
@@ -340,7 +340,8 @@ def test_occlusion_float64_vs_plain_loop(window, strides, baseline):
     with h.precision("float64"):
         model, tm, x, target = h.setup("random", "float64")
         b, bt = (_baseline("array", x) if baseline == "array" else (baseline, torch.full_like(h.nchw(x), baseline)))
-        ours = np.asarray(jaxviz.occlusion(model, x, target, window, strides=strides, baselines=b, windows_per_eval=7))
+        ours = np.asarray(jaxviz.occlusion(model, x, target, sliding_window_shapes=window, strides=strides, baselines=b,
+                                           windows_per_eval=7))
     ref = _torch_occlusion_loop(tm, h.nchw(x), _t(target), window[::-1][:1] + window[:2], strides[2:] + strides[:2], bt)
     h.assert_close(ours, h.nhwc(ref), 1e-9)
 
@@ -352,7 +353,7 @@ def test_occlusion_vs_captum(dtype, window, strides, baseline):
     with h.precision(dtype):
         model, tm, x, target = h.setup("random", dtype)
         b, bt = (_baseline("array", x) if baseline == "array" else (baseline, baseline))
-        ours = np.asarray(jaxviz.occlusion(model, x, target, window, strides=strides, baselines=b))
+        ours = np.asarray(jaxviz.occlusion(model, x, target, sliding_window_shapes=window, strides=strides, baselines=b))
     theirs = ca.Occlusion(tm).attribute(h.nchw(x), sliding_window_shapes=(window[2], window[0], window[1]),
                                         strides=(strides[2], strides[0], strides[1]), baselines=bt, target=_t(target))
     h.assert_close(ours, h.nhwc(theirs), tol)
@@ -361,7 +362,7 @@ def test_occlusion_vs_captum(dtype, window, strides, baseline):
 def test_occlusion_pretrained_float32_vs_captum():
     with h.precision("float32"):
         model, tm, x, target = h.setup("pretrained", "float32")
-        ours = np.asarray(jaxviz.occlusion(model, x, target, (45, 45, 3), strides=(30, 30, 3)))
+        ours = np.asarray(jaxviz.occlusion(model, x, target, sliding_window_shapes=(45, 45, 3), strides=(30, 30, 3)))
     theirs = ca.Occlusion(tm).attribute(h.nchw(x), sliding_window_shapes=(3, 45, 45), strides=(3, 30, 30),
                                         target=_t(target))
     h.assert_close(ours, h.nhwc(theirs), h.ATTR_TOL["float32"])
@@ -392,7 +393,7 @@ NT_METHODS = {
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("nt_type", ["smoothgrad", "smoothgrad_sq", "vargrad"])
 @pytest.mark.parametrize("name", list(NT_METHODS))
-def test_noise_tunnel_given_the_same_noise(name, nt_type, dtype):
+def test_smooth_given_the_same_noise(name, nt_type, dtype):
     ours_fn, make_theirs, kwargs = NT_METHODS[name]
     kwargs = dict(kwargs)
     tol = 1e-6 if (dtype == "float64" and name == "integrated_gradients") else h.ATTR_TOL[dtype]
@@ -403,19 +404,19 @@ def test_noise_tunnel_given_the_same_noise(name, nt_type, dtype):
         their_kwargs = dict(kwargs)
         if name == "integrated_gradients":
             kwargs["baselines"], their_kwargs["baselines"] = _baseline("array", x)
-        ours = np.asarray(jaxviz.noise_tunnel(ours_fn, model, x, target, nt_type=nt_type, nt_samples=3,
-                                              noise=noise, **kwargs))
+        ours = np.asarray(jaxviz.smooth(ours_fn, nt_type=nt_type, nt_samples=3)(model, x, target, noise=noise,
+                                                                                **kwargs))
     torch.manual_seed(5)
     theirs = ca.NoiseTunnel(make_theirs(tm)).attribute(xt.requires_grad_(), nt_type=nt_type, nt_samples=3,
                                                        stdevs=0.2, target=_t(target), **their_kwargs)
     h.assert_close(ours, h.nhwc(theirs), tol, f"{name} {nt_type}")
 
 
-def test_noise_tunnel_pretrained_smoothgrad():
+def test_smooth_pretrained_smoothgrad():
     def run(model, tm, x, target):
         xt = h.nchw(x)
         noise = _captum_noise(xt, 4, 0.15, seed=2)
-        ours = np.asarray(jaxviz.noise_tunnel(jaxviz.saliency, model, x, target, nt_samples=4, noise=noise))
+        ours = np.asarray(jaxviz.smooth(jaxviz.saliency, nt_samples=4)(model, x, target, noise=noise))
         torch.manual_seed(2)
         theirs = ca.NoiseTunnel(ca.Saliency(tm)).attribute(xt.requires_grad_(), nt_samples=4, stdevs=0.15,
                                                            target=_t(target))

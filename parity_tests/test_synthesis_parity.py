@@ -34,7 +34,7 @@ def _fool_both(dtype, learning_rate, images):
         model = h.jax_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
         X, _ = h.course_images()
         x = jaxviz.preprocess(X[list(images)]).astype(dtype)
-        result = jaxviz.make_fooling_images(model, x, np.full(len(images), STINGRAY), learning_rate=learning_rate)
+        result = jaxviz.fooling_images(model, x, np.full(len(images), STINGRAY), learning_rate=learning_rate)
         ours = (np.asarray(result.images), np.asarray(result.iterations), np.asarray(result.success))
     tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
     runs = [course_fooling(tm, h.nchw(x[i : i + 1]), STINGRAY, learning_rate) for i in range(len(images))]

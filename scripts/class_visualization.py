@@ -23,7 +23,7 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     model = jaxviz.load_model(weights=args.weights)
-    result = jaxviz.class_visualization(model, np.array(TARGETS), jax.random.key(args.seed), snapshot_at=SNAPSHOTS)
+    result = jaxviz.class_visualization(model, np.array(TARGETS), key=jax.random.key(args.seed), snapshot_at=SNAPSHOTS)
     snaps = np.asarray(result.snapshots)
     predicted = np.asarray(model(result.images)).argmax(1)
     out = Path(args.out)

@@ -30,7 +30,7 @@ def main() -> None:
     out = Path(args.out)
     names = class_names()
 
-    r = jaxviz.make_fooling_images(model, x[:1], np.array([args.target]), learning_rate=args.learning_rate)
+    r = jaxviz.fooling_images(model, x[:1], np.array([args.target]), learning_rate=args.learning_rate)
     fooled = jaxviz.deprocess(np.asarray(r.images))[0]
     diff = np.asarray(r.images)[0] - x[0]
     figures.save_grid(
@@ -41,7 +41,7 @@ def main() -> None:
     say(f"image 0: {int(r.iterations[0])} iterations, fooled={bool(r.success[0])}; wrote {out / 'fooling.png'}")
 
     if args.batch:
-        r = jaxviz.make_fooling_images(model, x, np.full(25, args.target), learning_rate=args.learning_rate)
+        r = jaxviz.fooling_images(model, x, np.full(25, args.target), learning_rate=args.learning_rate)
         change = (np.abs(np.asarray(r.images) - x) * STD).max(axis=(1, 2, 3)) * 255
         for i in range(25):
             print(f"{i:2d} {names[y[i]][:24]:24s} iterations {int(r.iterations[i]):3d} fooled {bool(r.success[i])!s:5s} "
@@ -49,7 +49,7 @@ def main() -> None:
         print(f"fooled {int(r.success.sum())}/25")
     if args.epsilon:
         for eps in (2, 4, 8):
-            r = jaxviz.make_fooling_images(model, x, np.full(25, args.target), epsilon=eps / 255)
+            r = jaxviz.fooling_images(model, x, np.full(25, args.target), epsilon=eps / 255)
             print(f"L∞ ε = {eps}/255: fooled {int(r.success.sum())}/25 in ≤ 100 steps of ε/4")
 
 

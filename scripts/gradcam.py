@@ -14,7 +14,7 @@ import numpy as np
 
 import jaxviz
 from jaxviz import figures
-from jaxviz.attribution._common import interpolate
+from jaxviz.interpolation import interpolate
 from jaxviz.labels import class_names
 
 from _common import course_images, parser, say
@@ -39,7 +39,7 @@ def main() -> None:
         col_titles=names,
         row_titles=["image", "guided backprop", "GradCAM", "guided GradCAM"],
     )
-    layer_cam = interpolate(jaxviz.layer_gradcam(model, x, y, "features.3"), size, "bilinear")[..., 0]
+    layer_cam = interpolate(jaxviz.layer_gradcam(model, x, y, layer="features.3"), size, "bilinear")[..., 0]
     conductance = jaxviz.layer_conductance(model, x, y, "features.3", n_steps=20).sum(axis=-1, keepdims=True)
     conductance = interpolate(conductance, size, "bilinear")[..., 0]
     figures.save_grid(

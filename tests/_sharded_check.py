@@ -24,7 +24,7 @@ def main() -> None:
         "saliency": lambda m, x, t: jaxviz.saliency(m, x, t),
         "guided_gradcam": lambda m, x, t: jaxviz.guided_gradcam(m, x, t),
         "integrated_gradients": lambda m, x, t: jaxviz.integrated_gradients(m, x, t, n_steps=4),
-        "fooling": lambda m, x, t: jaxviz.make_fooling_images(m, x, t, learning_rate=10.0, max_iter=3, slots=8).images,
+        "fooling": lambda m, x, t: jaxviz.fooling_images(m, x, t, learning_rate=10.0, max_iter=3, slots=8).images,
     }
     report = {}
     for n, names in ((5, list(methods)), (6, ["saliency"])):  # 5 and 6: not multiples of 4

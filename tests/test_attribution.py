@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import jaxviz
-from jaxviz.attribution import _common
+from jaxviz import interpolation, scoring
+from jaxviz.attribution import _paths
 
 
 @pytest.fixture(scope="module")
@@ -25,14 +26,13 @@ TARGETED = {
     "saliency": lambda m, x, t: jaxviz.saliency(m, x, t),
     "saliency_map": lambda m, x, t: jaxviz.saliency_map(m, x, t),
     "guided_backprop": lambda m, x, t: jaxviz.guided_backprop(m, x, t),
-    "layer_gradcam": lambda m, x, t: jaxviz.layer_gradcam(m, x, t, "features.7"),
+    "layer_gradcam": lambda m, x, t: jaxviz.layer_gradcam(m, x, t, layer="features.7"),
     "gradcam": lambda m, x, t: jaxviz.gradcam(m, x, t),
     "guided_gradcam": lambda m, x, t: jaxviz.guided_gradcam(m, x, t),
     "integrated_gradients": lambda m, x, t: jaxviz.integrated_gradients(m, x, t, n_steps=2),
-    "layer_conductance": lambda m, x, t: jaxviz.layer_conductance(m, x, t, "features.7", n_steps=2),
-    "occlusion": lambda m, x, t: jaxviz.occlusion(m, x, t, (20, 24, 3), strides=(20, 24, 3)),
-    "noise_tunnel": lambda m, x, t: jaxviz.noise_tunnel(jaxviz.saliency, m, x, t, nt_samples=2,
-                                                        key=jax.random.key(0)),
+    "layer_conductance": lambda m, x, t: jaxviz.layer_conductance(m, x, t, layer="features.7", n_steps=2),
+    "occlusion": lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=(20, 24, 3), strides=(20, 24, 3)),
+    "smooth": lambda m, x, t: jaxviz.smooth(jaxviz.saliency, nt_samples=2)(m, x, t, key=jax.random.key(0)),
 }
 
 
@@ -69,9 +69,9 @@ def test_nan_input(model, x, name):
 @pytest.mark.parametrize(
     "call",
     [
-        lambda m, x, t: jaxviz.layer_gradcam(m, x, t, "features.99"),
-        lambda m, x, t: jaxviz.guided_gradcam(m, x, t, "conv5"),
-        lambda m, x, t: jaxviz.layer_conductance(m, x, t, "features.3.nope"),
+        lambda m, x, t: jaxviz.layer_gradcam(m, x, t, layer="features.99"),
+        lambda m, x, t: jaxviz.guided_gradcam(m, x, t, layer="conv5"),
+        lambda m, x, t: jaxviz.layer_conductance(m, x, t, layer="features.3.nope"),
         lambda m, x, t: jaxviz.layer_activation(m, x, "classifier.9"),
     ],
 )
@@ -82,14 +82,14 @@ def test_unknown_layer(model, x, call):
 
 def test_window_larger_than_image(model, x):
     with pytest.raises(jaxviz.InputError, match=r"`sliding_window_shapes` \(41, 5, 3\) is larger than the image"):
-        jaxviz.occlusion(model, x, np.array([1, 2]), (41, 5, 3))
+        jaxviz.occlusion(model, x, np.array([1, 2]), sliding_window_shapes=(41, 5, 3))
     with pytest.raises(jaxviz.InputError, match="3 positive ints"):
-        jaxviz.occlusion(model, x, np.array([1, 2]), (4, 4))
+        jaxviz.occlusion(model, x, np.array([1, 2]), sliding_window_shapes=(4, 4))
     with pytest.raises(jaxviz.InputError, match="strides"):
-        jaxviz.occlusion(model, x, np.array([1, 2]), (4, 4, 3), strides=(0, 1, 1))
+        jaxviz.occlusion(model, x, np.array([1, 2]), sliding_window_shapes=(4, 4, 3), strides=(0, 1, 1))
 
 
-@pytest.mark.parametrize("fn", [jaxviz.integrated_gradients, lambda *a, **k: jaxviz.layer_conductance(*a[:3], "features.3", **k)])
+@pytest.mark.parametrize("fn", [jaxviz.integrated_gradients, lambda *a, **k: jaxviz.layer_conductance(*a[:3], layer="features.3", **k)])
 def test_n_steps_must_be_positive(model, x, fn):
     with pytest.raises(jaxviz.InputError, match=r"`n_steps` must be >= 1, got 0"):
         fn(model, x, np.array([1, 2]), n_steps=0)
@@ -106,11 +106,11 @@ def test_bad_options(model, x):
     with pytest.raises(jaxviz.InputError, match="`interpolate_mode` must be one of"):
         jaxviz.guided_gradcam(model, x, t, interpolate_mode="area")
     with pytest.raises(jaxviz.InputError, match="`nt_type` must be one of"):
-        jaxviz.noise_tunnel(jaxviz.saliency, model, x, t, nt_type="smooth", key=jax.random.key(0))
+        jaxviz.smooth(jaxviz.saliency, nt_type="smooth")
     with pytest.raises(jaxviz.InputError, match="`key`"):
-        jaxviz.noise_tunnel(jaxviz.saliency, model, x, t)
+        jaxviz.smooth(jaxviz.saliency)(model, x, t)
     with pytest.raises(jaxviz.InputError, match="`noise` must have shape"):
-        jaxviz.noise_tunnel(jaxviz.saliency, model, x, t, nt_samples=2, noise=np.zeros((3, 2, 40, 48, 3)))
+        jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, t, noise=np.zeros((3, 2, 40, 48, 3)))
 
 
 def test_compiles_once_per_shape(model, x):
@@ -124,7 +124,7 @@ def test_compiles_once_per_shape(model, x):
     calls = [
         (sal_module._saliency, lambda: jaxviz.saliency(model, x, np.array([1, 2]))),
         (ig_module._integrated_gradients, lambda: jaxviz.integrated_gradients(model, x, np.array([3, 4]), n_steps=3)),
-        (occ_module._occlusion, lambda: jaxviz.occlusion(model, x, np.array([3, 4]), (20, 24, 3), strides=20)),
+        (occ_module._occlusion, lambda: jaxviz.occlusion(model, x, np.array([3, 4]), sliding_window_shapes=(20, 24, 3), strides=20)),
     ]
     for compiled, call in calls:
         call()
@@ -135,9 +135,9 @@ def test_compiles_once_per_shape(model, x):
 
 
 def test_methods_compose_under_jit(model, x):
-    f = jax.jit(lambda m, v, t: jaxviz.guided_gradcam(m, v, t) + jaxviz.saliency(m, v, t, abs=False))
+    f = jax.jit(lambda m, v, t: jaxviz.guided_gradcam(m, v, t) + jaxviz.saliency(m, v, t, absolute=False))
     out = f(model, x, jnp.array([1, 2]))
-    expected = jaxviz.guided_gradcam(model, x, np.array([1, 2])) + jaxviz.saliency(model, x, np.array([1, 2]), abs=False)
+    expected = jaxviz.guided_gradcam(model, x, np.array([1, 2])) + jaxviz.saliency(model, x, np.array([1, 2]), absolute=False)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-7)
 
 
@@ -145,31 +145,31 @@ def test_scalar_target_is_broadcast(model, x):
     np.testing.assert_array_equal(jaxviz.saliency(model, x, 5), jaxviz.saliency(model, x, np.array([5, 5])))
 
 
-def test_noise_tunnel_same_key_same_result(model, x):
-    a = jaxviz.noise_tunnel(jaxviz.saliency, model, x, np.array([1, 2]), nt_samples=2, key=jax.random.key(3))
-    b = jaxviz.noise_tunnel(jaxviz.saliency, model, x, np.array([1, 2]), nt_samples=2, key=jax.random.key(3))
-    c = jaxviz.noise_tunnel(jaxviz.saliency, model, x, np.array([1, 2]), nt_samples=2, key=jax.random.key(4))
+def test_smooth_same_key_same_result(model, x):
+    a = jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, np.array([1, 2]), key=jax.random.key(3))
+    b = jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, np.array([1, 2]), key=jax.random.key(3))
+    c = jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, np.array([1, 2]), key=jax.random.key(4))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
 
 
 def test_quadrature_by_hand():
-    alphas, weights = _common.quadrature("riemann_trapezoid", 5)
+    alphas, weights = _paths.quadrature("riemann_trapezoid", 5)
     np.testing.assert_allclose(alphas, [0, 0.25, 0.5, 0.75, 1])
     np.testing.assert_allclose(weights, [0.1, 0.2, 0.2, 0.2, 0.1])
-    alphas, weights = _common.quadrature("gausslegendre", 2)
+    alphas, weights = _paths.quadrature("gausslegendre", 2)
     np.testing.assert_allclose(alphas, [0.5 - 0.5 / np.sqrt(3), 0.5 + 0.5 / np.sqrt(3)])
     np.testing.assert_allclose(weights, [0.5, 0.5])
-    np.testing.assert_allclose(_common.quadrature("riemann_middle", 4)[0], [0.125, 0.375, 0.625, 0.875])
+    np.testing.assert_allclose(_paths.quadrature("riemann_middle", 4)[0], [0.125, 0.375, 0.625, 0.875])
 
 
 def test_interpolation_by_hand():
-    np.testing.assert_array_equal(_common.interpolation_matrix(2, 4, "nearest"), [[1, 0], [1, 0], [0, 1], [0, 1]])
+    np.testing.assert_array_equal(interpolation.interpolation_matrix(2, 4, "nearest"), [[1, 0], [1, 0], [0, 1], [0, 1]])
     np.testing.assert_allclose(
-        _common.interpolation_matrix(2, 4, "bilinear"), [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]]
+        interpolation.interpolation_matrix(2, 4, "bilinear"), [[1, 0], [0.75, 0.25], [0.25, 0.75], [0, 1]]
     )
     for mode in ("bilinear", "bicubic"):
-        np.testing.assert_allclose(_common.interpolation_matrix(3, 10, mode).sum(1), 1.0, rtol=1e-6)
+        np.testing.assert_allclose(interpolation.interpolation_matrix(3, 10, mode).sum(1), 1.0, rtol=1e-6)
 
 
 def test_occlusion_window_masks_by_hand():
@@ -182,7 +182,7 @@ def test_occlusion_equals_a_plain_loop_on_the_model(model):
     # axiom: occlusion is the mean score drop over covering windows
     x = np.random.default_rng(5).normal(size=(1, 24, 24, 3)).astype(np.float32)
     t = np.array([7])
-    ours = np.asarray(jaxviz.occlusion(model, x, t, (10, 10, 3), strides=(7, 7, 3)))
+    ours = np.asarray(jaxviz.occlusion(model, x, t, sliding_window_shapes=(10, 10, 3), strides=(7, 7, 3)))
     base = float(model(x)[0, 7])
     total = np.zeros_like(x)
     count = np.zeros_like(x)
@@ -203,9 +203,9 @@ def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
         model = jaxviz.init_model(jax.random.key(5)).astype(jnp.float64)
         x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 37, 41, 3)))
         target = jnp.asarray([7, 300, 999])
-        ours = jaxviz.guided_gradcam(model, x, target, layer)
-        cam = jax.nn.relu(jaxviz.layer_gradcam(model, x, target, layer))
-        expected = jaxviz.guided_backprop(model, x, target) * _common.interpolate(cam, x.shape[1:3], "nearest")
+        ours = jaxviz.guided_gradcam(model, x, target, layer=layer)
+        cam = jax.nn.relu(jaxviz.layer_gradcam(model, x, target, layer=layer))
+        expected = jaxviz.guided_backprop(model, x, target) * interpolation.interpolate(cam, x.shape[1:3], "nearest")
         assert np.abs(expected).max() > 0
         np.testing.assert_allclose(ours, expected, rtol=1e-11, atol=1e-14 * np.abs(expected).max())
 
@@ -218,7 +218,7 @@ def test_layer_gradients_equal_the_full_logits_float64(layer):
         model = jaxviz.init_model(jax.random.key(6)).astype(jnp.float64)
         x = jnp.asarray(np.random.default_rng(5).normal(size=(2, 37, 41, 3)))
         target = jnp.asarray([11, 998])
-        activation, grads, input_grads = _common.layer_and_input_gradients(model, x, target, layer)
+        activation, grads, input_grads = scoring.layer_and_input_gradients(model, x, target, layer)
 
         def score(v, delta):
             out = model.apply(model.params, v, capture=(layer, "output"), perturb={layer: delta})

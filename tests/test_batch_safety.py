@@ -20,7 +20,7 @@ from PIL import Image
 
 import jaxviz
 from jaxviz import _io
-from jaxviz.cli import engine
+from jaxviz.cli import engine, outputs
 from tests.cli_helpers import SIZE, cli, manifest, ok, photo
 from conftest import ROOT, WEIGHTS_10, WEIGHTS_11
 
@@ -333,7 +333,7 @@ def test_the_folder_lock_is_held_while_a_run_writes(tmp_path, capsys):
     image = tmp_path / "a.png"
     Image.fromarray(photo(0)).save(image)
     out = tmp_path / "out"
-    with engine.OutputFolder(out):
+    with outputs.OutputFolder(out):
         assert cli("saliency", image, "--out", out, "--size", SIZE, "-q") == 3
         assert "in use" in capsys.readouterr().err
     assert not manifest(out)
@@ -488,7 +488,7 @@ def test_a_failure_that_cannot_be_recorded_is_still_reported(tmp_path, capsys, m
     def disk_full(self, entry):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(engine.OutputFolder, "record", disk_full)
+    monkeypatch.setattr(outputs.OutputFolder, "record", disk_full)
     assert cli("saliency", tmp_path / "a.png", tmp_path / "bad.png", "--out", tmp_path / "out",
                "--size", SIZE, "--target", 1) == 1
     err = capsys.readouterr().err

@@ -9,7 +9,7 @@ import pytest
 
 import jaxviz
 from jaxviz import _chunks
-from jaxviz.attribution import _common
+from jaxviz import scoring
 
 
 @pytest.mark.parametrize(
@@ -44,12 +44,12 @@ def test_chunked_gradients_equal_whole_batch_float64():
         x = jnp.asarray(np.random.default_rng(1).normal(size=(5, 35, 33, 3)))
         target = jnp.asarray([3, 999, 0, 3, 512])
         for guided in (False, True):
-            whole = _common.input_gradients(model, x, target, guided=guided, chunk=5)
-            chunked = _common.input_gradients(model, x, target, guided=guided, chunk=2)
+            whole = scoring.input_gradients(model, x, target, guided=guided, chunk=5)
+            chunked = scoring.input_gradients(model, x, target, guided=guided, chunk=2)
             assert np.abs(whole).max() > 0
             np.testing.assert_allclose(chunked, whole, rtol=1e-12, atol=1e-15 * np.abs(whole).max())
-        act_w, grad_w = _common.layer_gradients_and_eval(model, x, target, "features.7", chunk=5)
-        act_c, grad_c = _common.layer_gradients_and_eval(model, x, target, "features.7", chunk=3)
+        act_w, grad_w = scoring.layer_gradients_and_eval(model, x, target, "features.7", chunk=5)
+        act_c, grad_c = scoring.layer_gradients_and_eval(model, x, target, "features.7", chunk=3)
         np.testing.assert_allclose(act_c, act_w, rtol=1e-12, atol=1e-15)
         np.testing.assert_allclose(grad_c, grad_w, rtol=1e-12, atol=1e-15 * np.abs(grad_w).max())
 

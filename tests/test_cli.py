@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 import jaxviz
-from jaxviz.cli import batch, engine, inputs
+from jaxviz.cli import batch, engine, inputs, outputs
 from jaxviz.cli.main import build_parser, main
 from jaxviz.cli.methods import METHODS
 from tests.cli_helpers import SIZE, cli as _cli, manifest as _manifest, ok as _ok, photo as _photo
@@ -81,12 +81,12 @@ def _api(name, model, x, key):
     if name == "integrated-gradients":
         return np.asarray(jaxviz.integrated_gradients(model, x, t, n_steps=4))
     if name == "occlusion":
-        return np.asarray(jaxviz.occlusion(model, x, t, (16, 16, 3), strides=(16, 16, 3)))
+        return np.asarray(jaxviz.occlusion(model, x, t, sliding_window_shapes=(16, 16, 3), strides=(16, 16, 3)))
     import jax
 
     seed = zlib.crc32(key.encode()) & 0x7FFFFFFF
     noise = jax.random.normal(jax.random.fold_in(jax.random.key(3), seed), (2,) + x.shape[1:])
-    return np.asarray(jaxviz.noise_tunnel(jaxviz.saliency, model, x, t, nt_samples=2, noise=0.15 * noise[:, None]))
+    return np.asarray(jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, t, noise=0.15 * noise[:, None]))
 
 
 def test_top1_labels_and_npz_targets(photos, tmp_path):
@@ -127,7 +127,7 @@ def test_fool_class_viz_and_style(photos, tmp_path):
     assert record["target"] == 6 and record["iterations"] <= 2 and isinstance(record["success"], bool)
     fooled = np.load(out / "fool" / "a.png.npy")
     x = jaxviz.preprocess(jaxviz.load_image(photos / "a.png"), size=SIZE)
-    expected = jaxviz.make_fooling_images(jaxviz.load_model(), x, np.array([6]), learning_rate=10.0, max_iter=2)
+    expected = jaxviz.fooling_images(jaxviz.load_model(), x, np.array([6]), learning_rate=10.0, max_iter=2)
     np.testing.assert_allclose(fooled, np.asarray(expected.images)[0], atol=1e-5)
     assert {"a.png.png", "a.png.diff.png", "a.png.grid.png", "a.png.npy"} <= {p.name for p in (out / "fool").iterdir()}
 
@@ -262,7 +262,7 @@ def test_input_names_cannot_escape_the_output_folder(tmp_path):
     assert [p.split("-")[0] for p in parts] == ["___", "a_.._.._b", "c_.._d", "_hidden"]
     # names that had to change keep a hash of the original: two names never meet
     assert inputs.safe_component("a:b") != inputs.safe_component("a_b") == "a_b"
-    folder = engine.OutputFolder(tmp_path / "out")
+    folder = outputs.OutputFolder(tmp_path / "out")
     with pytest.raises(jaxviz.InputError, match="leave the output folder"):
         folder.path("../outside.png")
     with pytest.raises(jaxviz.InputError, match="leave the output folder"):

@@ -24,7 +24,7 @@ def images():
 
 def test_fooled_images_are_classified_as_the_target(model, images):
     x, _ = images
-    result = jaxviz.make_fooling_images(model, x, np.full(4, 6), learning_rate=10.0)
+    result = jaxviz.fooling_images(model, x, np.full(4, 6), learning_rate=10.0)
     assert result.success.all() and not result.diverged.any()
     np.testing.assert_array_equal(np.asarray(model(result.images)).argmax(1), 6)
     assert (np.asarray(result.iterations) >= 1).all()
@@ -32,7 +32,7 @@ def test_fooled_images_are_classified_as_the_target(model, images):
 
 def test_image_already_of_its_target_takes_no_step(model, images):
     x, y = images
-    result = jaxviz.make_fooling_images(model, x[:1], y[:1])
+    result = jaxviz.fooling_images(model, x[:1], y[:1])
     assert int(result.iterations[0]) == 0 and bool(result.success[0])
     np.testing.assert_array_equal(result.images, x[:1])
 
@@ -41,7 +41,7 @@ def test_image_already_of_its_target_takes_no_step(model, images):
 def test_epsilon_budget_is_respected(model, images, norm):
     x, _ = images
     eps = 4 / 255 if norm == "linf" else 1.0
-    result = jaxviz.make_fooling_images(model, x, np.full(4, 6), epsilon=eps, norm=norm, max_iter=20)
+    result = jaxviz.fooling_images(model, x, np.full(4, 6), epsilon=eps, norm=norm, max_iter=20)
     delta = (np.asarray(result.images) - x) * STD  # pixel units
     if norm == "linf":
         assert np.abs(delta).max() <= eps + 1e-6
@@ -55,7 +55,7 @@ def test_epsilon_budget_is_respected(model, images, norm):
 def test_divergence_is_flagged_and_never_returns_nan(model, images):
     x, _ = images
     huge = model.replace(params=jax.tree_util.tree_map(lambda p: p * 1e12, model.params))
-    result = jaxviz.make_fooling_images(huge, x[:2], np.array([6, 6]), max_iter=10)
+    result = jaxviz.fooling_images(huge, x[:2], np.array([6, 6]), max_iter=10)
     assert np.isfinite(np.asarray(result.images)).all()
     assert bool(result.diverged.all()) and not bool(result.success.any())
 
@@ -75,24 +75,24 @@ def test_fooling_bad_input(model, images, kwargs, match):
     x, _ = images
     args = {"target": np.full(4, 6), **kwargs}
     with pytest.raises(jaxviz.JaxvizError, match=match):
-        jaxviz.make_fooling_images(model, x, args.pop("target"), **args)
+        jaxviz.fooling_images(model, x, args.pop("target"), **args)
 
 
 def test_fooling_bad_images(model, images):
     x, _ = images
     with pytest.raises(jaxviz.InputError, match="3 channels"):
-        jaxviz.make_fooling_images(model, x[..., :2], np.full(4, 6))
+        jaxviz.fooling_images(model, x[..., :2], np.full(4, 6))
     bad = x.copy()
     bad[0, 0, 0, 0] = np.nan
     with pytest.raises(jaxviz.InputError, match="NaN"):
-        jaxviz.make_fooling_images(model, bad, np.full(4, 6))
+        jaxviz.fooling_images(model, bad, np.full(4, 6))
 
 
 COURSE_TARGETS = [76, 78, 187, 683, 366, 604]  # tarantula, tick, Yorkshire terrier, oboe, gorilla, hourglass
 
 
 def test_class_visualizations_are_classified_as_their_targets(model):
-    result = jaxviz.class_visualization(model, np.array(COURSE_TARGETS), jax.random.key(0),
+    result = jaxviz.class_visualization(model, np.array(COURSE_TARGETS), key=jax.random.key(0),
                                         snapshot_at=(1, 25, 50, 75, 100))
     assert result.images.shape == (6, 224, 224, 3) and result.snapshots.shape == (5, 6, 224, 224, 3)
     np.testing.assert_array_equal(np.asarray(model(result.images)).argmax(1), COURSE_TARGETS)
@@ -100,9 +100,9 @@ def test_class_visualizations_are_classified_as_their_targets(model):
 
 
 def test_class_visualization_key_determinism_and_bounds(model):
-    a = jaxviz.class_visualization(model, 1, jax.random.key(1), num_iterations=3, image_size=48)
-    b = jaxviz.class_visualization(model, 1, jax.random.key(1), num_iterations=3, image_size=48)
-    c = jaxviz.class_visualization(model, 1, jax.random.key(2), num_iterations=3, image_size=48)
+    a = jaxviz.class_visualization(model, 1, key=jax.random.key(1), num_iterations=3, image_size=48)
+    b = jaxviz.class_visualization(model, 1, key=jax.random.key(1), num_iterations=3, image_size=48)
+    c = jaxviz.class_visualization(model, 1, key=jax.random.key(2), num_iterations=3, image_size=48)
     np.testing.assert_array_equal(a.images, b.images)
     assert not np.array_equal(a.images, c.images)
     pixels = np.asarray(a.images) * STD + jaxviz.images.MEAN
@@ -124,4 +124,4 @@ def test_class_visualization_key_determinism_and_bounds(model):
 def test_class_visualization_bad_input(model, kwargs, match):
     args = {"target": 1, "key": jax.random.key(0), "num_iterations": 5, "image_size": 48, **kwargs}
     with pytest.raises(jaxviz.JaxvizError, match=match):
-        jaxviz.class_visualization(model, args.pop("target"), args.pop("key"), **args)
+        jaxviz.class_visualization(model, args.pop("target"), **args)

@@ -1,4 +1,4 @@
-"""GradCAM at any layer (Captum's and the course's), and Guided GradCAM."""
+"""GradCAM at any layer (Captum ``LayerGradCam``), and Guided GradCAM."""
 
 from __future__ import annotations
 
@@ -7,13 +7,12 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks
-from jaxviz.attribution import _common
-from jaxviz.models import squeezenet
+from jaxviz import _checks, _deprecation, scoring
+from jaxviz.interpolation import INTERPOLATE_MODES, interpolate
 
 
 def _cam(model, x, target, layer):
-    return _weighted_sum(*_common.layer_gradients_and_eval(model, x, target, layer))
+    return _weighted_sum(*scoring.layer_gradients_and_eval(model, x, target, layer))
 
 
 def _weighted_sum(activation, grads):
@@ -27,57 +26,61 @@ def _layer_gradcam(model, x, target, layer, relu_attributions):
     return jax.nn.relu(cam) if relu_attributions else cam
 
 
-def layer_gradcam(model, x, target, layer: str = "features.12", *, relu_attributions: bool = False):
+@_deprecation.positional_keywords("layer")
+def layer_gradcam(model, x, target, *, layer: str | None = None, relu_attributions: bool = False):
     """Captum ``LayerGradCam``: Σ_k mean(∂score/∂A_k)·A_k at ``layer``, (N, h, w, 1).
 
     Args:
       model: a :class:`jaxviz.Model`.
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
-      layer: torchvision module path of the layer.
+      layer: torchvision module path of the layer; default: the model's last
+        convolutional block (``model.architecture.default_layer``).
       relu_attributions: apply ReLU to the map.
+
+    Returns:
+      (N, h, w, 1) maps at the layer's resolution.  The course's (N, h, w) GradCAM is
+      :func:`jaxviz.gradcam`, this map with ``relu_attributions=True``, squeezed.
 
     References:
       Selvaraju et al. Grad-CAM (2017).
     """
-    x, target = _common.prepare(model, x, target, layers=(layer,))
+    layer = model.architecture.default_layer if layer is None else layer
+    x, target = scoring.prepare(model, x, target, layers=(layer,))
     return _layer_gradcam(model, x, target, layer, bool(relu_attributions))
-
-
-def gradcam(model, x, target, layer: str = "features.12"):
-    """The course's manual GradCAM: ReLU(Σ_k α_k A_k), (N, h, w); 13×13 at 224 input."""
-    return layer_gradcam(model, x, target, layer, relu_attributions=True)[..., 0]
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "mode"))
 def _guided_gradcam(model, x, target, layer, mode):
-    if set(squeezenet.relus_after(model.arch, layer)) <= {"classifier.2"}:
-        # Above the layer the only ReLU is classifier.2, whose upstream gradient (the
-        # target's channel averaged over positions) is never negative: there the guided
-        # backward 1[x>0]·max(g, 0) is the standard one, so a single guided pass gives
-        # both GradCAM's layer gradient and the guided input gradient.
-        activation, grads, guided = _common.layer_and_input_gradients(model, x, target, layer, guided=True)
+    architecture = model.architecture
+    if set(architecture.relus_after(layer)) <= architecture.monotone_relus:
+        # Above the layer every ReLU's upstream gradient is never negative: there the
+        # guided backward 1[x>0]·max(g, 0) is the standard one, so a single guided pass
+        # gives both GradCAM's layer gradient and the guided input gradient.
+        activation, grads, guided = scoring.layer_and_input_gradients(model, x, target, layer, guided=True)
         cam = _weighted_sum(activation, grads)
     else:
         cam = _cam(model, x, target, layer)
-        guided = _common.input_gradients(model, x, target, guided=True)
-    return guided * _common.interpolate(jax.nn.relu(cam), x.shape[1:3], mode)
+        guided = scoring.input_gradients(model, x, target, guided=True)
+    return guided * interpolate(jax.nn.relu(cam), x.shape[1:3], mode)
 
 
-def guided_gradcam(model, x, target, layer: str = "features.12", *, interpolate_mode: str = "nearest"):
+@_deprecation.positional_keywords("layer")
+def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mode: str = "nearest"):
     """Captum ``GuidedGradCam``: ReLU'd GradCAM upsampled to the input × guided backprop.
 
     Args:
       model: a :class:`jaxviz.Model`.
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
-      layer: GradCAM layer.
+      layer: GradCAM layer; default: the model's last convolutional block.
       interpolate_mode: ``"nearest"`` (Captum's default), ``"bilinear"`` or ``"bicubic"``,
         as ``F.interpolate`` with ``align_corners=False``.
 
     Returns:
       (N, H, W, 3) attributions.
     """
-    _checks.check_choice(interpolate_mode, "interpolate_mode", _common.INTERPOLATE_MODES)
-    x, target = _common.prepare(model, x, target, layers=(layer,))
+    _checks.check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)
+    layer = model.architecture.default_layer if layer is None else layer
+    x, target = scoring.prepare(model, x, target, layers=(layer,))
     return _guided_gradcam(model, x, target, layer, interpolate_mode)

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import jax
 
-from jaxviz.attribution import _common
+from jaxviz import scoring
 
 
 @jax.jit
 def _guided_backprop(model, x, target):
-    return _common.input_gradients(model, x, target, guided=True)
+    return scoring.input_gradients(model, x, target, guided=True)
 
 
 def guided_backprop(model, x, target):
@@ -28,5 +28,5 @@ def guided_backprop(model, x, target):
     References:
       Springenberg et al. Striving for Simplicity: The All Convolutional Net (2015).
     """
-    x, target = _common.prepare(model, x, target)
+    x, target = scoring.prepare(model, x, target)
     return _guided_backprop(model, x, target)

@@ -7,79 +7,59 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks
-from jaxviz.attribution import _common
-from jaxviz.errors import InputError
-
-DEFAULT_INTERNAL_BATCH_SIZE = 128
-
-
-def broadcast_baselines(baselines, x, name: str = "baselines"):
-    """``None``/scalar/(H,W,C)/(1,H,W,C)/(N,H,W,C) baselines as an (N, H, W, C) array."""
-    if baselines is None:
-        return jnp.zeros_like(x)
-    b = jnp.asarray(baselines, x.dtype)
-    if b.ndim == 0:
-        return jnp.full_like(x, b)
-    if b.ndim == 3:
-        b = b[None]
-    if b.ndim != 4 or b.shape[1:] != x.shape[1:] or b.shape[0] not in (1, x.shape[0]):
-        raise InputError(
-            f"`{name}` must be a scalar or have shape {x.shape[1:]}, (1, *) or {tuple(x.shape)}, got {tuple(b.shape)}"
-        )
-    if _checks.is_concrete(b) and not bool(jnp.isfinite(b).all()):
-        raise InputError(f"`{name}` contains NaN or inf values")
-    return jnp.broadcast_to(b, x.shape)
-
+from jaxviz import _checks, _deprecation, scoring
+from jaxviz.attribution import _paths
 
 @functools.partial(jax.jit, static_argnames=("n_steps", "method", "chunk", "with_delta"))
 def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, with_delta):
-    alphas, weights = _common.quadrature(method, n_steps)
+    alphas, weights = _paths.quadrature(method, n_steps)
     alphas = jnp.asarray(alphas, x.dtype)
     weights = jnp.asarray(weights, x.dtype)
     diff = x - baselines
 
     def weighted_grads(group):  # group: (chunk,) alphas and weights
         a, w = group
-        points = baselines[None] + a[:, None, None, None, None] * diff[None]  # (c, N, H, W, C)
+        points = _paths.path_points(baselines, diff, a)  # (c, N, H, W, C)
         c, n = points.shape[:2]
         flat = points.reshape((c * n,) + x.shape[1:])
-        grads = _common.input_gradients(model, flat, jnp.tile(target, c)).reshape(points.shape)
+        grads = scoring.input_gradients(model, flat, jnp.tile(target, c)).reshape(points.shape)
         return jnp.tensordot(w, grads, axes=1)
 
     def body(acc, group):
         return acc + weighted_grads(group), None
 
     # zero-weight steps fill the last chunk
-    groups = (_common.split_chunks(alphas, chunk), _common.split_chunks(weights, chunk))
+    groups = (_paths.split_chunks(alphas, chunk), _paths.split_chunks(weights, chunk))
     summed, _ = jax.lax.scan(body, jnp.zeros_like(x), groups)
     attributions = diff * summed
     if not with_delta:
         return attributions
+
     def scores(v):
-        return _common.target_logits(model, v, target)[0]
+        return scoring.target_logits(model, v, target)[0]
 
     delta = attributions.reshape(x.shape[0], -1).sum(axis=1) - (scores(x) - scores(baselines))
     return attributions, delta
 
 
+@_deprecation.positional_keywords("baselines")
 def integrated_gradients(
     model,
     x,
     target,
-    baselines=None,
     *,
+    baselines=None,
     n_steps: int = 50,
     method: str = "gausslegendre",
-    internal_batch_size: int | None = DEFAULT_INTERNAL_BATCH_SIZE,
+    internal_batch_size: int | None = _paths.DEFAULT_INTERNAL_BATCH_SIZE,
     return_convergence_delta: bool = False,
 ):
     """Captum ``IntegratedGradients``: (x − b)·Σ_k w_k ∇F(b + α_k(x − b)).
 
     The ``n_steps`` gradient evaluations run inside one compiled ``lax.scan`` in chunks of
     ``internal_batch_size // N`` steps (at least 1), so memory is bounded by about
-    ``internal_batch_size`` images' forward-and-backward activations (~25 MB each at
-    224×224), whatever ``n_steps`` is.  The default 128 keeps a 224×224 run near 3 GB.
+    ``internal_batch_size`` images' forward-and-backward activations, whatever ``n_steps``
+    is.
 
     Args:
       model: a :class:`jaxviz.Model`.
@@ -100,10 +80,10 @@ def integrated_gradients(
       Sundararajan, Taly, Yan. Axiomatic Attribution for Deep Networks (2017).
     """
     _checks.check_positive_int(n_steps, "n_steps")
-    _checks.check_choice(method, "method", _common.METHODS)
-    x, target = _common.prepare(model, x, target)
-    baselines = broadcast_baselines(baselines, x)
-    chunk = _common.steps_per_chunk(internal_batch_size, x.shape[0], n_steps)
+    _checks.check_choice(method, "method", _paths.METHODS)
+    x, target = scoring.prepare(model, x, target)
+    baselines = _paths.broadcast_baselines(baselines, x)
+    chunk = _paths.steps_per_chunk(internal_batch_size, x.shape[0], n_steps)
     chunk = min(chunk, n_steps)
     return _integrated_gradients(
         model, x, target, baselines, n_steps, method, chunk, bool(return_convergence_delta)

@@ -7,21 +7,20 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks
-from jaxviz.attribution import _common
-from jaxviz.attribution.integrated_gradients import DEFAULT_INTERNAL_BATCH_SIZE, broadcast_baselines
+from jaxviz import _checks, _deprecation, scoring
+from jaxviz.attribution import _paths
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "n_steps", "method", "chunk"))
 def _layer_conductance(model, x, target, baselines, layer, n_steps, method, chunk):
-    alphas, _ = _common.quadrature(method, n_steps + 1)
+    alphas, _ = _paths.quadrature(method, n_steps + 1)
     alphas = jnp.asarray(alphas, x.dtype)
     diff = x - baselines
 
     def evaluate(a):  # (c,) alphas → layer outputs and gradients, each (c, N, ...)
-        points = baselines[None] + a[:, None, None, None, None] * diff[None]
+        points = _paths.path_points(baselines, diff, a)
         c, n = points.shape[:2]
-        act, grad = _common.layer_gradients_and_eval(
+        act, grad = scoring.layer_gradients_and_eval(
             model, points.reshape((c * n,) + x.shape[1:]), jnp.tile(target, c), layer
         )
         return act.reshape((c, n) + act.shape[1:]), grad.reshape((c, n) + grad.shape[1:])
@@ -37,21 +36,22 @@ def _layer_conductance(model, x, target, baselines, layer, n_steps, method, chun
         total = total + jnp.sum(grads[:-1] * (acts[1:] - acts[:-1]), axis=0)
         return (act[-1:], grad[-1:], total), None
 
-    rest = _common.split_chunks(alphas[1:], chunk, fill=alphas[-1])
+    rest = _paths.split_chunks(alphas[1:], chunk, fill=alphas[-1])
     (_, _, total), _ = jax.lax.scan(body, (first_act, first_grad, jnp.zeros_like(first_act[0])), rest)
     return total
 
 
+@_deprecation.positional_keywords("layer", "baselines")
 def layer_conductance(
     model,
     x,
     target,
-    layer: str,
-    baselines=None,
     *,
+    layer: str | None = None,
+    baselines=None,
     n_steps: int = 50,
     method: str = "gausslegendre",
-    internal_batch_size: int | None = DEFAULT_INTERNAL_BATCH_SIZE,
+    internal_batch_size: int | None = _paths.DEFAULT_INTERNAL_BATCH_SIZE,
 ):
     """Conductance of every unit of ``layer``: Σ_k ∂F/∂y(α_k)·(y(α_{k+1}) − y(α_k)).
 
@@ -62,7 +62,8 @@ def layer_conductance(
       model: a :class:`jaxviz.Model`.
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
-      layer: torchvision module path of the layer.
+      layer: torchvision module path of the layer; default: the model's last
+        convolutional block (``model.architecture.default_layer``).
       baselines: as for :func:`integrated_gradients`.
       n_steps: number of steps.
       method: quadrature whose alphas place the points.
@@ -75,8 +76,9 @@ def layer_conductance(
       Dhamdhere, Sundararajan, Yan. How Important Is a Neuron? (2018).
     """
     _checks.check_positive_int(n_steps, "n_steps")
-    _checks.check_choice(method, "method", _common.METHODS)
-    x, target = _common.prepare(model, x, target, layers=(layer,))
-    baselines = broadcast_baselines(baselines, x)
-    chunk = min(_common.steps_per_chunk(internal_batch_size, x.shape[0], n_steps), n_steps)
+    _checks.check_choice(method, "method", _paths.METHODS)
+    layer = model.architecture.default_layer if layer is None else layer
+    x, target = scoring.prepare(model, x, target, layers=(layer,))
+    baselines = _paths.broadcast_baselines(baselines, x)
+    chunk = min(_paths.steps_per_chunk(internal_batch_size, x.shape[0], n_steps), n_steps)
     return _layer_conductance(model, x, target, baselines, layer, n_steps, method, chunk)

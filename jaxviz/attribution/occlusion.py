@@ -8,11 +8,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks
-from jaxviz.attribution import _common
-from jaxviz.attribution.integrated_gradients import broadcast_baselines
+from jaxviz import _checks, _deprecation, scoring
+from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
-from jaxviz.models.model import batch_logits
 
 DEFAULT_WINDOWS_PER_EVAL = 64
 
@@ -52,7 +50,7 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     mh_j, mw_j, mc_j = (jnp.asarray(m, x.dtype) for m in (mh, mw, mc))
 
     def scores(v):  # v: (k·N, H, W, C), image-major within each window
-        return batch_logits(model, v, jnp.tile(target, v.shape[0] // n))
+        return scoring.batch_target_logits(model, v, jnp.tile(target, v.shape[0] // n))
 
     base = scores(x)
 
@@ -66,7 +64,7 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
         drops = base[None] - scores(ablated.reshape((k * n, h, w, c))).reshape(k, n)
         return jnp.where((ids < sh * sw * sc)[:, None], drops, 0.0)
 
-    ids = _common.split_chunks(jnp.arange(sh * sw * sc), chunk, fill=sh * sw * sc)
+    ids = _paths.split_chunks(jnp.arange(sh * sw * sc), chunk, fill=sh * sw * sc)
     drops = jax.lax.map(evaluate, ids).reshape(-1, n)[: sh * sw * sc].reshape(sh, sw, sc, n)
     # Σ_windows drop · mask, divided by how many windows cover each element
     total = jnp.einsum("ijln,ih,jw,lc->nhwc", drops, mh_j, mw_j, mc_j, precision=jax.lax.Precision.HIGHEST)
@@ -75,12 +73,13 @@ def _occlusion(model, x, target, baselines, window, strides, chunk):
     return jnp.where(counts > 0, total / jnp.asarray(np.maximum(counts, 1), x.dtype)[None], 0.0)
 
 
+@_deprecation.positional_keywords("sliding_window_shapes")
 def occlusion(
     model,
     x,
     target,
-    sliding_window_shapes,
     *,
+    sliding_window_shapes,
     strides=None,
     baselines=0.0,
     windows_per_eval: int = DEFAULT_WINDOWS_PER_EVAL,
@@ -108,7 +107,7 @@ def occlusion(
     References:
       Zeiler, Fergus. Visualizing and Understanding Convolutional Networks (2014).
     """
-    x, target = _common.prepare(model, x, target)
+    x, target = scoring.prepare(model, x, target)
     window = _check_triple(sliding_window_shapes, "sliding_window_shapes", x.shape[1:])
     strides = _check_triple(strides, "strides", x.shape[1:], default=1)
     for axis, size, win in zip("HWC", x.shape[1:], window):
@@ -117,5 +116,5 @@ def occlusion(
                 f"`sliding_window_shapes` {window} is larger than the image {tuple(x.shape[1:])} along {axis}"
             )
     chunk = _checks.check_positive_int(windows_per_eval, "windows_per_eval")
-    baselines = broadcast_baselines(baselines, x)
+    baselines = _paths.broadcast_baselines(baselines, x)
     return _occlusion(model, x, target, baselines, window, strides, chunk)

@@ -7,26 +7,28 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxviz.attribution import _common
+from jaxviz import _deprecation, scoring
 
 
 @functools.partial(jax.jit, static_argnames=("absolute",))
 def _saliency(model, x, target, absolute: bool):
-    grads = _common.input_gradients(model, x, target)
+    grads = scoring.input_gradients(model, x, target)
     return jnp.abs(grads) if absolute else grads
 
 
-def saliency(model, x, target, *, abs: bool = True):  # noqa: A002 - Captum's name
+@_deprecation.renamed_keyword("abs", "absolute")
+def saliency(model, x, target, *, absolute: bool = True):
     """Input gradients of each image's target score (Captum ``Saliency``).
 
     Args:
       model: a :class:`jaxviz.Model`.
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices (or one int for all).
-      abs: return ``|gradient|`` (Captum's default).
+      absolute: return ``|gradient|`` (Captum's ``abs=True``, its default).
 
     Returns:
-      (N, H, W, 3) attributions.
+      (N, H, W, 3) attributions.  The course's (N, H, W) map is
+      :func:`jaxviz.saliency_map`, this map's maximum over channels.
 
     References:
       Simonyan, Vedaldi, Zisserman. Deep Inside Convolutional Networks (2014).
@@ -34,16 +36,5 @@ def saliency(model, x, target, *, abs: bool = True):  # noqa: A002 - Captum's na
     Example:
       >>> attr = jaxviz.saliency(model, x, target=jnp.array([958, 85]))
     """
-    x, target = _common.prepare(model, x, target)
-    return _saliency(model, x, target, bool(abs))
-
-
-@jax.jit
-def _saliency_map(model, x, target):
-    return jnp.max(jnp.abs(_common.input_gradients(model, x, target)), axis=-1)
-
-
-def saliency_map(model, x, target):
-    """The course's saliency map: max over channels of |∇ₓ target score|, (N, H, W)."""
-    x, target = _common.prepare(model, x, target)
-    return _saliency_map(model, x, target)
+    x, target = scoring.prepare(model, x, target)
+    return _saliency(model, x, target, bool(absolute))

@@ -7,11 +7,14 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from jaxviz import models
+from jaxviz import sharding
 from jaxviz._io import shown
 from jaxviz.cli import common, engine, inputs
-from jaxviz.cli.methods import METHODS, Method
+from jaxviz.cli.methods import METHODS
+from jaxviz.cli.plan import Job, MethodRun
+from jaxviz.cli.registry import Method, positive
 from jaxviz.errors import InputError, UnknownLayerError
+from jaxviz.models import ARCHITECTURES, describe
 
 FIGURES = ("overlay", "map", "grid")
 COMMON_HELP = """
@@ -151,32 +154,36 @@ def method_options(method: Method, given: dict, where: str = "") -> dict:
     return options
 
 
-def _positive(name, value, minimum=1):
+def _count(name, value, minimum=1):
+    """An integer setting (command line or job file) >= ``minimum``."""
     if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
         raise InputError(f"`{name}` must be an integer, got {value!r}")
-    if value is not None and value < minimum:
-        raise InputError(f"`{name}` must be >= {minimum}, got {value}")
-    return value
+    return positive(name, value, minimum=minimum)
 
 
-def check_for_arch(runs: list[engine.MethodRun], arch: str, target, where: str = "") -> None:
-    """Checks what depends on the architecture — the architecture itself, class
-    indices, layer names — before any model is loaded or any folder is made."""
-    if not isinstance(arch, str) or arch not in models.ARCHITECTURES:
-        raise InputError(f"{where}`arch` must be one of {', '.join(models.ARCHITECTURES)}, got {arch!r}")
-    classes = models.num_classes(arch)
+def resolve_for_arch(runs: list[MethodRun], arch: str, target, where: str = "") -> list[MethodRun]:
+    """Checks what depends on the architecture — the architecture itself, class indices,
+    layer names — before any model is loaded or any folder is made, and fills in the
+    architecture's defaults (a layer left unset becomes its default layer)."""
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise InputError(f"{where}`arch` must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    description = describe(arch)
 
     def check_class(value, name):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InputError(f"{where}`{name}` must be an integer class, got {value!r}")
-        if not 0 <= value < classes:
-            raise InputError(f"{where}`{name}` must be a class in 0..{classes - 1}, got {value}")
+        try:
+            description.check_class(value, name)
+        except InputError as err:
+            raise InputError(f"{where}{err}") from None
 
     if target is not None:
         check_class(target, "target")
+    resolved = []
     for run in runs:
+        options = dict(run.options)
         for option in run.method.options:
-            value = run.options.get(option.name)
+            if option.kind == "layer" and options.get(option.name) is None:
+                options[option.name] = description.default_layer
+            value = options.get(option.name)
             if value is None or not option.kind:
                 continue
             for item in value if option.many else [value]:
@@ -184,43 +191,43 @@ def check_for_arch(runs: list[engine.MethodRun], arch: str, target, where: str =
                     check_class(item, option.name)
                 elif option.kind == "layer":
                     try:
-                        models.check_layers(arch, [item])
+                        description.check_layers([item])
                     except UnknownLayerError as err:
                         raise UnknownLayerError(f"{where}{err}") from None
+        resolved.append(dataclasses.replace(run, options=options))
+    return resolved
 
 
-def build_job(settings: dict, runs: list[engine.MethodRun], args, where: str = "") -> engine.Job:
+def build_job(settings: dict, runs: list[MethodRun], args, where: str = "") -> Job:
     """A :class:`Job` from job-file/command settings, command-line flags taking precedence.
 
     Everything that can be checked without the model is checked here, before the output
     folder exists: options, classes and layers against the architecture, the inputs."""
-    from jaxviz import sharding
-
     def pick(name, default=None):
         value = getattr(args, name, None)
         return value if value is not None else settings.get(name, default)
 
     arch = pick("arch", common.DEFAULT_ARCH)
     target = settings.get("target")
-    check_for_arch(runs, arch, target, where)
+    runs = resolve_for_arch(runs, arch, target, where)
     out = Path(pick("out", "jaxviz-out"))
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {shown(str(out))} exists and is not a folder")
-    job = engine.Job(
+    job = Job(
         runs=runs, sources=[], out=out,
-        batch_size=_positive("batch_size", pick("batch_size", 8)),
+        batch_size=_count("batch_size", pick("batch_size", 8)),
         target=target,
         arrays=pick("arrays", "npy"), figures=_figures(pick("figures")),
-        workers=_positive("workers", pick("workers", 2)), force=bool(args.force or settings.get("force")),
+        workers=_count("workers", pick("workers", 2)), force=bool(args.force or settings.get("force")),
         quiet=bool(args.quiet), arch=arch, weights=pick("weights"),
-        devices=_positive("devices", pick("devices", 0), minimum=0),
+        devices=_count("devices", pick("devices", 0), minimum=0),
     )
     labels_path = pick("labels")
-    labels = inputs.read_labels(labels_path, models.num_classes(arch)) if labels_path else None
+    num_classes = describe(arch).num_classes
+    labels = inputs.read_labels(labels_path, num_classes) if labels_path else None
     process_index, process_count = sharding.initialize(
         getattr(args, "coordinator", None), getattr(args, "num_processes", None), getattr(args, "process_id", None))
-    sources, problems = inputs.collect(settings.get("inputs", []), exclude=out,
-                                       num_classes=models.num_classes(arch))
+    sources, problems = inputs.collect(settings.get("inputs", []), exclude=out, num_classes=num_classes)
     engine.jaxviz_devices(job.devices)  # a device count this machine lacks: an error now
     return dataclasses.replace(job, sources=sources, problems=problems, labels=labels,
                                process_index=process_index, process_count=process_count)
@@ -237,13 +244,13 @@ def run_method(args) -> int:
              if getattr(args, f"opt_{o.name}") is not None}
     options = method_options(method, given)
     size = getattr(args, "size", None)
-    size = method.size if size is None else _positive("size", size, minimum=0)
-    run = engine.MethodRun(method, options, method.name, size, bool(getattr(args, "crop", False)))
+    size = method.size if size is None else _count("size", size, minimum=0)
+    run = MethodRun(method, options, method.name, size, bool(getattr(args, "crop", False)))
     settings = {"inputs": getattr(args, "inputs", [])}
     return _execute(build_job(settings, [run], args))
 
 
-def _execute(job: engine.Job) -> int:
+def _execute(job: Job) -> int:
     if not job.sources and not job.problems and any(r.method.inputs == "images" for r in job.runs):
         raise InputError("no images found in the inputs")
     summary = engine.execute(job)
@@ -280,7 +287,7 @@ JOB_KEYS = {
 RUN_KEYS = {"folder": _of_type(str, "a plain folder name"), "size": _integer(0), "crop": _of_type(bool, "true or false")}
 
 
-def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
+def load_job_file(path: str | Path) -> tuple[dict, list[MethodRun]]:
     path = Path(path)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -332,9 +339,9 @@ def load_job_file(path: str | Path) -> tuple[dict, list[engine.MethodRun]]:
     return settings, runs
 
 
-def _job_run(method: Method, table: dict, data: dict, where: str) -> engine.MethodRun:
+def _job_run(method: Method, table: dict, data: dict, where: str) -> MethodRun:
     own = {k: v for k, v in table.items() if k not in RUN_KEYS}
-    if "target" in data and "target" not in own and any(o.name == "target" for o in method.options):
+    if "target" in data and "target" not in own and method.takes("target"):
         problem = JOB_KEYS["target"](data["target"])
         if problem:
             raise InputError(f"{where}`target` must be {problem}, got {data['target']!r}")
@@ -344,7 +351,7 @@ def _job_run(method: Method, table: dict, data: dict, where: str) -> engine.Meth
     if not isinstance(folder, str) or inputs.safe_component(folder) != folder:
         raise InputError(f"{where}`folder` must be a plain folder name, got {folder!r}")
     size = table.get("size", data.get("size", method.size))
-    return engine.MethodRun(method, options, folder, size, bool(table.get("crop", data.get("crop", False))))
+    return MethodRun(method, options, folder, size, bool(table.get("crop", data.get("crop", False))))
 
 
 def run_job_file(args) -> int:

@@ -7,8 +7,11 @@ from pathlib import Path
 
 import numpy as np
 
+import jaxviz
 from jaxviz._io import load_npz
 from jaxviz.cli import common
+from jaxviz.errors import JaxvizError
+from jaxviz.labels import class_names
 
 
 def register(sub) -> None:
@@ -36,10 +39,6 @@ def _sample_images():
 
 
 def run(args) -> int:
-    import jaxviz
-    from jaxviz.errors import JaxvizError
-    from jaxviz.labels import class_names
-
     items = _sample_images() if args.samples else []
     failed = 0
     for name in args.inputs:

@@ -11,8 +11,9 @@ import argparse
 import os
 import sys
 
+import jaxviz
 from jaxviz._io import shown
-from jaxviz.models.squeezenet import ARCHITECTURES
+from jaxviz.models import ARCHITECTURES
 
 DEFAULT_ARCH = "squeezenet1_1"
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
@@ -30,8 +31,6 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def load_model_from_args(args):
-    import jaxviz
-
     return jaxviz.load_model(args.arch or DEFAULT_ARCH, args.weights)
 
 

@@ -10,13 +10,21 @@ from __future__ import annotations
 
 import argparse
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+import jaxviz
 from jaxviz.cli import batch, common, engine
+from jaxviz.cli import inputs as inputs_mod
 from jaxviz.cli.methods import METHODS
+from jaxviz.cli.outputs import read_records
+from jaxviz.cli.plan import Job, MethodRun
+from jaxviz.figures import save_grid
+from jaxviz.labels import class_names
+from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
@@ -52,7 +60,7 @@ def _data_folder(args) -> Path | None:
     return Path(shared) / "data" if shared else None
 
 
-def demo_job(args) -> tuple[engine.Job, dict]:
+def demo_job(args) -> tuple[Job, dict]:
     data = _data_folder(args)
     notes = []
     n_images = 2 if args.quick else args.images
@@ -64,7 +72,6 @@ def demo_job(args) -> tuple[engine.Job, dict]:
         notes.append(f"the course's images (imagenet_val_25.npz) are not in {data or '$JAXVIZ_SHARED/data'}: "
                      "using scikit-image's chelsea, coffee, astronaut and rocket, with the model's top-1 targets")
     styles_folder = data / "styles" if data else None
-    from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 
     if styles_folder is not None and all((styles_folder / p["style"]).is_file() for p in PRESETS.values()):
         styles, style_inputs = list(PRESETS), [str(styles_folder / CONTENT_IMAGE)]
@@ -82,32 +89,32 @@ def demo_job(args) -> tuple[engine.Job, dict]:
         ("class-viz", {"classes": list(COURSE_CLASSES[:2] if quick else COURSE_CLASSES),
                        "num_iterations": 5 if quick else 100}),
     ]
-    runs = [engine.MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
+    runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
     style_opts = {"styles": styles, "num_iterations": 5 if quick else 200, "data": str(styles_folder or "")}
-    style_run = engine.MethodRun(METHODS["style"], batch.method_options(METHODS["style"], style_opts), "style",
-                                 METHODS["style"].size)
-    from jaxviz.cli import inputs as inputs_mod
+    style_run = MethodRun(METHODS["style"], batch.method_options(METHODS["style"], style_opts), "style",
+                          METHODS["style"].size)
+    arch = args.arch or common.DEFAULT_ARCH
+    *runs, style_run = batch.resolve_for_arch(runs + [style_run], arch, None)
 
     sources, problems = inputs_mod.collect(inputs, exclude=Path(args.out))
     sources = sources[:n_images]
     style_sources, style_problems = inputs_mod.collect(style_inputs, exclude=Path(args.out))
     # style runs over its own content image: the same job, its sources told apart by run
-    job = engine.Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
-                     out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=args.arch or common.DEFAULT_ARCH,
-                     weights=args.weights, run_sources={len(runs): style_sources})
-    return job, {"notes": notes, "styles": styles}
+    job = Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
+              out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=arch,
+              weights=args.weights, run_sources={len(runs): style_sources})
+    class_run = next(r for r, (name, _) in zip(runs, specs) if METHODS[name].classes is not None)
+    return job, {"notes": notes, "styles": styles, "class_run": class_run, "style_run": style_run}
 
 
 def run(args) -> int:
-    import time
-
     job, info = demo_job(args)
     for note in info["notes"]:
         common.progress(f"jaxviz demo: {note}", quiet=False)
     start = time.perf_counter()
     summary = engine.execute(job)
-    written = compose_figures(job)
+    written = compose_figures(job, info["class_run"], info["style_run"])
     if not args.quiet:
         common.progress(f"jaxviz demo: {len(written)} course figures in {job.out} "
                         f"({time.perf_counter() - start:.1f} s in all)")
@@ -123,19 +130,13 @@ def _read(path: Path) -> np.ndarray | None:
         return np.asarray(image.convert("RGB"))
 
 
-def compose_figures(job: engine.Job) -> list[Path]:
+def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> list[Path]:
     """The course's grids from the job's outputs: one column per image, one row per method."""
-    from jaxviz.figures import save_grid
-    from jaxviz.labels import class_names
-
     out = job.out
-    records = engine.read_records(out)
+    records = read_records(out)
     names = class_names()
     written = []
     keys = [s.key for s in job.sources]
-    import jaxviz
-    from jaxviz.cli import inputs as inputs_mod
-
     reader = inputs_mod.ImageReader()
     originals = [np.asarray(jaxviz.deprocess(jaxviz.preprocess(reader(s), size=224)))[0] for s in job.sources]
 
@@ -161,15 +162,13 @@ def compose_figures(job: engine.Job) -> list[Path]:
         path = out / "fooling.png"
         save_grid(path, [originals, fooled, difference], row_titles=["image", "fooled: stingray", "difference ×10"])
         written.append(path)
-    class_run = next(r for r in job.runs if r.method.name == "class-viz")
     class_keys = [k for (folder, k) in records if folder == "class-viz"]
-    wanted = [k for c in class_run.options["classes"] for k in class_keys if k.startswith(f"{c:03d}-")]
+    wanted = [k for c in class_run.method.classes(class_run.options) for k in class_keys if k.startswith(f"{c:03d}-")]
     images = [_read(out / "class-viz" / f"{k}.png") for k in wanted]
     if images and all(i is not None for i in images):
         path = out / "class_visualization.png"
         save_grid(path, [images], col_titles=[k.split("-", 1)[1] for k in wanted], cell=3.0)
         written.append(path)
-    style_run = next(r for r in job.runs if r.method.name == "style")
     style_sources = job.sources_for(job.runs.index(style_run))
     style_rows, style_titles = [], []
     for source in style_sources:

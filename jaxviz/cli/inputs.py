@@ -24,6 +24,7 @@ import numpy as np
 
 from jaxviz._io import file_sha256, load_npz, shown
 from jaxviz.errors import ImageError, InputError
+from jaxviz.images import load_image
 
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .ppm .pgm .pbm .pnm .tga .ico .jp2".split()
@@ -194,12 +195,10 @@ class ImageReader:
         self._lock = threading.Lock()
 
     def __call__(self, source: Source) -> np.ndarray:
-        import jaxviz
-
         if source.path is None:
             return sample_image(source.name[len("skimage:"):])
         if source.index is None:
-            return jaxviz.load_image(source.path)
+            return load_image(source.path)
         with self._lock:
             if source.path not in self._arrays:
                 try:

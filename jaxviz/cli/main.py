@@ -9,6 +9,7 @@ import sys
 import threading
 
 from jaxviz.cli import batch, classify, common, demo, weights
+from jaxviz.errors import JaxvizError, WeightsNotFoundError
 
 GROUPS = (batch, demo, classify, weights)
 
@@ -42,8 +43,6 @@ HANDLED = (signal.SIGTERM, signal.SIGHUP)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jaxviz.errors import JaxvizError, WeightsNotFoundError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     previous = {}

@@ -4,6 +4,7 @@ from jaxviz.models.model import Model, from_torchvision, init_model, layer_activ
 from jaxviz.models.squeezenet import (
     ARCHITECTURES,
     SqueezeNet,
+    architecture as describe,
     check_layers,
     layer_names,
     minimum_input_size,
@@ -15,6 +16,7 @@ __all__ = [
     "Model",
     "SqueezeNet",
     "check_layers",
+    "describe",
     "from_torchvision",
     "init_model",
     "layer_activation",

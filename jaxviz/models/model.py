@@ -12,6 +12,7 @@ import jax.numpy as jnp
 
 from jaxviz import _checks, _chunks
 from jaxviz.models import squeezenet, weights as _weights
+from jaxviz.models.architecture import Architecture
 
 
 @flax.struct.dataclass
@@ -34,8 +35,13 @@ class Model:
         return squeezenet.SqueezeNet(self.arch)
 
     @property
+    def architecture(self) -> Architecture:
+        """What generic code may ask of the network: layer names, defaults, limits."""
+        return squeezenet.architecture(self.arch)
+
+    @property
     def layer_names(self) -> tuple[str, ...]:
-        return squeezenet.layer_names(self.arch)
+        return self.architecture.layer_names
 
     @property
     def dtype(self):
@@ -66,7 +72,7 @@ class Model:
         return squeezenet.classifier(params["classifier.1"], features, target=target)
 
     def __call__(self, x):
-        x = _checks.check_images(x, arch=self.arch)
+        x = _checks.check_images(x, architecture=self.architecture)
         return _logits(self, x.astype(self.dtype))
 
     def astype(self, dtype) -> "Model":
@@ -171,7 +177,7 @@ def layer_activation(model: Model, x, layer: str | Sequence[str]):
       x: (N, H, W, 3) normalised images.
       layer: torchvision module path (``"features.12"``) or a sequence of them.
     """
-    x = _checks.check_images(x, arch=model.arch)
+    x = _checks.check_images(x, architecture=model.architecture)
     names = squeezenet.check_layers(model.arch, (layer,) if isinstance(layer, str) else tuple(layer))
     outputs = _layer_outputs(model, x.astype(model.dtype), names)
     return outputs[layer] if isinstance(layer, str) else outputs

@@ -14,14 +14,16 @@ output, which is how attribution methods take gradients with respect to a layer.
 
 from __future__ import annotations
 
+import functools
 from typing import Mapping, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from jaxviz.errors import InputError, UnknownLayerError
+from jaxviz.errors import InputError
 from jaxviz.models import layers
+from jaxviz.models.architecture import Architecture
 
 NUM_CLASSES = 1000
 
@@ -120,20 +122,36 @@ def relus_after(arch: str, layer: str) -> tuple[str, ...]:
 
 def check_layers(arch: str, names: Sequence[str]) -> tuple[str, ...]:
     """Validates layer names; returns them as a tuple."""
-    known = set(layer_names(arch))
-    if isinstance(names, str):
-        names = (names,)
-    for name in names:
-        if name not in known:
-            raise UnknownLayerError(
-                f"`layer` {name!r} is not a layer of {arch}; known layers: "
-                f"features.0 … features.{len(_FEATURES[arch]) - 1} (Fire blocks also "
-                f"features.i.squeeze, .expand1x1, .expand3x3 and their _activation), "
-                f"classifier.0 … classifier.3, {OUTPUT!r}"
-            )
-    return tuple(names)
+    return architecture(arch).check_layers(names)
 
 
+@functools.cache
+def architecture(arch: str) -> Architecture:
+    """The description generic code asks instead of naming SqueezeNet's layers."""
+    n_features = len(_FEATURES[check_arch(arch)])
+    return Architecture(
+        name=arch,
+        layer_names=layer_names(arch),
+        num_classes=NUM_CLASSES,
+        output=OUTPUT,
+        class_layers=frozenset(CLASS_LAYERS) | {OUTPUT},
+        head_input="classifier.0",  # Dropout (identity in eval mode) before the 1×1 convolution
+        default_layer=f"features.{n_features - 1}",  # the last Fire block
+        feature_layers=tuple(f"features.{i}" for i in range(n_features)),
+        relus_after=functools.partial(relus_after, arch),
+        # classifier.2's upstream gradient is the target's channel averaged over positions:
+        # never negative, so guided and standard backward passes agree there
+        monotone_relus=frozenset({"classifier.2"}),
+        minimum_input_size=minimum_input_size(arch),
+        input_size_ok=lambda height, width: _spatial_sizes_ok(arch, height) and _spatial_sizes_ok(arch, width),
+        style_content_layer=3,  # the course's Gatys layers (features.i indices)
+        style_layers=(1, 4, 6, 7),
+        layers_hint=(f"features.0 … features.{n_features - 1} (Fire blocks also features.i.squeeze, "
+                     f".expand1x1, .expand3x3 and their _activation), classifier.0 … classifier.3, {OUTPUT!r}"),
+    )
+
+
+@functools.cache
 def minimum_input_size(arch: str) -> int:
     """Smallest height (and width) the network accepts, as torchvision does."""
     size = 1
@@ -154,12 +172,7 @@ def _spatial_sizes_ok(arch: str, size: int) -> bool:
 
 
 def check_input_size(arch: str, height: int, width: int) -> None:
-    for name, size in (("height", height), ("width", width)):
-        if not _spatial_sizes_ok(arch, size):
-            raise InputError(
-                f"image {name} {size} is too small for {arch}: it needs at least "
-                f"{minimum_input_size(arch)}×{minimum_input_size(arch)} pixels"
-            )
+    architecture(arch).check_input_size(height, width)
 
 
 def classifier(conv, x, *, target=None, guided: bool = False, emit=lambda name, value: value):

@@ -1,7 +1,15 @@
-"""Image synthesis: fooling images, class visualisation, style transfer."""
+"""Image synthesis: fooling images, class visualisation, style transfer.
 
-from jaxviz.synthesis.class_visualization import ClassVisualization, class_visualization, gaussian_blur
-from jaxviz.synthesis.fooling import FoolingResult, make_fooling_images
+Each is a noun-named function returning a ``<Noun>Result`` named tuple.
+"""
+
+from jaxviz.synthesis.class_visualization import (
+    ClassVisualization,
+    ClassVisualizationResult,
+    class_visualization,
+    gaussian_blur,
+)
+from jaxviz.synthesis.fooling import FoolingResult, fooling_images, make_fooling_images
 from jaxviz.synthesis.style_transfer import (
     PRESETS,
     StyleTransferResult,
@@ -15,10 +23,12 @@ from jaxviz.synthesis.style_transfer import (
 __all__ = [
     "PRESETS",
     "ClassVisualization",
+    "ClassVisualizationResult",
     "FoolingResult",
     "StyleTransferResult",
     "class_visualization",
     "content_loss",
+    "fooling_images",
     "gaussian_blur",
     "gram_matrix",
     "make_fooling_images",

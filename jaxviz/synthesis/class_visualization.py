@@ -9,15 +9,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks, _chunks
-from jaxviz.attribution import _common
+from jaxviz import _checks, _chunks, _deprecation, scoring
 from jaxviz.errors import InputError
-from jaxviz.synthesis.fooling import pixel_bounds
+from jaxviz.images import pixel_bounds
+from jaxviz.synthesis._snapshots import Snapshots, check_snapshot_at
 
 
-class ClassVisualization(NamedTuple):
+class ClassVisualizationResult(NamedTuple):
     images: jax.Array  # (K, H, W, 3) one image per target
     snapshots: jax.Array  # (S, K, H, W, 3) the images after the requested iterations
+
+
+ClassVisualization = ClassVisualizationResult  # deprecated name, kept for one release
 
 
 @functools.cache
@@ -55,14 +58,11 @@ def _roll(images, offsets):
 def _class_visualization(model, target, init, jitter, l2_reg, learning_rate, num_iterations, blur_every,
                          blur_sigma, snapshot_at):
     low, high = pixel_bounds(init.dtype)
-    slot = np.full(num_iterations, -1, np.int32)
-    for k, t in enumerate(snapshot_at):
-        slot[t - 1] = k
-    slot = jnp.asarray(slot)
+    snapshots = Snapshots(snapshot_at, num_iterations)
 
     def gradient(img, goal):  # of each image's regularised score
         def objective(v):
-            scores = _common.target_logits(model, v, goal)[0]
+            scores = scoring.target_logits(model, v, goal)[0]
             return jnp.sum(scores - l2_reg * jnp.sum(v * v, axis=(1, 2, 3)))
 
         return jax.grad(objective)(img)
@@ -76,20 +76,18 @@ def _class_visualization(model, target, init, jitter, l2_reg, learning_rate, num
         img = _roll(img, -offsets)
         img = jnp.clip(img, low, high)
         img = jax.lax.cond(t % blur_every == 0, lambda v: gaussian_blur(v, blur_sigma), lambda v: v, img)
-        if snapshot_at:
-            snaps = jax.lax.cond(slot[t] >= 0, lambda s: s.at[slot[t]].set(img), lambda s: s, snaps)
-        return img, snaps
+        return img, snapshots.keep(snaps, t, img)
 
-    snaps = jnp.zeros((len(snapshot_at),) + init.shape, init.dtype)
-    img, snaps = jax.lax.fori_loop(0, num_iterations, body, (init, snaps))
-    return ClassVisualization(img, snaps)
+    img, snaps = jax.lax.fori_loop(0, num_iterations, body, (init, snapshots.empty(init)))
+    return ClassVisualizationResult(img, snaps)
 
 
+@_deprecation.positional_keywords("key", after=2)
 def class_visualization(
     model,
     target,
-    key=None,
     *,
+    key=None,
     l2_reg: float = 1e-3,
     learning_rate: float = 25.0,
     num_iterations: int = 100,
@@ -100,7 +98,7 @@ def class_visualization(
     init=None,
     jitter=None,
     snapshot_at: Sequence[int] = (),
-) -> ClassVisualization:
+) -> ClassVisualizationResult:
     """One image per target that the model scores highly as that class (the course's loop).
 
     Iteration t (0-based): roll by random (oy, ox) ∈ [0, max_jitter]²; ``g = ∇(s_y(I) −
@@ -118,7 +116,7 @@ def class_visualization(
         1, 25, 50, 75, 100), without leaving the compiled loop.
 
     Returns:
-      :class:`ClassVisualization` with ``images`` (K, H, W, 3) and ``snapshots``.
+      :class:`ClassVisualizationResult` with ``images`` (K, H, W, 3) and ``snapshots``.
 
     References:
       Simonyan, Vedaldi, Zisserman (2014); Yosinski et al. (2015).
@@ -126,7 +124,7 @@ def class_visualization(
     target = np.asarray(target) if not hasattr(target, "dtype") else target
     if getattr(target, "ndim", 1) == 0:
         target = target[None]
-    target = _checks.check_target(target, target.shape[0])
+    target = _checks.check_target(target, target.shape[0], num_classes=model.architecture.num_classes)
     k = target.shape[0]
     num_iterations = _checks.check_positive_int(num_iterations, "num_iterations")
     blur_every = _checks.check_positive_int(blur_every, "blur_every")
@@ -136,9 +134,7 @@ def class_visualization(
             raise InputError(f"`{name}` must be > 0, got {value}")
     if not np.isfinite(l2_reg) or l2_reg < 0:
         raise InputError(f"`l2_reg` must be >= 0, got {l2_reg}")
-    snapshot_at = tuple(int(t) for t in snapshot_at)
-    if any(not 1 <= t <= num_iterations for t in snapshot_at) or len(set(snapshot_at)) != len(snapshot_at):
-        raise InputError(f"`snapshot_at` must be distinct iterations in 1..{num_iterations}, got {snapshot_at}")
+    snapshot_at = check_snapshot_at(snapshot_at, num_iterations)
     size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if (init is None or jitter is None) and key is None:
         raise InputError("`key` (a jax.random key) is required unless both `init` and `jitter` are given")
@@ -146,7 +142,7 @@ def class_visualization(
         init_key, jitter_key = jax.random.split(key)
     if init is None:
         init = jax.random.normal(init_key, (k, *size, 3), model.dtype)
-    init = _checks.check_images(init, name="init", arch=model.arch).astype(model.dtype)
+    init = _checks.check_images(init, name="init", architecture=model.architecture).astype(model.dtype)
     if init.shape[0] != k:
         raise InputError(f"`init` must hold {k} images (one per target), got {init.shape[0]}")
     if jitter is None:

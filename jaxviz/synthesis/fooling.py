@@ -16,12 +16,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks
-from jaxviz.attribution import _common
+from jaxviz import _checks, _deprecation, scoring
 from jaxviz.errors import InputError
-from jaxviz.images import MEAN, STD
+from jaxviz.images import STD, pixel_bounds
 
-_FEATURES = "classifier.0"  # the classifier's input
+
+NORMS = ("linf", "l2")
 
 
 class FoolingResult(NamedTuple):
@@ -29,13 +29,6 @@ class FoolingResult(NamedTuple):
     iterations: jax.Array  # (N,) gradient steps taken
     success: jax.Array  # (N,) bool: argmax of the returned image is the target
     diverged: jax.Array  # (N,) bool: a NaN/inf appeared; the image stopped before it
-
-
-def pixel_bounds(dtype):
-    """Per-channel [low, high], shape (1, 1, 1, 3), of normalised images with pixels in [0, 1]."""
-    low = jnp.asarray(-MEAN / STD, dtype).reshape(1, 1, 1, 3)
-    high = jnp.asarray((1 - MEAN) / STD, dtype).reshape(1, 1, 1, 3)
-    return low, high
 
 
 def _normalised_step(g, x, x0, learning_rate, norm, epsilon):
@@ -68,9 +61,11 @@ def _fool(model, x, target, learning_rate, epsilon, max_iter, slots, norm, bound
     idx = jnp.where(jnp.arange(slots) < n, jnp.arange(slots), n)
     state = (idx, source[idx], jnp.zeros(slots, jnp.int32), jnp.int32(min(slots, n)), out, iters, fooled, broke)
 
+    head_input = model.architecture.head_input
+
     def logits_and_pullback(v, t):
         # every logit for the check, but the backward pass from the target's alone
-        features, pullback = jax.vjp(lambda u: model.apply(model.params, u, capture=(_FEATURES,))[_FEATURES], v)
+        features, pullback = jax.vjp(lambda u: model.apply(model.params, u, capture=(head_input,))[head_input], v)
         logits = model.classify(model.params, features)
         target_logit = lambda f: model.classify(model.params, f, target=t).sum()  # noqa: E731
         return logits, lambda: pullback(jax.grad(target_logit)(features))[0]
@@ -107,7 +102,7 @@ def _fool(model, x, target, learning_rate, epsilon, max_iter, slots, norm, bound
     return FoolingResult(out[:n], iters[:n], fooled[:n], broke[:n])
 
 
-def make_fooling_images(
+def fooling_images(
     model,
     x,
     target,
@@ -139,14 +134,13 @@ def make_fooling_images(
       norm: ``"linf"`` or ``"l2"`` (with ``epsilon``).
       slots: images evaluated together per loop step.  Default: 1 on CPU, where a
         larger batch gains nothing and idle slots waiting for slow images cost time
-        (measured, 25 images at lr 10: 7.5 s with 1 slot, 34 s with 8); min(N, 16) on
-        accelerators.
+        (see benchmarks/results); min(N, 16) on accelerators.
 
     Returns:
       :class:`FoolingResult`: images, iterations, success and divergence flags.  A
       diverging image (NaN/inf) stops before the bad step: no NaN pixels are returned.
     """
-    x, target = _common.prepare(model, x, target)
+    x, target = scoring.prepare(model, x, target)
     max_iter = _checks.check_positive_int(max_iter, "max_iter")
     if epsilon is not None and not (np.isfinite(epsilon) and epsilon > 0):
         raise InputError(f"`epsilon` must be > 0 (pixel units, e.g. 8/255), got {epsilon}")
@@ -154,7 +148,7 @@ def make_fooling_images(
         learning_rate = 1.0 if epsilon is None else epsilon / 4
     if not np.isfinite(learning_rate) or learning_rate <= 0:
         raise InputError(f"`learning_rate` must be > 0, got {learning_rate}")
-    _checks.check_choice(norm, "norm", ("linf", "l2"))
+    _checks.check_choice(norm, "norm", NORMS)
     if slots is None:
         slots = 1 if jax.default_backend() == "cpu" else 16
     slots = _checks.check_positive_int(slots, "slots")
@@ -170,3 +164,6 @@ def make_fooling_images(
         norm,
         epsilon is not None,
     )
+
+
+make_fooling_images = _deprecation.alias(fooling_images, "make_fooling_images")

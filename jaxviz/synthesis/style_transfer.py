@@ -18,6 +18,8 @@ import optax
 
 from jaxviz import _checks
 from jaxviz.errors import InputError
+from jaxviz.images import MEAN, STD
+from jaxviz.synthesis._snapshots import Snapshots, check_snapshot_at
 
 PRESETS = {
     # content tubingen.jpg at 192, content layer 3, style layers (1, 4, 6, 7)
@@ -28,17 +30,14 @@ PRESETS = {
     "starry_night": dict(style="starry_night.jpg", style_size=192, content_weight=6e-2,
                          style_weights=(300000, 1000, 15, 3), tv_weight=2e-2),
 }
-CONTENT_IMAGE, IMAGE_SIZE, CONTENT_LAYER, STYLE_LAYERS = "tubingen.jpg", 192, 3, (1, 4, 6, 7)
-
-
-def layer_name(index: int) -> str:
-    return f"features.{index}"
+CONTENT_IMAGE, IMAGE_SIZE = "tubingen.jpg", 192
 
 
 def features(model, x, layers: Sequence[int]) -> dict[int, jax.Array]:
-    """``{i: output of features.i}`` for the requested indices, in one forward pass."""
-    outputs = model.apply(model.params, x, capture=tuple(layer_name(i) for i in layers))
-    return {i: outputs[layer_name(i)] for i in layers}
+    """``{i: output of the model's feature layer i}`` (``features.i``), in one forward pass."""
+    names = model.architecture.feature_layers
+    outputs = model.apply(model.params, x, capture=tuple(names[i] for i in layers))
+    return {i: outputs[names[i]] for i in layers}
 
 
 def content_loss(content_weight, current, original):
@@ -56,8 +55,8 @@ def gram_matrix(feature, normalize: bool = True):
 @jax.custom_vjp
 def _gram(f):
     """(N, P, C) → (N, C, C) ``Fᵀ F``.  Both passes are plain row-major matmuls: XLA:CPU
-    sends them to its fast dot kernels, where the einsum contracting over P, and its
-    gradient (laid out C × P, then transposed), took 40 % longer."""
+    sends them to its fast dot kernels, where the einsum contracting over P and its
+    gradient (laid out C × P, then transposed) were slower (benchmarks/results)."""
     return jnp.matmul(jnp.swapaxes(f, 1, 2), f, precision=jax.lax.Precision.HIGHEST)
 
 
@@ -94,7 +93,7 @@ class StyleTransferResult(NamedTuple):
 
 
 def _check_layers(model, content_layer, style_layers, style_weights):
-    n_features = sum(1 for name in model.layer_names if name.count(".") == 1 and name.startswith("features"))
+    n_features = len(model.architecture.feature_layers)
     for name, value in [("content_layer", content_layer)] + [("style_layers", s) for s in style_layers]:
         if not isinstance(value, (int, np.integer)) or not 0 <= value < n_features:
             raise InputError(f"`{name}` must be feature indices in 0..{n_features - 1}, got {value!r}")
@@ -118,7 +117,7 @@ def style_targets(model, styles, style_layers, blend=None):
             raise InputError(f"`blend` must be {len(styles)} non-negative weights, got {blend!r}")
         weights = weights / weights.sum()
         grams = [
-            {l: gram_matrix(f) for l, f in features(model, _checks.check_images(s, name="style", arch=model.arch).astype(model.dtype), style_layers).items()}
+            {l: gram_matrix(f) for l, f in features(model, _checks.check_images(s, name="style", architecture=model.architecture).astype(model.dtype), style_layers).items()}
             for s in styles
         ]
         return [sum(float(w) * g[l] for w, g in zip(weights, grams)) for l in style_layers]
@@ -142,10 +141,7 @@ def _style_loop(model, init, content_target, targets, weights, content_layer, st
                 + tv_loss(img, tv_weight))
 
     opt = optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate)
-    slot = np.full(num_iterations, -1, np.int32)
-    for k, t in enumerate(snapshot_at):
-        slot[t - 1] = k
-    slot = jnp.asarray(slot)
+    snapshots = Snapshots(snapshot_at, num_iterations)
 
     def body(t, state):
         img, opt_state, losses, snaps = state
@@ -158,12 +154,9 @@ def _style_loop(model, init, content_target, targets, weights, content_layer, st
         updates, opt_state = opt.update(g, opt_state, img)
         img = optax.apply_updates(img, updates)
         losses = losses.at[t].set(loss)
-        if snapshot_at:
-            snaps = jax.lax.cond(slot[t] >= 0, lambda s: s.at[slot[t]].set(img), lambda s: s, snaps)
-        return img, opt_state, losses, snaps
+        return img, opt_state, losses, snapshots.keep(snaps, t, img)
 
-    state = (init, opt.init(init), jnp.zeros(num_iterations, init.dtype),
-             jnp.zeros((len(snapshot_at),) + init.shape, init.dtype))
+    state = (init, opt.init(init), jnp.zeros(num_iterations, init.dtype), snapshots.empty(init))
     img, _, losses, snaps = jax.lax.fori_loop(0, num_iterations, body, state)
     return StyleTransferResult(img, losses, snaps)
 
@@ -173,9 +166,9 @@ def style_transfer(
     content,
     style,
     *,
-    content_layer: int = CONTENT_LAYER,
+    content_layer: int | None = None,
     content_weight: float = 6e-2,
-    style_layers: Sequence[int] = STYLE_LAYERS,
+    style_layers: Sequence[int] | None = None,
     style_weights: Sequence[float] = (300000, 1000, 15, 3),
     tv_weight: float = 2e-2,
     init: str | jax.Array = "content",
@@ -200,6 +193,8 @@ def style_transfer(
       content: (N, H, W, 3) normalised content images.
       style: (N or 1, h, w, 3) normalised style images, or a list of (1, h, w, 3) style
         images of any sizes blended with ``blend`` weights.
+      content_layer, style_layers: feature-layer indices (``features.i``); default: the
+        course's, from ``model.architecture`` (3 and (1, 4, 6, 7) on SqueezeNet 1.1).
       init: ``"content"``, ``"noise"`` (uniform(0, 1), needs ``key``) or an array.
       preserve_colors: keep the content's colours — the result's luminance (Y of YIQ,
         from RGB pixels) with the content's chrominance (I, Q).
@@ -211,12 +206,15 @@ def style_transfer(
     References:
       Gatys, Ecker, Bethge. Image Style Transfer Using CNNs (2016).
     """
-    content = _checks.check_images(content, name="content", arch=model.arch).astype(model.dtype)
+    content = _checks.check_images(content, name="content", architecture=model.architecture).astype(model.dtype)
+    architecture = model.architecture
+    content_layer = architecture.style_content_layer if content_layer is None else content_layer
+    style_layers = architecture.style_layers if style_layers is None else style_layers
     _check_layers(model, content_layer, tuple(style_layers), tuple(style_weights))
     num_iterations = _checks.check_positive_int(num_iterations, "num_iterations")
     style_layers = tuple(int(s) for s in style_layers)
     if not isinstance(style, (list, tuple)):
-        style = _checks.check_images(style, name="style", arch=model.arch).astype(model.dtype)
+        style = _checks.check_images(style, name="style", architecture=model.architecture).astype(model.dtype)
         if style.shape[0] not in (1, content.shape[0]):
             raise InputError(f"`style` must hold 1 or {content.shape[0]} images, got {style.shape[0]}")
     targets = style_targets(model, style, style_layers, blend)
@@ -231,12 +229,10 @@ def style_transfer(
         else:
             start = content
     else:
-        start = _checks.check_images(init, name="init", arch=model.arch).astype(model.dtype)
+        start = _checks.check_images(init, name="init", architecture=model.architecture).astype(model.dtype)
         if start.shape != content.shape:
             raise InputError(f"`init` must have the content's shape {tuple(content.shape)}, got {tuple(start.shape)}")
-    snapshot_at = tuple(int(t) for t in snapshot_at)
-    if any(not 1 <= t <= num_iterations for t in snapshot_at):
-        raise InputError(f"`snapshot_at` must be iterations in 1..{num_iterations}, got {snapshot_at}")
+    snapshot_at = check_snapshot_at(snapshot_at, num_iterations)
     dtype = content.dtype
     weights = (jnp.asarray(content_weight, dtype), tuple(jnp.asarray(w, dtype) for w in style_weights),
                jnp.asarray(tv_weight, dtype))
@@ -253,8 +249,6 @@ _YIQ = np.array([[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211
 
 def keep_colors(stylised, content):
     """Luminance-only transfer: Y (YIQ) of ``stylised`` with I, Q of ``content`` (normalised in/out)."""
-    from jaxviz.images import MEAN, STD
-
     mean = jnp.asarray(MEAN, stylised.dtype).reshape(1, 1, 1, 3)
     std = jnp.asarray(STD, stylised.dtype).reshape(1, 1, 1, 3)
     to_yiq = jnp.asarray(_YIQ, stylised.dtype)

@@ -1,0 +1,165 @@
+"""The attribution subcommands: one declaration each (options, computation, files)."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+
+import jaxviz
+from jaxviz import figures
+from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS
+from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
+from jaxviz.cli.registry import Method, Option, per_image_normal, positive
+from jaxviz.interpolation import INTERPOLATE_MODES
+
+
+def _abs_heat(attribution, image_shape, options):
+    """(H, W, C) attribution → (H, W) in [0, 1]: max |·| over channels, Captum's 2 % clip."""
+    return figures.percentile_clip(figures.channel_max(attribution[None]), outlier_perc=options["outlier_perc"])[0]
+
+
+def _cam_heat(cam, image_shape, options):
+    """(h, w) GradCAM → image size, bicubic, min–max (the course's display)."""
+    return figures.minmax(figures.resize_maps(cam[None], image_shape))[0]
+
+
+def _attribution_saver(heat_fn, main="attribution"):
+    def save(image, arrays, options, arrays_format, wanted_figures):
+        attribution = np.asarray(arrays[main], np.float32)
+        extras = {k: np.asarray(v) for k, v in arrays.items() if k != main}
+        files = array_files(attribution, extras, arrays_format)
+        heat = heat_fn(attribution, image.shape[:2], options)
+        if "map" in wanted_figures:
+            files[".map.png"] = png_bytes(np.round(heat * 255).astype(np.uint8))
+        blended = (figures.overlay(image, heat, alpha=options["alpha"])
+                   if wanted_figures & {"overlay", "grid"} else None)
+        if "overlay" in wanted_figures:
+            files[".overlay.png"] = png_bytes(blended)
+        if "grid" in wanted_figures:
+            files[".grid.png"] = png_bytes(side_by_side([image, figures.colorize(heat, "hot"), blended]))
+        return files, {k: v.tolist() for k, v in extras.items()}
+
+    return save
+
+
+DISPLAY = (
+    Option("alpha", float, 0.5, "opacity of the heat map in overlays (default 0.5)"),
+    Option("outlier_perc", float, 2.0, "heat-map clip: top percent of |attribution| mass saturated (default 2, Captum's)"),
+)
+LAYER = Option("layer", str, None, "layer (torchvision module path; default: the model's last convolutional block)",
+               kind="layer")
+TARGET = Option("target", int, None, "class for every image (default: labels file, .npz y, else top-1)",
+                kind="class")
+SEED = Option("seed", int, 0, "random seed (each image's noise comes from the seed and its name)")
+
+
+def _saliency(model, x, target):
+    return {"attribution": jaxviz.saliency(model, x, target)}
+
+
+def _guided_backprop(model, x, target):
+    return {"attribution": jaxviz.guided_backprop(model, x, target)}
+
+
+def _gradcam(model, x, target, options):
+    return {"cam": jaxviz.gradcam(model, x, target, layer=options["layer"])}
+
+
+def _guided_gradcam(model, x, target, options):
+    return {"attribution": jaxviz.guided_gradcam(model, x, target, layer=options["layer"],
+                                                 interpolate_mode=options["interpolate_mode"])}
+
+
+def _integrated_gradients(model, x, target, options):
+    attribution, delta = jaxviz.integrated_gradients(
+        model, x, target, baselines=options["baseline"], n_steps=options["n_steps"], method=options["method"],
+        internal_batch_size=options["internal_batch_size"], return_convergence_delta=True,
+    )
+    return {"attribution": attribution, "delta": delta}
+
+
+def _occlusion(model, x, target, options):
+    window, stride = options["window"], options["stride"]
+    return {"attribution": jaxviz.occlusion(model, x, target, sliding_window_shapes=(window, window, 3),
+                                            strides=(stride, stride, 3), baselines=options["baseline"],
+                                            windows_per_eval=options["windows_per_eval"])}
+
+
+def _smoothgrad(model, x, target, seeds, options):
+    n = options["nt_samples"]
+    noise = per_image_normal(options["seed"], seeds, (n,) + tuple(x.shape[1:]), x.dtype)  # (N, n, H, W, C)
+    noise = options["stdevs"] * jnp.moveaxis(noise, 1, 0)
+    smoothgrad = jaxviz.smooth(jaxviz.saliency, nt_type=options["nt_type"], nt_samples=n)
+    return {"attribution": smoothgrad(model, x, target, noise=noise)}
+
+
+def _check_ig(options):
+    positive("n_steps", options["n_steps"])
+    positive("internal_batch_size", options["internal_batch_size"])
+
+
+def _check_occlusion(options):
+    for name in ("window", "stride", "windows_per_eval"):
+        positive(name, options[name])
+
+
+def _check_smoothgrad(options):
+    positive("nt_samples", options["nt_samples"])
+    positive("stdevs", options["stdevs"], minimum=0)
+
+
+DECLARED = (
+    Method(
+        "saliency", "vanilla gradient saliency (Simonyan et al.; Captum Saliency, abs)",
+        (TARGET, *DISPLAY), _saliency, _attribution_saver(_abs_heat),
+        examples="jaxviz saliency photos/ --out maps\n"
+                 "jaxviz saliency imagenet_val_25.npz --out maps       # targets from the .npz's y",
+    ),
+    Method(
+        "guided-backprop", "guided backpropagation (Springenberg et al.; Captum GuidedBackprop)",
+        (TARGET, *DISPLAY), _guided_backprop, _attribution_saver(_abs_heat),
+        examples="jaxviz guided-backprop cat.jpg --target 281 --out maps",
+    ),
+    Method(
+        "gradcam", "GradCAM at a layer, ReLU'd (Selvaraju et al.; the course's GradCAM)",
+        (TARGET, LAYER, *DISPLAY), _gradcam, _attribution_saver(_cam_heat, main="cam"),
+        examples="jaxviz gradcam photos/ --labels labels.tsv --out maps\n"
+                 "jaxviz gradcam photos/ --layer features.9 --out maps-f9",
+    ),
+    Method(
+        "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
+        (TARGET, LAYER, Option("interpolate_mode", str, "nearest", "GradCAM upsampling (default nearest, Captum's)",
+                               choices=INTERPOLATE_MODES), *DISPLAY),
+        _guided_gradcam, _attribution_saver(_abs_heat),
+        examples="jaxviz guided-gradcam photos/ --out maps --batch-size 16",
+    ),
+    Method(
+        "integrated-gradients", "Integrated Gradients (Sundararajan et al.; Captum IntegratedGradients)",
+        (TARGET, Option("n_steps", int, 50, "quadrature points (default 50)"),
+         Option("method", str, "gausslegendre", "quadrature (default gausslegendre)", choices=QUADRATURE_METHODS),
+         Option("baseline", float, 0.0, "baseline value in normalised units (default 0: the mean colour)"),
+         Option("internal_batch_size", int, 128, "path points evaluated per pass (memory bound, default 128)"),
+         *DISPLAY),
+        _integrated_gradients, _attribution_saver(_abs_heat), check=_check_ig,
+        examples="jaxviz integrated-gradients cat.jpg --n-steps 32 --out maps",
+    ),
+    Method(
+        "occlusion", "occlusion with a sliding square window (Zeiler & Fergus; Captum Occlusion)",
+        (TARGET, Option("window", int, 15, "window side in pixels (default 15)"),
+         Option("stride", int, 8, "window stride in pixels (default 8)"),
+         Option("baseline", float, 0.0, "value the window is set to, normalised units (default 0)"),
+         Option("windows_per_eval", int, 64, "windows per forward pass (memory bound, default 64)"),
+         *DISPLAY),
+        _occlusion, _attribution_saver(_abs_heat), check=_check_occlusion,
+        examples="jaxviz occlusion cat.jpg --window 30 --stride 15 --out maps",
+    ),
+    Method(
+        "smoothgrad", "SmoothGrad: saliency averaged over noisy copies (Smilkov et al.; Captum NoiseTunnel)",
+        (TARGET, Option("nt_samples", int, 25, "noisy samples per image (default 25)"),
+         Option("stdevs", float, 0.15, "noise standard deviation, normalised units (default 0.15)"),
+         Option("nt_type", str, "smoothgrad", "aggregate (default smoothgrad)", choices=NT_TYPES),
+         SEED, *DISPLAY),
+        _smoothgrad, _attribution_saver(_abs_heat), check=_check_smoothgrad,
+        examples="jaxviz smoothgrad photos/ --nt-samples 50 --seed 1 --out maps",
+    ),
+)
