@@ -1,10 +1,9 @@
 """Evaluating a batch a few images at a time, so that on a CPU each image's activations are
 still in cache when its backward pass reads them.
 
-On this project's 2-core CPU (32 MiB L3) the SqueezeNet input gradient of 25 images at
-224×224 takes ~0.68 s as one batch and ~0.52 s as five chunks of five inside one compiled
-``lax.map``; the forward pass of 50 images 0.67 s against 0.48 s.  A chunk holds about
-five 224×224 images' worth of pixels.  Accelerators get the whole batch at once.
+A chunk holds about five 224×224 images' worth of pixels, which keeps a CPU's gradient
+and forward passes in cache (the measurements are in benchmarks/results/design-notes.md).
+Accelerators get the whole batch at once.
 """
 
 from __future__ import annotations

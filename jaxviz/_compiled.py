@@ -1,7 +1,7 @@
 """Keeping a long-running process clear of the kernel's memory-map limit.
 
-Each compiled XLA:CPU program maps its code in a few hundred pieces (measured: ~400 maps
-per SqueezeNet gradient program, released by ``jax.clear_caches()``).  A process that
+Each compiled XLA:CPU program maps its code in a few hundred pieces, released by
+``jax.clear_caches()`` (benchmarks/results/design-notes.md).  A process that
 compiles a few hundred programs — many image shapes, or a long test module — reaches
 ``vm.max_map_count`` (65530 by default) and XLA crashes inside its compiler.
 """

@@ -100,6 +100,10 @@ def initialize(coordinator: str | None = None, num_processes: int | None = None,
     ``$JAXVIZ_NUM_PROCESSES``/``$JAX_NUM_PROCESSES`` and
     ``$JAXVIZ_PROCESS_ID``/``$JAX_PROCESS_ID``.  With none of them set this is a
     single-process run and nothing is initialised.  Must run before any JAX computation.
+
+    Joining changes process-wide JAX state, which is why it happens only here, when the
+    caller asks: ``jax.distributed`` is initialised and, on CPU, the collectives
+    implementation is set to gloo (the default CPU backend has none).
     """
     coordinator = coordinator or _env(ENV_COORDINATOR)
     num_processes = num_processes if num_processes is not None else _env(ENV_NUM_PROCESSES)

@@ -4,6 +4,7 @@ combinator that returns a function with the wrapped method's signature."""
 from __future__ import annotations
 
 import functools
+import inspect
 import warnings
 
 import jax
@@ -89,6 +90,11 @@ def smooth(method, *, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: 
         return _noise_tunnel(method, model, x, target, noise, array_kwargs, nt_type, static_kwargs)
 
     smoothed.__name__ = smoothed.__qualname__ = f"smooth_{getattr(method, '__name__', 'method')}"
+    del smoothed.__wrapped__  # its signature is the method's plus key and noise, not the method's
+    own = [p for p in inspect.signature(method).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    smoothed.__signature__ = inspect.Signature(own + [
+        inspect.Parameter("key", inspect.Parameter.KEYWORD_ONLY, default=None),
+        inspect.Parameter("noise", inspect.Parameter.KEYWORD_ONLY, default=None)])
     return smoothed
 
 

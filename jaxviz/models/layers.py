@@ -1,12 +1,11 @@
 """The numerical building blocks of SqueezeNet, written to match PyTorch exactly.
 
 * ``conv2d``: every convolution is one ``dot``.  1×1 stride-1 convolutions are a plain
-  contraction over channels (XLA:CPU runs a ``dot`` several times faster than
-  ``conv_general_dilated`` for them); the others first gather their kh·kw shifted
-  windows along the channel axis (im2col).  SqueezeNet's 3×3 convolutions read few
-  channels (3 or a 16–64-channel squeeze), so the patches are small, and the input
-  gradient, a matmul and a sum of shifted slices, is 13–20 % faster than through
-  ``conv_general_dilated`` on this CPU (batch 25 at 224).
+  contraction over channels (XLA:CPU runs a ``dot`` faster than ``conv_general_dilated``
+  for them); the others first gather their kh·kw shifted windows along the channel axis
+  (im2col).  SqueezeNet's 3×3 convolutions read few channels (3 or a 16–64-channel
+  squeeze), so the patches are small, and the input gradient, a matmul and a sum of
+  shifted slices, beats ``conv_general_dilated`` on a CPU (benchmarks/results/design-notes.md).
 * ``relu`` / ``guided_relu``: the standard ReLU (gradient 0 at 0, like PyTorch's
   ``threshold_backward``) and the guided-backprop ReLU, a ``custom_vjp`` whose backward is
   ``1[x>0] · max(g, 0)`` (Captum applies ``relu`` to the already-masked gradient).
@@ -110,7 +109,8 @@ def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
 def _max_pool(x, kernel: int, stride: int):
     # Not differentiated: the maximum of the kernel² strided views, one elementwise pass
-    # that XLA:CPU runs 3–4× faster than ``reduce_window`` (the same values: max is exact).
+    # that XLA:CPU runs faster than ``reduce_window`` (the same values: max is exact;
+    # benchmarks/results/design-notes.md).
     # Under differentiation ``_max_pool_fwd`` keeps ``reduce_window``: its output is a
     # fusion boundary, whereas XLA would recompute the views' maximum inside each of the
     # backward pass's comparisons.
@@ -181,8 +181,8 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):
     few shifted tap arrays at output resolution.  The phases interleave as a broadcast
     select into (N, rows, stride, cols, stride, C), whose reshape is the input layout.
     XLA:CPU fuses all of this into one vectorised pass.  Written with ``concatenate``
-    (stacking the phases) the same fusion ran 4–5× slower, and nine full-size padded adds
-    were split into separate passes.
+    (stacking the phases) the same fusion was not vectorised, and nine full-size padded
+    adds were split into separate passes (benchmarks/results/design-notes.md).
     """
     n, height, width, channels = shape
     rows = -(-padded_shape[1] // stride)  # phase 0 is the longest

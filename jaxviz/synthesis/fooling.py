@@ -134,7 +134,7 @@ def fooling_images(
       norm: ``"linf"`` or ``"l2"`` (with ``epsilon``).
       slots: images evaluated together per loop step.  Default: 1 on CPU, where a
         larger batch gains nothing and idle slots waiting for slow images cost time
-        (see benchmarks/results); min(N, 16) on accelerators.
+        (benchmarks/results/design-notes.md); min(N, 16) on accelerators.
 
     Returns:
       :class:`FoolingResult`: images, iterations, success and divergence flags.  A

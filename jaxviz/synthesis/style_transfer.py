@@ -56,7 +56,7 @@ def gram_matrix(feature, normalize: bool = True):
 def _gram(f):
     """(N, P, C) → (N, C, C) ``Fᵀ F``.  Both passes are plain row-major matmuls: XLA:CPU
     sends them to its fast dot kernels, where the einsum contracting over P and its
-    gradient (laid out C × P, then transposed) were slower (benchmarks/results)."""
+    gradient (laid out C × P, then transposed) were slower (benchmarks/results/design-notes.md)."""
     return jnp.matmul(jnp.swapaxes(f, 1, 2), f, precision=jax.lax.Precision.HIGHEST)
 
 
