@@ -19,12 +19,26 @@ def _t(target):
     return torch.from_numpy(np.asarray(target))
 
 
-def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what=""):
+def _reference(case, dtype, theirs_fn):
+    _, tm, x, target = h.setup(case, dtype)
+    return h.nhwc(theirs_fn(tm, h.nchw(x).requires_grad_(), _t(target)))
+
+
+def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what="", float32_near_ties=False):
+    """``float32_near_ties``: in float32 the plain input gradient of the pretrained images
+    cannot reach 1e-4 (max-pool near-ties route it by rounding; measured on an AMD EPYC:
+    PyTorch float32 and jaxviz float32 both 3.0e-3 from float64, 99.4–99.5% of elements
+    within 1e-4), so there the float32 criterion is helpers.assert_float32_as_accurate_as_torch
+    against PyTorch's float64 result.  float64 is held to 1e-9 as everywhere."""
     with h.precision(dtype):
         model, tm, x, target = h.setup(case, dtype)
         ours = np.asarray(ours_fn(model, x, target))
     xt = h.nchw(x).requires_grad_()
     theirs = h.nhwc(theirs_fn(tm, xt, _t(target)))
+    if float32_near_ties and dtype == "float32":
+        with h.precision("float64"):
+            truth = _reference(case, "float64", theirs_fn)
+        return h.assert_float32_as_accurate_as_torch(ours, theirs, truth, what)
     return h.assert_close(ours, theirs, tol or h.ATTR_TOL[dtype], what)
 
 
@@ -33,7 +47,8 @@ def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what=""):
 @pytest.mark.parametrize("absolute", [True, False])
 def test_saliency(case, dtype, absolute):
     _run(case, dtype, lambda m, x, t: jaxviz.saliency(m, x, t, absolute=absolute),
-         lambda tm, x, t: ca.Saliency(tm).attribute(x, target=t, absolute=absolute))
+         lambda tm, x, t: ca.Saliency(tm).attribute(x, target=t, abs=absolute),
+         float32_near_ties=case == "pretrained")
 
 
 def course_saliency_map(tm, x, t):
@@ -47,7 +62,7 @@ def course_saliency_map(tm, x, t):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("case", CASES)
 def test_saliency_map_course(case, dtype):
-    _run(case, dtype, jaxviz.saliency_map, course_saliency_map)
+    _run(case, dtype, jaxviz.saliency_map, course_saliency_map, float32_near_ties=case == "pretrained")
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

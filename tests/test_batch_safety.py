@@ -20,7 +20,7 @@ from PIL import Image
 
 import jaxviz
 from jaxviz import _io
-from jaxviz.cli import engine, outputs
+from jaxviz.cli import outputs
 from tests.cli_helpers import SIZE, cli, manifest, ok, photo
 from conftest import ROOT, WEIGHTS_10, WEIGHTS_11
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
@@ -16,8 +15,8 @@ import pytest
 from PIL import Image
 
 import jaxviz
-from jaxviz.cli import batch, engine, inputs, outputs
-from jaxviz.cli.main import build_parser, main
+from jaxviz.cli import inputs, outputs
+from jaxviz.cli.main import build_parser
 from jaxviz.cli.methods import METHODS
 from tests.cli_helpers import SIZE, cli as _cli, manifest as _manifest, ok as _ok, photo as _photo
 from conftest import ROOT, SHARED

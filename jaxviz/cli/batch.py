@@ -111,13 +111,12 @@ a job file (TOML; relative paths are relative to the file):
   labels = "labels.tsv"          # optional; else .npz y, else top-1
 
   [saliency]
-  [gradcam]
-  layer = "features.12"
+  [gradcam]                      # layer: default the model's last convolutional block
   [integrated-gradients]
   n_steps = 32
   [[guided-gradcam]]             # a method twice: give each a folder
   folder = "ggc-f9"
-  layer = "features.9"
+  layer = "{example_layer}"
   [fool]
   target = 6
   [class-viz]
@@ -127,7 +126,7 @@ Top-level keys: inputs, out, batch_size, size, crop, labels, target, arrays, fig
 workers, devices, arch, weights.  A method table takes that method's options (as in
 `jaxviz METHOD --help`, with _ for -) and folder, size, crop.  The model and each
 compiled function are built once for the whole job.
-""" + COMMON_HELP
+""".replace("{example_layer}", describe(common.DEFAULT_ARCH).feature_layers[9]) + COMMON_HELP
 
 
 def _figures(value) -> frozenset:
