@@ -232,11 +232,6 @@ def build_job(settings: dict, runs: list[MethodRun], args, where: str = "") -> J
                                process_index=process_index, process_count=process_count)
 
 
-def _check_arrays(value):
-    if value not in ("npy", "npz", "none"):
-        raise InputError(f"`arrays` must be npy, npz or none, got {value!r}")
-
-
 def run_method(args) -> int:
     method: Method = args.method
     given = {o.name: getattr(args, f"opt_{o.name}") for o in method.options
@@ -264,8 +259,7 @@ def _integer(minimum):
 
 
 def _of_type(kind, description):
-    return lambda value: None if isinstance(value, kind) and not (kind is int and isinstance(value, bool)) \
-        else description
+    return lambda value: None if isinstance(value, kind) else description
 
 
 def _figures_value(value):
@@ -322,19 +316,12 @@ def load_job_file(path: str | Path) -> tuple[dict, list[MethodRun]]:
         if run.folder in folders:
             raise InputError(f"{path}: two runs write to {run.folder!r}; give each a distinct `folder`")
         folders.add(run.folder)
-    inputs_list = settings.get("inputs", [])
-    if isinstance(inputs_list, str):
-        inputs_list = [inputs_list]
-    if not isinstance(inputs_list, list) or not all(isinstance(i, str) for i in inputs_list):
-        raise InputError(f"{path}: `inputs` must be a list of paths")
+    inputs_list = settings.get("inputs", [])  # types checked by JOB_KEYS above
+    inputs_list = [inputs_list] if isinstance(inputs_list, str) else inputs_list
     settings["inputs"] = [i if i.startswith("skimage:") else str(base / i) for i in inputs_list]
     for key in ("out", "labels", "weights"):
         if key in settings:
-            if not isinstance(settings[key], str):
-                raise InputError(f"{path}: `{key}` must be a path string")
             settings[key] = str(base / settings[key])
-    if "arrays" in settings:
-        _check_arrays(settings["arrays"])
     return settings, runs
 
 
