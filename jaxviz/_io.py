@@ -92,8 +92,7 @@ def remove_stale_temporaries(folders: Iterable[Path]) -> int:
             match = _TEMP.match(entry.name)
             if match is None or match["host"] != me or not entry.is_file(follow_symlinks=False):
                 continue
-            pid = int(match["pid"])
-            if pid != os.getpid() and _process_alive(pid):
+            if _process_alive(int(match["pid"])):  # this process's own too: it may be writing
                 continue
             try:
                 os.unlink(entry.path)

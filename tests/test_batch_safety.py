@@ -92,6 +92,10 @@ def test_a_users_files_survive_every_run_interruption_and_rerun(tmp_path, seed):
     # a stale temporary of a killed jaxviz (this host, exited) where this run writes: removed
     stale = out / "saliency" / "imgs" / f".img003.png.npy.~jaxviz-{_io.host_tag()}-{_dead_pid()}-zzzzzzzz.tmp"
     stale.write_bytes(b"half")
+    # this (live) process's name, where the run writes: a live process's file is never removed
+    live = out / "saliency" / "imgs" / f".img004.png.npy.~jaxviz-{_io.host_tag()}-{os.getpid()}-livelive.tmp"
+    live.write_text("live")
+    files[live] = "live"
     # the same, in a folder this run does not write: left alone
     elsewhere = out / "victim" / f".x.npy.~jaxviz-{_io.host_tag()}-{_dead_pid()}-zzzzzzzz.tmp"
     elsewhere.parent.mkdir(exist_ok=True)

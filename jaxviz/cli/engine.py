@@ -88,9 +88,8 @@ def execute(job: Job) -> Summary:
     manifest = MANIFEST if job.process_count == 1 else f"manifest.p{job.process_index}-of-{job.process_count}.jsonl"
     with OutputFolder(job.out, manifest, shared=job.process_count > 1) as out:
         out.remove_stale_temporaries({str(Path(job.runs[u.run].folder, u.key).parent) for u in units})
-        out.wanted = (job.arrays, set(job.figures))
         records = {} if job.force else out.records()
-        pending = [u for u in units if not out.is_done(job.runs[u.run].folder, u, records)]
+        pending = [u for u in units if not _is_done(job, out, u, records)]
         progress = Progress(len(units) + len(early_failures) + len(problems), quiet=job.quiet)
         progress.update(skipped=len(units) - len(pending))
         for name, message in problems + early_failures:
@@ -135,7 +134,11 @@ def _record_failure(out: OutputFolder, progress: Progress, entry: dict) -> None:
 def _complete(job: Job, out: OutputFolder) -> bool:
     units, _ = plan(job)
     records = out.records()
-    return all(out.is_done(job.runs[u.run].folder, u, records) for u in units)
+    return all(_is_done(job, out, u, records) for u in units)
+
+
+def _is_done(job: Job, out: OutputFolder, unit: Unit, records: dict) -> bool:
+    return out.is_done(job.runs[unit.run].folder, unit, records, job.arrays, job.figures)
 
 
 def jaxviz_devices(count: int):

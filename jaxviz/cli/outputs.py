@@ -45,7 +45,6 @@ class OutputFolder:
             raise InputError(f"--out {shown(str(root))} exists and is not a folder")
         self.root = root.resolve()
         self.manifest_path = self.root / manifest
-        self.wanted = None  # (arrays, figures) a run asks for; None: any record's files do
         self._lock = threading.Lock()
         self._lock_fds = []
         try:
@@ -127,20 +126,15 @@ class OutputFolder:
     def records(self) -> dict[tuple[str, str], dict]:
         return read_records(self.root)
 
-    def is_done(self, folder: str, unit, records: dict) -> bool:
+    def is_done(self, folder: str, unit, records: dict, arrays: str, figures) -> bool:
         """Done only when the record names this very unit (its input's path and content,
-        method, options, target, architecture and weights) and its files are there."""
+        method, options, target, architecture and weights), its files are there, and they
+        include every file this run would write (``arrays``, ``figures``)."""
         entry = records.get((folder, unit.key))
         return (entry is not None and entry.get("digest") == unit.digest and entry.get("input") == unit.name
                 and all(self.exists(p) for p in entry.get("outputs", ()))
-                and self._covers(entry))
-
-    def _covers(self, entry: dict) -> bool:
-        """Whether a record's files are all this run would write (``--arrays``, ``--figures``)."""
-        if self.wanted is None:
-            return True
-        arrays, figures = self.wanted
-        return (arrays == "none" or entry.get("arrays") == arrays) and figures <= set(entry.get("figures", ()))
+                and (arrays == "none" or entry.get("arrays") == arrays)
+                and set(figures) <= set(entry.get("figures", ())))
 
     def remove_stale_temporaries(self, relatives) -> int:
         """jaxviz's own temporary files left by killed runs, in the folders this run
