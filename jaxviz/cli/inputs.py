@@ -100,15 +100,14 @@ def _labels_of(y: np.ndarray | None, n: int, num_classes: int) -> list[tuple[int
     if y.ndim != 1 or y.shape[0] != n:
         problem = f"y has shape {y.shape}, expected ({n},): one class per image of X"
         return [(None, problem)] * n
+    if y.dtype.kind not in "iuf":
+        return [(None, f"y has dtype {y.dtype}, expected integer classes")] * n
     out = []
-    for value in y.tolist() if y.dtype.kind in "iufb" else [None] * n:
-        if value is None or isinstance(value, bool) or y.dtype.kind == "b":
-            out.append((None, f"y has dtype {y.dtype}, expected integer classes"))
-        elif isinstance(value, float) and not value.is_integer():
+    for value in y.tolist():
+        if not float(value).is_integer():  # 2.7, NaN, inf
             out.append((None, f"y is {value!r}, not an integer class"))
         elif not 0 <= value < num_classes:
-            out.append((None, f"y is {int(value) if float(value).is_integer() else value}, "
-                              f"outside the classes 0..{num_classes - 1}"))
+            out.append((None, f"y is {int(value)}, outside the classes 0..{num_classes - 1}"))
         else:
             out.append((int(value), None))
     return out
