@@ -72,7 +72,6 @@ def smooth(method, *, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: 
     _checks.check_choice(nt_type, "nt_type", NT_TYPES)
     _checks.check_positive_int(nt_samples, "nt_samples")
 
-    @functools.wraps(method)
     def smoothed(model, x, target, *, key=None, noise=None, **method_kwargs):
         x, target = scoring.prepare(model, x, target)
         if method_kwargs.get("return_convergence_delta"):
@@ -90,7 +89,8 @@ def smooth(method, *, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: 
         return _noise_tunnel(method, model, x, target, noise, array_kwargs, nt_type, static_kwargs)
 
     smoothed.__name__ = smoothed.__qualname__ = f"smooth_{getattr(method, '__name__', 'method')}"
-    del smoothed.__wrapped__  # its signature is the method's plus key and noise, not the method's
+    smoothed.__doc__ = method.__doc__
+    # its signature is the method's, plus key and noise
     own = [p for p in inspect.signature(method).parameters.values() if p.kind is not p.VAR_KEYWORD]
     smoothed.__signature__ = inspect.Signature(own + [
         inspect.Parameter("key", inspect.Parameter.KEYWORD_ONLY, default=None),

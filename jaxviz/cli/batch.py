@@ -153,13 +153,6 @@ def method_options(method: Method, given: dict, where: str = "") -> dict:
     return options
 
 
-def _count(name, value, minimum=1):
-    """An integer setting (command line or job file) >= ``minimum``."""
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-        raise InputError(f"`{name}` must be an integer, got {value!r}")
-    return positive(name, value, minimum=minimum)
-
-
 def resolve_for_arch(runs: list[MethodRun], arch: str, target, where: str = "") -> list[MethodRun]:
     """Checks what depends on the architecture — the architecture itself, class indices,
     layer names — before any model is loaded or any folder is made, and fills in the
@@ -214,12 +207,12 @@ def build_job(settings: dict, runs: list[MethodRun], args, where: str = "") -> J
         raise InputError(f"--out {shown(str(out))} exists and is not a folder")
     job = Job(
         runs=runs, sources=[], out=out,
-        batch_size=_count("batch_size", pick("batch_size", 8)),
+        batch_size=positive("batch_size", pick("batch_size", 8), minimum=1),
         target=target,
         arrays=pick("arrays", "npy"), figures=_figures(pick("figures")),
-        workers=_count("workers", pick("workers", 2)), force=bool(args.force or settings.get("force")),
+        workers=positive("workers", pick("workers", 2), minimum=1), force=bool(args.force or settings.get("force")),
         quiet=bool(args.quiet), arch=arch, weights=pick("weights"),
-        devices=_count("devices", pick("devices", 0), minimum=0),
+        devices=positive("devices", pick("devices", 0), minimum=0),
     )
     labels_path = pick("labels")
     num_classes = describe(arch).num_classes
@@ -238,7 +231,7 @@ def run_method(args) -> int:
              if getattr(args, f"opt_{o.name}") is not None}
     options = method_options(method, given)
     size = getattr(args, "size", None)
-    size = method.size if size is None else _count("size", size, minimum=0)
+    size = method.size if size is None else positive("size", size, minimum=0)
     run = MethodRun(method, options, method.name, size, bool(getattr(args, "crop", False)))
     settings = {"inputs": getattr(args, "inputs", [])}
     return _execute(build_job(settings, [run], args))

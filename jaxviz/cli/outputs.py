@@ -94,7 +94,8 @@ class OutputFolder:
             current = current / part
             if current.is_symlink():
                 raise InputError(f"refusing to write through the symbolic link {shown(str(current))}")
-        if not path.resolve().is_relative_to(self.root) or path.resolve() == self.root:
+        resolved = path.resolve()
+        if not resolved.is_relative_to(self.root) or resolved == self.root:
             raise InputError(f"output {shown(relative)!r} would leave the output folder {shown(str(self.root))}")
         return path
 
