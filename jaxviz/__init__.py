@@ -26,8 +26,8 @@ from jaxviz.errors import (
 from jaxviz.images import deprocess, load_image, preprocess
 from jaxviz.interpolation import interpolate
 from jaxviz.models import (
+    ARCHITECTURES,
     Model,
-    SqueezeNet,
     from_torchvision,
     init_model,
     layer_activation,
@@ -58,6 +58,7 @@ __version__ = "0.1.0"
 DEPRECATED = ("ClassVisualization", "make_fooling_images", "noise_tunnel")
 
 __all__ = [
+    "ARCHITECTURES",
     "Architecture",
     "ArchitectureMismatchError",
     "ClassVisualization",
@@ -68,7 +69,6 @@ __all__ = [
     "InputTypeError",
     "JaxvizError",
     "Model",
-    "SqueezeNet",
     "StyleTransferResult",
     "UnknownLayerError",
     "WeightsError",

@@ -8,6 +8,7 @@ error measure — max |jax − torch| / max |torch|.
 from __future__ import annotations
 
 import contextlib
+import functools
 from pathlib import Path
 
 import jax
@@ -22,7 +23,8 @@ from conftest import SHARED, WEIGHTS_10, WEIGHTS_11
 
 torch.set_num_threads(2)
 
-PRETRAINED = {"squeezenet1_1": WEIGHTS_11, "squeezenet1_0": WEIGHTS_10}
+PRETRAINED = {"squeezenet1_1": WEIGHTS_11, "squeezenet1_0": WEIGHTS_10,
+              "mobilenet_v2": SHARED / "weights" / "mobilenet_v2_tv_qnnpack_fp16.npz"}
 TOL = {"float32": 1e-5, "float64": 1e-10}  # model outputs
 ATTR_TOL = {"float32": 1e-4, "float64": 1e-9}  # attribution methods
 
@@ -84,28 +86,94 @@ def pretrained_state_dict(arch: str = "squeezenet1_1") -> dict[str, np.ndarray]:
     return {k: v.astype(np.float32) for k, v in jw.read_state_dict(PRETRAINED[arch]).items()}
 
 
+def torchvision_module(arch: str) -> torch.nn.Module:
+    """torchvision's ``arch`` with its own initialisation, as the pretrained model is set up
+    (GoogLeNet: ``transform_input``, no auxiliary heads)."""
+    if arch == "googlenet":
+        return torchvision.models.googlenet(weights=None, aux_logits=False, transform_input=True, init_weights=True)
+    return torchvision.models.get_model(arch, weights=None)
+
+
+@functools.cache
 def random_state_dict(arch: str, seed: int) -> dict[str, np.ndarray]:
-    """torchvision's initialisation, plus non-zero biases (torchvision zeroes them)."""
+    """torchvision's initialisation, with non-zero biases (torchvision zeroes them) and
+    non-trivial BatchNorms: random affine parameters, and running statistics measured on
+    random images (train-mode pass, then each perturbed at random).  With statistics drawn
+    blindly the deep networks' activations vanish (a random MobileNetV3 gives the same
+    logits to 7 digits for any input), and no gradient comparison would mean anything."""
     torch.manual_seed(seed)
-    module = getattr(torchvision.models, arch)()
-    sd = {k: v.numpy().copy() for k, v in module.state_dict().items()}
+    module = torchvision_module(arch)
     rng = np.random.default_rng(seed)
+    with torch.no_grad():
+        for name, value in module.state_dict().items():
+            if name.endswith(".bias"):
+                value.copy_(torch.from_numpy(rng.normal(0.0, 0.05, value.shape)))
+            elif name.endswith(".weight") and value.ndim == 1:  # BatchNorm scale
+                value.copy_(torch.from_numpy(rng.uniform(0.5, 1.5, value.shape)))
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    if norms:
+        module.eval()
+        for norm in norms:
+            norm.train()
+            norm.momentum = None  # cumulative average over the calibration pass
+            norm.reset_running_stats()
+        size = max(64, _smallest_size(arch))
+        with torch.no_grad():
+            module(torch.from_numpy(rng.normal(0.0, 1.0, (4, 3, size, size)).astype(np.float32)))
+        module.eval()
+    sd = {k: v.numpy().copy() for k, v in module.state_dict().items()}
     for k in sd:
-        if k.endswith(".bias"):
-            sd[k] = rng.normal(0.0, 0.05, sd[k].shape).astype(np.float32)
+        if k.endswith(".running_mean"):
+            sd[k] = (sd[k] + rng.normal(0.0, 0.1, sd[k].shape) * np.sqrt(sd[k.replace("mean", "var")])).astype(np.float32)
+        elif k.endswith(".running_var"):
+            sd[k] = (sd[k] * rng.uniform(0.7, 1.4, sd[k].shape)).astype(np.float32)
     return sd
 
 
+def _smallest_size(arch):
+    return jaxviz.models.minimum_input_size(arch)
+
+
+class _Hardsigmoid64(torch.autograd.Function):
+    """Hardsigmoid whose backward uses 1/6 in the input's precision.  PyTorch's CPU kernel
+    (hardsigmoid_backward) multiplies by ``scalar_t(1.0f / 6.0f)``, a float32 constant,
+    even for float64: its float64 gradient through MobileNetV3's squeeze-excitation gates
+    is off by 3e-8 (relative), 1.5e-9 at the input; this is the same definition exactly."""
+
+    @staticmethod
+    def forward(ctx, v):
+        ctx.save_for_backward(v)
+        return torch.nn.functional.hardsigmoid(v)
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        return torch.where((v > -3) & (v < 3), g / 6, torch.zeros_like(g))
+
+
+class ExactHardsigmoid(torch.nn.Module):
+    def forward(self, v):
+        return _Hardsigmoid64.apply(v)
+
+
 def torch_model(arch: str, state_dict, dtype: str = "float32") -> torch.nn.Module:
-    module = getattr(torchvision.models, arch)()
-    module.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state_dict.items()})
+    module = torchvision_module(arch)
+    missing, unexpected = module.load_state_dict(
+        {k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state_dict.items()}, strict=False)
+    assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
     module.eval()
     # torchvision's ReLUs are in-place: a Captum layer hook on a conv followed by one would
     # read the ReLU'd values.  Out-of-place ReLUs compute the same function.
     for sub in module.modules():
         if isinstance(sub, torch.nn.ReLU):
             sub.inplace = False
-    return module.double() if dtype == "float64" else module
+    if dtype != "float64":
+        return module
+    for sub in list(module.modules()):
+        for name, child in list(sub.named_children()):
+            if isinstance(child, torch.nn.Hardsigmoid):
+                setattr(sub, name, ExactHardsigmoid())
+    return module.double()
 
 
 def jax_model(arch: str, state_dict, dtype: str = "float32") -> jaxviz.Model:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 import jaxviz
@@ -16,12 +17,16 @@ def _load_1300():
     return images, np.array([int(label) for _, label in rows])
 
 
-def test_top1_agrees_on_all_1300_images(record_property):
+EXPECTED_TOP1 = {"squeezenet1_1": 0.685, "mobilenet_v2": 0.783}  # ../shared/README.md
+
+
+@pytest.mark.parametrize("arch", list(EXPECTED_TOP1))
+def test_top1_agrees_on_all_1300_images(arch, record_property):
     images, labels = _load_1300()
     assert len(images) == 1300
-    sd = h.pretrained_state_dict()
-    model = h.jax_model("squeezenet1_1", sd)
-    tm = h.torch_model("squeezenet1_1", sd)
+    sd = h.pretrained_state_dict(arch)
+    model = h.jax_model(arch, sd)
+    tm = h.torch_model(arch, sd)
     ours, theirs = [], []
     for start in range(0, len(images), 100):
         # the course's preprocessing: short side resized to 224 (PIL bilinear), normalised
@@ -34,5 +39,5 @@ def test_top1_agrees_on_all_1300_images(record_property):
     assert disagree.size == 0, f"top-1 differs on images {disagree.tolist()}"
     accuracy = float((ours == labels).mean())
     record_property("top1_accuracy", accuracy)
-    print(f"top-1 accuracy on 1300 images: {accuracy:.4f}")
-    assert 0.675 <= accuracy <= 0.695  # 68.5% expected for these weights at 224
+    print(f"{arch} top-1 accuracy on 1300 images: {accuracy:.4f}")
+    assert abs(accuracy - EXPECTED_TOP1[arch]) <= 0.01

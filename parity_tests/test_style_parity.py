@@ -162,3 +162,60 @@ def test_loop_float64_with_decay_and_clamp_release():
     curve = np.abs(losses[:20] - t_losses[:20]) / np.abs(t_losses[:20])
     assert curve.max() <= 1e-9
     h.assert_close(img, t_img, 1e-9)
+
+
+def _named_loop(tm, content, style, content_layer, style_layers, *, cw, sw, tw, num_iterations):
+    """The course's loop on named torch modules (forward hooks read the layers), no decay."""
+    modules = {name: tm.get_submodule(name) for name in (content_layer, *style_layers)}
+
+    def feats(x):
+        seen = {}
+        handles = [m.register_forward_hook(lambda _m, _i, o, n=n: seen.__setitem__(n, o.clone()))
+                   for n, m in modules.items()]
+        tm(x)
+        for handle in handles:
+            handle.remove()
+        return seen
+
+    with torch.no_grad():
+        content_target = feats(content)[content_layer]
+        style_feats = feats(style)
+        targets = [torch_gram(style_feats[n]) for n in style_layers]
+    img = content.clone().requires_grad_()
+    optimizer = torch.optim.Adam([img], lr=3.0)
+    losses = []
+    for _ in range(num_iterations):
+        img.data.clamp_(-1.5, 1.5)
+        optimizer.zero_grad()
+        f = feats(img)
+        c = cw * ((f[content_layer] - content_target) ** 2).sum()
+        s = sum(w * ((torch_gram(f[n]) - t) ** 2).sum() for n, t, w in zip(style_layers, targets, sw))
+        tv = tw * (((img[:, :, 1:] - img[:, :, :-1]) ** 2).sum() + ((img[:, :, :, 1:] - img[:, :, :, :-1]) ** 2).sum())
+        loss = c + s + tv
+        loss.backward()
+        losses.append(loss.item())
+        optimizer.step()
+    return img.detach(), np.array(losses)
+
+
+def test_vgg19_gatys_preset_float64_random_weights():
+    """VGG-19's Gatys preset (content conv4_2 = features.22, style conv1_1 … conv5_1 =
+    features.1, .6, .11, .20, .29, torchvision's ReLU outputs) against the loop in PyTorch,
+    random weights, float64."""
+    arch = "vgg19"
+    sd = h.random_state_dict(arch, 0)
+    architecture = jaxviz.models.describe(arch)
+    assert architecture.style_content_layer == "features.22"
+    assert architecture.style_layers == ("features.1", "features.6", "features.11", "features.20", "features.29")
+    content = h.random_images((1, 40, 44, 3), 1, "float64")
+    style = h.random_images((1, 36, 36, 3), 2, "float64")
+    weights = dict(cw=1e-2, sw=(1e3,) * 5, tw=1e-2)
+    with h.precision("float64"):
+        m = h.jax_model(arch, sd, "float64")
+        ours = st.style_transfer(m, content, style, content_weight=weights["cw"], style_weights=weights["sw"],
+                                 tv_weight=weights["tw"], num_iterations=6, decay_at=100, clamp_until=100)
+    tm = h.torch_model(arch, sd, "float64")
+    img, losses = _named_loop(tm, h.nchw(content), h.nchw(style), architecture.style_content_layer,
+                              architecture.style_layers, num_iterations=6, **weights)
+    assert np.abs(np.asarray(ours.losses) - losses).max() / np.abs(losses).max() <= 1e-9
+    h.assert_close(np.asarray(ours.images), h.nhwc(img), 1e-9)

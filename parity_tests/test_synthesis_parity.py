@@ -169,3 +169,33 @@ def test_blur_is_scipys():
         ours = np.asarray(gaussian_blur(a, 0.5))
     ref = gaussian_filter1d(gaussian_filter1d(a, 0.5, axis=1), 0.5, axis=2)
     h.assert_close(ours, ref, 1e-14)
+
+
+def test_mobilenet_v2_pretrained_fooling_and_class_visualization_reach_their_targets():
+    """On the pretrained MobileNetV2: fooling images and class visualisations are classified
+    as their targets by torchvision's MobileNetV2 (float64 jaxviz = the course loop, 1e-9,
+    on one fooling image)."""
+    sd = h.pretrained_state_dict("mobilenet_v2")
+    tm = h.torch_model("mobilenet_v2", sd, "float64")
+    X, _ = h.course_images(4)
+    with h.precision("float64"):
+        model = h.jax_model("mobilenet_v2", sd, "float64")
+        x = jaxviz.preprocess(X).astype(np.float64)
+        fooled = jaxviz.fooling_images(model, x, np.full(4, STINGRAY), learning_rate=1.0)
+        images = np.asarray(fooled.images)
+        vis = jaxviz.class_visualization(model, np.array([76, 366]), key=jax_key(0), num_iterations=100,
+                                         image_size=128)
+        vis_images = np.asarray(vis.images)
+    assert np.asarray(fooled.success).all()
+    with torch.no_grad():
+        assert (tm(h.nchw(images)).argmax(1).numpy() == STINGRAY).all()
+        assert (tm(h.nchw(vis_images)).argmax(1).numpy() == [76, 366]).all()
+    reference, iterations, ok = course_fooling(tm, h.nchw(x[:1]), STINGRAY, 1.0)
+    assert ok and iterations == int(np.asarray(fooled.iterations)[0])
+    h.assert_close(images[:1], h.nhwc(reference), 1e-9)
+
+
+def jax_key(seed):
+    import jax
+
+    return jax.random.key(seed)

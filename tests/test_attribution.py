@@ -200,7 +200,7 @@ def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
     """At layers above which only classifier.2's ReLU remains, guided_gradcam takes the
     layer gradient from the guided pass; it must equal GradCAM × guided backprop."""
     with jax.enable_x64(True):
-        model = jaxviz.init_model(jax.random.key(5)).astype(jnp.float64)
+        model = jaxviz.init_model(jax.random.key(6)).astype(jnp.float64)
         x = jnp.asarray(np.random.default_rng(4).normal(size=(3, 37, 41, 3)))
         target = jnp.asarray([7, 300, 999])
         ours = jaxviz.guided_gradcam(model, x, target, layer=layer)

@@ -144,5 +144,5 @@ def test_target_head_equals_the_logits_column_float64(guided):
 
 def test_target_head_refuses_layers_that_hold_every_class(model):
     x = jnp.zeros((1, 64, 64, 3))
-    with pytest.raises(jaxviz.InputError, match="classifier.1–3"):
+    with pytest.raises(jaxviz.InputError, match="hold one channel per class"):
         model.apply(model.params, x, capture=("classifier.2",), target=jnp.array([1]))

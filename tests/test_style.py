@@ -81,8 +81,9 @@ def test_inversion_and_texture_start_from_noise(model, pair):
     "kwargs, match",
     [
         ({"style_layers": (1, 4), "style_weights": (1, 2, 3)}, "same length"),
-        ({"style_layers": (1, 13, 6, 7)}, "feature indices in 0..12"),
-        ({"content_layer": -1}, "feature indices"),
+        ({"style_layers": (1, 13, 6, 7)}, r"`style_layers` as an index must be in 0\.\.12"),
+        ({"content_layer": -1}, r"`content_layer` as an index must be in 0\.\.12"),
+        ({"content_layer": "layer4"}, "'layer4' is not a layer of squeezenet1_1"),
         ({"init": "noise"}, "`key` is required"),
         ({"init": "zeros"}, "`init` must be one of"),
         ({"num_iterations": 0}, "`num_iterations` must be >= 1"),

@@ -200,10 +200,11 @@ def test_missing_explicit_and_env_paths(tmp_path, monkeypatch):
 
 def test_manifest_lists_torchvision_urls():
     m = jw.manifest()
-    assert set(m) == {"squeezenet1_0", "squeezenet1_1"}
-    assert m["squeezenet1_1"]["url"] == torchvision.models.SqueezeNet1_1_Weights.IMAGENET1K_V1.url
-    assert m["squeezenet1_0"]["url"] == torchvision.models.SqueezeNet1_0_Weights.IMAGENET1K_V1.url
-    for entry in m.values():
-        assert entry["filename"].split("-")[1].startswith(entry["sha256_prefix"])
-        assert entry["num_params"] == sum(int(np.prod(s)) for s in jw.state_dict_shapes(
-            "squeezenet1_1" if "1_1" in entry["filename"] else "squeezenet1_0").values())
+    assert set(m) == set(jaxviz.ARCHITECTURES)
+    for arch, entry in m.items():
+        weights = torchvision.models.get_model_weights(arch).IMAGENET1K_V1
+        assert entry["url"] == weights.url and entry["filename"] == weights.url.rsplit("/", 1)[1]
+        assert entry["filename"].rsplit("-", 1)[1].startswith(entry["sha256_prefix"])
+        # torchvision counts parameters, not BatchNorm's running statistics
+        assert entry["num_params"] == weights.meta["num_params"] == sum(
+            int(np.prod(s)) for k, s in jw.state_dict_shapes(arch).items() if ".running_" not in k), arch

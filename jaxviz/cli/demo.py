@@ -24,6 +24,7 @@ from jaxviz.cli.outputs import read_records
 from jaxviz.cli.plan import Job, MethodRun
 from jaxviz.figures import save_grid
 from jaxviz.labels import class_names
+from jaxviz.models import describe
 from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
@@ -96,14 +97,17 @@ def demo_job(args) -> tuple[Job, dict]:
                           METHODS["style"].size)
     arch = args.arch or common.DEFAULT_ARCH
     *runs, style_run = batch.resolve_for_arch(runs + [style_run], arch, None)
+    if not describe(arch).style_layers:
+        notes.append(f"{arch} has no style-transfer preset: no style figures")
 
     sources, problems = inputs_mod.collect(inputs, exclude=Path(args.out))
     sources = sources[:n_images]
     style_sources, style_problems = inputs_mod.collect(style_inputs, exclude=Path(args.out))
     # style runs over its own content image: the same job, its sources told apart by run
-    job = Job(runs=runs + [style_run], sources=sources, problems=problems + style_problems,
+    with_style = bool(describe(arch).style_layers)
+    job = Job(runs=runs + [style_run] * with_style, sources=sources, problems=problems + style_problems,
               out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=arch,
-              weights=args.weights, run_sources={len(runs): style_sources})
+              weights=args.weights, run_sources={len(runs): style_sources} if with_style else {})
     class_run = next(r for r, (name, _) in zip(runs, specs) if METHODS[name].classes is not None)
     return job, {"notes": notes, "styles": styles, "class_run": class_run, "style_run": style_run}
 
@@ -169,7 +173,7 @@ def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> lis
         path = out / "class_visualization.png"
         save_grid(path, [images], col_titles=[k.split("-", 1)[1] for k in wanted], cell=3.0)
         written.append(path)
-    style_sources = job.sources_for(job.runs.index(style_run))
+    style_sources = job.sources_for(job.runs.index(style_run)) if style_run in job.runs else []
     style_rows, style_titles = [], []
     for source in style_sources:
         content = np.asarray(jaxviz.deprocess(jaxviz.preprocess(reader(source), size=style_run.size)))[0]

@@ -168,8 +168,11 @@ def style_specs(options) -> list[StyleSpec]:
 
 def _style(model, x, options, variant):
     style = variant.normalised(min(x.shape[1:3]))
+    settings = variant.settings()
+    if len(settings.get("style_weights", ())) != len(model.architecture.style_layers):
+        settings.pop("style_weights", None)  # the course's weights are for SqueezeNet's four layers
     result = jaxviz.style_transfer(model, x, style, num_iterations=options["num_iterations"],
-                                   preserve_colors=options["preserve_colors"], **variant.settings())
+                                   preserve_colors=options["preserve_colors"], **settings)
     return {"image": result.images, "loss": jnp.broadcast_to(result.losses[-1], (x.shape[0],))}
 
 

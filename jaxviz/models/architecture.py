@@ -8,32 +8,32 @@ architecture module and never spell a layer name themselves.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
 from jaxviz.errors import InputError, UnknownLayerError
 
 
 @dataclass(frozen=True)
 class Architecture:
-    """One network's description.
+    """One network's description, derived from its forward function.
 
     Attributes:
-      name: the architecture's name (``"squeezenet1_1"``).
-      layer_names: every capturable layer, torchvision module paths, in forward order, and
-        ``output``, the logits.
+      name: the architecture's name (``"resnet50"``).
+      layer_names: every capturable layer, torchvision module paths, in forward order (a
+        module called several times at its last call), and ``output``, the logits.
       num_classes: the length of the logits.
       output: the pseudo-layer holding the logits (N, num_classes).
-      class_layers: layers with one channel per class: they cannot be captured or
-        perturbed when the head is evaluated for each image's target alone.
+      class_layers: the class layer and what follows it: one channel per class, so they
+        cannot be captured or perturbed when the head is evaluated for each image's target
+        alone.
       head_input: the head's input; below it every class shares the computation.
+      class_layer: the last linear / 1×1 layer.
       default_layer: GradCAM's default: the output of the last convolutional block.
-      feature_layers: the layers style transfer indexes by number (``features.i``).
-      relus_after: ``layer`` → the ReLU layers that run after its output, in forward order.
-      monotone_relus: ReLUs whose upstream gradient is never negative for a target's
+      feature_layers: layers style transfer may index by number (SqueezeNet's ``features.i``).
+      monotone_relus: activations whose upstream gradient is never negative for a target's
         logit, so their guided and standard backward passes agree.
       minimum_input_size: the smallest height and width the network accepts.
-      input_size_ok: ``(height, width)`` → whether the network accepts that size.
-      style_content_layer, style_layers: the course's style-transfer layer indices.
+      style_content_layer, style_layers: the Gatys style-transfer preset.
     """
 
     name: str
@@ -42,15 +42,54 @@ class Architecture:
     output: str
     class_layers: frozenset[str]
     head_input: str
+    class_layer: str
     default_layer: str
     feature_layers: tuple[str, ...]
-    relus_after: Callable[[str], tuple[str, ...]] = field(compare=False)
     monotone_relus: frozenset[str]
-    minimum_input_size: int
-    input_size_ok: Callable[[int, int], bool] = field(compare=False)
-    style_content_layer: int
-    style_layers: tuple[int, ...]
+    style_content_layer: str | None
+    style_layers: tuple[str, ...]
+    style_weights: tuple[float, ...]
+    activations_after_layer: dict = field(compare=False, repr=False)
+    network: object = field(compare=False, repr=False)
     layers_hint: str = ""  # how to read the layer list in an error message
+
+    @classmethod
+    def of(cls, network) -> "Architecture":
+        from jaxviz.models import network as _network
+
+        listing = _network.call_listing(network)
+        names = listing.layer_names
+        class_index = listing.last_call[network.class_layer]
+        class_layers = frozenset(n for n in names if listing.last_call[n] >= class_index) | {_network.OUTPUT}
+        after = {}
+        for name in names:
+            index = listing.last_call[name]
+            after[name] = tuple(act_name or f"{kind} #{i}" for i, act_name, kind in listing.activations if i > index)
+        return cls(
+            name=network.name, layer_names=names + (_network.OUTPUT,), num_classes=network.num_classes,
+            output=_network.OUTPUT, class_layers=class_layers, head_input=network.head_input,
+            class_layer=network.class_layer, default_layer=network.default_layer,
+            feature_layers=network.feature_layers, monotone_relus=frozenset(network.monotone_relus),
+            style_content_layer=network.style_content_layer, style_layers=tuple(network.style_layers),
+            style_weights=tuple(network.style_weights),
+            activations_after_layer=after, network=network, layers_hint=network.layers_hint,
+        )
+
+    def relus_after(self, layer: str) -> tuple[str, ...]:
+        """The activations that run after ``layer``'s output, in forward order (a functional
+        one, which no hook sees, as ``"<kind> #<call>"``)."""
+        return self.activations_after_layer.get(layer, ())
+
+    @property
+    def minimum_input_size(self) -> int:
+        from jaxviz.models import network as _network
+
+        return _network.minimum_input_size(self.network)
+
+    def input_size_ok(self, height: int, width: int) -> bool:
+        from jaxviz.models import network as _network
+
+        return _network.input_size_ok(self.network, int(height), int(width))
 
     def check_layers(self, names: str | Sequence[str]) -> tuple[str, ...]:
         """Validates layer names; returns them as a tuple.
@@ -64,16 +103,18 @@ class Architecture:
             if name not in known:
                 raise UnknownLayerError(
                     f"`layer` {name!r} is not a layer of {self.name}; known layers: "
-                    f"{self.layers_hint or ', '.join(self.layer_names)} "
-                    f"(all of them: jaxviz.load_model(...).layer_names)")
+                    f"{self.layers_hint or ', '.join(self.layer_names)}, {self.output!r} "
+                    f"(all of them: model.layer_names)")
         return names
 
     def check_input_size(self, height: int, width: int) -> None:
-        for axis, size in (("height", height), ("width", width)):
-            if not self.input_size_ok(size, size):
-                raise InputError(
-                    f"image {axis} {size} is too small for {self.name}: it needs at least "
-                    f"{self.minimum_input_size}×{self.minimum_input_size} pixels")
+        if self.input_size_ok(height, width):
+            return
+        minimum = self.minimum_input_size
+        big = max(height, width, minimum)
+        axis, size = ("height", height) if not self.input_size_ok(height, big) else ("width", width)
+        raise InputError(f"image {axis} {size} is too small for {self.name}: it needs at least "
+                         f"{minimum}×{minimum} pixels")
 
     def check_class(self, value, name: str = "target") -> int:
         if isinstance(value, bool) or not isinstance(value, int):

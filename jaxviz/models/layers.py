@@ -1,4 +1,4 @@
-"""The numerical building blocks of SqueezeNet, written to match PyTorch exactly.
+"""The numerical building blocks of the networks, written to match PyTorch exactly.
 
 * ``conv2d``: every convolution is one ``dot``.  1×1 stride-1 convolutions are a plain
   contraction over channels (XLA:CPU runs a ``dot`` faster than ``conv_general_dilated``
@@ -38,7 +38,8 @@ def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
     kh, kw, cin, cout = kernel.shape
     if (kh, kw) != (1, 1) or stride != 1 or padding != 0:
         x = patches(x, kh, kw, stride=stride, padding=padding)
-    return jnp.dot(x, kernel.reshape(kh * kw * cin, cout)) + bias.reshape(1, 1, 1, -1)
+    y = jnp.dot(x, kernel.reshape(kh * kw * cin, cout))
+    return y if bias is None else y + bias.reshape(1, 1, 1, -1)
 
 
 def target_channel_conv1x1(x, kernel, bias, target):
@@ -88,68 +89,128 @@ def _guided_relu_bwd(positive, g):
 guided_relu.defvjp(_guided_relu_fwd, _guided_relu_bwd)
 
 
-def pool_output_size(size: int, kernel: int = 3, stride: int = 2) -> int:
-    """Output length of a ceil-mode max pool without padding, as PyTorch computes it.
+@jax.custom_vjp
+def relu6(x):
+    """``nn.ReLU6`` (hardtanh 0..6); its gradient is 0 at 0 and 6, like PyTorch's."""
+    return jnp.clip(x, 0, 6)
+
+
+relu6.defvjp(lambda x: (jnp.clip(x, 0, 6), (x > 0) & (x < 6)),
+             lambda inside, g: (jnp.where(inside, g, jnp.zeros_like(g)),))
+
+
+@jax.custom_vjp
+def guided_relu6(x):
+    """ReLU6 whose backward pass is guided: ``1[0<x<6] · max(g, 0)``."""
+    return jnp.clip(x, 0, 6)
+
+
+guided_relu6.defvjp(lambda x: (jnp.clip(x, 0, 6), (x > 0) & (x < 6)),
+                    lambda inside, g: (jnp.where(inside, jnp.maximum(g, 0), jnp.zeros_like(g)),))
+
+
+def _hardswish_grad(x):
+    # PyTorch's hardswish_backward: 0 below −3, x/3 + 1/2 up to 3 (inclusive), 1 above
+    return jnp.where(x < -3, 0.0, jnp.where(x <= 3, x / 3 + 0.5, 1.0)).astype(x.dtype)
+
+
+def _hardswish(x):
+    return x * jnp.clip(x + 3, 0, 6) / 6
+
+
+@jax.custom_vjp
+def hardswish(x):
+    """``nn.Hardswish``: x·relu6(x + 3)/6, with PyTorch's gradient."""
+    return _hardswish(x)
+
+
+hardswish.defvjp(lambda x: (_hardswish(x), x), lambda x, g: (g * _hardswish_grad(x),))
+
+
+@jax.custom_vjp
+def guided_hardswish(x):
+    """Hardswish whose backward pass is guided: ``max(hardswish'(x)·g, 0)``."""
+    return _hardswish(x)
+
+
+guided_hardswish.defvjp(lambda x: (_hardswish(x), x), lambda x, g: (jnp.maximum(g * _hardswish_grad(x), 0),))
+
+
+@jax.custom_vjp
+def hardsigmoid(x):
+    """``nn.Hardsigmoid``: relu6(x + 3)/6, gradient 1/6 strictly inside (−3, 3) as PyTorch's."""
+    return jnp.clip(x + 3, 0, 6) / 6
+
+
+hardsigmoid.defvjp(lambda x: (jnp.clip(x + 3, 0, 6) / 6, (x > -3) & (x < 3)),
+                   lambda inside, g: (jnp.where(inside, g / 6, jnp.zeros_like(g)),))
+
+
+def pool_output_size(size: int, kernel: int = 3, stride: int = 2, padding: int = 0, ceil_mode: bool = True) -> int:
+    """Output length of a max or average pool, as PyTorch computes it.
 
     Returns 0 or less when PyTorch would refuse the input.
     """
-    # PyTorch: div_rtn(size - kernel + (stride - 1), stride) + 1, rounding toward -inf,
-    # then drop the last window if it would start past the input.
-    out = (size - kernel + stride - 1) // stride + 1
-    if out >= 1 and (out - 1) * stride >= size:
+    # PyTorch: div_rtn(size + 2p - kernel + (ceil ? stride - 1 : 0), stride) + 1, rounding
+    # toward -inf; in ceil mode the last window is dropped if it would start in the padding.
+    span = size + 2 * padding - kernel
+    out = (span + (stride - 1 if ceil_mode else 0)) // stride + 1
+    if ceil_mode and out >= 1 and (out - 1) * stride >= size + padding:
         out -= 1
     return out
 
 
-def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
+def conv_output_size(size: int, kernel: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
     """Output length of a convolution (0 or less when the input is too small)."""
-    return (size + 2 * padding - kernel) // stride + 1
+    return (size + 2 * padding - dilation * (kernel - 1) - 1) // stride + 1
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _max_pool(x, kernel: int, stride: int):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _max_pool(x, kernel: int, stride: int, padding: int, ceil_mode: bool):
     # Not differentiated: the maximum of the kernel² strided views, one elementwise pass
     # that XLA:CPU runs faster than ``reduce_window`` (the same values: max is exact;
     # benchmarks/results/design-notes.md).
     # Under differentiation ``_max_pool_fwd`` keeps ``reduce_window``: its output is a
     # fusion boundary, whereas XLA would recompute the views' maximum inside each of the
     # backward pass's comparisons.
-    _, _, _, views = _padded_windows(x, kernel, stride)
+    _, _, _, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
     return functools.reduce(jnp.maximum, (view for _, _, view in views))
 
 
-def _pool_pads(x, kernel, stride):
+def _pool_pads(x, kernel, stride, padding, ceil_mode):
     _, h, w, _ = x.shape
-    oh, ow = pool_output_size(h, kernel, stride), pool_output_size(w, kernel, stride)
+    oh = pool_output_size(h, kernel, stride, padding, ceil_mode)
+    ow = pool_output_size(w, kernel, stride, padding, ceil_mode)
     if oh < 1 or ow < 1:
         raise InputError(
             f"max-pool input of spatial size {h}×{w} is smaller than its {kernel}×{kernel} window"
         )
-    pad_h = max((oh - 1) * stride + kernel - h, 0)
-    pad_w = max((ow - 1) * stride + kernel - w, 0)
+    # −inf padding: `padding` before, and after as far as the last window reaches
+    pad_h = max((oh - 1) * stride + kernel - h - padding, 0)
+    pad_w = max((ow - 1) * stride + kernel - w - padding, 0)
     return oh, ow, pad_h, pad_w
 
 
-def _max_pool_fwd(x, kernel, stride):
-    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
+def _max_pool_fwd(x, kernel, stride, padding, ceil_mode):
+    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride, padding, ceil_mode)
     y = lax.reduce_window(
         x,
         -jnp.inf,
         lax.max,
         window_dimensions=(1, kernel, kernel, 1),
         window_strides=(1, stride, stride, 1),
-        padding=((0, 0), (0, pad_h), (0, pad_w), (0, 0)),
+        padding=((0, 0), (padding, pad_h), (padding, pad_w), (0, 0)),
     )
-    return y, (x, y)
+    return y[:, :oh, :ow], (x, y[:, :oh, :ow])
 
 
-def _padded_windows(x, kernel, stride):
+def _padded_windows(x, kernel, stride, padding, ceil_mode):
     """The −inf-padded input's kernel² strided views, in row-major window order.
 
     Returns (padded shape, oh, ow, [(di, dj, view)]), each view (N, oh, ow, C).
     """
-    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride)
-    xp = jnp.pad(x, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=-jnp.inf)
+    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride, padding, ceil_mode)
+    xp = jnp.pad(x, ((0, 0), (padding, pad_h), (padding, pad_w), (0, 0)), constant_values=-jnp.inf)
     views = [
         (di, dj, lax.slice(xp, (0, di, dj, 0),
                            (xp.shape[0], di + stride * (oh - 1) + 1, dj + stride * (ow - 1) + 1, xp.shape[3]),
@@ -160,9 +221,9 @@ def _padded_windows(x, kernel, stride):
     return xp.shape, oh, ow, views
 
 
-def _max_pool_bwd(kernel, stride, residuals, g):
+def _max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
     x, y = residuals
-    padded_shape, oh, ow, views = _padded_windows(x, kernel, stride)
+    padded_shape, oh, ow, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
     # Each window's first maximum in row-major order gets the whole gradient (PyTorch's
     # rule): its tap index, found once at output resolution by a reduction (argmax takes
     # the first True).  A reduction is not fused into the scatter below, which would
@@ -170,10 +231,10 @@ def _max_pool_bwd(kernel, stride, residuals, g):
     first = jnp.argmax(jnp.stack([view == y for _, _, view in views], axis=3), axis=3)
     zero = jnp.zeros((), g.dtype)
     routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
-    return (_scatter_windows(routed, x.shape, padded_shape, oh, ow, kernel, stride),)
+    return (_scatter_windows(routed, x.shape, padded_shape, oh, ow, kernel, stride, padding),)
 
 
-def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):
+def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, padding=0):
     """Sums each window tap's (N, oh, ow, C) gradient into the input positions it came from.
 
     Input row ``i = stride·a + p`` is reached by the taps ``di ≡ p (mod stride)`` at output
@@ -185,8 +246,8 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):
     adds were split into separate passes (benchmarks/results/design-notes.md).
     """
     n, height, width, channels = shape
-    rows = -(-padded_shape[1] // stride)  # phase 0 is the longest
-    cols = -(-padded_shape[2] // stride)
+    rows = max(-(-padded_shape[1] // stride), oh + (kernel - 1) // stride)  # phase 0 is the longest
+    cols = max(-(-padded_shape[2] // stride), ow + (kernel - 1) // stride)
     zero = jnp.zeros((), next(iter(routed.values())).dtype)
     row_phase = lax.broadcasted_iota(jnp.int32, (1, 1, stride, 1, 1, 1), 2)
     col_phase = lax.broadcasted_iota(jnp.int32, (1, 1, 1, 1, stride, 1), 4)
@@ -204,12 +265,102 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride):
                 here = (row_phase == p) & (col_phase == q)
                 full = full + jnp.where(here, phase[:, :, None, :, None, :], zero)
     full = full.reshape(n, rows * stride, cols * stride, channels)
-    return full[:, :height, :width, :]
+    return full[:, padding:padding + height, padding:padding + width, :]
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
 
 
+def max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):
+    """``torch.nn.MaxPool2d(kernel, stride, padding, ceil_mode=...)`` on an NHWC batch; the
+    gradient goes to each window's first maximum in row-major order, as PyTorch's does."""
+    stride = kernel if stride is None else stride
+    return _max_pool(x, kernel, stride, padding, bool(ceil_mode))
+
+
 def max_pool_ceil(x, kernel: int = 3, stride: int = 2):
     """``torch.nn.MaxPool2d(kernel, stride, ceil_mode=True)`` on an NHWC batch."""
-    return _max_pool(x, kernel, stride)
+    return max_pool(x, kernel, stride, 0, True)
+
+
+def avg_pool(x, kernel: int, stride: int | None = None):
+    """``torch.nn.AvgPool2d(kernel, stride)`` (no padding, floor mode) on an NHWC batch."""
+    stride = kernel if stride is None else stride
+    _, h, w, _ = x.shape
+    oh, ow = pool_output_size(h, kernel, stride, 0, False), pool_output_size(w, kernel, stride, 0, False)
+    if oh < 1 or ow < 1:
+        raise InputError(f"average-pool input of spatial size {h}×{w} is smaller than its {kernel}×{kernel} window")
+    total = functools.reduce(jnp.add, (
+        lax.slice(x, (0, i, j, 0), (x.shape[0], i + stride * (oh - 1) + 1, j + stride * (ow - 1) + 1, x.shape[3]),
+                  (1, stride, stride, 1))
+        for i in range(kernel) for j in range(kernel)))
+    return total / (kernel * kernel)
+
+
+def _adaptive_weights(size: int, out: int, dtype):
+    # PyTorch's bins: [floor(i·size/out), ceil((i+1)·size/out))
+    import numpy as np
+
+    weights = np.zeros((out, size))
+    for i in range(out):
+        start, end = (i * size) // out, -(-((i + 1) * size) // out)
+        weights[i, start:end] = 1.0 / (end - start)
+    return jnp.asarray(weights, dtype)
+
+
+def adaptive_avg_pool(x, output_size: int | tuple[int, int]):
+    """``torch.nn.AdaptiveAvgPool2d(output_size)`` on an NHWC batch."""
+    oh, ow = (output_size, output_size) if isinstance(output_size, int) else output_size
+    _, h, w, _ = x.shape
+    if (oh, ow) == (1, 1):
+        return jnp.mean(x, axis=(1, 2), keepdims=True)
+    if (oh, ow) == (h, w):
+        return x
+    return jnp.einsum("ih,nhwc,jw->nijc", _adaptive_weights(h, oh, x.dtype), x, _adaptive_weights(w, ow, x.dtype))
+
+
+def batch_norm(x, scale, bias, mean, var, eps: float):
+    """Eval-mode ``BatchNorm2d`` (running statistics) over the last axis."""
+    shape = (1,) * (x.ndim - 1) + (-1,)
+    factor = scale * lax.rsqrt(var + jnp.asarray(eps, var.dtype))
+    return (x - mean.reshape(shape)) * factor.reshape(shape) + bias.reshape(shape)
+
+
+def linear(x, kernel, bias=None):
+    """``nn.Linear`` with an (in, out) kernel."""
+    y = jnp.dot(x, kernel)
+    return y if bias is None else y + bias.reshape(1, -1)
+
+
+def target_column_linear(x, kernel, bias, target):
+    """Image n's output ``target[n]`` of ``linear(x, kernel, bias)``, (N,)."""
+    y = jnp.einsum("ni,in->n", x, jnp.take(kernel, target, axis=1))
+    return y if bias is None else y + bias[target]
+
+
+def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups: int = 1):
+    """NHWC convolution with ``groups`` groups (kernel (kh, kw, Cin/groups, Cout)).
+
+    A depthwise convolution (one input channel per group, Cout = Cin) is a sum of kh·kw
+    shifted, scaled views: elementwise work that XLA fuses into one pass.
+    """
+    kh, kw, cin_group, cout = kernel.shape
+    if groups == 1:
+        y = conv2d(x, kernel, None, stride=stride, padding=padding)
+    elif cin_group == 1 and cout == x.shape[-1]:
+        if padding:
+            x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+        height, width = x.shape[1:3]
+        out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+        if out_h < 1 or out_w < 1:
+            raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
+        y = functools.reduce(jnp.add, (
+            lax.slice(x, (0, i, j, 0), (x.shape[0], i + stride * (out_h - 1) + 1, j + stride * (out_w - 1) + 1,
+                                         x.shape[3]), (1, stride, stride, 1)) * kernel[i, j, 0].reshape(1, 1, 1, -1)
+            for i in range(kh) for j in range(kw)))
+    else:
+        if x.shape[1] + 2 * padding < kh or x.shape[2] + 2 * padding < kw:
+            raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {x.shape[1]}×{x.shape[2]}")
+        y = lax.conv_general_dilated(x, kernel, (stride, stride), ((padding, padding), (padding, padding)),
+                                     dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=groups)
+    return y if bias is None else y + bias.reshape(1, 1, 1, -1)

@@ -11,33 +11,31 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import _checks, _chunks
-from jaxviz.models import squeezenet, weights as _weights
+from jaxviz.models import catalog, network as _network, weights as _weights
 from jaxviz.models.architecture import Architecture
 
 
 @flax.struct.dataclass
 class Model:
-    """A SqueezeNet with its parameters.
+    """A network with its parameters.
 
     A pytree: ``params`` are its leaves and ``arch`` is static, so a ``Model`` can be passed
     straight through ``jax.jit``.  Calling it on an NHWC batch returns logits (N, 1000).
 
     Attributes:
-      params: ``{layer: {"kernel": HWIO, "bias": (O,)}}``, layer = torchvision module path.
-      arch: ``"squeezenet1_1"`` or ``"squeezenet1_0"``.
+      params: ``{module path: {leaf: array}}``: a convolution's ``kernel`` (HWIO) and
+        ``bias``, a linear layer's ``kernel`` (in, out) and ``bias``, a BatchNorm's ``scale``,
+        ``bias``, ``mean`` and ``var``.
+      arch: the architecture's torchvision name (``jaxviz.ARCHITECTURES``).
     """
 
     params: Any
     arch: str = flax.struct.field(pytree_node=False, default="squeezenet1_1")
 
     @property
-    def module(self) -> squeezenet.SqueezeNet:
-        return squeezenet.SqueezeNet(self.arch)
-
-    @property
     def architecture(self) -> Architecture:
         """What generic code may ask of the network: layer names, defaults, limits."""
-        return squeezenet.architecture(self.arch)
+        return catalog.architecture(self.arch)
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -45,7 +43,7 @@ class Model:
 
     @property
     def dtype(self):
-        return self.params["features.0"]["kernel"].dtype
+        return jax.tree_util.tree_leaves(self.params)[0].dtype
 
     def apply(
         self,
@@ -59,17 +57,20 @@ class Model:
     ):
         """Pure forward pass: logits (N, 1000), or ``{layer: output}`` for ``capture``.
 
-        ``guided=True`` uses the guided-backprop ReLU (same forward, guided backward).
+        ``guided=True`` gives the ``nn.ReLU`` modules guided backprop's backward pass (what
+        Captum's hooks reach); ``guided="all"`` every ReLU-like activation (functional ReLUs,
+        ReLU6, Hardswish).  The forward pass is unchanged.
         ``target`` (N,): the output is each image's logit for its own class, (N,), and the
         classifier is evaluated for that class alone (what gradient methods need).
         """
         capture = None if capture is None else tuple(capture)
-        return _apply(self.arch, bool(guided), capture, params, x, perturb, target)
+        guided = _network.check_guided(guided)
+        return _apply(self.arch, guided, capture, params, x, perturb, target)
 
     def classify(self, params, features, *, target: jax.Array | None = None):
-        """Pure: the classifier from classifier.0's output (N, H, W, 512): logits (N, 1000), or
+        """Pure: the head from ``architecture.head_input``'s output: logits (N, 1000), or
         with ``target`` (N,) each image's logit for its own class (N,), that class alone."""
-        return squeezenet.classifier(params["classifier.1"], features, target=target)
+        return _network.run_head(catalog.network(self.arch), params, features, target=target)
 
     def __call__(self, x):
         x = _checks.check_images(x, architecture=self.architecture)
@@ -88,8 +89,8 @@ class Model:
 def _apply(arch, guided, capture, params, x, perturb, target):
     # One compiled program per shape even when called outside ``jit``: run op by op, each
     # of the hundreds of small ops would be compiled (and kept, with its memory maps) alone.
-    module = squeezenet.SqueezeNet(arch, guided=guided)
-    return module.apply({"params": params}, x, capture=capture, perturb=perturb, target=target)
+    return _network.run(catalog.network(arch), params, x, capture=capture, perturb=perturb, guided=guided,
+                        target=target)
 
 
 def batch_logits(model: Model, x, target: jax.Array | None = None):
@@ -111,13 +112,13 @@ def load_model(
     download: bool | None = None,
     dtype=jnp.float32,
 ) -> Model:
-    """Loads a pretrained SqueezeNet.
+    """Loads a pretrained network.
 
     Weights are found in this order: ``weights`` (a file path), ``$JAXVIZ_WEIGHTS``,
     jaxviz's cache, torchvision's cache, torchvision's download.
 
     Args:
-      arch: ``"squeezenet1_1"`` (default) or ``"squeezenet1_0"``.
+      arch: a torchvision architecture name (``jaxviz.ARCHITECTURES``); default SqueezeNet 1.1.
       weights: path to a ``.pth``, ``.npz`` or ``.safetensors`` file.
       download: allow torchvision's download as a last resort (default: unless
         ``$JAXVIZ_OFFLINE`` is set).
@@ -127,18 +128,18 @@ def load_model(
       >>> model = jaxviz.load_model()
       >>> logits = model(jaxviz.preprocess(images))
     """
-    squeezenet.check_arch(arch)
+    catalog.check_arch(arch)
     source = _weights.resolve_weights(arch, weights, download=download)
     params, _ = _weights.load_params(source, arch)
     return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
 
 
 def from_torchvision(module_or_state_dict, arch: str | None = None, *, dtype=jnp.float32) -> Model:
-    """Builds a :class:`Model` from a torchvision SqueezeNet module or its state_dict.
+    """Builds a :class:`Model` from a torchvision module or its state_dict.
 
     Args:
-      module_or_state_dict: ``torchvision.models.squeezenet1_1()`` (or 1_0) or a state_dict.
-      arch: architecture; default: detected from the weights.
+      module_or_state_dict: e.g. ``torchvision.models.resnet50()`` or its state_dict.
+      arch: architecture; default: detected from the state_dict's keys and shapes.
     """
     state_dict = module_or_state_dict
     if hasattr(state_dict, "state_dict") and callable(state_dict.state_dict):
@@ -148,17 +149,14 @@ def from_torchvision(module_or_state_dict, arch: str | None = None, *, dtype=jnp
             f"`module_or_state_dict` must be a torch module or a state_dict, got {type(state_dict).__name__}"
         )
     if arch is None:
-        arch = _weights.detect_arch(state_dict)
-        if arch is None:
-            raise _weights.WeightsError("cannot tell the architecture: no features.0.weight of a known shape")
+        arch = _weights.identify_arch(state_dict, "state_dict")
     params = _weights.state_dict_to_params(state_dict, arch)
     return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
 
 
 def init_model(key, arch: str = "squeezenet1_1", *, dtype=jnp.float32) -> Model:
-    """A randomly initialised model (torchvision's initialisation scheme)."""
-    module = squeezenet.SqueezeNet(squeezenet.check_arch(arch))
-    params = module.init(key, jnp.zeros((1, 224, 224, 3), dtype))["params"]
+    """A randomly initialised model (torchvision's initialisation schemes)."""
+    params = _network.init_params(catalog.network(catalog.check_arch(arch)), key, jnp.float32)
     return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
 
 
@@ -175,9 +173,9 @@ def layer_activation(model: Model, x, layer: str | Sequence[str]):
     Args:
       model: a :class:`Model`.
       x: (N, H, W, 3) normalised images.
-      layer: torchvision module path (``"features.12"``) or a sequence of them.
+      layer: torchvision module path (``"layer4.1"``) or a sequence of them.
     """
     x = _checks.check_images(x, architecture=model.architecture)
-    names = squeezenet.check_layers(model.arch, (layer,) if isinstance(layer, str) else tuple(layer))
+    names = model.architecture.check_layers((layer,) if isinstance(layer, str) else tuple(layer))
     outputs = _layer_outputs(model, x.astype(model.dtype), names)
     return outputs[layer] if isinstance(layer, str) else outputs

@@ -1,4 +1,4 @@
-"""Reading torchvision SqueezeNet weights into Flax parameters, safely and once.
+"""Reading torchvision weights into jaxviz parameters, safely and once.
 
 Sources: a torchvision module or state_dict, a ``.pth``/``.pt`` file (``torch.load`` with
 ``weights_only=True``), an ``.npz`` (``allow_pickle=False``) or a ``.safetensors`` file.
@@ -16,17 +16,16 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxviz._io import atomic_write_bytes, file_sha256, load_npz
 from jaxviz.errors import ArchitectureMismatchError, InputError, WeightsError, WeightsNotFoundError
-from jaxviz.models import squeezenet
+from jaxviz.models import catalog, network as _network
 
 _MANIFEST_PATH = Path(__file__).with_name("torchvision_weights.json")
 _FORMAT = "jaxviz-params-v1"  # safetensors metadata marking a converted cache file
@@ -40,37 +39,112 @@ def manifest() -> dict[str, dict[str, Any]]:
 
 # --------------------------------------------------------------------------- shapes & keys
 
+# a BatchNorm's parameter leaves ↔ its state_dict entries
+_BN_KEYS = {"scale": "weight", "bias": "bias", "mean": "running_mean", "var": "running_var"}
+_OPTIONAL = "num_batches_tracked"  # BatchNorm's step counter: accepted, not needed in eval mode
+
 
 @functools.cache
 def param_shapes(arch: str) -> dict[str, dict[str, tuple[int, ...]]]:
-    """Flax parameter shapes of ``arch``: ``{layer: {"kernel": HWIO, "bias": (O,)}}``."""
-    module = squeezenet.SqueezeNet(squeezenet.check_arch(arch))
-    shapes = jax.eval_shape(
-        lambda: module.init(jax.random.key(0), jnp.zeros((1, 224, 224, 3), jnp.float32))
-    )["params"]
-    return {layer: {k: tuple(v.shape) for k, v in leaves.items()} for layer, leaves in shapes.items()}
+    """Parameter shapes of ``arch``: ``{layer: {leaf: shape}}`` (HWIO kernels)."""
+    return dict(_network.call_listing(catalog.network(catalog.check_arch(arch))).param_shapes)
+
+
+def _is_batch_norm(leaves) -> bool:
+    return "mean" in leaves
+
+
+def _state_dict_entries(layer, leaves):
+    """(state_dict key, leaf, torch shape) for one layer's parameters."""
+    for leaf, shape in leaves.items():
+        if _is_batch_norm(leaves):
+            yield f"{layer}.{_BN_KEYS[leaf]}", leaf, shape
+        elif leaf == "kernel":
+            torch_shape = (shape[3], shape[2], shape[0], shape[1]) if len(shape) == 4 else (shape[1], shape[0])
+            yield f"{layer}.weight", leaf, torch_shape
+        else:
+            yield f"{layer}.{leaf}", leaf, shape
 
 
 @functools.cache
 def state_dict_shapes(arch: str) -> dict[str, tuple[int, ...]]:
-    """The torchvision state_dict keys of ``arch`` and their (OIHW) shapes."""
+    """The torchvision state_dict keys of ``arch`` and their shapes (OIHW, (out, in))."""
+    return {key: shape for layer, leaves in param_shapes(arch).items()
+            for key, _, shape in _state_dict_entries(layer, leaves)}
+
+
+def _comparable(state_dict: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    return {k: tuple(np.shape(v)) for k, v in _renamed_legacy_keys(state_dict).items()
+            if not k.endswith("." + _OPTIONAL)}
+
+
+def _renamed_legacy_keys(state_dict):
+    # DenseNet files published before torchvision renamed ``norm.1`` to ``norm1`` (what
+    # torchvision's own loader rewrites with the same pattern)
+    pattern = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+    if not any(pattern.match(k) for k in state_dict):
+        return state_dict
     out = {}
-    for layer, leaves in param_shapes(arch).items():
-        kh, kw, cin, cout = leaves["kernel"]
-        out[f"{layer}.weight"] = (cout, cin, kh, kw)
-        out[f"{layer}.bias"] = leaves["bias"]
+    for key, value in state_dict.items():
+        match = pattern.match(key)
+        out[match.group(1) + match.group(2) if match else key] = value
     return out
 
 
+def _differences(expected, found) -> list[str]:
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    wrong = sorted(f"{k}: expected {expected[k]}, got {found[k]}"
+                   for k in set(expected) & set(found) if found[k] != expected[k])
+    problems = []
+    if missing:
+        problems.append(f"missing keys {_few(missing)}")
+    if unexpected:
+        problems.append(f"unexpected keys {_few(unexpected)}")
+    if wrong:
+        problems.append(f"shape mismatches [{'; '.join(_few(wrong))}]")
+    return problems
+
+
+def _few(items, limit=12):
+    return items if len(items) <= limit else items[:limit] + [f"… {len(items) - limit} more"]
+
+
 def detect_arch(state_dict: Mapping[str, Any]) -> str | None:
-    """The architecture whose first convolution matches ``state_dict``'s, or ``None``."""
-    first = state_dict.get("features.0.weight")
-    if first is None:
-        return None
-    for arch in squeezenet.ARCHITECTURES:
-        if tuple(np.shape(first)) == state_dict_shapes(arch)["features.0.weight"]:
+    """The architecture whose keys and shapes are exactly ``state_dict``'s, or ``None``."""
+    found = _comparable(state_dict)
+    for arch in _candidates(found):
+        if state_dict_shapes(arch) == found:
             return arch
     return None
+
+
+def _candidates(found):
+    # cheap filter before tracing an architecture: its first and last parameters are there
+    for arch in catalog.ARCHITECTURES:
+        first, last = _ends(arch)
+        if first in found and last in found:
+            yield arch
+
+
+@functools.cache
+def _ends(arch):
+    keys = list(state_dict_shapes(arch))
+    return keys[0], keys[-1]
+
+
+def identify_arch(state_dict: Mapping[str, Any], source: str) -> str:
+    """:func:`detect_arch`, or an error naming the nearest architecture's differing keys."""
+    arch = detect_arch(state_dict)
+    if arch is not None:
+        return arch
+    found = _comparable(state_dict)
+    nearest = min(catalog.ARCHITECTURES,
+                  key=lambda a: len(set(state_dict_shapes(a)) ^ set(found))
+                  + sum(state_dict_shapes(a)[k] != found[k] for k in set(state_dict_shapes(a)) & set(found)))
+    raise WeightsError(f"{source}: cannot tell the architecture: no known architecture has exactly these keys "
+                       f"and shapes; the nearest, {nearest}, differs: "
+                       + ", ".join(_differences(state_dict_shapes(nearest), found)))
 
 
 def _to_numpy(value) -> np.ndarray:
@@ -86,48 +160,37 @@ def _to_numpy(value) -> np.ndarray:
 
 
 def state_dict_to_params(state_dict: Mapping[str, Any], arch: str, *, source: str = "state_dict"):
-    """Converts a torchvision state_dict to Flax parameters (float32 numpy, HWIO kernels).
+    """Converts a torchvision state_dict to parameters (float32 numpy, HWIO kernels).
+
+    ``num_batches_tracked`` entries may be present or not.
 
     Raises:
-      ArchitectureMismatchError: the weights are those of the other SqueezeNet.
+      ArchitectureMismatchError: the weights are those of another known architecture.
       WeightsError: keys missing or unexpected, or shapes that do not match; the message
-        names every key at fault.
+        names the keys at fault.
     """
-    squeezenet.check_arch(arch)
+    catalog.check_arch(arch)
     expected = state_dict_shapes(arch)
-    found = detect_arch(state_dict)
-    if found is not None and found != arch:
-        raise ArchitectureMismatchError(
-            f"{source} holds {found} weights, but the model asked for is {arch}; "
-            f"pass arch={found!r} or weights for {arch}"
-        )
-    missing = sorted(set(expected) - set(state_dict))
-    unexpected = sorted(set(state_dict) - set(expected))
-    wrong = sorted(
-        f"{k}: expected {expected[k]}, got {tuple(np.shape(state_dict[k]))}"
-        for k in set(expected) & set(state_dict)
-        if tuple(np.shape(state_dict[k])) != expected[k]
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing keys {missing}")
-    if unexpected:
-        problems.append(f"unexpected keys {unexpected}")
-    if wrong:
-        problems.append(f"shape mismatches [{'; '.join(wrong)}]")
-    if problems:
-        raise WeightsError(f"{source} is not a {arch} state_dict: " + ", ".join(problems))
+    state_dict = _renamed_legacy_keys(state_dict)
+    found_shapes = _comparable(state_dict)
+    if found_shapes != expected:
+        found = detect_arch(state_dict)
+        if found is not None:
+            raise ArchitectureMismatchError(
+                f"{source} holds {found} weights, but the model asked for is {arch}; "
+                f"pass arch={found!r} or weights for {arch}"
+            )
+        raise WeightsError(f"{source} is not a {arch} state_dict: " + ", ".join(_differences(expected, found_shapes)))
     params = {}
-    for key in expected:
-        array = _to_numpy(state_dict[key])
-        if array.dtype.kind != "f":
-            raise WeightsError(f"{source}: {key} has dtype {array.dtype}, expected floating point")
-        _check_finite(array, key, source)
-        layer, kind = key.rsplit(".", 1)
-        leaf = array.transpose(2, 3, 1, 0) if kind == "weight" else array  # OIHW → HWIO
-        params.setdefault(layer, {})["kernel" if kind == "weight" else "bias"] = np.ascontiguousarray(
-            leaf, dtype=np.float32
-        )
+    for layer, leaves in param_shapes(arch).items():
+        for key, leaf, _ in _state_dict_entries(layer, leaves):
+            array = _to_numpy(state_dict[key])
+            if array.dtype.kind != "f":
+                raise WeightsError(f"{source}: {key} has dtype {array.dtype}, expected floating point")
+            _check_finite(array, key, source)
+            if leaf == "kernel":  # OIHW → HWIO, (out, in) → (in, out)
+                array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
+            params.setdefault(layer, {})[leaf] = np.ascontiguousarray(array, dtype=np.float32)
     return params
 
 
@@ -146,11 +209,15 @@ def check_finite_params(params, source: str) -> None:
 
 
 def params_to_state_dict(params) -> dict[str, np.ndarray]:
-    """Inverse of :func:`state_dict_to_params` (HWIO → OIHW)."""
+    """Inverse of :func:`state_dict_to_params` (HWIO → OIHW; BatchNorm leaves renamed back)."""
     out = {}
     for layer, leaves in params.items():
-        out[f"{layer}.weight"] = np.asarray(leaves["kernel"]).transpose(3, 2, 0, 1)
-        out[f"{layer}.bias"] = np.asarray(leaves["bias"])
+        shapes = {leaf: np.shape(v) for leaf, v in leaves.items()}
+        for key, leaf, _ in _state_dict_entries(layer, shapes):
+            array = np.asarray(leaves[leaf])
+            if leaf == "kernel":
+                array = array.transpose(3, 2, 0, 1) if array.ndim == 4 else array.T
+            out[key] = array
     return out
 
 
@@ -297,7 +364,7 @@ def resolve_weights(
     Raises:
       WeightsNotFoundError: nothing found; the message lists every way to provide weights.
     """
-    squeezenet.check_arch(arch)
+    catalog.check_arch(arch)
     if weights is not None:
         path = Path(weights)
         if not path.is_file():
@@ -390,9 +457,7 @@ def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, *, arc
     """
     state_dict = read_state_dict(src)
     if arch is None:
-        arch = detect_arch(state_dict)
-        if arch is None:
-            raise WeightsError(f"{src}: cannot tell the architecture (no features.0.weight of a known shape)")
+        arch = identify_arch(state_dict, str(src))
     params = state_dict_to_params(state_dict, arch, source=str(src))
     out = Path(out) if out is not None else cache_dir() / f"{arch}.safetensors"
     save_params(params, out, arch=arch, source_sha256=file_sha256(src))

@@ -33,11 +33,11 @@ PRESETS = {
 CONTENT_IMAGE, IMAGE_SIZE = "tubingen.jpg", 192
 
 
-def features(model, x, layers: Sequence[int]) -> dict[int, jax.Array]:
-    """``{i: output of the model's feature layer i}`` (``features.i``), in one forward pass."""
-    names = model.architecture.feature_layers
-    outputs = model.apply(model.params, x, capture=tuple(names[i] for i in layers))
-    return {i: outputs[names[i]] for i in layers}
+def features(model, x, layers: Sequence[str | int]) -> dict:
+    """``{layer: its output}``, in one forward pass (an integer i: the course's ``features.i``)."""
+    names = {layer: _layer_name(model.architecture, layer, "layers") for layer in layers}
+    outputs = model.apply(model.params, x, capture=tuple(dict.fromkeys(names.values())))
+    return {layer: outputs[name] for layer, name in names.items()}
 
 
 def content_loss(content_weight, current, original):
@@ -71,7 +71,7 @@ def _gram_bwd(f, g):
 _gram.defvjp(_gram_fwd, _gram_bwd)
 
 
-def style_loss(feats, style_layers: Sequence[int], style_targets, style_weights):
+def style_loss(feats, style_layers: Sequence[str], style_targets, style_weights):
     """``Σ_l w_l·Σ(G(feats[l]) − A_l)²``."""
     total = 0.0
     for layer, target, weight in zip(style_layers, style_targets, style_weights):
@@ -92,15 +92,32 @@ class StyleTransferResult(NamedTuple):
     snapshots: jax.Array  # (S, N, H, W, 3)
 
 
+def _layer_name(architecture, value, what):
+    """A layer name; an integer i is the course's ``features.i`` (the architecture's i-th
+    feature layer)."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        n_features = len(architecture.feature_layers)
+        if not 0 <= value < n_features:
+            raise InputError(f"`{what}` as an index must be in 0..{n_features - 1} "
+                             f"(or name a layer of {architecture.name}), got {value!r}")
+        return architecture.feature_layers[value]
+    if not isinstance(value, str):
+        raise InputError(f"`{what}` must be layer names, got {value!r}")
+    return architecture.check_layers(value)[0]
+
+
 def _check_layers(model, content_layer, style_layers, style_weights):
-    n_features = len(model.architecture.feature_layers)
-    for name, value in [("content_layer", content_layer)] + [("style_layers", s) for s in style_layers]:
-        if not isinstance(value, (int, np.integer)) or not 0 <= value < n_features:
-            raise InputError(f"`{name}` must be feature indices in 0..{n_features - 1}, got {value!r}")
+    architecture = model.architecture
+    if content_layer is None or not style_layers:
+        raise InputError(f"{architecture.name} has no style-transfer preset: pass `content_layer` and "
+                         f"`style_layers` (layer names)")
+    content_layer = _layer_name(architecture, content_layer, "content_layer")
+    style_layers = tuple(_layer_name(architecture, s, "style_layers") for s in style_layers)
     if len(style_layers) != len(style_weights):
         raise InputError(
             f"`style_layers` ({len(style_layers)}) and `style_weights` ({len(style_weights)}) must have the same length"
         )
+    return content_layer, style_layers
 
 
 def style_targets(model, styles, style_layers, blend=None):
@@ -166,10 +183,10 @@ def style_transfer(
     content,
     style,
     *,
-    content_layer: int | None = None,
+    content_layer: str | int | None = None,
     content_weight: float = 6e-2,
-    style_layers: Sequence[int] | None = None,
-    style_weights: Sequence[float] = (300000, 1000, 15, 3),
+    style_layers: Sequence[str | int] | None = None,
+    style_weights: Sequence[float] | None = None,
     tv_weight: float = 2e-2,
     init: str | jax.Array = "content",
     key=None,
@@ -193,8 +210,10 @@ def style_transfer(
       content: (N, H, W, 3) normalised content images.
       style: (N or 1, h, w, 3) normalised style images, or a list of (1, h, w, 3) style
         images of any sizes blended with ``blend`` weights.
-      content_layer, style_layers: feature-layer indices (``features.i``); default: the
-        course's, from ``model.architecture`` (3 and (1, 4, 6, 7) on SqueezeNet 1.1).
+      content_layer, style_layers: layer names; default: the architecture's preset (the
+        course's ``features.3`` and ``features.1, .4, .6, .7`` on SqueezeNet, Gatys's
+        ``conv4_2`` and ``conv1_1 … conv5_1`` on VGG).  An integer i means ``features.i``.
+      style_weights: one per style layer; default: the preset's.
       init: ``"content"``, ``"noise"`` (uniform(0, 1), needs ``key``) or an array.
       preserve_colors: keep the content's colours — the result's luminance (Y of YIQ,
         from RGB pixels) with the content's chrominance (I, Q).
@@ -210,9 +229,10 @@ def style_transfer(
     architecture = model.architecture
     content_layer = architecture.style_content_layer if content_layer is None else content_layer
     style_layers = architecture.style_layers if style_layers is None else style_layers
-    _check_layers(model, content_layer, tuple(style_layers), tuple(style_weights))
+    if style_weights is None:
+        style_weights = architecture.style_weights
+    content_layer, style_layers = _check_layers(model, content_layer, tuple(style_layers), tuple(style_weights))
     num_iterations = _checks.check_positive_int(num_iterations, "num_iterations")
-    style_layers = tuple(int(s) for s in style_layers)
     if not isinstance(style, (list, tuple)):
         style = _checks.check_images(style, name="style", architecture=model.architecture).astype(model.dtype)
         if style.shape[0] not in (1, content.shape[0]):

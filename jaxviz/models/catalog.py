@@ -1,0 +1,32 @@
+"""Every architecture jaxviz knows, by torchvision's name, and its description."""
+
+from __future__ import annotations
+
+import functools
+
+from jaxviz.errors import InputError
+from jaxviz.models import network as _network
+from jaxviz.models.architecture import Architecture
+from jaxviz.models.families import densenet, googlenet, mobilenet, resnet, squeezenet, vgg
+
+_FAMILIES = (squeezenet, resnet, vgg, mobilenet, densenet, googlenet)
+_FAMILY_OF = {arch: family for family in _FAMILIES for arch in family.ARCHITECTURES}
+ARCHITECTURES = tuple(_FAMILY_OF)
+
+
+def check_arch(arch: str) -> str:
+    if arch not in _FAMILY_OF:
+        raise InputError(f"`arch` must be one of {list(ARCHITECTURES)}, got {arch!r}")
+    return arch
+
+
+@functools.cache
+def network(arch: str) -> _network.Network:
+    """The forward function and declarations of ``arch``."""
+    return _FAMILY_OF[check_arch(arch)].network(arch)
+
+
+@functools.cache
+def architecture(arch: str) -> Architecture:
+    """The description generic code asks instead of naming an architecture's layers."""
+    return Architecture.of(network(arch))

@@ -1,0 +1,1 @@
+"""torchvision's CNN families, each written once against :class:`jaxviz.models.network.Forward`."""

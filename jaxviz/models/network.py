@@ -1,0 +1,395 @@
+"""The one forward-pass machinery every architecture shares.
+
+An architecture is written as a plain function of a :class:`Forward` and the input, in
+torchvision's module order, calling ``f.conv("layer1.0.conv1", x, ...)``, ``f.bn(...)``,
+``f.relu(...)`` and ``f.output("layer1.0", x)`` for a container's output.  Every call names
+the torchvision module whose forward hook would see that value; the :class:`Forward` does the
+rest, once for all architectures:
+
+* ``capture``: returns the named outputs, in one pass;
+* ``perturb``: adds an array to a named output (how layer gradients are taken);
+* stops tracing after the last output it needs, so nothing past it is computed;
+* ``guided``: the backward rule of the activations (guided backprop);
+* ``target``: evaluates the class layer for each image's own class alone;
+* initialisation: ``f.param`` creates parameters (torchvision's schemes) when there are none.
+
+A module called more than once in a forward pass (ResNet's ``relu`` in each block) is
+addressed by its last call, the value a hook's last firing sees.
+"""
+
+from __future__ import annotations
+
+import functools
+import zlib
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from jaxviz.errors import InputError
+from jaxviz.models import layers
+
+# guided-backprop rules: which activations get the guided backward pass
+GUIDED_RULES = ("modules", "all")
+
+
+class _Stop(Exception):
+    """Raised inside the trace once every requested output has been seen."""
+
+
+def _init_normal(std):
+    return lambda key, shape, dtype: std * jax.random.normal(key, shape, dtype)
+
+
+def _fans(shape):
+    if len(shape) == 4:  # HWIO
+        receptive = shape[0] * shape[1]
+        return shape[2] * receptive, shape[3] * receptive
+    return shape[0], shape[1]  # (in, out)
+
+
+def init_weight(scheme: str, key, shape, dtype):
+    """torchvision's weight initialisations, by name (HWIO kernels, (in, out) matrices)."""
+    fan_in, fan_out = _fans(shape)
+    if scheme in ("default", "default_zero_bias"):  # PyTorch's kaiming_uniform_(a=√5): bound 1/√fan_in
+        bound = 1.0 / jnp.sqrt(fan_in)
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+    if scheme == "kaiming_uniform":  # a=0, relu gain
+        bound = jnp.sqrt(6.0 / fan_in)
+        return jax.random.uniform(key, shape, dtype, -bound, bound)
+    if scheme == "kaiming_normal_fan_out":
+        return jnp.sqrt(2.0 / fan_out) * jax.random.normal(key, shape, dtype)
+    if scheme == "kaiming_normal_fan_in":
+        return jnp.sqrt(2.0 / fan_in) * jax.random.normal(key, shape, dtype)
+    if scheme.startswith("normal:"):
+        return float(scheme.split(":")[1]) * jax.random.normal(key, shape, dtype)
+    if scheme.startswith("trunc_normal:"):
+        std = float(scheme.split(":")[1])
+        return std * jax.random.truncated_normal(key, -2.0 / std, 2.0 / std, shape, dtype)
+    raise ValueError(f"unknown initialisation {scheme!r}")
+
+
+class Forward:
+    """One forward pass's bookkeeping; architectures call its layer methods in order."""
+
+    def __init__(self, params, *, capture=(), perturb=None, guided=False, target=None, class_layer=None,
+                 last_call=None, stop_after=None, init_key=None, dtype=jnp.float32):
+        self.params = params
+        self.wanted = frozenset(capture)
+        self.perturb = dict(perturb or {})
+        self.guided = guided
+        self.target = target
+        self.class_layer = class_layer
+        self.last_call = last_call  # name → index of its last call (None: every call)
+        self.stop_after = stop_after
+        self.init_key = init_key
+        self.dtype = dtype
+        self.outputs = {}
+        self.calls: list[str] = []  # every named output, in call order
+        self.activations: list[tuple[int, str | None, str]] = []  # (call index, name, kind)
+
+    # ------------------------------------------------------------------ bookkeeping
+
+    def output(self, name: str, value):
+        """Records ``name``'s output; returns it (perturbed when asked)."""
+        index = len(self.calls)
+        self.calls.append(name)
+        if self.last_call is None or self.last_call.get(name) == index:
+            if name in self.perturb:
+                value = value + self.perturb[name]
+            if name in self.wanted:
+                self.outputs[name] = value
+        if self.stop_after is not None and index >= self.stop_after:
+            raise _Stop
+        return value
+
+    def param(self, name: str, leaf: str, shape, init: Callable | str):
+        if self.init_key is None:
+            return self.params[name][leaf]
+        if name in self.params and leaf in self.params[name]:
+            return self.params[name][leaf]
+        key = jax.random.fold_in(self.init_key, zlib.crc32(f"{name}/{leaf}".encode()))
+        value = init_weight(init, key, tuple(shape), self.dtype) if isinstance(init, str) else init(
+            key, tuple(shape), self.dtype)
+        self.params.setdefault(name, {})[leaf] = value
+        return value
+
+    def _for_target(self, name):
+        return self.target is not None and name == self.class_layer
+
+    # ------------------------------------------------------------------ layers
+
+    def conv(self, name, x, out: int, kernel: int, *, stride: int = 1, padding: int = 0, groups: int = 1,
+             bias: bool = True, init: str = "default"):
+        """``nn.Conv2d(Cin, out, kernel, stride, padding, groups=groups, bias=bias)``."""
+        cin = x.shape[-1]
+        w = self.param(name, "kernel", (kernel, kernel, cin // groups, out), init)
+        b = None
+        if bias:
+            fan_in = kernel * kernel * cin // groups
+            bias_init = "zeros" if init != "default" else (
+                lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -1, 1) / jnp.sqrt(fan_in))
+            b = self.param(name, "bias", (out,), _zeros if bias_init == "zeros" else bias_init)
+        if self._for_target(name):  # a 1×1 class convolution, each image's class alone
+            y = layers.target_channel_conv1x1(x, w, b if b is not None else jnp.zeros(w.shape[-1], w.dtype),
+                                              self.target)[..., None]
+        elif groups == 1:
+            y = layers.conv2d(x, w, b, stride=stride, padding=padding)
+        else:
+            y = layers.grouped_conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+        return self.output(name, y)
+
+    def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
+        """``nn.Linear(in, out)`` on (N, in)."""
+        cin = x.shape[-1]
+        w = self.param(name, "kernel", (cin, out), init)
+        b = None
+        if bias:
+            bias_init = (lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -1, 1) / jnp.sqrt(cin)) \
+                if init == "default" else _zeros
+            b = self.param(name, "bias", (out,), bias_init)
+        if self._for_target(name):
+            return self.output(name, layers.target_column_linear(x, w, b, self.target)[:, None])
+        return self.output(name, layers.linear(x, w, b))
+
+    def bn(self, name, x, *, eps: float = 1e-5):
+        """Eval-mode ``nn.BatchNorm2d`` with its running statistics.
+
+        Kept apart from the convolution before it: a captured convolution returns what its
+        hook sees, and XLA fuses the affine map into its neighbours anyway.
+        """
+        c = x.shape[-1]
+        scale = self.param(name, "scale", (c,), _ones)
+        shift = self.param(name, "bias", (c,), _zeros)
+        mean = self.param(name, "mean", (c,), _zeros)
+        var = self.param(name, "var", (c,), _ones)
+        return self.output(name, layers.batch_norm(x, scale, shift, mean, var, eps))
+
+    def _activation(self, kind, name, x, standard, guided_fn, module=True):
+        self.activations.append((len(self.calls), name, kind if module else f"functional {kind}"))
+        rule = self.guided
+        guided = rule == "all" or (rule == "modules" and kind == "relu" and module)
+        y = (guided_fn if guided else standard)(x)
+        return y if name is None else self.output(name, y)
+
+    def relu(self, name, x):
+        """``nn.ReLU`` module; ``name=None`` for a functional ``F.relu`` (no hook sees it)."""
+        return self._activation("relu", name, x, layers.relu, layers.guided_relu, module=name is not None)
+
+    def relu6(self, name, x):
+        return self._activation("relu6", name, x, layers.relu6, layers.guided_relu6)
+
+    def hardswish(self, name, x):
+        return self._activation("hardswish", name, x, layers.hardswish, layers.guided_hardswish)
+
+    def hardsigmoid(self, name, x):
+        return self.output(name, layers.hardsigmoid(x))
+
+    def max_pool(self, name, x, kernel: int, stride: int | None = None, *, padding: int = 0, ceil_mode=False):
+        return self.output(name, layers.max_pool(x, kernel, stride, padding, ceil_mode))
+
+    def avg_pool(self, name, x, kernel: int, stride: int | None = None):
+        return self.output(name, layers.avg_pool(x, kernel, stride))
+
+    def adaptive_avg_pool(self, name, x, size):
+        y = layers.adaptive_avg_pool(x, size)
+        return y if name is None else self.output(name, y)
+
+    def identity(self, name, x):
+        """Dropout in eval mode."""
+        return self.output(name, x)
+
+
+def _zeros(key, shape, dtype):
+    return jnp.zeros(shape, dtype)
+
+
+def _ones(key, shape, dtype):
+    return jnp.ones(shape, dtype)
+
+
+def flatten(x):
+    """``torch.flatten(x, 1)`` of an NHWC batch, in PyTorch's NCHW element order."""
+    if x.ndim == 4:
+        x = jnp.transpose(x, (0, 3, 1, 2))
+    return x.reshape(x.shape[0], -1)
+
+
+@dataclass(frozen=True)
+class Network:
+    """An architecture: its forward function split at the head, and what it declares.
+
+    Attributes:
+      name: ``"resnet18"``.
+      body: ``(f, x) -> features``, the network up to ``head_input``'s output.
+      head: ``(f, features) -> logits``, the rest; ``class_layer`` is in it.
+      head_input: the module whose output the head reads.
+      class_layer: the last linear / 1×1 layer, one output per class: with a target it is
+        evaluated for that class alone.
+      default_layer: GradCAM's default, the last convolutional block's output.
+      num_classes: length of the logits.
+      monotone_relus: activations whose upstream gradient is never negative for a target's
+        logit (guided and standard backward agree there).
+      style_content_layer, style_layers, style_weights: Gatys style-transfer preset.
+      preprocess: applied to the input first (GoogLeNet's ``transform_input``), or ``None``.
+    """
+
+    name: str
+    body: Callable = field(compare=False)
+    head: Callable = field(compare=False)
+    head_input: str
+    class_layer: str
+    default_layer: str
+    num_classes: int = 1000
+    monotone_relus: frozenset = frozenset()
+    style_content_layer: str | None = None
+    style_layers: tuple[str, ...] = ()
+    style_weights: tuple[float, ...] = ()
+    feature_layers: tuple[str, ...] = ()
+    layers_hint: str = ""
+    preprocess: Callable | None = field(default=None, compare=False)
+    init_size: int = 224
+
+    def forward(self, f: Forward, x):
+        if self.preprocess is not None:
+            x = self.preprocess(x)
+        return self.head(f, self.body(f, x))
+
+
+OUTPUT = "output"  # pseudo-layer: the logits (N, num_classes)
+
+
+def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
+        perturb: Mapping[str, jax.Array] | None = None, guided=False, target=None):
+    """The forward pass: logits, or ``{name: output}`` for ``capture`` (see :class:`Forward`)."""
+    listing = call_listing(network)
+    names = (OUTPUT,) if capture is None else tuple(capture)
+    unknown = [n for n in names + tuple(perturb or ()) if n != OUTPUT and n not in listing.last_call]
+    if unknown:
+        raise InputError(f"{unknown[0]!r} is not a layer of {network.name} (see model.layer_names)")
+    if target is not None:
+        class_index = listing.last_call[network.class_layer]
+        held = sorted({n for n in names + tuple(perturb or ()) if n != OUTPUT and listing.last_call[n] >= class_index})
+        if held:
+            raise InputError(f"{', '.join(held)} hold one channel per class: they cannot be captured or perturbed "
+                             f"with `target`, which evaluates {network.class_layer} for each image's class alone")
+    wanted_calls = [listing.last_call[n] for n in names if n != OUTPUT]
+    stop_after = None if OUTPUT in names or OUTPUT in (perturb or {}) else max(wanted_calls, default=None)
+    f = Forward(params, capture=names, perturb={k: v for k, v in (perturb or {}).items() if k != OUTPUT},
+                guided=check_guided(guided), target=target, class_layer=network.class_layer,
+                last_call=listing.last_call, stop_after=stop_after)
+    try:
+        logits = network.forward(f, x)
+    except _Stop:
+        pass
+    else:
+        if target is not None:
+            logits = logits[:, 0]
+        if OUTPUT in (perturb or {}):
+            logits = logits + perturb[OUTPUT]
+        f.outputs[OUTPUT] = logits
+    if capture is None:
+        return f.outputs[OUTPUT]
+    return {name: f.outputs[name] for name in names}
+
+
+def run_head(network: Network, params, features, *, target=None, guided=False):
+    """The head alone, from ``head_input``'s output: logits, or each image's target logit."""
+    f = Forward(params, guided=check_guided(guided), target=target, class_layer=network.class_layer)
+    logits = network.head(f, features)
+    return logits[:, 0] if target is not None else logits
+
+
+def check_guided(guided):
+    """``False``, ``"modules"`` (``True``: the ``nn.ReLU`` modules, as Captum) or ``"all"``."""
+    if guided is False or guided is None:
+        return False
+    if guided is True:
+        return "modules"
+    if guided not in GUIDED_RULES:
+        raise InputError(f"`guided` must be False, True or one of {list(GUIDED_RULES)}, got {guided!r}")
+    return guided
+
+
+@dataclass(frozen=True)
+class CallListing:
+    """The order of a network's named outputs, found once by tracing shapes only."""
+
+    calls: tuple[str, ...]
+    last_call: Mapping[str, int]
+    activations: tuple[tuple[int, str | None, str], ...]
+    param_shapes: Mapping[str, Mapping[str, tuple[int, ...]]]
+
+    @property
+    def layer_names(self) -> tuple[str, ...]:
+        """Each name once, at its last call, in forward order."""
+        return tuple(sorted(self.last_call, key=self.last_call.__getitem__))
+
+
+_LISTING_CACHE: dict[str, CallListing] = {}
+
+
+def call_listing(network: Network) -> CallListing:
+    if network.name in _LISTING_CACHE:
+        return _LISTING_CACHE[network.name]
+    box = {}
+
+    def trace(x):
+        f = Forward({}, init_key=jax.random.key(0), dtype=jnp.float32)
+        network.forward(f, x)
+        box["f"] = f
+        return f.params
+
+    shapes = jax.eval_shape(trace, jax.ShapeDtypeStruct((1, network.init_size, network.init_size, 3), jnp.float32))
+    f = box["f"]
+    last = {}
+    for index, name in enumerate(f.calls):
+        last[name] = index
+    listing = CallListing(tuple(f.calls), last, tuple(f.activations),
+                          {k: {leaf: tuple(v.shape) for leaf, v in leaves.items()} for k, leaves in shapes.items()})
+    _LISTING_CACHE[network.name] = listing
+    return listing
+
+
+def init_params(network: Network, key, dtype=jnp.float32):
+    """Randomly initialised parameters (torchvision's schemes; BatchNorm as PyTorch starts it)."""
+
+    def make(x):
+        f = Forward({}, init_key=key, dtype=dtype)
+        network.forward(f, x)
+        return f.params
+
+    size = network.init_size
+    return jax.jit(make)(jnp.zeros((1, size, size, 3), dtype))
+
+
+@functools.lru_cache(maxsize=4096)
+def input_size_ok(network: Network, height: int, width: int) -> bool:
+    """Whether the network accepts an input of this size (found by tracing shapes)."""
+    listing = call_listing(network)
+    params = {k: {leaf: jax.ShapeDtypeStruct(s, jnp.float32) for leaf, s in v.items()}
+              for k, v in listing.param_shapes.items()}
+    try:
+        jax.eval_shape(lambda p, x: network.forward(Forward(p), x), params,
+                       jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32))
+    except (InputError, TypeError, ValueError):
+        return False
+    return True
+
+
+@functools.lru_cache(maxsize=None)
+def minimum_input_size(network: Network) -> int:
+    """The smallest square input the network accepts (sizes are accepted from it upward)."""
+    low, high = 1, 8
+    while not input_size_ok(network, high, high):
+        low, high = high + 1, high * 2
+        if high > 4096:
+            raise InputError(f"{network.name} accepts no input up to 4096 pixels")
+    while low < high:
+        middle = (low + high) // 2
+        if input_size_ok(network, middle, middle):
+            high = middle
+        else:
+            low = middle + 1
+    return low

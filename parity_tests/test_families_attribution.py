@@ -1,0 +1,182 @@
+"""Every attribution method on every family against Captum, float64, random weights with
+random BatchNorm statistics, two random images at a small size.
+
+Captum's IntegratedGradients rounds its step weights to float32 and its Occlusion returns
+float32 (see test_attribution_parity.py): there float64 is held to a plain float64 PyTorch
+loop of the same definition (1e-9) and Captum is compared at 1e-6.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import torch
+from captum import attr as ca
+
+import jaxviz
+from parity_tests import helpers as h
+from parity_tests.test_attribution_parity import _torch_ig_loop, _torch_occlusion_loop
+
+ARCHS = ["resnet18", "vgg11_bn", "alexnet", "mobilenet_v2", "densenet121", "googlenet"]
+# MobileNetV3's Hardswish and squeeze-excitation gates: the gradient methods
+GRADIENT_ARCHS = ARCHS + ["mobilenet_v3_small"]
+# an inner layer per family besides the default (the last convolutional block)
+INNER = {"resnet18": "layer3.1.conv2", "vgg11_bn": "features.9", "alexnet": "features.7",
+         "mobilenet_v2": "features.14.conv.1", "mobilenet_v3_small": "features.9.block.2",
+         "densenet121": "features.transition2", "googlenet": "inception4c.branch2"}
+TOL = h.ATTR_TOL["float64"]
+
+
+@functools.cache
+def _setup(arch):
+    sd = h.random_state_dict(arch, 3)
+    tm = h.torch_model(arch, sd, "float64")
+    size = max(jaxviz.models.minimum_input_size(arch), 40)
+    x = h.random_images((2, size, size + 3, 3), 5, "float64")
+    with h.precision("float64"):
+        model = h.jax_model(arch, sd, "float64")
+    target = h.top_targets(tm, h.nchw(x), rank=1)
+    return model, tm, x, target
+
+
+def _compare(arch, ours_fn, theirs_fn, tol=TOL):
+    model, tm, x, target = _setup(arch)
+    with h.precision("float64"):
+        ours = np.asarray(ours_fn(model, x, target))
+    theirs = theirs_fn(tm, h.nchw(x).requires_grad_(), torch.from_numpy(target))
+    return h.assert_close(ours, h.nhwc(theirs), tol, arch)
+
+
+@pytest.mark.parametrize("arch", GRADIENT_ARCHS)
+def test_saliency(arch):
+    _compare(arch, jaxviz.saliency, lambda tm, x, t: ca.Saliency(tm).attribute(x, target=t))
+
+
+@pytest.mark.parametrize("arch", GRADIENT_ARCHS)
+def test_guided_backprop_as_captum(arch):
+    """Captum guides the nn.ReLU modules only (not ReLU6, Hardswish or a functional ReLU);
+    guided=True does the same (on GoogLeNet, whose ReLUs are all functional, it is the
+    plain gradient)."""
+    _compare(arch, jaxviz.guided_backprop, lambda tm, x, t: ca.GuidedBackprop(tm).attribute(x, target=t))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("which", ["default", "inner"])
+def test_layer_gradcam(arch, which):
+    model, tm, _, _ = _setup(arch)
+    layer = model.architecture.default_layer if which == "default" else INNER[arch]
+    _compare(arch, lambda m, x, t: jaxviz.layer_gradcam(m, x, t, layer=layer),
+             lambda tm, x, t: ca.LayerGradCam(tm, tm.get_submodule(layer)).attribute(x, target=t))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_guided_gradcam(arch):
+    layer = _setup(arch)[0].architecture.default_layer
+    _compare(arch, lambda m, x, t: jaxviz.guided_gradcam(m, x, t, interpolate_mode="bilinear"),
+             lambda tm, x, t: ca.GuidedGradCam(tm, tm.get_submodule(layer)).attribute(
+                 x, target=t, interpolate_mode="bilinear"))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_conductance(arch):
+    layer = INNER[arch]
+    _compare(arch, lambda m, x, t: jaxviz.layer_conductance(m, x, t, layer=layer, n_steps=6),
+             lambda tm, x, t: ca.LayerConductance(tm, tm.get_submodule(layer)).attribute(x, target=t, n_steps=6))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_integrated_gradients(arch):
+    baselines = np.random.default_rng(8).normal(0, 0.3, _setup(arch)[2].shape)
+    ours = lambda m, x, t: jaxviz.integrated_gradients(m, x, t, baselines=baselines, n_steps=7)  # noqa: E731
+    _compare(arch, ours, lambda tm, x, t: _torch_ig_loop(tm, x, t, h.nchw(baselines), 7, "gausslegendre"))
+    _compare(arch, ours, lambda tm, x, t: ca.IntegratedGradients(tm).attribute(
+        x, baselines=h.nchw(baselines), target=t, n_steps=7), tol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_occlusion(arch):
+    window, strides = (12, 14, 3), (9, 11, 3)
+    ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=window, strides=strides)  # noqa: E731
+    _compare(arch, ours, lambda tm, x, t: _torch_occlusion_loop(tm, x, t, (3, 12, 14), (3, 9, 11), torch.zeros_like(x)))
+    _compare(arch, ours, lambda tm, x, t: ca.Occlusion(tm).attribute(
+        x, sliding_window_shapes=(3, 12, 14), strides=(3, 9, 11), target=t), tol=1e-6)
+
+
+class _GuidedClamp(torch.autograd.Function):
+    """ReLU / ReLU6 with guided backprop's backward, 1[low<v<high]·max(g, 0)."""
+
+    @staticmethod
+    def forward(ctx, v, high):
+        ctx.save_for_backward(v)
+        ctx.high = high
+        return v.clamp(0.0, high)
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        inside = (v > 0) if ctx.high is None else (v > 0) & (v < ctx.high)
+        return torch.where(inside, g.clamp(min=0), torch.zeros_like(g)), None
+
+
+class _GuidedHardswish(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v):
+        ctx.save_for_backward(v)
+        return torch.nn.functional.hardswish(v)
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        slope = torch.where(v < -3, 0.0, torch.where(v <= 3, v / 3 + 0.5, 1.0))
+        return (slope * g).clamp(min=0)
+
+
+class _Guided(torch.nn.Module):
+    def __init__(self, kind):
+        super().__init__()
+        self.kind = kind
+
+    def forward(self, v):
+        if self.kind == "hardswish":
+            return _GuidedHardswish.apply(v)
+        return _GuidedClamp.apply(v, 6.0 if self.kind == "relu6" else None)
+
+
+def _all_guided_copy(tm):
+    """A copy of ``tm`` with every ReLU / ReLU6 / Hardswish module replaced (no hooks)."""
+    import copy
+
+    guided = copy.deepcopy(tm)
+    kinds = {torch.nn.ReLU6: "relu6", torch.nn.ReLU: "relu", torch.nn.Hardswish: "hardswish"}
+    for module in list(guided.modules()):
+        for child_name, child in list(module.named_children()):
+            if type(child) in kinds:
+                setattr(module, child_name, _Guided(kinds[type(child)]))
+    return guided
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "densenet121", "mobilenet_v2", "mobilenet_v3_small"])
+def test_guided_backprop_all_rule_against_a_hook_free_reference(arch):
+    """rule="all": every ReLU-like activation (functional ReLUs, ReLU6, Hardswish) gets the
+    guided backward max(f'(x)·g, 0).  The reference is the torch model with those modules
+    replaced by autograd Functions, and DenseNet's functional ReLU written out."""
+    model, tm, x, target = _setup(arch)
+    guided_tm = _all_guided_copy(tm)
+    if arch == "densenet121":
+        def forward(v):  # torchvision's DenseNet.forward with its F.relu guided
+            features = _Guided("relu")(guided_tm.features(v))
+            return guided_tm.classifier(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(features, 1), 1))
+    else:
+        forward = guided_tm
+    xt = h.nchw(x).requires_grad_()
+    score = forward(xt).gather(1, torch.from_numpy(target).view(-1, 1)).sum()
+    (theirs,) = torch.autograd.grad(score, xt)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.guided_backprop(model, x, target, rule="all"))
+    h.assert_close(ours, h.nhwc(theirs), TOL, arch)
+    if arch != "resnet18":  # where the rules differ, the test can tell them apart
+        with h.precision("float64"):
+            captum_rule = np.asarray(jaxviz.guided_backprop(model, x, target))
+        assert h.rel_err(captum_rule, h.nhwc(theirs)) > 1e-3
