@@ -292,6 +292,95 @@ def w8_style_transfer(model, tm, quick, notes):
     }, None
 
 
+# --------------------------------------------------------------------------- other architectures
+
+
+def random_pair(arch: str):
+    """jaxviz and torchvision models of ``arch`` with the same torchvision-initialised weights."""
+    import torchvision
+
+    torch.manual_seed(0)
+    tm = torchvision.models.get_model(arch, weights=None).eval()
+    return jaxviz.from_torchvision(tm), tm
+
+
+def pretrained_pair(arch: str, path: Path):
+    from jaxviz.models import weights as jw
+
+    model = jaxviz.load_model(arch, weights=path)
+    import torchvision
+
+    tm = torchvision.models.get_model(arch, weights=None)
+    state = jw.params_to_state_dict(jax.tree_util.tree_map(np.asarray, model.params))
+    tm.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state.items()}, strict=False)
+    return model, tm.eval()
+
+
+def _targets_and_images(n):
+    X, y = course_images(n)
+    x = jaxviz.preprocess(X)
+    return x, y, nchw(x), torch.from_numpy(y)
+
+
+def w9_resnet50_saliency(_model, _tm, quick, notes):
+    from captum.attr import Saliency
+
+    model, tm = random_pair("resnet50")
+    x, y, xt, yt = _targets_and_images(2 if quick else 16)
+
+    def torch_batched():
+        v = xt.clone().requires_grad_()
+        tm(v).gather(1, yt.view(-1, 1)).sum().backward()
+        return v.grad
+
+    refs = {"torch batched": torch_batched,
+            "Captum Saliency": lambda: Saliency(tm).attribute(xt.clone().requires_grad_(), target=yt)}
+    flops = per_image_flops(lambda m, v, t: jaxviz.saliency(m, v, t), model, x, y)
+    return (lambda: jaxviz.saliency(model, x, y)), refs, flops
+
+
+def w10_resnet50_guided_gradcam(_model, _tm, quick, notes):
+    from captum.attr import GuidedGradCam
+
+    model, tm = random_pair("resnet50")
+    x, y, xt, yt = _targets_and_images(2 if quick else 16)
+    flops = per_image_flops(lambda m, v, t: jaxviz.guided_gradcam(m, v, t, layer="layer4"), model, x, y)
+    return (lambda: jaxviz.guided_gradcam(model, x, y, layer="layer4")), {
+        "Captum GuidedGradCam": lambda: GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(), target=yt),
+    }, flops
+
+
+def w11_mobilenet_v2_integrated_gradients(_model, _tm, quick, notes):
+    from captum.attr import IntegratedGradients
+
+    model, tm = pretrained_pair("mobilenet_v2", SHARED / "weights" / "mobilenet_v2_tv_qnnpack_fp16.npz")
+    n, steps = (1, 4) if quick else (4, 50)
+    x, y, xt, yt = _targets_and_images(n)
+    ig = IntegratedGradients(tm)
+    # Captum's internal_batch_size swept: every setting is a reference, the best one counts
+    refs = {f"Captum IG internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=steps,
+                                                                             internal_batch_size=b))
+            for b in ((4,) if quick else (10, 25, 50, 100, 200))}
+    flops = per_image_flops(lambda m, v, t: jaxviz.integrated_gradients(m, v, t, n_steps=steps), model, x, y)
+    return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=steps)), refs, flops
+
+
+def w12_vgg16_forward(_model, _tm, quick, notes):
+    model, tm = random_pair("vgg16")
+    n = 4 if quick else 64
+    x = jaxviz.preprocess(val_1300(n))
+
+    def eager(batch):
+        def run():
+            with torch.no_grad():
+                return [tm(nchw(x[i : i + batch])) for i in range(0, n, batch)]
+        return run
+
+    refs = {f"torch eager (batch {b})": eager(b) for b in ((4,) if quick else (8, 16, 64))}
+    flops = flops_of(lambda m, v: m.apply(m.params, v), model, x[:1]) * n
+    return (lambda: model(x)), refs, flops
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -301,6 +390,10 @@ WORKLOADS = {
     "W6 fooling 25 images to class 6 (lr 10)": w6_fooling,
     "W7 class visualisation 6 targets x 100 it.": w7_class_visualization,
     "W8 style transfer starry_night 200 it.": w8_style_transfer,
+    "W9 saliency, ResNet-50, 16 images": w9_resnet50_saliency,
+    "W10 guided_gradcam at layer4, ResNet-50, 16 images": w10_resnet50_guided_gradcam,
+    "W11 integrated_gradients n_steps=50, MobileNetV2, 4 images": w11_mobilenet_v2_integrated_gradients,
+    "W12 forward, VGG-16, 64 images": w12_vgg16_forward,
 }
 
 
@@ -313,7 +406,7 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
     peak = matmul_peak_gflops((256,) if quick else (1024, 2048))
     results, notes = [], []
     for name, make in WORKLOADS.items():
-        if only and not any(name.startswith(o) for o in only):
+        if only and name.split()[0] not in only:
             continue
         print(f"{name} ...", file=sys.stderr, flush=True)
         ours, refs, flops = make(model, tm, quick, notes)

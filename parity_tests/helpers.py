@@ -134,26 +134,35 @@ def _smallest_size(arch):
     return jaxviz.models.minimum_input_size(arch)
 
 
-class _Hardsigmoid64(torch.autograd.Function):
+def activation_module(forward, backward) -> torch.nn.Module:
+    """A module computing ``forward(v)`` whose backward pass is ``backward(v, g)``: an
+    activation with a rule of our own, written without hooks."""
+
+    class Function(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, v):
+            ctx.save_for_backward(v)
+            return forward(v)
+
+        @staticmethod
+        def backward(ctx, g):
+            (v,) = ctx.saved_tensors
+            return backward(v, g)
+
+    class Module(torch.nn.Module):
+        def forward(self, v):
+            return Function.apply(v)
+
+    return Module()
+
+
+def exact_hardsigmoid() -> torch.nn.Module:
     """Hardsigmoid whose backward uses 1/6 in the input's precision.  PyTorch's CPU kernel
     (hardsigmoid_backward) multiplies by ``scalar_t(1.0f / 6.0f)``, a float32 constant,
     even for float64: its float64 gradient through MobileNetV3's squeeze-excitation gates
     is off by 3e-8 (relative), 1.5e-9 at the input; this is the same definition exactly."""
-
-    @staticmethod
-    def forward(ctx, v):
-        ctx.save_for_backward(v)
-        return torch.nn.functional.hardsigmoid(v)
-
-    @staticmethod
-    def backward(ctx, g):
-        (v,) = ctx.saved_tensors
-        return torch.where((v > -3) & (v < 3), g / 6, torch.zeros_like(g))
-
-
-class ExactHardsigmoid(torch.nn.Module):
-    def forward(self, v):
-        return _Hardsigmoid64.apply(v)
+    return activation_module(torch.nn.functional.hardsigmoid,
+                             lambda v, g: torch.where((v > -3) & (v < 3), g / 6, torch.zeros_like(g)))
 
 
 def torch_model(arch: str, state_dict, dtype: str = "float32") -> torch.nn.Module:
@@ -172,7 +181,7 @@ def torch_model(arch: str, state_dict, dtype: str = "float32") -> torch.nn.Modul
     for sub in list(module.modules()):
         for name, child in list(sub.named_children()):
             if isinstance(child, torch.nn.Hardsigmoid):
-                setattr(sub, name, ExactHardsigmoid())
+                setattr(sub, name, exact_hardsigmoid())
     return module.double()
 
 

@@ -104,44 +104,16 @@ def test_occlusion(arch):
         x, sliding_window_shapes=(3, 12, 14), strides=(3, 9, 11), target=t), tol=1e-6)
 
 
-class _GuidedClamp(torch.autograd.Function):
-    """ReLU / ReLU6 with guided backprop's backward, 1[low<v<high]·max(g, 0)."""
-
-    @staticmethod
-    def forward(ctx, v, high):
-        ctx.save_for_backward(v)
-        ctx.high = high
-        return v.clamp(0.0, high)
-
-    @staticmethod
-    def backward(ctx, g):
-        (v,) = ctx.saved_tensors
-        inside = (v > 0) if ctx.high is None else (v > 0) & (v < ctx.high)
-        return torch.where(inside, g.clamp(min=0), torch.zeros_like(g)), None
-
-
-class _GuidedHardswish(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v):
-        ctx.save_for_backward(v)
-        return torch.nn.functional.hardswish(v)
-
-    @staticmethod
-    def backward(ctx, g):
-        (v,) = ctx.saved_tensors
-        slope = torch.where(v < -3, 0.0, torch.where(v <= 3, v / 3 + 0.5, 1.0))
-        return (slope * g).clamp(min=0)
-
-
-class _Guided(torch.nn.Module):
-    def __init__(self, kind):
-        super().__init__()
-        self.kind = kind
-
-    def forward(self, v):
-        if self.kind == "hardswish":
-            return _GuidedHardswish.apply(v)
-        return _GuidedClamp.apply(v, 6.0 if self.kind == "relu6" else None)
+def _guided(kind) -> torch.nn.Module:
+    """ReLU, ReLU6 or Hardswish with the guided backward max(f'(v)·g, 0)."""
+    if kind == "hardswish":
+        def slope(v):  # PyTorch's hardswish_backward
+            return torch.where(v < -3, 0.0, torch.where(v <= 3, v / 3 + 0.5, 1.0))
+        return h.activation_module(torch.nn.functional.hardswish, lambda v, g: (slope(v) * g).clamp(min=0))
+    high = 6.0 if kind == "relu6" else None
+    return h.activation_module(
+        lambda v: v.clamp(0.0, high),
+        lambda v, g: torch.where((v > 0) & (v < high) if high else v > 0, g.clamp(min=0), torch.zeros_like(g)))
 
 
 def _all_guided_copy(tm):
@@ -153,7 +125,7 @@ def _all_guided_copy(tm):
     for module in list(guided.modules()):
         for child_name, child in list(module.named_children()):
             if type(child) in kinds:
-                setattr(module, child_name, _Guided(kinds[type(child)]))
+                setattr(module, child_name, _guided(kinds[type(child)]))
     return guided
 
 
@@ -166,7 +138,7 @@ def test_guided_backprop_all_rule_against_a_hook_free_reference(arch):
     guided_tm = _all_guided_copy(tm)
     if arch == "densenet121":
         def forward(v):  # torchvision's DenseNet.forward with its F.relu guided
-            features = _Guided("relu")(guided_tm.features(v))
+            features = _guided("relu")(guided_tm.features(v))
             return guided_tm.classifier(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(features, 1), 1))
     else:
         forward = guided_tm

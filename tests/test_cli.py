@@ -376,3 +376,49 @@ def test_demo_falls_back_to_scikit_image_photos(tmp_path):
     assert [s.name for s in job.sources][:2] == ["skimage:chelsea", "skimage:coffee"]
     assert len(info["notes"]) == 2 and "scikit-image" in info["notes"][0]
     assert job.run_sources and info["styles"] == ["skimage:coffee"]
+
+
+# --------------------------------------------------------------------------- other architectures
+
+
+@pytest.fixture(scope="module")
+def resnet18_weights(tmp_path_factory):
+    """torchvision's ResNet-18 initialisation with random BatchNorm statistics, as an .npz."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    sd = {k: v.numpy() for k, v in torchvision.models.resnet18().state_dict().items()}
+    rng = np.random.default_rng(0)
+    for k in sd:
+        if k.endswith("running_var"):
+            sd[k] = rng.uniform(0.5, 2.0, sd[k].shape).astype(np.float32)
+    path = tmp_path_factory.mktemp("weights") / "resnet18.npz"
+    np.savez(path, **sd)
+    return path
+
+
+def test_another_architecture_from_the_command_line_and_a_job_file(photos, tmp_path, resnet18_weights):
+    out = tmp_path / "out"
+    assert _cli("guided-gradcam", photos, "--arch", "resnet18", "--weights", resnet18_weights, "--out", out,
+                "--size", SIZE, "--target", 7, "-q") == 0
+    assert _cli("gradcam", photos, "--arch", "resnet18", "--weights", resnet18_weights, "--layer", "layer3.1",
+                "--out", out, "--size", SIZE, "--target", 7, "-q") == 0
+    model = jaxviz.load_model("resnet18", weights=resnet18_weights)
+    for record in _ok(out):
+        assert record["arch"] == "resnet18"
+        x = jaxviz.preprocess(jaxviz.load_image(photos / record["key"].removeprefix("photos/")), size=SIZE)
+        if record["method"] == "guided-gradcam":
+            expected = np.asarray(jaxviz.guided_gradcam(model, x, np.array([7])))  # at layer4, the default
+        else:
+            expected = np.asarray(jaxviz.gradcam(model, x, np.array([7]), layer="layer3.1"))
+        array = np.load(out / record["method"] / f"{record['key']}.npy")
+        np.testing.assert_allclose(array, expected[0], rtol=1e-4, atol=1e-6 * np.abs(expected).max())
+    job = tmp_path / "job.toml"
+    job.write_text(f"arch = 'resnet18'\nweights = '{resnet18_weights}'\nsize = {SIZE}\ntarget = 7\n"
+                   f"inputs = ['{photos}']\nout = '{tmp_path / 'job'}'\n[saliency]\n")
+    assert _cli("run", job, "-q") == 0
+    assert {r["arch"] for r in _ok(tmp_path / "job")} == {"resnet18"}
+    # the wrong architecture for the weights is one clear error
+    assert _cli("saliency", photos, "--arch", "resnet34", "--weights", resnet18_weights, "--out",
+                tmp_path / "wrong", "-q") == 3

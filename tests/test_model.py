@@ -146,3 +146,21 @@ def test_target_head_refuses_layers_that_hold_every_class(model):
     x = jnp.zeros((1, 64, 64, 3))
     with pytest.raises(jaxviz.InputError, match="hold one channel per class"):
         model.apply(model.params, x, capture=("classifier.2",), target=jnp.array([1]))
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "vgg11_bn", "mobilenet_v3_small", "densenet121", "googlenet"])
+def test_init_model_has_torchvision_shapes_and_runs(arch):
+    from jaxviz.models import weights
+
+    model = jaxviz.init_model(jax.random.key(0), arch)
+    shapes = {k: np.shape(v) for k, v in weights.params_to_state_dict(model.params).items()}
+    assert shapes == weights.state_dict_shapes(arch)
+    size = max(model.architecture.minimum_input_size, 32)
+    logits = np.asarray(model(np.random.default_rng(0).normal(size=(2, size, size, 3)).astype(np.float32)))
+    assert logits.shape == (2, 1000) and np.isfinite(logits).all() and np.ptp(logits) > 0
+
+
+def test_unknown_layers_list_the_models_layers():
+    model = jaxviz.init_model(jax.random.key(0), "resnet18")
+    with pytest.raises(jaxviz.UnknownLayerError, match="layer4.*model.layer_names"):
+        jaxviz.layer_activation(model, np.zeros((1, 32, 32, 3), np.float32), "layer5")

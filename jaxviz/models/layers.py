@@ -52,19 +52,25 @@ def target_channel_conv1x1(x, kernel, bias, target):
 def patches(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0):
     """(N, H, W, C) → (N, H', W', kh·kw·C): each output position's window, row-major
     window order with channels innermost (the order of an HWIO kernel reshaped to 2-D)."""
+    windows = conv_windows(x, kh, kw, stride=stride, padding=padding)
+    return jnp.concatenate(windows, axis=-1) if len(windows) > 1 else windows[0]
+
+
+def conv_windows(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0) -> list:
+    """The kh·kw strided views of the zero-padded input a convolution reads, each
+    (N, H', W', C), in row-major window order."""
     if padding:
         x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
     height, width = x.shape[1:3]
     out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
     if out_h < 1 or out_w < 1:
         raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
-    windows = [
+    return [
         lax.slice(x, (0, i, j, 0), (x.shape[0], i + stride * (out_h - 1) + 1, j + stride * (out_w - 1) + 1,
                                      x.shape[3]), (1, stride, stride, 1))
         for i in range(kh)
         for j in range(kw)
     ]
-    return jnp.concatenate(windows, axis=-1) if len(windows) > 1 else windows[0]
 
 
 def relu(x):
@@ -348,16 +354,9 @@ def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups
     if groups == 1:
         y = conv2d(x, kernel, None, stride=stride, padding=padding)
     elif cin_group == 1 and cout == x.shape[-1]:
-        if padding:
-            x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-        height, width = x.shape[1:3]
-        out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
-        if out_h < 1 or out_w < 1:
-            raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
-        y = functools.reduce(jnp.add, (
-            lax.slice(x, (0, i, j, 0), (x.shape[0], i + stride * (out_h - 1) + 1, j + stride * (out_w - 1) + 1,
-                                         x.shape[3]), (1, stride, stride, 1)) * kernel[i, j, 0].reshape(1, 1, 1, -1)
-            for i in range(kh) for j in range(kw)))
+        windows = conv_windows(x, kh, kw, stride=stride, padding=padding)
+        taps = kernel.reshape(kh * kw, 1, 1, 1, cout)
+        y = functools.reduce(jnp.add, (window * taps[k] for k, window in enumerate(windows)))
     else:
         if x.shape[1] + 2 * padding < kh or x.shape[2] + 2 * padding < kw:
             raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {x.shape[1]}×{x.shape[2]}")
