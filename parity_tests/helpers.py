@@ -117,7 +117,7 @@ def random_state_dict(arch: str, seed: int) -> dict[str, np.ndarray]:
             norm.train()
             norm.momentum = None  # cumulative average over the calibration pass
             norm.reset_running_stats()
-        size = max(64, _smallest_size(arch))
+        size = max(64, jaxviz.models.minimum_input_size(arch))
         with torch.no_grad():
             module(torch.from_numpy(rng.normal(0.0, 1.0, (4, 3, size, size)).astype(np.float32)))
         module.eval()
@@ -128,10 +128,6 @@ def random_state_dict(arch: str, seed: int) -> dict[str, np.ndarray]:
         elif k.endswith(".running_var"):
             sd[k] = (sd[k] * rng.uniform(0.7, 1.4, sd[k].shape)).astype(np.float32)
     return sd
-
-
-def _smallest_size(arch):
-    return jaxviz.models.minimum_input_size(arch)
 
 
 def activation_module(forward, backward) -> torch.nn.Module:

@@ -64,6 +64,7 @@ class Model:
         classifier is evaluated for that class alone (what gradient methods need).
         """
         capture = None if capture is None else tuple(capture)
+        _check_layers(self.architecture, capture or (), tuple(perturb or ()), target is not None)
         guided = _network.check_guided(guided)
         return _apply(self.arch, guided, capture, params, x, perturb, target)
 
@@ -83,6 +84,16 @@ class Model:
     @property
     def num_params(self) -> int:
         return sum(int(p.size) for p in jax.tree_util.tree_leaves(self.params))
+
+
+def _check_layers(architecture: Architecture, capture, perturbed, for_target: bool) -> None:
+    architecture.check_layers(capture + perturbed)
+    if for_target:
+        held = sorted((set(capture) | set(perturbed)) & (architecture.class_layers - {architecture.output}))
+        if held:
+            raise _checks.InputError(
+                f"{', '.join(held)} hold one channel per class: they cannot be captured or perturbed with "
+                f"`target`, which evaluates {architecture.class_layer} for each image's class alone")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))

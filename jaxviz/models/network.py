@@ -127,10 +127,7 @@ class Forward:
         w = self.param(name, "kernel", (kernel, kernel, cin // groups, out), init)
         b = None
         if bias:
-            fan_in = kernel * kernel * cin // groups
-            bias_init = "zeros" if init != "default" else (
-                lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -1, 1) / jnp.sqrt(fan_in))
-            b = self.param(name, "bias", (out,), _zeros if bias_init == "zeros" else bias_init)
+            b = self.param(name, "bias", (out,), _bias_init(init, kernel * kernel * cin // groups))
         if self._for_target(name):  # a 1×1 class convolution, each image's class alone
             y = layers.target_channel_conv1x1(x, w, b if b is not None else jnp.zeros(w.shape[-1], w.dtype),
                                               self.target)[..., None]
@@ -144,11 +141,7 @@ class Forward:
         """``nn.Linear(in, out)`` on (N, in)."""
         cin = x.shape[-1]
         w = self.param(name, "kernel", (cin, out), init)
-        b = None
-        if bias:
-            bias_init = (lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -1, 1) / jnp.sqrt(cin)) \
-                if init == "default" else _zeros
-            b = self.param(name, "bias", (out,), bias_init)
+        b = self.param(name, "bias", (out,), _bias_init(init, cin)) if bias else None
         if self._for_target(name):
             return self.output(name, layers.target_column_linear(x, w, b, self.target)[:, None])
         return self.output(name, layers.linear(x, w, b))
@@ -199,6 +192,14 @@ class Forward:
     def identity(self, name, x):
         """Dropout in eval mode."""
         return self.output(name, x)
+
+
+def _bias_init(weight_init: str, fan_in: int):
+    """PyTorch's default bias, uniform(±1/√fan_in), beside the default weights; torchvision
+    zeroes the bias wherever it initialises the weights itself."""
+    if weight_init != "default":
+        return _zeros
+    return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -1, 1) / jnp.sqrt(fan_in)
 
 
 def _zeros(key, shape, dtype):
@@ -262,22 +263,17 @@ OUTPUT = "output"  # pseudo-layer: the logits (N, num_classes)
 
 def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
         perturb: Mapping[str, jax.Array] | None = None, guided=False, target=None):
-    """The forward pass: logits, or ``{name: output}`` for ``capture`` (see :class:`Forward`)."""
+    """The forward pass: logits, or ``{name: output}`` for ``capture`` (see :class:`Forward`).
+
+    Layer names are checked by the caller (:meth:`jaxviz.Model.apply`, against the
+    architecture description); ``guided`` is ``False``, ``"modules"`` or ``"all"``.
+    """
     listing = call_listing(network)
     names = (OUTPUT,) if capture is None else tuple(capture)
-    unknown = [n for n in names + tuple(perturb or ()) if n != OUTPUT and n not in listing.last_call]
-    if unknown:
-        raise InputError(f"{unknown[0]!r} is not a layer of {network.name} (see model.layer_names)")
-    if target is not None:
-        class_index = listing.last_call[network.class_layer]
-        held = sorted({n for n in names + tuple(perturb or ()) if n != OUTPUT and listing.last_call[n] >= class_index})
-        if held:
-            raise InputError(f"{', '.join(held)} hold one channel per class: they cannot be captured or perturbed "
-                             f"with `target`, which evaluates {network.class_layer} for each image's class alone")
     wanted_calls = [listing.last_call[n] for n in names if n != OUTPUT]
     stop_after = None if OUTPUT in names or OUTPUT in (perturb or {}) else max(wanted_calls, default=None)
     f = Forward(params, capture=names, perturb={k: v for k, v in (perturb or {}).items() if k != OUTPUT},
-                guided=check_guided(guided), target=target, class_layer=network.class_layer,
+                guided=guided, target=target, class_layer=network.class_layer,
                 last_call=listing.last_call, stop_after=stop_after)
     try:
         logits = network.forward(f, x)
@@ -294,9 +290,9 @@ def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
     return {name: f.outputs[name] for name in names}
 
 
-def run_head(network: Network, params, features, *, target=None, guided=False):
+def run_head(network: Network, params, features, *, target=None):
     """The head alone, from ``head_input``'s output: logits, or each image's target logit."""
-    f = Forward(params, guided=check_guided(guided), target=target, class_layer=network.class_layer)
+    f = Forward(params, target=target, class_layer=network.class_layer)
     logits = network.head(f, features)
     return logits[:, 0] if target is not None else logits
 
@@ -327,12 +323,8 @@ class CallListing:
         return tuple(sorted(self.last_call, key=self.last_call.__getitem__))
 
 
-_LISTING_CACHE: dict[str, CallListing] = {}
-
-
+@functools.cache
 def call_listing(network: Network) -> CallListing:
-    if network.name in _LISTING_CACHE:
-        return _LISTING_CACHE[network.name]
     box = {}
 
     def trace(x):
@@ -346,10 +338,8 @@ def call_listing(network: Network) -> CallListing:
     last = {}
     for index, name in enumerate(f.calls):
         last[name] = index
-    listing = CallListing(tuple(f.calls), last, tuple(f.activations),
-                          {k: {leaf: tuple(v.shape) for leaf, v in leaves.items()} for k, leaves in shapes.items()})
-    _LISTING_CACHE[network.name] = listing
-    return listing
+    return CallListing(tuple(f.calls), last, tuple(f.activations),
+                       {k: {leaf: tuple(v.shape) for leaf, v in leaves.items()} for k, leaves in shapes.items()})
 
 
 def init_params(network: Network, key, dtype=jnp.float32):

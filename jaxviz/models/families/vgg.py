@@ -18,7 +18,6 @@ def _vgg(arch: str) -> Network:
     depth = arch[3:5]
     batch_norm = arch.endswith("_bn")
     cfg = _CFGS[depth]
-    names = []  # Gatys's names (conv1_1, ...) → torchvision's ReLU outputs
 
     def body(f, x):
         i = 0
@@ -44,6 +43,7 @@ def _vgg(arch: str) -> Network:
         return f.linear("classifier.6", x, 1000, init="normal:0.01")
 
     # the ReLU after each convolution, by Gatys's names (conv<block>_<index>)
+    names = []
     i, block, index = 0, 1, 1
     for v in cfg:
         if v == "M":
