@@ -28,6 +28,8 @@ from jaxviz.interpolation import interpolate
 from jaxviz.models import (
     ARCHITECTURES,
     Model,
+    from_flax,
+    from_function,
     from_torchvision,
     init_model,
     layer_activation,
@@ -77,6 +79,8 @@ __all__ = [
     "content_loss",
     "deprocess",
     "fooling_images",
+    "from_flax",
+    "from_function",
     "from_torchvision",
     "gradcam",
     "gram_matrix",

@@ -1,5 +1,7 @@
 """Run in a subprocess with XLA_FLAGS=--xla_force_host_platform_device_count=4: each method
-single-device and sharded over the 4 devices, for batch sizes 5 (every method) and 6 (saliency); prints JSON."""
+single-device and sharded over the 4 devices, for batch sizes 5 (every method) and 6 (saliency),
+and on 5 images two methods on a random ResNet-18 and saliency on an own model (a pure
+function); prints JSON."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from jaxviz import sharding
 
 def main() -> None:
     assert len(jax.local_devices()) == 4, jax.local_devices()
-    model = jaxviz.load_model()
+    squeezenet = jaxviz.load_model()
     with np.load(sys.argv[1], allow_pickle=False) as data:
         X, y = data["X"], data["y"]
     x_all = jaxviz.preprocess(X[:6], size=48)
@@ -26,8 +28,12 @@ def main() -> None:
         "integrated_gradients": lambda m, x, t: jaxviz.integrated_gradients(m, x, t, n_steps=4),
         "fooling": lambda m, x, t: jaxviz.fooling_images(m, x, t, learning_rate=10.0, max_iter=3, slots=8).images,
     }
+    resnet = jaxviz.init_model(jax.random.key(0), "resnet18")
+    own = jaxviz.from_function(lambda p, v: resnet.apply(p, v), resnet.params, input_size=48)
+    runs = [(squeezenet, "", 5, list(methods)), (squeezenet, "", 6, ["saliency"]),  # 5 and 6: not multiples of 4
+            (resnet, "resnet18 ", 5, ["saliency", "guided_gradcam"]), (own, "own ", 5, ["saliency"])]
     report = {}
-    for n, names in ((5, list(methods)), (6, ["saliency"])):  # 5 and 6: not multiples of 4
+    for model, label, n, names in runs:
         x, t = x_all[:n], y[:n]
         for name in names:
             fn = methods[name]
@@ -37,7 +43,7 @@ def main() -> None:
             placement = len(sharded.sharding.device_set) if hasattr(sharded, "sharding") else 0
             sharded = np.asarray(sharded)
             scale = float(np.abs(single).max())
-            report[f"{name}/{n}"] = {
+            report[f"{label}{name}/{n}"] = {
                 "shape_ok": sharded.shape == single.shape,
                 "max_rel": float(np.abs(sharded - single).max() / scale) if scale else 0.0,
                 "devices": placement,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import signal
 import subprocess
@@ -10,6 +12,7 @@ import time
 import zlib
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 from PIL import Image
@@ -422,3 +425,17 @@ def test_another_architecture_from_the_command_line_and_a_job_file(photos, tmp_p
     # the wrong architecture for the weights is one clear error
     assert _cli("saliency", photos, "--arch", "resnet34", "--weights", resnet18_weights, "--out",
                 tmp_path / "wrong", "-q") == 3
+
+
+def test_weights_convert_and_info_on_another_architecture(tmp_path, resnet18_weights, capsys):
+    converted = tmp_path / "r18.safetensors"
+    assert _cli("weights", "convert", resnet18_weights, "--out", converted) == 0  # architecture detected
+    capsys.readouterr()
+    assert _cli("weights", "info", "--arch", "resnet18", "--weights", converted, "--json") == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["arch"] == "resnet18" and info["num_params"] == 11_689_512  # torchvision's count
+    assert info["sha256"] == hashlib.sha256(converted.read_bytes()).hexdigest()
+    npz, safetensors = (jaxviz.load_model("resnet18", weights=w) for w in (resnet18_weights, converted))
+    for a, b in zip(jax.tree_util.tree_leaves(npz.params), jax.tree_util.tree_leaves(safetensors.params)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    assert _cli("weights", "info", "--arch", "resnet34", "--weights", converted) == 3  # not ResNet-34's

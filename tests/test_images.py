@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 import torchvision.transforms as T
 from PIL import Image
 from skimage import data

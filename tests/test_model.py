@@ -155,6 +155,7 @@ def test_init_model_has_torchvision_shapes_and_runs(arch):
     model = jaxviz.init_model(jax.random.key(0), arch)
     shapes = {k: np.shape(v) for k, v in weights.params_to_state_dict(model.params).items()}
     assert shapes == weights.state_dict_shapes(arch)
+    assert model.num_params == weights.manifest()[arch]["num_params"]  # torchvision's count, without buffers
     size = max(model.architecture.minimum_input_size, 32)
     logits = np.asarray(model(np.random.default_rng(0).normal(size=(2, size, size, 3)).astype(np.float32)))
     assert logits.shape == (2, 1000) and np.isfinite(logits).all() and np.ptp(logits) > 0

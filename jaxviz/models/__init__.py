@@ -3,6 +3,7 @@
 from jaxviz.models.architecture import Architecture
 from jaxviz.models.catalog import ARCHITECTURES, architecture as describe
 from jaxviz.models.model import Model, from_torchvision, init_model, layer_activation, load_model
+from jaxviz.models.traced import from_flax, from_function
 
 
 def layer_names(arch: str) -> tuple[str, ...]:
@@ -31,6 +32,8 @@ __all__ = [
     "Model",
     "check_layers",
     "describe",
+    "from_flax",
+    "from_function",
     "from_torchvision",
     "init_model",
     "layer_activation",

@@ -26,9 +26,11 @@ class Architecture:
       class_layers: the class layer and what follows it: one channel per class, so they
         cannot be captured or perturbed when the head is evaluated for each image's target
         alone.
-      head_input: the head's input; below it every class shares the computation.
-      class_layer: the last linear / 1×1 layer.
-      default_layer: GradCAM's default: the output of the last convolutional block.
+      head_input: the head's input; below it every class shares the computation (``None``
+        for your own model: its head is not separated).
+      class_layer: the last linear / 1×1 layer (``output`` for your own model).
+      default_layer: GradCAM's default: the output of the last convolutional block (for your
+        own model, the last layer with spatial axes; ``None`` if it has none).
       feature_layers: layers style transfer may index by number (SqueezeNet's ``features.i``).
       monotone_relus: activations whose upstream gradient is never negative for a target's
         logit, so their guided and standard backward passes agree.
@@ -59,16 +61,21 @@ class Architecture:
 
         listing = _network.call_listing(network)
         names = listing.layer_names
-        class_index = listing.last_call[network.class_layer]
-        class_layers = frozenset(n for n in names if listing.last_call[n] >= class_index) | {_network.OUTPUT}
+        class_layers = frozenset({_network.OUTPUT})
+        if network.class_layer is not None:
+            class_index = listing.last_call[network.class_layer]
+            class_layers |= {n for n in names if listing.last_call[n] >= class_index}
+        default_layer = network.default_layer
+        if default_layer is None:  # the last output with spatial axes
+            default_layer = next((n for n in reversed(names) if len(listing.shapes[n]) == 4), None)
         after = {}
         for name in names:
             index = listing.last_call[name]
             after[name] = tuple(act_name or f"{kind} #{i}" for i, act_name, kind in listing.activations if i > index)
         return cls(
-            name=network.name, layer_names=names + (_network.OUTPUT,), num_classes=network.num_classes,
+            name=network.name, layer_names=names + (_network.OUTPUT,), num_classes=listing.output_shape[-1],
             output=_network.OUTPUT, class_layers=class_layers, head_input=network.head_input,
-            class_layer=network.class_layer, default_layer=network.default_layer,
+            class_layer=network.class_layer or _network.OUTPUT, default_layer=default_layer,
             feature_layers=network.feature_layers, monotone_relus=frozenset(network.monotone_relus),
             style_content_layer=network.style_content_layer, style_layers=tuple(network.style_layers),
             style_weights=tuple(network.style_weights),
@@ -101,15 +108,19 @@ class Architecture:
         known = set(self.layer_names)
         for name in names:
             if name not in known:
-                raise UnknownLayerError(
-                    f"`layer` {name!r} is not a layer of {self.name}; known layers: "
-                    f"{self.layers_hint or ', '.join(self.layer_names)}, {self.output!r} "
-                    f"(all of them: model.layer_names)")
+                known = (f"{self.layers_hint}, {self.output!r} (all of them: model.layer_names)"
+                         if self.layers_hint else ", ".join(self.layer_names))
+                raise UnknownLayerError(f"`layer` {name!r} is not a layer of {self.name}; known layers: {known}")
         return names
 
     def check_input_size(self, height: int, width: int) -> None:
-        if self.input_size_ok(height, width):
+        from jaxviz.models import network as _network
+
+        error = _network.input_size_error(self.network, int(height), int(width))
+        if error is None:
             return
+        if self.network.params_like is not None:  # your own model: its sizes follow no rule we know
+            raise InputError(f"{self.name} does not accept {height}×{width} images: {error}")
         minimum = self.minimum_input_size
         big = max(height, width, minimum)
         axis, size = ("height", height) if not self.input_size_ok(height, big) else ("width", width)

@@ -15,18 +15,21 @@ ARCHITECTURES = tuple(_FAMILY_OF)
 
 
 def check_arch(arch: str) -> str:
-    if arch not in _FAMILY_OF:
+    if not isinstance(arch, str) or arch not in _FAMILY_OF:
         raise InputError(f"`arch` must be one of {list(ARCHITECTURES)}, got {arch!r}")
     return arch
 
 
 @functools.cache
-def network(arch: str) -> _network.Network:
-    """The forward function and declarations of ``arch``."""
+def network(arch: str | _network.Network) -> _network.Network:
+    """The forward function and declarations of ``arch`` (a network passes through: your own
+    model's, :mod:`jaxviz.models.traced`)."""
+    if isinstance(arch, _network.Network):
+        return arch
     return _FAMILY_OF[check_arch(arch)].network(arch)
 
 
 @functools.cache
-def architecture(arch: str) -> Architecture:
+def architecture(arch: str | _network.Network) -> Architecture:
     """The description generic code asks instead of naming an architecture's layers."""
     return Architecture.of(network(arch))

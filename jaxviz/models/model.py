@@ -26,11 +26,12 @@ class Model:
       params: ``{module path: {leaf: array}}``: a convolution's ``kernel`` (HWIO) and
         ``bias``, a linear layer's ``kernel`` (in, out) and ``bias``, a BatchNorm's ``scale``,
         ``bias``, ``mean`` and ``var``.
-      arch: the architecture's torchvision name (``jaxviz.ARCHITECTURES``).
+      arch: the architecture's torchvision name (``jaxviz.ARCHITECTURES``), or your own
+        network's description (:func:`jaxviz.from_flax`, :func:`jaxviz.from_function`).
     """
 
     params: Any
-    arch: str = flax.struct.field(pytree_node=False, default="squeezenet1_1")
+    arch: str | _network.Network = flax.struct.field(pytree_node=False, default="squeezenet1_1")
 
     @property
     def architecture(self) -> Architecture:
@@ -43,7 +44,7 @@ class Model:
 
     @property
     def dtype(self):
-        return jax.tree_util.tree_leaves(self.params)[0].dtype
+        return next(p.dtype for p in jax.tree_util.tree_leaves(self.params) if jnp.issubdtype(p.dtype, jnp.floating))
 
     def apply(
         self,
@@ -71,6 +72,8 @@ class Model:
     def classify(self, params, features, *, target: jax.Array | None = None):
         """Pure: the head from ``architecture.head_input``'s output: logits (N, 1000), or
         with ``target`` (N,) each image's logit for its own class (N,), that class alone."""
+        if self.architecture.head_input is None:
+            raise _checks.InputError(f"{self.architecture.name} has no separate head: use apply")
         return _network.run_head(catalog.network(self.arch), params, features, target=target)
 
     def __call__(self, x):
@@ -78,12 +81,21 @@ class Model:
         return _logits(self, x.astype(self.dtype))
 
     def astype(self, dtype) -> "Model":
-        """The same model with parameters cast to ``dtype`` (float64 needs ``jax_enable_x64``)."""
-        return self.replace(params=jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), self.params))
+        """The same model with floating parameters cast to ``dtype`` (float64 needs
+        ``jax_enable_x64``)."""
+        cast = lambda p: jnp.asarray(p, dtype) if jnp.issubdtype(jnp.result_type(p), jnp.floating) else p  # noqa: E731
+        return self.replace(params=jax.tree_util.tree_map(cast, self.params))
 
     @property
     def num_params(self) -> int:
-        return sum(int(p.size) for p in jax.tree_util.tree_leaves(self.params))
+        """Learnable parameters as torchvision counts them: BatchNorm's running statistics
+        (``mean``/``var``, Flax's ``batch_stats``) are buffers and not counted."""
+        def buffer(path) -> bool:
+            keys = [getattr(k, "key", None) for k in path]
+            return "batch_stats" in keys or (isinstance(self.arch, str) and keys[-1] in ("mean", "var"))
+
+        leaves = jax.tree_util.tree_leaves_with_path(self.params)
+        return sum(int(p.size) for path, p in leaves if not buffer(path))
 
 
 def _check_layers(architecture: Architecture, capture, perturbed, for_target: bool) -> None:

@@ -87,6 +87,7 @@ class Forward:
         self.dtype = dtype
         self.outputs = {}
         self.calls: list[str] = []  # every named output, in call order
+        self.shapes: dict[str, tuple[int, ...]] = {}  # each name's output shape
         self.activations: list[tuple[int, str | None, str]] = []  # (call index, name, kind)
 
     # ------------------------------------------------------------------ bookkeeping
@@ -95,6 +96,7 @@ class Forward:
         """Records ``name``'s output; returns it (perturbed when asked)."""
         index = len(self.calls)
         self.calls.append(name)
+        self.shapes[name] = tuple(value.shape)
         if self.last_call is None or self.last_call.get(name) == index:
             if name in self.perturb:
                 value = value + self.perturb[name]
@@ -159,7 +161,9 @@ class Forward:
         var = self.param(name, "var", (c,), _ones)
         return self.output(name, layers.batch_norm(x, scale, shift, mean, var, eps))
 
-    def _activation(self, kind, name, x, standard, guided_fn, module=True):
+    def activation(self, kind, name, x, standard, guided_fn, module=True):
+        """An activation of ``kind``: ``guided_fn`` under the guided rule that reaches it
+        (``"all"``: every one; ``"modules"``: a ReLU module), else ``standard``."""
         self.activations.append((len(self.calls), name, kind if module else f"functional {kind}"))
         rule = self.guided
         guided = rule == "all" or (rule == "modules" and kind == "relu" and module)
@@ -168,13 +172,13 @@ class Forward:
 
     def relu(self, name, x):
         """``nn.ReLU`` module; ``name=None`` for a functional ``F.relu`` (no hook sees it)."""
-        return self._activation("relu", name, x, layers.relu, layers.guided_relu, module=name is not None)
+        return self.activation("relu", name, x, layers.relu, layers.guided_relu, module=name is not None)
 
     def relu6(self, name, x):
-        return self._activation("relu6", name, x, layers.relu6, layers.guided_relu6)
+        return self.activation("relu6", name, x, layers.relu6, layers.guided_relu6)
 
     def hardswish(self, name, x):
-        return self._activation("hardswish", name, x, layers.hardswish, layers.guided_hardswish)
+        return self.activation("hardswish", name, x, layers.hardswish, layers.guided_hardswish)
 
     def hardsigmoid(self, name, x):
         return self.output(name, layers.hardsigmoid(x))
@@ -227,22 +231,24 @@ class Network:
       head: ``(f, features) -> logits``, the rest; ``class_layer`` is in it.
       head_input: the module whose output the head reads.
       class_layer: the last linear / 1×1 layer, one output per class: with a target it is
-        evaluated for that class alone.
+        evaluated for that class alone; ``None``: the logits are computed and each image's
+        column taken (a network jaxviz did not write).
       default_layer: GradCAM's default, the last convolutional block's output.
-      num_classes: length of the logits.
       monotone_relus: activations whose upstream gradient is never negative for a target's
         logit (guided and standard backward agree there).
       style_content_layer, style_layers, style_weights: Gatys style-transfer preset.
       preprocess: applied to the input first (GoogLeNet's ``transform_input``), or ``None``.
+      params_like: for a network whose parameters jaxviz does not create (your own model),
+        their shapes and dtypes (a pytree of ``jax.ShapeDtypeStruct``); ``None`` otherwise.
+      init_size: the input size the network is traced at to list its layers.
     """
 
     name: str
     body: Callable = field(compare=False)
     head: Callable = field(compare=False)
-    head_input: str
-    class_layer: str
-    default_layer: str
-    num_classes: int = 1000
+    head_input: str | None
+    class_layer: str | None
+    default_layer: str | None
     monotone_relus: frozenset = frozenset()
     style_content_layer: str | None = None
     style_layers: tuple[str, ...] = ()
@@ -250,7 +256,8 @@ class Network:
     feature_layers: tuple[str, ...] = ()
     layers_hint: str = ""
     preprocess: Callable | None = field(default=None, compare=False)
-    init_size: int = 224
+    params_like: object = field(default=None, compare=False)
+    init_size: int | tuple[int, int] = 224
 
     def forward(self, f: Forward, x):
         if self.preprocess is not None:
@@ -281,7 +288,8 @@ def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
         pass
     else:
         if target is not None:
-            logits = logits[:, 0]
+            logits = logits[:, 0] if network.class_layer is not None else jnp.take_along_axis(
+                logits, target[:, None], axis=1)[:, 0]
         if OUTPUT in (perturb or {}):
             logits = logits + perturb[OUTPUT]
         f.outputs[OUTPUT] = logits
@@ -315,31 +323,51 @@ class CallListing:
     calls: tuple[str, ...]
     last_call: Mapping[str, int]
     activations: tuple[tuple[int, str | None, str], ...]
-    param_shapes: Mapping[str, Mapping[str, tuple[int, ...]]]
+    params_like: object  # the parameters' shapes and dtypes (jax.ShapeDtypeStruct leaves)
+    shapes: Mapping[str, tuple[int, ...]]  # each layer's output shape at the traced size
+    output_shape: tuple[int, ...]
 
     @property
     def layer_names(self) -> tuple[str, ...]:
         """Each name once, at its last call, in forward order."""
         return tuple(sorted(self.last_call, key=self.last_call.__getitem__))
 
+    @property
+    def param_shapes(self) -> Mapping[str, Mapping[str, tuple[int, ...]]]:
+        """``{module path: {leaf: shape}}`` of an architecture jaxviz writes."""
+        return {k: {leaf: tuple(v.shape) for leaf, v in leaves.items()} for k, leaves in self.params_like.items()}
+
+
+def _size(size) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else tuple(size)
+
+
+def _sample(network: Network, height: int, width: int) -> jax.ShapeDtypeStruct:
+    """A one-image input to trace at, in the parameters' floating dtype."""
+    dtypes = [p.dtype for p in jax.tree_util.tree_leaves(network.params_like) if jnp.issubdtype(p.dtype, jnp.floating)]
+    return jax.ShapeDtypeStruct((1, height, width, 3), dtypes[0] if dtypes else jnp.float32)
+
 
 @functools.cache
 def call_listing(network: Network) -> CallListing:
     box = {}
 
-    def trace(x):
-        f = Forward({}, init_key=jax.random.key(0), dtype=jnp.float32)
-        network.forward(f, x)
+    def trace(params, x):
+        f = Forward(params, init_key=jax.random.key(0) if network.params_like is None else None,
+                    dtype=jnp.float32)
+        logits = network.forward(f, x)
         box["f"] = f
-        return f.params
+        return f.params, logits
 
-    shapes = jax.eval_shape(trace, jax.ShapeDtypeStruct((1, network.init_size, network.init_size, 3), jnp.float32))
+    height, width = _size(network.init_size)
+    params_like, logits = jax.eval_shape(trace, {} if network.params_like is None else network.params_like,
+                                         _sample(network, height, width))
     f = box["f"]
     last = {}
     for index, name in enumerate(f.calls):
         last[name] = index
-    return CallListing(tuple(f.calls), last, tuple(f.activations),
-                       {k: {leaf: tuple(v.shape) for leaf, v in leaves.items()} for k, leaves in shapes.items()})
+    return CallListing(tuple(f.calls), last, tuple(f.activations), params_like, dict(f.shapes),
+                       tuple(logits.shape))
 
 
 def init_params(network: Network, key, dtype=jnp.float32):
@@ -355,17 +383,25 @@ def init_params(network: Network, key, dtype=jnp.float32):
 
 
 @functools.lru_cache(maxsize=4096)
-def input_size_ok(network: Network, height: int, width: int) -> bool:
-    """Whether the network accepts an input of this size (found by tracing shapes)."""
-    listing = call_listing(network)
-    params = {k: {leaf: jax.ShapeDtypeStruct(s, jnp.float32) for leaf, s in v.items()}
-              for k, v in listing.param_shapes.items()}
+def input_size_error(network: Network, height: int, width: int) -> str | None:
+    """Why the network does not accept an input of this size (found by tracing shapes), or
+    ``None`` when it does."""
+    params_like = call_listing(network).params_like if network.params_like is None else network.params_like
     try:
-        jax.eval_shape(lambda p, x: network.forward(Forward(p), x), params,
-                       jax.ShapeDtypeStruct((1, height, width, 3), jnp.float32))
-    except (InputError, TypeError, ValueError):
-        return False
-    return True
+        jax.eval_shape(lambda p, x: network.forward(Forward(p), x), params_like,
+                       _sample(network, height, width))
+    except (InputError, TypeError, ValueError) as err:
+        return str(err).split("\n")[0]
+    except Exception as err:  # noqa: BLE001 - your own model's code may raise anything on a bad shape
+        if network.params_like is None:
+            raise
+        return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+    return None
+
+
+def input_size_ok(network: Network, height: int, width: int) -> bool:
+    """Whether the network accepts an input of this size."""
+    return input_size_error(network, height, width) is None
 
 
 @functools.lru_cache(maxsize=None)

@@ -65,6 +65,9 @@ def _fool(model, x, target, learning_rate, epsilon, max_iter, slots, norm, bound
 
     def logits_and_pullback(v, t):
         # every logit for the check, but the backward pass from the target's alone
+        if head_input is None:  # a head not separated (your own model): from the logits
+            logits, pullback = jax.vjp(lambda u: model.apply(model.params, u), v)
+            return logits, lambda: pullback(jax.nn.one_hot(t, logits.shape[1], dtype=logits.dtype))[0]
         features, pullback = jax.vjp(lambda u: model.apply(model.params, u, capture=(head_input,))[head_input], v)
         logits = model.classify(model.params, features)
         target_logit = lambda f: model.classify(model.params, f, target=t).sum()  # noqa: E731
