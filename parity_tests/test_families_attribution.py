@@ -19,6 +19,8 @@ import jaxviz
 from parity_tests import helpers as h
 from parity_tests.test_attribution_parity import _torch_ig_loop, _torch_occlusion_loop
 
+pytestmark = pytest.mark.float64_only
+
 ARCHS = ["resnet18", "vgg11_bn", "alexnet", "mobilenet_v2", "densenet121", "googlenet"]
 # MobileNetV3's Hardswish and squeeze-excitation gates: the gradient methods
 GRADIENT_ARCHS = ARCHS + ["mobilenet_v3_small"]

@@ -41,6 +41,7 @@ def _sizes(arch):
     return [(smallest, smallest), (odd, odd + 2)]
 
 
+@pytest.mark.float64_only
 @pytest.mark.parametrize("arch", FAMILIES)
 def test_every_layer_float64(arch):
     # each family at its smallest accepted size and an odd one; the other depths and

@@ -131,3 +131,15 @@ def test_fooling_without_a_separate_head_equals_the_catalog_models():
     np.testing.assert_array_equal(np.asarray(ours.iterations), np.asarray(theirs.iterations))
     np.testing.assert_allclose(np.asarray(ours.images), np.asarray(theirs.images), rtol=0, atol=1e-12)
     assert float(jnp.abs(ours.images - x).max()) > 1e-3  # it did take steps
+
+
+def test_a_maximum_on_indices_or_scalars_is_not_a_relu():
+    def apply(p, x):
+        scale = jnp.maximum(jnp.abs(x).mean(), 0.0)  # a scalar
+        index = jnp.maximum(jnp.arange(3) - 1, 0)  # integers
+        return jnp.maximum(x @ p, 0.0).mean(axis=(1, 2))[:, index] * scale
+
+    model = jaxviz.from_function(apply, jnp.eye(3), input_size=4)
+    assert model.layer_names == ("relu.0", "output")
+    x = _images(1, 4)
+    np.testing.assert_allclose(np.asarray(model(x)), np.asarray(apply(jnp.eye(3), x)), rtol=1e-6)

@@ -8,7 +8,7 @@ last needed layer and guided backprop without hooks and without a change to the 
 * layers: every value named with ``jax.ad_checkpoint.checkpoint_name`` (a Flax linen
   submodule's output is named by its path, ``"block1.conv"``, while it is traced, through
   ``nn.intercept_methods``), and every ReLU as ``relu.0``, ``relu.1``, … in program order
-  (``relu6.k`` for ReLU6);
+  (``relu6.k`` for ReLU6) — an array of at least two axes of floating values;
 * guided backprop: the ReLUs found get the guided backward pass (``guided=True``), and with
   ``guided="all"`` the ReLU6s too.  A ReLU is ``jax.nn.relu`` (Flax's ``nn.relu``) or
   ``max(x, 0)`` with a literal zero (``jnp.maximum(x, 0)``); a ReLU6 is ``jax.nn.relu6``.
@@ -74,6 +74,9 @@ def _closed(jaxpr):
 def _activation(eqn):
     """``(kind, operand index)`` when ``eqn`` is a ReLU or a ReLU6 we recognise, else ``None``."""
     name = eqn.primitive.name
+    out = eqn.outvars[0].aval if eqn.outvars else None
+    if out is None or len(out.shape) < 2 or not np.issubdtype(out.dtype, np.floating):
+        return None  # an activation has a batch axis and floating values (not an index or a scalar)
     if name == "max" and len(eqn.invars) == 2:
         for i in (0, 1):
             if _is_literal(eqn.invars[1 - i], 0.0) and not isinstance(eqn.invars[i], jcore.Literal):
