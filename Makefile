@@ -25,9 +25,9 @@ run: install
 # halves their compile time and changes float64 results by rounding alone (≤ 1e-15
 # relative, against tolerances of 1e-9); every float32 criterion runs at the default level.
 test: install
-	$(PY) -m pytest -q tests
+	$(PY) -m pytest -q tests -m "not float64_only"
 	$(PY) -m pytest -q parity_tests -m "not float64_only"
-	XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" $(PY) -m pytest -q parity_tests -m float64_only
+	XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" $(PY) -m pytest -q tests parity_tests -m float64_only
 
 bench: install
 	$(PY) -m benchmarks.run

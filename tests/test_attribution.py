@@ -195,6 +195,7 @@ def test_occlusion_equals_a_plain_loop_on_the_model(model):
     np.testing.assert_allclose(ours, total / count, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.float64_only
 @pytest.mark.parametrize("layer", ["features.12", "classifier.1", "features.12.expand3x3_activation", "features.11"])
 def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
     """At layers above which only classifier.2's ReLU remains, guided_gradcam takes the
@@ -210,6 +211,7 @@ def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
         np.testing.assert_allclose(ours, expected, rtol=1e-11, atol=1e-14 * np.abs(expected).max())
 
 
+@pytest.mark.float64_only
 @pytest.mark.parametrize("layer", ["features.12", "classifier.0", "classifier.2", "output"])
 def test_layer_gradients_equal_the_full_logits_float64(layer):
     """Layer gradients come from the target's column of the classifier alone, except at

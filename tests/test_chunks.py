@@ -38,6 +38,7 @@ def test_map_chunks_keeps_order_and_drops_padding():
     np.testing.assert_array_equal(whole["sum"], out["sum"])
 
 
+@pytest.mark.float64_only
 def test_chunked_gradients_equal_whole_batch_float64():
     with jax.enable_x64(True):
         model = jaxviz.init_model(jax.random.key(3)).astype(jnp.float64)

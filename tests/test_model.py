@@ -116,6 +116,7 @@ def test_model_passes_through_jit(model):
     np.testing.assert_allclose(f(model, x), model(x), rtol=1e-6)
 
 
+@pytest.mark.float64_only
 @pytest.mark.parametrize("guided", [False, True])
 def test_target_head_equals_the_logits_column_float64(guided):
     # The classifier evaluated for each image's target alone: the same logit and the same
