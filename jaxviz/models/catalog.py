@@ -20,13 +20,15 @@ def check_arch(arch: str) -> str:
     return arch
 
 
-@functools.cache
 def network(arch: str | _network.Network) -> _network.Network:
     """The forward function and declarations of ``arch`` (a network passes through: your own
     model's, :mod:`jaxviz.models.traced`)."""
-    if isinstance(arch, _network.Network):
-        return arch
-    return _FAMILY_OF[check_arch(arch)].network(arch)
+    return arch if isinstance(arch, _network.Network) else _catalog_network(check_arch(arch))
+
+
+@functools.cache
+def _catalog_network(arch: str) -> _network.Network:
+    return _FAMILY_OF[arch].network(arch)
 
 
 @functools.cache

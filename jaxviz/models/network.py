@@ -338,13 +338,11 @@ class CallListing:
         return {k: {leaf: tuple(v.shape) for leaf, v in leaves.items()} for k, leaves in self.params_like.items()}
 
 
-def _size(size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else tuple(size)
-
-
-def _sample(network: Network, height: int, width: int) -> jax.ShapeDtypeStruct:
-    """A one-image input to trace at, in the parameters' floating dtype."""
-    dtypes = [p.dtype for p in jax.tree_util.tree_leaves(network.params_like) if jnp.issubdtype(p.dtype, jnp.floating)]
+def sample_input(params_like, size: int | tuple[int, int]) -> jax.ShapeDtypeStruct:
+    """A one-image NHWC input of ``size`` (side or (height, width)) to trace at, in the
+    parameters' first floating dtype (float32 for parameters jaxviz creates)."""
+    height, width = (size, size) if isinstance(size, int) else tuple(size)
+    dtypes = [p.dtype for p in jax.tree_util.tree_leaves(params_like) if jnp.issubdtype(p.dtype, jnp.floating)]
     return jax.ShapeDtypeStruct((1, height, width, 3), dtypes[0] if dtypes else jnp.float32)
 
 
@@ -359,9 +357,8 @@ def call_listing(network: Network) -> CallListing:
         box["f"] = f
         return f.params, logits
 
-    height, width = _size(network.init_size)
     params_like, logits = jax.eval_shape(trace, {} if network.params_like is None else network.params_like,
-                                         _sample(network, height, width))
+                                         sample_input(network.params_like, network.init_size))
     f = box["f"]
     last = {}
     for index, name in enumerate(f.calls):
@@ -389,7 +386,7 @@ def input_size_error(network: Network, height: int, width: int) -> str | None:
     params_like = call_listing(network).params_like if network.params_like is None else network.params_like
     try:
         jax.eval_shape(lambda p, x: network.forward(Forward(p), x), params_like,
-                       _sample(network, height, width))
+                       sample_input(network.params_like, (height, width)))
     except (InputError, TypeError, ValueError) as err:
         return str(err).split("\n")[0]
     except Exception as err:  # noqa: BLE001 - your own model's code may raise anything on a bad shape

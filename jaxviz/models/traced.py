@@ -33,7 +33,7 @@ from jax.extend import core as jcore
 
 from jaxviz.errors import InputError, InputTypeError
 from jaxviz.models import layers
-from jaxviz.models.network import Forward, Network
+from jaxviz.models.network import Forward, Network, sample_input
 
 # a Flax module's output is named with this prefix, which the layer name drops
 _MODULE_PREFIX = "jaxviz:"
@@ -182,23 +182,21 @@ def from_function(apply, params, *, name: str = "own model", input_size: int | t
 
     if not callable(apply):
         raise InputTypeError(f"`apply` must be a function apply(params, x) -> logits, got {type(apply).__name__}")
-    height, width = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
     params_like = jax.tree_util.tree_map(
         lambda p: jax.ShapeDtypeStruct(np.shape(p), p.dtype if hasattr(p, "dtype") else np.result_type(p)), params)
-    floating = [p.dtype for p in jax.tree_util.tree_leaves(params_like) if np.issubdtype(p.dtype, np.floating)]
-    if not floating:
+    if not any(np.issubdtype(p.dtype, np.floating) for p in jax.tree_util.tree_leaves(params_like)):
         raise InputTypeError(f"{name}'s parameters hold no floating-point array")
-    sample = jax.ShapeDtypeStruct((1, height, width, 3), floating[0])
+    sample = sample_input(params_like, input_size)
     try:
         out = jax.eval_shape(apply, params_like, sample)
     except Exception as err:  # noqa: BLE001 - the user's code may raise anything on a shape it rejects
-        raise InputError(f"{name} cannot be traced on a (1, {height}, {width}, 3) batch (pass the "
+        raise InputError(f"{name} cannot be traced on a {sample.shape} batch (pass the "
                          f"`input_size` it accepts): {type(err).__name__}: {err}") from err
     if not isinstance(out, jax.ShapeDtypeStruct) or len(out.shape) != 2:
         raise InputError(f"{name} must return logits of shape (N, num_classes), got {out}")
     network = TracedNetwork(name=name, body=_traced_forward(apply), head=lambda f, logits: logits,
                             head_input=None, class_layer=None, default_layer=None, params_like=params_like,
-                            init_size=(height, width))
+                            init_size=sample.shape[1:3])
     return Model(params, network)
 
 
