@@ -63,6 +63,21 @@ def interpolation_matrix(in_size: int, out_size: int, mode: str, dtype: str = "f
     return m.astype(dtype)
 
 
+@functools.cache
+def aligned_bilinear_matrix(in_size: int, out_size: int, dtype: str = "float32") -> np.ndarray:
+    """(out, in) weights of bilinear interpolation with ``align_corners=True``
+    (``nn.UpsamplingBilinear2d``): source ``dst · (in − 1)/(out − 1)``, corners on corners."""
+    ft = np.float32 if dtype == "float32" else np.float64
+    scale = ft(in_size - 1) / ft(out_size - 1) if out_size > 1 else ft(0.0)
+    src = scale * np.arange(out_size).astype(ft)
+    i0 = np.minimum(src.astype(np.int64), in_size - 1)
+    lam = (src - i0.astype(ft)).astype(np.float64)
+    m = np.zeros((out_size, in_size), np.float64)
+    np.add.at(m, (np.arange(out_size), i0), 1.0 - lam)
+    np.add.at(m, (np.arange(out_size), np.minimum(i0 + 1, in_size - 1)), lam)
+    return m.astype(dtype)
+
+
 def interpolate(maps, size: tuple[int, int], mode: str = "nearest"):
     """Resizes NHWC maps to ``size`` = (H, W) like ``F.interpolate(mode, align_corners=False)``."""
     _, h, w, _ = maps.shape

@@ -63,26 +63,42 @@ def layer_gradients_and_eval(model, x, target, layer: str, *, chunk: int | None 
     gradient, and the same forward pass returns the activation.  The backward pass stops
     at the layer.
     """
-    evaluate = functools.partial(_layer_pass, model, layer=layer, guided=False, with_input=False)
+    activations, grads = layers_gradients_and_eval(model, x, target, (layer,), chunk=chunk)
+    return activations[0], grads[0]
+
+
+def layers_gradients_and_eval(model, x, target, layers: tuple[str, ...], *, chunk: int | None = None):
+    """:func:`layer_gradients_and_eval` at several layers from one forward and one backward
+    pass: a tuple of outputs and a tuple of gradients, in the order of ``layers``."""
+    evaluate = functools.partial(_layer_pass, model, layers=tuple(layers), guided=False, with_input=False)
     return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
 
 
 def layer_and_input_gradients(model, x, target, layer: str, *, guided: bool = False, chunk: int | None = None):
     """``layer``'s output, the target scores' gradient there and at the input, from one
     forward and one backward pass (``guided``: with guided-backprop ReLUs)."""
-    evaluate = functools.partial(_layer_pass, model, layer=layer, guided=guided, with_input=True)
-    return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
-
-
-def _layer_pass(model, x, target, *, layer, guided, with_input):
-    def score(v, delta):
-        scores, outputs = target_logits(model, v, target, capture=(layer,), perturb={layer: delta}, guided=guided)
-        return scores.sum(), outputs[layer]
-
-    shape = jax.eval_shape(lambda: model.apply(model.params, x, capture=(layer,))[layer])
-    delta = jnp.zeros(shape.shape, shape.dtype)
-    if not with_input:
-        grads, activation = jax.grad(lambda d: score(x, d), has_aux=True)(delta)
-        return activation, grads
-    (input_grads, grads), activation = jax.grad(score, argnums=(0, 1), has_aux=True)(x, delta)
+    evaluate = functools.partial(_layer_pass, model, layers=(layer,), guided=guided, with_input=True)
+    (activation,), (grads,), input_grads = _chunks.map_chunks(evaluate, x, target, chunk=chunk)
     return activation, grads, input_grads
+
+
+def layer_outputs(model, x, layers: tuple[str, ...], *, chunk: int | None = None):
+    """The outputs of ``layers`` (a tuple, in their order), ``chunk`` images at a time; the
+    forward pass stops after the last of them."""
+    return _chunks.map_chunks(lambda v: tuple(model.apply(model.params, v, capture=layers)[name] for name in layers),
+                              x, chunk=chunk)
+
+
+def _layer_pass(model, x, target, *, layers, guided, with_input):
+    def score(v, deltas):
+        perturb = dict(zip(layers, deltas))
+        scores, outputs = target_logits(model, v, target, capture=layers, perturb=perturb, guided=guided)
+        return scores.sum(), tuple(outputs[name] for name in layers)
+
+    shapes = jax.eval_shape(lambda: model.apply(model.params, x, capture=layers))
+    deltas = tuple(jnp.zeros(shapes[name].shape, shapes[name].dtype) for name in layers)
+    if not with_input:
+        grads, activations = jax.grad(lambda d: score(x, d), has_aux=True)(deltas)
+        return activations, grads
+    (input_grads, grads), activations = jax.grad(score, argnums=(0, 1), has_aux=True)(x, deltas)
+    return activations, grads, input_grads

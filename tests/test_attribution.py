@@ -33,6 +33,15 @@ TARGETED = {
     "layer_conductance": lambda m, x, t: jaxviz.layer_conductance(m, x, t, layer="features.7", n_steps=2),
     "occlusion": lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=(20, 24, 3), strides=(20, 24, 3)),
     "smooth": lambda m, x, t: jaxviz.smooth(jaxviz.saliency, nt_samples=2)(m, x, t, key=jax.random.key(0)),
+    "hirescam": lambda m, x, t: jaxviz.hirescam(m, x, t),
+    "gradcam_elementwise": lambda m, x, t: jaxviz.gradcam_elementwise(m, x, t, eigen_smooth=True),
+    "gradcam_plus_plus": lambda m, x, t: jaxviz.gradcam_plus_plus(m, x, t, resolution="input"),
+    "xgradcam": lambda m, x, t: jaxviz.xgradcam(m, x, t, layer="features.10"),
+    "layercam": lambda m, x, t: jaxviz.layercam(m, x, t, layer=["features.5", "features.12"], resolution="input"),
+    "eigencam": lambda m, x, t: jaxviz.eigencam(m, x, t),
+    "eigen_gradcam": lambda m, x, t: jaxviz.eigen_gradcam(m, x, t, resolution="input", aug_smooth=True),
+    "scorecam": lambda m, x, t: jaxviz.scorecam(m, x, t, layer="features.3"),
+    "ablationcam": lambda m, x, t: jaxviz.ablationcam(m, x, t, layer="features.4"),
 }
 
 

@@ -1,28 +1,46 @@
 """Attribution methods, one per module, one signature: ``method(model, x, target, *, options)``."""
 
 from jaxviz.attribution._paths import METHODS as QUADRATURE_METHODS
-from jaxviz.attribution.course import gradcam, saliency_map
-from jaxviz.attribution.gradcam import guided_gradcam, layer_gradcam
+from jaxviz.attribution.ablationcam import ablationcam
+from jaxviz.attribution.course import saliency_map
+from jaxviz.attribution.eigen_gradcam import eigen_gradcam
+from jaxviz.attribution.eigencam import eigencam
+from jaxviz.attribution.gradcam import gradcam, guided_gradcam, layer_gradcam
+from jaxviz.attribution.gradcam_elementwise import gradcam_elementwise
+from jaxviz.attribution.gradcam_plus_plus import gradcam_plus_plus
 from jaxviz.attribution.guided_backprop import guided_backprop
 from jaxviz.attribution.integrated_gradients import integrated_gradients
+from jaxviz.attribution.hirescam import hirescam
 from jaxviz.attribution.layer_conductance import layer_conductance
+from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.occlusion import occlusion
 from jaxviz.attribution.saliency import saliency
+from jaxviz.attribution.scorecam import scorecam
 from jaxviz.attribution.smooth import NT_TYPES, noise_tunnel, smooth
+from jaxviz.attribution.xgradcam import xgradcam
 
 # ``smooth`` wraps a method rather than being one; ``noise_tunnel`` is its deprecated form.
 __all__ = [
     "NT_TYPES",
     "QUADRATURE_METHODS",
+    "ablationcam",
+    "eigen_gradcam",
+    "eigencam",
     "gradcam",
+    "gradcam_elementwise",
+    "gradcam_plus_plus",
     "guided_backprop",
     "guided_gradcam",
+    "hirescam",
     "integrated_gradients",
     "layer_conductance",
     "layer_gradcam",
+    "layercam",
     "noise_tunnel",
     "occlusion",
     "saliency",
     "saliency_map",
+    "scorecam",
     "smooth",
+    "xgradcam",
 ]

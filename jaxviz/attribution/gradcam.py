@@ -1,4 +1,5 @@
-"""GradCAM at any layer (Captum ``LayerGradCam``), and Guided GradCAM."""
+"""GradCAM: pytorch-grad-cam's ``GradCAM`` (the course's), Captum's ``LayerGradCam`` at any layer,
+and Guided GradCAM."""
 
 from __future__ import annotations
 
@@ -8,21 +9,39 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import _checks, _deprecation, scoring
+from jaxviz.attribution import _cam
 from jaxviz.interpolation import INTERPOLATE_MODES, interpolate
 
 
-def _cam(model, x, target, layer):
+def _layer_map(model, x, target, layer):
     return _weighted_sum(*scoring.layer_gradients_and_eval(model, x, target, layer))
 
 
+def _channel_weights(activation, grads):
+    return jnp.mean(grads, axis=(1, 2))  # α_k: the spatial mean of the gradient
+
+
+_rule = _cam.weighted(_channel_weights)
+
+
 def _weighted_sum(activation, grads):
-    alpha = jnp.mean(grads, axis=(1, 2), keepdims=True)  # spatial mean per channel
-    return jnp.sum(alpha * activation, axis=-1, keepdims=True)
+    return _rule(activation, grads, False)[..., None]
+
+
+gradcam = _deprecation.positional_keywords("layer")(_cam.cam_method(
+    _cam.gradient_rule(_rule), name="gradcam", doc="""GradCAM: ReLU(Σ_k α_k A_k) with α_k the spatial
+    mean of ∂y/∂A_k; by default (N, h, w) at the layer's resolution, the course's manual
+    GradCAM, and pytorch-grad-cam's ``GradCAM`` with ``resolution="input"``.
+
+    References:
+      Selvaraju et al. Grad-CAM: visual explanations from deep networks via
+      gradient-based localization (ICCV 2017).
+"""))
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "relu_attributions"))
 def _layer_gradcam(model, x, target, layer, relu_attributions):
-    cam = _cam(model, x, target, layer)
+    cam = _layer_map(model, x, target, layer)
     return jax.nn.relu(cam) if relu_attributions else cam
 
 
@@ -60,7 +79,7 @@ def _guided_gradcam(model, x, target, layer, mode):
         activation, grads, guided = scoring.layer_and_input_gradients(model, x, target, layer, guided=True)
         cam = _weighted_sum(activation, grads)
     else:
-        cam = _cam(model, x, target, layer)
+        cam = _layer_map(model, x, target, layer)
         guided = scoring.input_gradients(model, x, target, guided=True)
     return guided * interpolate(jax.nn.relu(cam), x.shape[1:3], mode)
 

@@ -1,0 +1,66 @@
+"""ScoreCAM (pytorch-grad-cam ``ScoreCAM``): each channel of the layer, upsampled and min–max
+scaled, masks the input; the channel's weight is the softmax over channels of the masked
+input's target score.  No gradient."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from jaxviz import _checks, scoring
+from jaxviz.attribution import _cam, _paths
+from jaxviz.interpolation import aligned_bilinear_matrix
+
+DEFAULT_BATCH_SIZE = 16  # masked images per forward pass (the package's BATCH_SIZE)
+
+
+def channel_scores(model, x, target, activation, batch_size: int):
+    """(N, C) target score of each image masked by each of its channels, ``batch_size``
+    masked images (at least one channel of every image) per forward pass."""
+    n, h, w, c = activation.shape
+    height, width = x.shape[1:3]
+    dtype = "float64" if x.dtype == jnp.float64 else "float32"
+    rows = jnp.asarray(aligned_bilinear_matrix(h, height, dtype), x.dtype)
+    cols = jnp.asarray(aligned_bilinear_matrix(w, width, dtype), x.dtype)
+    per_pass = max(1, batch_size // n)
+
+    def evaluate(channels):  # (k,) channel ids → (k, N) scores
+        upsampled = jnp.einsum("Hh,nhwk,Ww->knHW", rows, activation[..., channels], cols,
+                               precision=jax.lax.Precision.HIGHEST)
+        low = upsampled.min(axis=(2, 3), keepdims=True)
+        high = upsampled.max(axis=(2, 3), keepdims=True)
+        masks = (upsampled - low) / (high - low + 1e-8)
+        masked = (x[None] * masks[..., None]).reshape((-1,) + x.shape[1:])
+        k = channels.shape[0]
+        return scoring.batch_target_logits(model, masked, jnp.tile(target, k)).reshape(k, n)
+
+    ids = _paths.split_chunks(jnp.arange(c), per_pass, fill=0)
+    return jax.lax.map(evaluate, ids).reshape(-1, n)[:c].T
+
+
+def _rule(model, x, target, layer, activation, grads, eigen_smooth, batch_size):
+    weights = jax.nn.softmax(channel_scores(model, x, target, activation, batch_size), axis=-1)
+    return _cam.channel_sum(weights[:, None, None, :] * activation, eigen_smooth)
+
+
+def scorecam(model, x, target, *, layer=None, eigen_smooth: bool = False, resolution: str = "layer",
+             aug_smooth: bool = False, batch_size: int = DEFAULT_BATCH_SIZE):
+    batch_size = _checks.check_positive_int(batch_size, "batch_size")
+    return _cam.run(model, x, target, _rule, layer=layer, eigen_smooth=eigen_smooth, resolution=resolution,
+                    aug_smooth=aug_smooth, gradients=False, rule_options=(batch_size,))
+
+
+scorecam.__doc__ = """ScoreCAM: Σ_k w_k A_k with w = softmax_k(y(x ⊙ M_k)), M_k the layer's channel k
+    upsampled to the input (bilinear, corners aligned, as ``nn.UpsamplingBilinear2d``) and
+    min–max scaled (1e-8 beside the range).  All N·C masked images go through the network
+    inside one compiled loop, ``batch_size`` at a time.
+
+    The package turns the scores into float32 (``torch.Tensor``) before the softmax;
+    jaxviz keeps the model's dtype.
+
+    References:
+      Wang et al. Score-CAM: score-weighted visual explanations for convolutional neural
+      networks (CVPR workshops 2020).
+""" + _cam.ARGS + """      batch_size: masked images per forward pass (memory bound), at least one channel of
+        every image.
+"""

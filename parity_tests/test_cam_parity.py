@@ -1,0 +1,220 @@
+"""pytorch-grad-cam's CAMs against the package (``grad-cam``), random weights with random
+BatchNorm statistics, two random images at a small size, on SqueezeNet, ResNet-18,
+VGG-11-BN and MobileNetV2.
+
+Which steps of the package are float32, and what each comparison is held to:
+
+- ``resolution="layer"`` (the map before the package scales it): the package computes it in
+  NumPy in the model's dtype, so a float64 model is compared at 1e-9 — except the
+  projection (``get_2d_projection`` returns ``np.float32``) and ScoreCAM (its scores go
+  through ``torch.Tensor``, float32, before the softmax).  Those two are compared at 1e-9
+  with their definition computed in float64 (the package's own steps without the casts:
+  NumPy's SVD, a hook-free PyTorch ScoreCAM), and with the package at 1e-6.
+- ``resolution="input"``: the package's ``scale_cam_image`` turns the map into float32 before
+  ``cv2.resize`` and returns float32; compared at 1e-6 relative (float32 rounding of values
+  in [0, 1] is 6e-8).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+import torch
+from pytorch_grad_cam import (AblationCAM, EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM,
+                              LayerCAM, ScoreCAM, XGradCAM)
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+import jaxviz
+from parity_tests import helpers as h
+
+pytestmark = pytest.mark.float64_only
+
+ARCHS = ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"]
+GRADIENT_CAMS = {
+    "gradcam": (GradCAM, jaxviz.gradcam),
+    "hirescam": (HiResCAM, jaxviz.hirescam),
+    "gradcam_elementwise": (GradCAMElementWise, jaxviz.gradcam_elementwise),
+    "gradcam_plus_plus": (GradCAMPlusPlus, jaxviz.gradcam_plus_plus),
+    "xgradcam": (XGradCAM, jaxviz.xgradcam),
+    "layercam": (LayerCAM, jaxviz.layercam),
+}
+PROJECTION_CAMS = {"eigencam": (EigenCAM, jaxviz.eigencam), "eigen_gradcam": (EigenGradCAM, jaxviz.eigen_gradcam)}
+TOL64 = h.ATTR_TOL["float64"]
+TOL_PACKAGE32 = 1e-6
+
+
+@functools.lru_cache(maxsize=2)
+def _setup(arch):
+    sd = h.random_state_dict(arch, 3)
+    tm = h.torch_model(arch, sd, "float64")
+    size = max(jaxviz.models.minimum_input_size(arch), 40)
+    x = h.random_images((2, size, size + 3, 3), 5, "float64")
+    with h.precision("float64"):
+        model = h.jax_model(arch, sd, "float64")
+    target = h.top_targets(tm, h.nchw(x), rank=1)
+    return model, tm, x, target
+
+
+def _package(cam_class, tm, x, target, layers, **call):
+    """The package's output, and for the first layer its map before scaling (ReLU'd, as the
+    package does next) with the activation and gradient it was made from (NCHW)."""
+    xt = h.nchw(x)
+    targets = [ClassifierOutputTarget(int(t)) for t in target]
+    with cam_class(tm, [tm.get_submodule(name) for name in layers]) as cam:
+        if cam_class in (ScoreCAM, AblationCAM):
+            cam.batch_size = 64
+        output = cam(xt, targets, **call)
+        activation = cam.activations_and_grads.activations[0].numpy()
+        grads = cam.activations_and_grads.gradients
+        grads = grads[0].numpy() if grads else None
+        raw = cam.get_cam_image(xt, tm.get_submodule(layers[0]), targets, activation, grads,
+                                call.get("eigen_smooth", False))
+    return output, np.maximum(raw, 0), activation, grads
+
+
+def _ours(function, model, x, target, **options):
+    with h.precision("float64"):
+        return np.asarray(function(model, x, target, **options))
+
+
+def _projection64(maps):
+    """``get_2d_projection`` without its float32 cast: (N, C, h, w) → (N, h, w)."""
+    out = []
+    for m in maps:
+        flat = m.reshape(m.shape[0], -1).T
+        flat = flat - flat.mean(axis=0)
+        _, _, vt = np.linalg.svd(flat, full_matrices=True)
+        out.append((flat @ vt[0]).reshape(m.shape[1:]))
+    return np.stack(out)
+
+
+def _all_of(cams, model, x, target):
+    """Every CAM of ``cams`` from one compiled program (one compilation instead of one per
+    CAM: the test's time is XLA compiling)."""
+    with h.precision("float64"):
+        run = jax.jit(lambda m, v, t: {name: f(m, v, t) for name, (_, f) in cams.items()})
+        return {name: np.asarray(value) for name, value in run(model, x, target).items()}
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradient_cams_at_the_layer_float64(arch):
+    model, tm, x, target = _setup(arch)
+    ours = _all_of(GRADIENT_CAMS, model, x, target)
+    for name, (cam_class, _) in GRADIENT_CAMS.items():
+        _, raw, _, _ = _package(cam_class, tm, x, target, [model.architecture.default_layer])
+        h.assert_close(ours[name], raw, TOL64, f"{arch} {name}")
+
+
+# VGG's last block is 1×1 at this size, where the projection of a centred single row is 0
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18", "mobilenet_v2"])
+def test_projection_cams_against_their_float64_definition_and_the_float32_package(arch):
+    model, tm, x, target = _setup(arch)
+    ours = _all_of(PROJECTION_CAMS, model, x, target)
+    for name, (cam_class, _) in PROJECTION_CAMS.items():
+        _, raw32, activation, grads = _package(cam_class, tm, x, target, [model.architecture.default_layer])
+        maps = activation if name == "eigencam" else grads * activation
+        h.assert_close(ours[name], np.maximum(_projection64(maps), 0), TOL64, f"{arch} {name}, definition")
+        h.assert_close(ours[name], raw32, TOL_PACKAGE32, f"{arch} {name}, package")
+
+
+def _scorecam64(tm, x, target, layer):
+    """ScoreCAM's definition in float64, hook-free: each channel upsampled (bilinear,
+    corners aligned), min–max scaled, multiplying the input; softmax of the scores."""
+    xt = h.nchw(x)
+    activation = torch.from_numpy(h.torch_layer_outputs(tm, xt, [layer])[layer]).permute(0, 3, 1, 2)
+    up = torch.nn.functional.interpolate(activation, size=xt.shape[-2:], mode="bilinear", align_corners=True)
+    low = up.amin(dim=(2, 3), keepdim=True)
+    high = up.amax(dim=(2, 3), keepdim=True)
+    masks = (up - low) / (high - low + 1e-8)
+    weights = []
+    with torch.no_grad():
+        for n in range(xt.shape[0]):
+            scores = tm(xt[n : n + 1] * masks[n][:, None])[:, int(target[n])]
+            weights.append(torch.softmax(scores, dim=0))
+    cam = (torch.stack(weights)[:, :, None, None] * activation).sum(dim=1)
+    return np.maximum(cam.numpy(), 0)
+
+
+@pytest.mark.parametrize("arch,layer", [("squeezenet1_1", "features.5"), ("resnet18", "layer1")])
+def test_scorecam_against_its_float64_definition_and_the_float32_package(arch, layer):
+    model, tm, x, target = _setup(arch)
+    cams = {resolution: (ScoreCAM, functools.partial(jaxviz.scorecam, layer=layer, resolution=resolution, batch_size=24))
+            for resolution in ("layer", "input")}
+    ours = _all_of(cams, model, x, target)
+    h.assert_close(ours["layer"], _scorecam64(tm, x, target, layer), TOL64, f"{arch} scorecam, definition")
+    package, raw32, _, _ = _package(ScoreCAM, tm, x, target, [layer])
+    h.assert_close(ours["layer"], raw32, TOL_PACKAGE32, f"{arch} scorecam, package")
+    h.assert_close(ours["input"], package, TOL_PACKAGE32, f"{arch} scorecam, package output")
+
+
+@pytest.mark.parametrize("arch", ["resnet18", "mobilenet_v2"])
+def test_input_resolution_output_equals_the_package(arch):
+    model, tm, x, target = _setup(arch)
+    cams = {name: (cam_class, functools.partial(function, resolution="input"))
+            for name, (cam_class, function) in {**GRADIENT_CAMS, **PROJECTION_CAMS}.items()
+            if name in ("gradcam", "gradcam_plus_plus", "layercam", "eigencam")}
+    ours = _all_of(cams, model, x, target)
+    for name, (cam_class, _) in cams.items():
+        package, _, _, _ = _package(cam_class, tm, x, target, [model.architecture.default_layer])
+        assert ours[name].shape == package.shape == x.shape[:3]
+        h.assert_close(ours[name], package, TOL_PACKAGE32, f"{arch} {name}")
+
+
+def _ablationcam64(tm, x, target, layer):
+    """AblationCAM's definition in float64, hook-free: the network evaluated from the layer's
+    output on, with one channel at a time set to 0 (the layer is a ReLU's output)."""
+    xt = h.nchw(x)
+    names = [name for name, _ in tm.named_children()]
+    top = layer.split(".")[0]
+    below = torch.nn.Sequential(*[getattr(tm, n) for n in names[: names.index(top) + 1]])
+    above = [getattr(tm, n) for n in names[names.index(top) + 1 :]]
+
+    def head(a):
+        for module in above:
+            a = module(torch.flatten(a, 1) if isinstance(module, torch.nn.Linear) else a)
+        return a
+
+    weights = []
+    with torch.no_grad():
+        activation = below(xt)
+        assert activation.amin().item() == 0
+        original = head(activation)[torch.arange(len(target)), torch.from_numpy(target)]
+        for n in range(xt.shape[0]):
+            copies = activation[n : n + 1].repeat(activation.shape[1], 1, 1, 1)
+            copies[torch.arange(activation.shape[1]), torch.arange(activation.shape[1])] = 0
+            scores = head(copies)[:, int(target[n])]
+            weights.append((original[n] - scores) / original[n])
+    cam = (torch.stack(weights)[:, :, None, None] * activation).sum(dim=1)
+    return np.maximum(cam.numpy(), 0)
+
+
+def test_ablationcam_against_its_float64_definition_and_the_float32_package():
+    # ResNet-18's children run in order (layer4 → avgpool → flatten → fc), so the definition
+    # can evaluate the network from layer4's output on.
+    model, tm, x, target = _setup("resnet18")
+    ours = _ours(jaxviz.ablationcam, model, x, target, layer="layer4", batch_size=48)
+    h.assert_close(ours, _ablationcam64(tm, x, target, "layer4"), TOL64, "resnet18 ablationcam, definition")
+    # the package's scores are float32 and its weights differences of them: 1e-7 of the
+    # score, a larger share of the small weights
+    package, raw32, _, _ = _package(AblationCAM, tm, x, target, ["layer4"])
+    h.assert_close(ours, raw32, 1e-4, "resnet18 ablationcam, package")
+
+
+# Not a layer whose output PyTorch later changes in place (BasicBlock's `out += identity`
+# after bn2): the package's hook keeps a reference, and would read the changed values.
+@pytest.mark.parametrize("arch,layers", [("resnet18", ("layer2", "layer3.1.conv1", "layer4")),
+                                         ("vgg11_bn", ("features.13", "features.20"))])
+def test_several_layers_eigen_smooth_and_aug_smooth_equal_the_package(arch, layers):
+    model, tm, x, target = _setup(arch)
+    for cam_class, function, call in [(LayerCAM, jaxviz.layercam, {}),
+                                      (GradCAM, jaxviz.gradcam, {"eigen_smooth": True}),
+                                      (XGradCAM, jaxviz.xgradcam, {"aug_smooth": True})]:
+        package, raw, _, _ = _package(cam_class, tm, x, target, list(layers), **call)
+        ours = _ours(function, model, x, target, layer=layers, resolution="input", **call)
+        h.assert_close(ours, package, TOL_PACKAGE32, f"{arch} {cam_class.__name__} {call}")
+        if call.get("eigen_smooth"):  # the layer map itself, projection in float32 in the package
+            ours_layer = _ours(function, model, x, target, layer=layers[0], eigen_smooth=True)
+            h.assert_close(ours_layer, raw, TOL_PACKAGE32, f"{arch} {cam_class.__name__} eigen_smooth layer map")

@@ -1,0 +1,73 @@
+"""pytorch-grad-cam's CAMs: options, conventions and bad input (parity is in
+parity_tests/test_cam_parity.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import jaxviz
+
+
+@pytest.fixture(scope="module")
+def model():
+    return jaxviz.load_model()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(1).normal(size=(2, 40, 48, 3)).astype(np.float32)
+
+
+T = np.array([3, 300])
+
+
+def test_the_input_convention_is_a_min_max_map_of_the_input_size(model, x):
+    maps = np.asarray(jaxviz.gradcam_plus_plus(model, x, T, layer=("features.9", "features.12"), resolution="input"))
+    assert maps.shape == (2, 40, 48)
+    assert maps.min() >= 0 and np.allclose(maps.max(axis=(1, 2)), 1, atol=1e-6)
+    assert np.allclose(maps.min(axis=(1, 2)), 0)
+
+
+def test_the_layer_convention_is_the_relud_map_at_the_layer(model, x):
+    cam = np.asarray(jaxviz.hirescam(model, x, T))
+    assert cam.shape == (2, 2, 2) and cam.min() >= 0
+    # GradCAM's layer map is the course's: Captum's LayerGradCam ReLU'd
+    np.testing.assert_array_equal(np.asarray(jaxviz.gradcam(model, x, T)),
+                                  np.asarray(jaxviz.layer_gradcam(model, x, T, relu_attributions=True))[..., 0])
+
+
+def test_eigencam_does_not_depend_on_the_target(model, x):
+    np.testing.assert_array_equal(np.asarray(jaxviz.eigencam(model, x, T)),
+                                  np.asarray(jaxviz.eigencam(model, x, T[::-1].copy())))
+
+
+def test_scorecam_does_not_depend_on_its_batch_size(model, x):
+    one = np.asarray(jaxviz.scorecam(model, x, T, layer="features.5", batch_size=1))
+    many = np.asarray(jaxviz.scorecam(model, x, T, layer="features.5", batch_size=100))  # 128 channels: padded
+    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6 * np.abs(many).max())
+    assert np.abs(many).max() > 0
+
+
+def test_ablationcam_does_not_depend_on_its_batch_size(model, x):
+    one = np.asarray(jaxviz.ablationcam(model, x, T, layer="features.4", batch_size=1))
+    many = np.asarray(jaxviz.ablationcam(model, x, T, layer="features.4", batch_size=50))  # 128 channels: padded
+    np.testing.assert_allclose(one, many, rtol=1e-5, atol=1e-6 * np.abs(many).max())
+    assert np.abs(many).max() > 0
+
+
+def test_bad_options_are_clear_errors(model, x):
+    with pytest.raises(jaxviz.InputError, match="pass resolution='input'"):
+        jaxviz.layercam(model, x, T, layer=("features.9", "features.12"))
+    with pytest.raises(jaxviz.InputError, match="pass resolution='input'"):
+        jaxviz.gradcam(model, x, T, aug_smooth=True)
+    with pytest.raises(jaxviz.InputError, match="`resolution` must be one of"):
+        jaxviz.xgradcam(model, x, T, resolution="image")
+    with pytest.raises(jaxviz.InputError, match="non-empty sequence"):
+        jaxviz.eigencam(model, x, T, layer=())
+    with pytest.raises(jaxviz.UnknownLayerError, match="features.99"):
+        jaxviz.layercam(model, x, T, layer=("features.9", "features.99"), resolution="input")
+    with pytest.raises(jaxviz.InputError, match="`batch_size`"):
+        jaxviz.scorecam(model, x, T, batch_size=0)
+    with pytest.raises(jaxviz.InputError, match="`batch_size`"):
+        jaxviz.ablationcam(model, x, T, batch_size=0)
