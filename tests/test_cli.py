@@ -46,6 +46,10 @@ ATTRIBUTION_ARGS = {
     "integrated-gradients": ["--n-steps", "4"],
     "occlusion": ["--window", "16", "--stride", "16"],
     "smoothgrad": ["--nt-samples", "2", "--seed", "3"],
+    # min–max scaling of these small maps amplifies float32 rounding that differs between
+    # batch sizes: one image per batch, as the API call below
+    "layercam": ["--layer", "features.9", "features.12", "--aug-smooth", "-b", "1"],
+    "scorecam": ["--layer", "features.5", "--masked-batch", "8", "--eigen-smooth", "-b", "1"],
 }
 
 
@@ -84,6 +88,11 @@ def _api(name, model, x, key):
         return np.asarray(jaxviz.integrated_gradients(model, x, t, n_steps=4))
     if name == "occlusion":
         return np.asarray(jaxviz.occlusion(model, x, t, sliding_window_shapes=(16, 16, 3), strides=(16, 16, 3)))
+    if name == "layercam":
+        return np.asarray(jaxviz.layercam(model, x, t, layer=("features.9", "features.12"), resolution="input",
+                                          aug_smooth=True))
+    if name == "scorecam":
+        return np.asarray(jaxviz.scorecam(model, x, t, layer="features.5", resolution="input", eigen_smooth=True))
     import jax
 
     seed = zlib.crc32(key.encode()) & 0x7FFFFFFF
@@ -364,7 +373,7 @@ def test_demo_writes_the_course_figure_set(tmp_path, capsys):
     out = tmp_path / "demo"
     assert _cli("demo", "--out", out, "--quick", "--data", SHARED / "data") == 0
     err = capsys.readouterr().err
-    for name in ("attribution.png", "fooling.png", "class_visualization.png", "style_transfer.png"):
+    for name in ("attribution.png", "cams.png", "fooling.png", "class_visualization.png", "style_transfer.png"):
         assert (out / name).is_file(), err
     methods = {r["method"] for r in _ok(out)}
     assert methods == set(METHODS)

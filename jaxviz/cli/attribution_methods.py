@@ -7,9 +7,10 @@ import numpy as np
 
 import jaxviz
 from jaxviz import figures
-from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS
+from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
 from jaxviz.cli.registry import Method, Option, per_image_normal, positive
+from jaxviz.errors import InputError
 from jaxviz.interpolation import INTERPOLATE_MODES
 
 
@@ -61,8 +62,35 @@ def _guided_backprop(model, x, target):
     return {"attribution": jaxviz.guided_backprop(model, x, target)}
 
 
-def _gradcam(model, x, target, options):
-    return {"cam": jaxviz.gradcam(model, x, target, layer=options["layer"])}
+def _cam_computation(function):
+    def compute(model, x, target, options):
+        extra = {"batch_size": options["masked_batch"]} if "masked_batch" in options else {}  # ScoreCAM, AblationCAM
+        return {"cam": function(model, x, target, layer=tuple(options["layer"]), eigen_smooth=options["eigen_smooth"],
+                                resolution=options["resolution"], aug_smooth=options["aug_smooth"], **extra)}
+
+    return compute
+
+
+def _check_cam(options):
+    if options["resolution"] == "layer" and (len(options["layer"] or ()) > 1 or options["aug_smooth"]):
+        raise InputError("several layers and --aug-smooth give maps at the input's resolution: use --resolution input")
+    positive("masked_batch", options.get("masked_batch"))
+
+
+def _cam_method(name, summary, function, *, resolution="input", extra=(), examples=""):
+    """A pytorch-grad-cam CAM's subcommand: its layers, smoothing and output convention."""
+    options = (
+        TARGET,
+        Option("layer", str, None, "layer(s), torchvision module paths; several are averaged as pytorch-grad-cam "
+               "does (default: the model's last convolutional block)", many=True, kind="layer"),
+        Option("eigen_smooth", bool, False, "first principal component instead of the channel sum"),
+        Option("aug_smooth", bool, False, "mean over the six test-time augmentations (flip × brightness)"),
+        Option("resolution", str, resolution, f"'layer': the map at the layer's resolution; 'input': pytorch-grad-cam's "
+               f"min–max map at the input's size (default {resolution})", choices=_cam.RESOLUTIONS),
+        *extra, *DISPLAY,
+    )
+    return Method(name, summary, options, _cam_computation(function), _attribution_saver(_cam_heat, main="cam"),
+                  check=_check_cam, examples=examples or f"jaxviz {name} photos/ --out maps")
 
 
 def _guided_gradcam(model, x, target, options):
@@ -120,12 +148,34 @@ DECLARED = (
         (TARGET, *DISPLAY), _guided_backprop, _attribution_saver(_abs_heat),
         examples="jaxviz guided-backprop cat.jpg --target 281 --out maps",
     ),
-    Method(
-        "gradcam", "GradCAM at a layer, ReLU'd (Selvaraju et al.; the course's GradCAM)",
-        (TARGET, LAYER, *DISPLAY), _gradcam, _attribution_saver(_cam_heat, main="cam"),
+    _cam_method(
+        "gradcam", "GradCAM at a layer, ReLU'd (Selvaraju et al.; the course's GradCAM; pytorch-grad-cam GradCAM)",
+        jaxviz.gradcam, resolution="layer",
         examples="jaxviz gradcam photos/ --labels labels.tsv --out maps\n"
-                 "jaxviz gradcam photos/ --layer features.9 --out maps-f9",
+                 "jaxviz gradcam photos/ --layer features.9 --out maps-f9\n"
+                 "jaxviz gradcam photos/ --layer layer3 layer4 --resolution input --arch resnet50 --out maps",
     ),
+    _cam_method("hirescam", "HiResCAM: gradient ⊙ activation summed over channels (Draelos & Carin)",
+                jaxviz.hirescam),
+    _cam_method("gradcam-elementwise", "GradCAM element-wise: ReLU(gradient ⊙ activation) summed (pytorch-grad-cam)",
+                jaxviz.gradcam_elementwise),
+    _cam_method("gradcam-plus-plus", "GradCAM++ (Chattopadhay et al.; pytorch-grad-cam GradCAMPlusPlus)",
+                jaxviz.gradcam_plus_plus),
+    _cam_method("xgradcam", "XGradCAM (Fu et al.; pytorch-grad-cam XGradCAM)", jaxviz.xgradcam),
+    _cam_method("layercam", "LayerCAM: ReLU(gradient) ⊙ activation (Jiang et al.; pytorch-grad-cam LayerCAM)",
+                jaxviz.layercam),
+    _cam_method("eigencam", "EigenCAM: first principal component of the activations (Muhammad & Yeasin)",
+                jaxviz.eigencam),
+    _cam_method("eigen-gradcam", "EigenGradCAM: first principal component of gradient ⊙ activation",
+                jaxviz.eigen_gradcam),
+    _cam_method("scorecam", "ScoreCAM: channels weighted by the masked input's score (Wang et al.)",
+                jaxviz.scorecam,
+                extra=(Option("masked_batch", int, 16, "masked images per forward pass (memory bound, default 16)"),),
+                examples="jaxviz scorecam photos/ --arch resnet50 --out maps"),
+    _cam_method("ablationcam", "AblationCAM: channels weighted by the score drop when ablated (Desai & Ramaswamy)",
+                jaxviz.ablationcam,
+                extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
+                examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
         (TARGET, LAYER, Option("interpolate_mode", str, "nearest", "GradCAM upsampling (default nearest, Captum's)",

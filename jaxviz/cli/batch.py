@@ -174,7 +174,8 @@ def resolve_for_arch(runs: list[MethodRun], arch: str, target, where: str = "") 
         options = dict(run.options)
         for option in run.method.options:
             if option.kind == "layer" and options.get(option.name) is None:
-                options[option.name] = description.default_layer
+                default = description.default_layer
+                options[option.name] = [default] if option.many else default
             value = options.get(option.name)
             if value is None or not option.kind:
                 continue

@@ -27,6 +27,12 @@ from jaxviz.labels import class_names
 from jaxviz.models import describe
 from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 
+# the CAM family's figure: pytorch-grad-cam's output convention, side by side
+CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise", "GradCAM element-wise"),
+        ("gradcam-plus-plus", "GradCAM++"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM"),
+        ("eigencam", "EigenCAM"), ("eigen-gradcam", "EigenGradCAM"), ("scorecam", "ScoreCAM"),
+        ("ablationcam", "AblationCAM"))
+
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
 
@@ -92,6 +98,8 @@ def demo_job(args) -> tuple[Job, dict]:
     ]
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
+    runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name], {"resolution": "input"}), f"cam-{name}",
+                       METHODS[name].size) for name, _ in CAMS]
     style_opts = {"styles": styles, "num_iterations": 5 if quick else 200, "data": str(styles_folder or "")}
     style_run = MethodRun(METHODS["style"], batch.method_options(METHODS["style"], style_opts), "style",
                           METHODS["style"].size)
@@ -159,6 +167,12 @@ def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> lis
     if len(rows) > 1:
         path = out / "attribution.png"
         save_grid(path, [r for _, r in rows], row_titles=[t for t, _ in rows], col_titles=titles("saliency"))
+        written.append(path)
+    cams = [("image", originals)] + [(title, row(f"cam-{name}", ".overlay.png")) for name, title in CAMS]
+    cams = [(t, r) for t, r in cams if all(img is not None for img in r)]
+    if len(cams) > 1:
+        path = out / "cams.png"
+        save_grid(path, [r for _, r in cams], row_titles=[t for t, _ in cams], col_titles=titles("saliency"))
         written.append(path)
     fooled = row("fool", ".png")
     difference = row("fool", ".diff.png")
