@@ -20,14 +20,31 @@ run: install
 	$(VENV)/bin/jaxviz classify --samples $(wildcard $(SHARED)/data/imagenet_val_25.npz)
 	$(VENV)/bin/jaxviz demo --out out/demo
 
-# three processes, each shorter (conftest.py also frees compiled programs per module).
+# Four pytest processes, two at a time (make -j2): most of the suite's time is XLA compiling
+# small programs, which runs on one core, so two processes use a 2-core machine fully.
 # The float64-only comparisons are compile-bound (small inputs, deep networks): LLVM at -O0
 # halves their compile time and changes float64 results by rounding alone (≤ 1e-15
 # relative, against tolerances of 1e-9); every float32 criterion runs at the default level.
+# --output-sync prints each process's report whole when it ends; -k runs them all even
+# after one fails.
+CLI_TESTS := tests/test_cli.py tests/test_sharding.py tests/test_batch_safety.py \
+	tests/test_benchmarks.py tests/test_weights.py
+PYTEST := $(PY) -m pytest -q --durations=20
+
 test: install
-	$(PY) -m pytest -q tests -m "not float64_only"
-	$(PY) -m pytest -q parity_tests -m "not float64_only"
-	XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" $(PY) -m pytest -q tests parity_tests -m float64_only
+	@$(MAKE) --no-print-directory -k -j2 --output-sync=target \
+		test-parity test-float64 test-cli test-library
+
+.PHONY: test-parity test-float64 test-cli test-library
+test-parity:
+	$(PYTEST) parity_tests -m "not float64_only"
+test-float64:
+	XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0" \
+		$(PYTEST) tests parity_tests -m float64_only
+test-cli:
+	$(PYTEST) $(CLI_TESTS) -m "not float64_only"
+test-library:
+	$(PYTEST) tests $(addprefix --ignore=,$(CLI_TESTS)) -m "not float64_only"
 
 bench: install
 	$(PY) -m benchmarks.run

@@ -94,7 +94,7 @@ def torchvision_module(arch: str) -> torch.nn.Module:
     return torchvision.models.get_model(arch, weights=None)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2)  # tests of one architecture run together (conftest.py)
 def random_state_dict(arch: str, seed: int) -> dict[str, np.ndarray]:
     """torchvision's initialisation, with non-zero biases (torchvision zeroes them) and
     non-trivial BatchNorms: random affine parameters, and running statistics measured on

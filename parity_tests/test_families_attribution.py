@@ -31,7 +31,7 @@ INNER = {"resnet18": "layer3.1.conv2", "vgg11_bn": "features.9", "alexnet": "fea
 TOL = h.ATTR_TOL["float64"]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=2)
 def _setup(arch):
     sd = h.random_state_dict(arch, 3)
     tm = h.torch_model(arch, sd, "float64")
