@@ -381,6 +381,59 @@ def w12_vgg16_forward(_model, _tm, quick, notes):
     return (lambda: model(x)), refs, flops
 
 
+# --------------------------------------------------------------------------- pytorch-grad-cam's CAMs
+
+
+def _cam_workload(arch, cam_name, function, layer, n, *, batch_sizes=(), **options):
+    """jaxviz's CAM (the package's output convention) beside pytorch-grad-cam's class on
+    ``n`` course images at 224; ``batch_sizes``: the package's ScoreCAM batch sizes swept."""
+    import pytorch_grad_cam
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    if arch == "squeezenet1_1":
+        model, tm = pretrained_pair(arch, Path(os.environ.get("JAXVIZ_WEIGHTS")
+                                               or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
+    else:
+        model, tm = random_pair(arch)
+    x, y, xt, _ = _targets_and_images(n)
+    targets = [ClassifierOutputTarget(int(t)) for t in y]
+    cam_class = getattr(pytorch_grad_cam, cam_name)
+
+    def package(batch_size=None):
+        def run():
+            cam = cam_class(tm, [tm.get_submodule(layer)])
+            if batch_size:
+                cam.batch_size = batch_size
+            try:
+                return cam(xt, targets)
+            finally:
+                cam.activations_and_grads.release()
+        return run
+
+    refs = ({f"grad-cam {cam_name} batch_size {b}": package(b) for b in batch_sizes} if batch_sizes
+            else {f"grad-cam {cam_name}": package()})
+    return (lambda: function(model, x, y, layer=layer, resolution="input", **options)), refs, None
+
+
+def w13_scorecam(_model, _tm, quick, notes):
+    notes.append("W13: ScoreCAM on ResNet-50's layer4 is 2048 forward passes per image (about 7 minutes per "
+                 "run for each side here), so the benchmark takes SqueezeNet's last Fire block (512 channels).")
+    return _cam_workload("squeezenet1_1", "ScoreCAM", jaxviz.scorecam, "features.12", 1 if quick else 8,
+                         batch_sizes=(16,) if quick else (16, 64, 256), batch_size=64)
+
+
+def w14_gradcam_plus_plus(_model, _tm, quick, notes):
+    return _cam_workload("resnet50", "GradCAMPlusPlus", jaxviz.gradcam_plus_plus, "layer4", 2 if quick else 8)
+
+
+def w15_layercam(_model, _tm, quick, notes):
+    return _cam_workload("squeezenet1_1", "LayerCAM", jaxviz.layercam, "features.12", 2 if quick else 8)
+
+
+def w16_eigencam(_model, _tm, quick, notes):
+    return _cam_workload("resnet50", "EigenCAM", jaxviz.eigencam, "layer4", 2 if quick else 8)
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -394,6 +447,10 @@ WORKLOADS = {
     "W10 guided_gradcam at layer4, ResNet-50, 16 images": w10_resnet50_guided_gradcam,
     "W11 integrated_gradients n_steps=50, MobileNetV2, 4 images": w11_mobilenet_v2_integrated_gradients,
     "W12 forward, VGG-16, 64 images": w12_vgg16_forward,
+    "W13 scorecam, SqueezeNet features.12, 8 images": w13_scorecam,
+    "W14 gradcam_plus_plus, ResNet-50 layer4, 8 images": w14_gradcam_plus_plus,
+    "W15 layercam, SqueezeNet features.12, 8 images": w15_layercam,
+    "W16 eigencam, ResNet-50 layer4, 8 images": w16_eigencam,
 }
 
 

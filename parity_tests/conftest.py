@@ -41,4 +41,5 @@ def _free_cached_models(request):
         if callable(getattr(value, "cache_clear", None)) and getattr(value, "__module__", None) == request.module.__name__:
             value.cache_clear()
     helpers.random_state_dict.cache_clear()
+    helpers.random_case.cache_clear()
     gc.collect()

@@ -243,6 +243,20 @@ def shared_path(*parts) -> Path:
 
 
 
+@functools.lru_cache(maxsize=2)  # tests of one architecture run together (conftest.py)
+def random_case(arch: str):
+    """(float64 jaxviz model, float64 torch model, two random NHWC images, targets) of
+    ``arch`` with random weights: the smallest size the family takes (at least 40×43),
+    each image's second class by torch's logits."""
+    sd = random_state_dict(arch, 3)
+    tm = torch_model(arch, sd, "float64")
+    size = max(jaxviz.models.minimum_input_size(arch), 40)
+    x = random_images((2, size, size + 3, 3), 5, "float64")
+    with precision("float64"):
+        model = jax_model(arch, sd, "float64")
+    return model, tm, x, top_targets(tm, nchw(x), rank=1)
+
+
 def top_targets(tm, xt, rank: int = 0) -> np.ndarray:
     """Each image's ``rank``-th class by torch's logits (so target scores are positive)."""
     with torch.no_grad():

@@ -23,8 +23,8 @@ import jax
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import (AblationCAM, EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise, GradCAMPlusPlus, HiResCAM,
-                              LayerCAM, ScoreCAM, XGradCAM)
+from pytorch_grad_cam import (AblationCAM, EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise, GradCAMPlusPlus,
+                              HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import jaxviz
@@ -46,16 +46,8 @@ TOL64 = h.ATTR_TOL["float64"]
 TOL_PACKAGE32 = 1e-6
 
 
-@functools.lru_cache(maxsize=2)
 def _setup(arch):
-    sd = h.random_state_dict(arch, 3)
-    tm = h.torch_model(arch, sd, "float64")
-    size = max(jaxviz.models.minimum_input_size(arch), 40)
-    x = h.random_images((2, size, size + 3, 3), 5, "float64")
-    with h.precision("float64"):
-        model = h.jax_model(arch, sd, "float64")
-    target = h.top_targets(tm, h.nchw(x), rank=1)
-    return model, tm, x, target
+    return h.random_case(arch)
 
 
 def _package(cam_class, tm, x, target, layers, **call):
@@ -141,7 +133,8 @@ def _scorecam64(tm, x, target, layer):
 @pytest.mark.parametrize("arch,layer", [("squeezenet1_1", "features.5"), ("resnet18", "layer1")])
 def test_scorecam_against_its_float64_definition_and_the_float32_package(arch, layer):
     model, tm, x, target = _setup(arch)
-    cams = {resolution: (ScoreCAM, functools.partial(jaxviz.scorecam, layer=layer, resolution=resolution, batch_size=24))
+    cams = {resolution: (ScoreCAM, functools.partial(jaxviz.scorecam, layer=layer, resolution=resolution,
+                                                     batch_size=24))
             for resolution in ("layer", "input")}
     ours = _all_of(cams, model, x, target)
     h.assert_close(ours["layer"], _scorecam64(tm, x, target, layer), TOL64, f"{arch} scorecam, definition")

@@ -8,8 +8,6 @@ loop of the same definition (1e-9) on every family, and to Captum at 1e-6 on Res
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pytest
 import torch
@@ -31,16 +29,8 @@ INNER = {"resnet18": "layer3.1.conv2", "vgg11_bn": "features.9", "alexnet": "fea
 TOL = h.ATTR_TOL["float64"]
 
 
-@functools.lru_cache(maxsize=2)
 def _setup(arch):
-    sd = h.random_state_dict(arch, 3)
-    tm = h.torch_model(arch, sd, "float64")
-    size = max(jaxviz.models.minimum_input_size(arch), 40)
-    x = h.random_images((2, size, size + 3, 3), 5, "float64")
-    with h.precision("float64"):
-        model = h.jax_model(arch, sd, "float64")
-    target = h.top_targets(tm, h.nchw(x), rank=1)
-    return model, tm, x, target
+    return h.random_case(arch)
 
 
 def _compare(arch, ours_fn, theirs_fn, tol=TOL):

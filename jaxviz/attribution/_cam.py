@@ -157,6 +157,23 @@ def cam_method(rule: Callable, *, name: str, doc: str, gradients: bool = True) -
     return cam
 
 
+def perturbation_method(rule: Callable, *, name: str, doc: str, batch_size: int, what: str) -> Callable:
+    """The public function of a CAM that scores perturbed copies of each image (ScoreCAM,
+    AblationCAM): :func:`cam_method`'s options and ``batch_size``, the copies per forward
+    pass, given to ``rule`` after ``eigen_smooth``."""
+
+    def cam(model, x, target, *, layer: str | Sequence[str] | None = None, eigen_smooth: bool = False,
+            resolution: str = "layer", aug_smooth: bool = False, batch_size: int = batch_size):
+        batch_size = _checks.check_positive_int(batch_size, "batch_size")
+        return run(model, x, target, rule, layer=layer, eigen_smooth=eigen_smooth, resolution=resolution,
+                   aug_smooth=aug_smooth, gradients=False, rule_options=(batch_size,))
+
+    cam.__name__ = cam.__qualname__ = name
+    cam.__doc__ = (doc.rstrip() + "\n" + ARGS + f"      batch_size: {what} per forward pass (memory bound), at "
+                   "least one channel of\n        every image.\n")
+    return cam
+
+
 def gradient_rule(rule: Callable) -> Callable:
     """A rule of (A, G, eigen_smooth) alone, as most CAMs' are."""
 

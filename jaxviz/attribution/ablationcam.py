@@ -6,7 +6,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks, scoring
+from jaxviz import scoring
 from jaxviz.attribution import _cam, _paths
 
 DEFAULT_BATCH_SIZE = 32  # ablated copies per forward pass (the package's)
@@ -41,16 +41,11 @@ def _rule(model, x, target, layer, activation, grads, eigen_smooth, batch_size):
     return _cam.channel_sum(weights[:, None, None, :] * activation, eigen_smooth)
 
 
-def ablationcam(model, x, target, *, layer=None, eigen_smooth: bool = False, resolution: str = "layer",
-                aug_smooth: bool = False, batch_size: int = DEFAULT_BATCH_SIZE):
-    batch_size = _checks.check_positive_int(batch_size, "batch_size")
-    return _cam.run(model, x, target, _rule, layer=layer, eigen_smooth=eigen_smooth, resolution=resolution,
-                    aug_smooth=aug_smooth, gradients=False, rule_options=(batch_size,))
-
-
-ablationcam.__doc__ = """AblationCAM: Σ_k w_k A_k with w_k = (y − y_k) / y, y_k the target score with
-    channel k of the layer ablated — set to 0 when the layer's smallest value for the image
-    is 0 (a ReLU's output), else to that minimum − 1e7.  All N·C ablated forward passes run
+ablationcam = _cam.perturbation_method(_rule, name="ablationcam", batch_size=DEFAULT_BATCH_SIZE,
+                                       what="ablated images", doc="""AblationCAM: Σ_k w_k A_k with
+    w_k = (y − y_k) / y, y_k the target score with channel k of the layer ablated — set to 0
+    when the layer's smallest value for the image is 0 (a ReLU's output), else to that
+    minimum − 1e7.  All N·C ablated forward passes run
     inside one compiled loop, ``batch_size`` at a time.
 
     Differences from the package, by design: the package turns the scores into float32;
@@ -63,6 +58,4 @@ ablationcam.__doc__ = """AblationCAM: Σ_k w_k A_k with w_k = (y − y_k) / y, y
     References:
       Desai, Ramaswamy. Ablation-CAM: visual explanations for deep convolutional network
       via gradient-free localization (WACV 2020).
-""" + _cam.ARGS + """      batch_size: ablated images per forward pass (memory bound), at least one channel of
-        every image.
-"""
+""")

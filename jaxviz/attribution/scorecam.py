@@ -7,7 +7,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks, scoring
+from jaxviz import scoring
 from jaxviz.attribution import _cam, _paths
 from jaxviz.interpolation import aligned_bilinear_matrix
 
@@ -43,17 +43,11 @@ def _rule(model, x, target, layer, activation, grads, eigen_smooth, batch_size):
     return _cam.channel_sum(weights[:, None, None, :] * activation, eigen_smooth)
 
 
-def scorecam(model, x, target, *, layer=None, eigen_smooth: bool = False, resolution: str = "layer",
-             aug_smooth: bool = False, batch_size: int = DEFAULT_BATCH_SIZE):
-    batch_size = _checks.check_positive_int(batch_size, "batch_size")
-    return _cam.run(model, x, target, _rule, layer=layer, eigen_smooth=eigen_smooth, resolution=resolution,
-                    aug_smooth=aug_smooth, gradients=False, rule_options=(batch_size,))
-
-
-scorecam.__doc__ = """ScoreCAM: Σ_k w_k A_k with w = softmax_k(y(x ⊙ M_k)), M_k the layer's channel k
-    upsampled to the input (bilinear, corners aligned, as ``nn.UpsamplingBilinear2d``) and
-    min–max scaled (1e-8 beside the range).  All N·C masked images go through the network
-    inside one compiled loop, ``batch_size`` at a time.
+scorecam = _cam.perturbation_method(_rule, name="scorecam", batch_size=DEFAULT_BATCH_SIZE, what="masked images",
+                                    doc="""ScoreCAM: Σ_k w_k A_k with w = softmax_k(y(x ⊙ M_k)), M_k the layer's
+    channel k upsampled to the input (bilinear, corners aligned, as
+    ``nn.UpsamplingBilinear2d``) and min–max scaled (1e-8 beside the range).  All N·C masked
+    images go through the network inside one compiled loop, ``batch_size`` at a time.
 
     The package turns the scores into float32 (``torch.Tensor``) before the softmax;
     jaxviz keeps the model's dtype.
@@ -61,6 +55,4 @@ scorecam.__doc__ = """ScoreCAM: Σ_k w_k A_k with w = softmax_k(y(x ⊙ M_k)), M
     References:
       Wang et al. Score-CAM: score-weighted visual explanations for convolutional neural
       networks (CVPR workshops 2020).
-""" + _cam.ARGS + """      batch_size: masked images per forward pass (memory bound), at least one channel of
-        every image.
-"""
+""")

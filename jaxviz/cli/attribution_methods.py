@@ -85,8 +85,9 @@ def _cam_method(name, summary, function, *, resolution="input", extra=(), exampl
                "does (default: the model's last convolutional block)", many=True, kind="layer"),
         Option("eigen_smooth", bool, False, "first principal component instead of the channel sum"),
         Option("aug_smooth", bool, False, "mean over the six test-time augmentations (flip × brightness)"),
-        Option("resolution", str, resolution, f"'layer': the map at the layer's resolution; 'input': pytorch-grad-cam's "
-               f"min–max map at the input's size (default {resolution})", choices=_cam.RESOLUTIONS),
+        Option("resolution", str, resolution, f"'layer': the map at the layer's resolution; 'input': "
+               f"pytorch-grad-cam's min–max map at the input's size (default {resolution})",
+               choices=_cam.RESOLUTIONS),
         *extra, *DISPLAY,
     )
     return Method(name, summary, options, _cam_computation(function), _attribution_saver(_cam_heat, main="cam"),
