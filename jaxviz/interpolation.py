@@ -39,14 +39,7 @@ def interpolation_matrix(in_size: int, out_size: int, mode: str, dtype: str = "f
     scale = ft(in_size) / ft(out_size)
     src = scale * (dst.astype(ft) + ft(0.5)) - ft(0.5)
     if mode == "bilinear":
-        src = np.maximum(src, ft(0.0))
-        i0 = np.floor(src).astype(np.int64)
-        i0 = np.minimum(i0, in_size - 1)
-        lam = (src - i0.astype(ft)).astype(ft)
-        i1 = np.minimum(i0 + 1, in_size - 1)
-        np.add.at(m, (dst, i0), (ft(1.0) - lam).astype(np.float64))
-        np.add.at(m, (dst, i1), lam.astype(np.float64))
-        return m.astype(dtype)
+        return _bilinear(np.maximum(src, ft(0.0)), in_size, ft).astype(dtype)
     i = np.floor(src).astype(np.int64)
     t = (src - i.astype(ft)).astype(ft)
     a = ft(-0.75)
@@ -69,13 +62,19 @@ def aligned_bilinear_matrix(in_size: int, out_size: int, dtype: str = "float32")
     (``nn.UpsamplingBilinear2d``): source ``dst · (in − 1)/(out − 1)``, corners on corners."""
     ft = np.float32 if dtype == "float32" else np.float64
     scale = ft(in_size - 1) / ft(out_size - 1) if out_size > 1 else ft(0.0)
-    src = scale * np.arange(out_size).astype(ft)
-    i0 = np.minimum(src.astype(np.int64), in_size - 1)
-    lam = (src - i0.astype(ft)).astype(np.float64)
-    m = np.zeros((out_size, in_size), np.float64)
-    np.add.at(m, (np.arange(out_size), i0), 1.0 - lam)
-    np.add.at(m, (np.arange(out_size), np.minimum(i0 + 1, in_size - 1)), lam)
-    return m.astype(dtype)
+    return _bilinear(scale * np.arange(out_size).astype(ft), in_size, ft).astype(dtype)
+
+
+def _bilinear(src, in_size: int, ft) -> np.ndarray:
+    """(out, in) weights of linear interpolation at the non-negative source positions
+    ``src`` (dtype ``ft``), the neighbour clamped at the last input."""
+    dst = np.arange(src.shape[0])
+    i0 = np.minimum(np.floor(src).astype(np.int64), in_size - 1)
+    lam = (src - i0.astype(ft)).astype(ft)
+    m = np.zeros((src.shape[0], in_size), np.float64)
+    np.add.at(m, (dst, i0), (ft(1.0) - lam).astype(np.float64))
+    np.add.at(m, (dst, np.minimum(i0 + 1, in_size - 1)), lam.astype(np.float64))
+    return m
 
 
 def interpolate(maps, size: tuple[int, int], mode: str = "nearest"):

@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import _checks, scoring
+from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
 from jaxviz.interpolation import interpolate
 
@@ -59,6 +60,14 @@ def weighted(channel_weights: Callable) -> Callable:
         return channel_sum(weights[:, None, None, :] * activation, eigen_smooth)
 
     return rule
+
+
+def per_channel(evaluate, channels: int, images: int, batch_size: int):
+    """(N, C) scores of every image's C perturbed copies: ``evaluate((k,) channel ids)`` →
+    (k, N) scores, called in one ``lax.map`` with k = max(1, ``batch_size`` // N), so that
+    about ``batch_size`` copies go through the network per pass."""
+    ids = _paths.split_chunks(jnp.arange(channels), max(1, batch_size // images), fill=0)
+    return jax.lax.map(evaluate, ids).reshape(-1, images)[:channels].T
 
 
 def minmax(maps):

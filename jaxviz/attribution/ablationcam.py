@@ -7,7 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import scoring
-from jaxviz.attribution import _cam, _paths
+from jaxviz.attribution import _cam
 
 DEFAULT_BATCH_SIZE = 32  # ablated copies per forward pass (the package's)
 ABLATION_OFFSET = 1e7  # below the layer's minimum, when that minimum is not 0 (the package's)
@@ -20,7 +20,6 @@ def ablated_scores(model, x, target, layer: str, activation, batch_size: int):
     n, c = activation.shape[0], activation.shape[-1]
     low = activation.min(axis=(1, 2, 3), keepdims=True)
     value = jnp.where(low == 0, 0.0, low - ABLATION_OFFSET)  # (N, 1, 1, 1)
-    per_pass = max(1, batch_size // n)
 
     def evaluate(channels):  # (k,) channel ids → (k, N) scores
         k = channels.shape[0]
@@ -31,8 +30,7 @@ def ablated_scores(model, x, target, layer: str, activation, batch_size: int):
                                           perturb={layer: delta.reshape((-1,) + activation.shape[1:])})
         return scores.reshape(k, n)
 
-    ids = _paths.split_chunks(jnp.arange(c), per_pass, fill=0)
-    return jax.lax.map(evaluate, ids).reshape(-1, n)[:c].T
+    return _cam.per_channel(evaluate, c, n, batch_size)
 
 
 def _rule(model, x, target, layer, activation, grads, eigen_smooth, batch_size):

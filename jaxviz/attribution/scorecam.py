@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import scoring
-from jaxviz.attribution import _cam, _paths
+from jaxviz.attribution import _cam
 from jaxviz.interpolation import aligned_bilinear_matrix
 
 DEFAULT_BATCH_SIZE = 16  # masked images per forward pass (the package's BATCH_SIZE)
@@ -22,7 +22,6 @@ def channel_scores(model, x, target, activation, batch_size: int):
     dtype = "float64" if x.dtype == jnp.float64 else "float32"
     rows = jnp.asarray(aligned_bilinear_matrix(h, height, dtype), x.dtype)
     cols = jnp.asarray(aligned_bilinear_matrix(w, width, dtype), x.dtype)
-    per_pass = max(1, batch_size // n)
 
     def evaluate(channels):  # (k,) channel ids → (k, N) scores
         upsampled = jnp.einsum("Hh,nhwk,Ww->knHW", rows, activation[..., channels], cols,
@@ -34,8 +33,7 @@ def channel_scores(model, x, target, activation, batch_size: int):
         k = channels.shape[0]
         return scoring.batch_target_logits(model, masked, jnp.tile(target, k)).reshape(k, n)
 
-    ids = _paths.split_chunks(jnp.arange(c), per_pass, fill=0)
-    return jax.lax.map(evaluate, ids).reshape(-1, n)[:c].T
+    return _cam.per_channel(evaluate, c, n, batch_size)
 
 
 def _rule(model, x, target, layer, activation, grads, eigen_smooth, batch_size):
