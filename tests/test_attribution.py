@@ -42,6 +42,11 @@ TARGETED = {
     "eigen_gradcam": lambda m, x, t: jaxviz.eigen_gradcam(m, x, t, resolution="input", aug_smooth=True),
     "scorecam": lambda m, x, t: jaxviz.scorecam(m, x, t, layer="features.3"),
     "ablationcam": lambda m, x, t: jaxviz.ablationcam(m, x, t, layer="features.4"),
+    "input_x_gradient": lambda m, x, t: jaxviz.input_x_gradient(m, x, t),
+    "deconvolution": lambda m, x, t: jaxviz.deconvolution(m, x, t, rule="all"),
+    "deeplift": lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=0.1),
+    "deeplift_shap": lambda m, x, t: jaxviz.deeplift_shap(m, x, t, baselines=np.zeros((2, 40, 48, 3))),
+    "gradient_shap": lambda m, x, t: jaxviz.gradient_shap(m, x, t, n_samples=3, stdevs=0.1, key=jax.random.key(0)),
 }
 
 
@@ -120,6 +125,81 @@ def test_bad_options(model, x):
         jaxviz.smooth(jaxviz.saliency)(model, x, t)
     with pytest.raises(jaxviz.InputError, match="`noise` must have shape"):
         jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, t, noise=np.zeros((3, 2, 40, 48, 3)))
+
+
+def test_bad_options_of_the_shap_methods(model, x):
+    t = np.array([1, 2])
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        jaxviz.gradient_shap(model, x, t)
+    with pytest.raises(jaxviz.InputError, match=r"`baseline_indices` must lie in \[0, 2\)"):
+        jaxviz.gradient_shap(model, x, t, baselines=np.zeros((2, 40, 48, 3)), n_samples=1,
+                             baseline_indices=np.array([[0, 2]]), alphas=np.zeros((1, 2)))
+    with pytest.raises(jaxviz.InputError, match=r"`alphas` must have shape \(3, 2\)"):
+        jaxviz.gradient_shap(model, x, t, n_samples=3, key=jax.random.key(0), alphas=np.zeros((2, 3)))
+    with pytest.raises(jaxviz.InputError, match="`noise` must have shape"):
+        jaxviz.gradient_shap(model, x, t, n_samples=1, key=jax.random.key(0), noise=np.zeros((1, 2, 40, 40, 3)))
+    with pytest.raises(jaxviz.InputError, match="`baselines` must be a scalar or have shape"):
+        jaxviz.gradient_shap(model, x, t, baselines=np.zeros((40, 48)), key=jax.random.key(0))
+    with pytest.raises(jaxviz.InputError, match="`baselines`.*is required"):
+        jaxviz.deeplift_shap(model, x, t, baselines=None)
+    with pytest.raises(jaxviz.InputError, match="`rule` must be one of"):
+        jaxviz.deeplift(model, x, t, rule="modules-and-pools")
+    with pytest.raises(jaxviz.InputError, match="odd batch of 3"):
+        jax.grad(lambda v: model.apply(model.params, v, guided=("deeplift", "modules")).sum())(x[:1].repeat(3, 0))
+    with pytest.raises(jaxviz.InputError, match="`guided` must be"):
+        model.apply(model.params, x, guided=("deeplift", "some"))
+
+
+def test_gradient_shap_draws_have_the_right_distribution(model):
+    """The draws a key gives: baselines uniformly, noise N(0, stdevs²), α ~ U[0, 1), all
+    independent."""
+    import importlib
+
+    module = importlib.import_module("jaxviz.attribution.gradient_shap")
+    draws = module._draws(jax.random.key(1), 4000, 3, 5, (2, 2, 3), 0.5, jnp.float32)
+    indices, noise, alphas = map(np.asarray, draws)
+    assert indices.shape == alphas.shape == (4000, 3) and noise.shape == (4000, 3, 2, 2, 3)
+    counts = np.bincount(indices.ravel(), minlength=5) / indices.size
+    np.testing.assert_allclose(counts, 0.2, atol=0.01)  # uniform over the baselines
+    assert 0 <= alphas.min() and alphas.max() < 1
+    np.testing.assert_allclose([alphas.mean(), alphas.var()], [0.5, 1 / 12], atol=0.01)  # U[0, 1)
+    np.testing.assert_allclose([noise.mean(), noise.std()], [0.0, 0.5], atol=0.01)  # N(0, 0.5²)
+    # independent across samples and images: no correlation between neighbouring draws
+    assert abs(np.corrcoef(alphas[:, 0], alphas[:, 1])[0, 1]) < 0.05
+    assert abs(np.corrcoef(indices[:-1, 0], indices[1:, 0])[0, 1]) < 0.05
+
+
+def test_deeplift_and_deconvolution_rules_by_hand():
+    from jaxviz.models import layers
+
+    relu = layers.BACKWARD_RULES["deeplift"]["relu"]
+    x = jnp.array([2.0, -1.0, 3.0, 1.0, 4.0, 3.0])  # inputs 2, −1, 3 and references 1, 4, 3
+    (g,) = jax.vjp(relu, x)[1](jnp.array([1.0, 1.0, 1.0, 2.0, 2.0, 2.0]))
+    # multipliers Δrelu/Δx: (2−1)/(2−1) = 1, (0−4)/(−1−4) = 0.8, and the gradient where Δx = 0
+    np.testing.assert_allclose(g, [1.0, 0.8, 1.0, 2.0, 1.6, 2.0])
+    deconv = layers.BACKWARD_RULES["deconvolution"]["relu6"]
+    (g,) = jax.vjp(deconv, jnp.array([-1.0, 3.0, 7.0]))[1](jnp.array([2.0, -1.0, 3.0]))
+    np.testing.assert_array_equal(g, [2.0, 0.0, 3.0])  # max(g, 0) whatever the input
+    # the max-pool rule: one 2×2 window per image; input max 5 at (0, 1), reference max 7 at (1, 0)
+    pair = jnp.array([[[1.0, 5.0], [0.0, 2.0]], [[3.0, 0.0], [7.0, 1.0]]]).reshape(2, 2, 2, 1)
+    (g,) = jax.vjp(lambda v: layers.rescale_max_pool(v, 2), pair)[1](jnp.ones((2, 1, 1, 1)))
+    # Δout = 5 − 7 = −2 goes back half through each maximum: 0 above the reference's max at
+    # the input's, −2 at the reference's; divided by Δin at each position
+    delta_in = (pair[0] - pair[1])[..., 0]
+    expected = np.array([[0.0, 0.0], [-2.0, 0.0]]) / np.where(delta_in == 0, 1, delta_in)
+    np.testing.assert_allclose(g[0, ..., 0], expected)
+    np.testing.assert_allclose(g[1, ..., 0], expected)
+
+
+def test_deeplift_of_a_relu_network_is_exact_for_two_points(model, x):
+    """Summation to delta on SqueezeNet (every nonlinearity a ReLU module or a max-pool)."""
+    t = np.array([1, 2])
+    attributions, delta = jaxviz.deeplift(model, x, t, baselines=0.3, return_convergence_delta=True)
+    gap = np.asarray(scoring.batch_target_logits(model, jnp.asarray(x), jnp.asarray(t))
+                     - scoring.batch_target_logits(model, jnp.full_like(x, 0.3), jnp.asarray(t)))
+    assert np.abs(gap).min() > 1e-2
+    np.testing.assert_allclose(np.asarray(attributions).reshape(2, -1).sum(1), gap, rtol=1e-3, atol=1e-4)
+    assert np.abs(np.asarray(delta)).max() <= 1e-3 * np.abs(gap).max()
 
 
 def test_compiles_once_per_shape(model, x):

@@ -3,14 +3,19 @@
 from jaxviz.attribution._paths import METHODS as QUADRATURE_METHODS
 from jaxviz.attribution.ablationcam import ablationcam
 from jaxviz.attribution.course import saliency_map
+from jaxviz.attribution.deconvolution import deconvolution
+from jaxviz.attribution.deeplift import deeplift
+from jaxviz.attribution.deeplift_shap import deeplift_shap
 from jaxviz.attribution.eigen_gradcam import eigen_gradcam
 from jaxviz.attribution.eigencam import eigencam
 from jaxviz.attribution.gradcam import gradcam, guided_gradcam, layer_gradcam
 from jaxviz.attribution.gradcam_elementwise import gradcam_elementwise
 from jaxviz.attribution.gradcam_plus_plus import gradcam_plus_plus
+from jaxviz.attribution.gradient_shap import gradient_shap
 from jaxviz.attribution.guided_backprop import guided_backprop
 from jaxviz.attribution.integrated_gradients import integrated_gradients
 from jaxviz.attribution.hirescam import hirescam
+from jaxviz.attribution.input_x_gradient import input_x_gradient
 from jaxviz.attribution.layer_conductance import layer_conductance
 from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.occlusion import occlusion
@@ -24,14 +29,19 @@ __all__ = [
     "NT_TYPES",
     "QUADRATURE_METHODS",
     "ablationcam",
+    "deconvolution",
+    "deeplift",
+    "deeplift_shap",
     "eigen_gradcam",
     "eigencam",
     "gradcam",
     "gradcam_elementwise",
     "gradcam_plus_plus",
+    "gradient_shap",
     "guided_backprop",
     "guided_gradcam",
     "hirescam",
+    "input_x_gradient",
     "integrated_gradients",
     "layer_conductance",
     "layer_gradcam",

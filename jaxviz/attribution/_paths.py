@@ -81,6 +81,24 @@ def broadcast_baselines(baselines, x, name: str = "baselines"):
     return jnp.broadcast_to(b, x.shape)
 
 
+def baseline_distribution(baselines, x, name: str = "baselines"):
+    """Baselines to draw from (SHAP methods): ``None`` (one zero image), a scalar, or an
+    array of shape (H, W, C) or (B, H, W, C), as a (B, H, W, C) array."""
+    if baselines is None:
+        return jnp.zeros((1,) + x.shape[1:], x.dtype)
+    b = jnp.asarray(baselines, x.dtype)
+    if b.ndim == 0:
+        b = jnp.full((1,) + x.shape[1:], b)
+    if b.ndim == 3:
+        b = b[None]
+    if b.ndim != 4 or b.shape[1:] != x.shape[1:] or b.shape[0] < 1:
+        raise InputError(f"`{name}` must be a scalar or have shape {x.shape[1:]} or (B, *{x.shape[1:]}), "
+                         f"got {tuple(b.shape)}")
+    if _checks.is_concrete(b) and not bool(jnp.isfinite(b).all()):
+        raise InputError(f"`{name}` contains NaN or inf values")
+    return b
+
+
 def path_points(baselines, diff, alphas):
     """(k, N, H, W, C) points ``b + α·(x − b)`` for the (k,) ``alphas``."""
     return baselines[None] + alphas[:, None, None, None, None] * diff[None]

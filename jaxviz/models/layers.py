@@ -152,6 +152,102 @@ hardsigmoid.defvjp(lambda x: (jnp.clip(x + 3, 0, 6) / 6, (x > -3) & (x < 3)),
                    lambda inside, g: (jnp.where(inside, g / 6, jnp.zeros_like(g)),))
 
 
+# ---------------------------------------------------------------- backward rules
+# The same forward values with another backward pass: what guided backprop, deconvolution
+# and DeepLift change in a network, chosen per activation by ``Forward`` (no hooks).
+
+
+def _with_backward(forward, backward):
+    """``forward`` whose vector-Jacobian product is ``backward(x, g)``."""
+    function = jax.custom_vjp(forward)
+    function.defvjp(lambda x: (forward(x), x), lambda x, g: (backward(x, g),))
+    return function
+
+
+def _deconvolution(forward):
+    # the deconvnet's reverse ReLU: the upstream gradient's positive part, whatever the input
+    return _with_backward(forward, lambda x, g: jnp.maximum(g, 0))
+
+
+# Captum's ``DeepLift(eps=1e-10)``: below this input difference the plain gradient is used
+DEEPLIFT_EPS = 1e-10
+
+
+def _reference_differences(values):
+    """A DeepLift batch is inputs followed by their references: each half's difference from
+    the other's counterpart, input − reference, for both halves."""
+    n = values.shape[0] // 2
+    if values.shape[0] != 2 * n:
+        raise InputError("the DeepLift rule needs a batch of inputs followed by as many references, "
+                         f"got an odd batch of {values.shape[0]}")
+    difference = values[:n] - values[n:]
+    return jnp.concatenate([difference, difference])
+
+
+def _rescale(forward, derivative):
+    """DeepLift's rescale rule: the multiplier Δout/Δin in place of the derivative, both
+    halves of the batch sharing the pair's multiplier (Captum's ``nonlinear``)."""
+
+    def backward(x, g):
+        delta_in = _reference_differences(x)
+        delta_out = _reference_differences(forward(x))
+        same = jnp.abs(delta_in) < DEEPLIFT_EPS
+        return jnp.where(same, g * derivative(x), g * delta_out / jnp.where(same, 1, delta_in))
+
+    return _with_backward(forward, backward)
+
+
+def rescale_pool(pool):
+    """A max-pool ``pool`` (x ↦ y, differentiable) with DeepLift's max-pool rule, on a
+    batch of inputs followed by their references.
+
+    Each pair's output difference is split at the larger of the two maxima: the part
+    above the reference's goes back to the input's maximum, the rest to the reference's,
+    both summed and divided by the input difference (Captum's ``maxpool``).  Where two
+    overlapping windows share a maximum their contributions add, as in any gradient;
+    Captum's ``max_unpool2d`` keeps only one of them (its result there is undefined).
+    """
+
+    def backward(x, g):
+        y, vjp = jax.vjp(pool, x)
+        n = y.shape[0] // 2
+        larger = jnp.maximum(y[:n], y[n:])
+        routed = vjp(g * jnp.concatenate([larger - y[n:], y[:n] - larger]))[0]
+        routed = routed[:n] + routed[n:]
+        delta_in = _reference_differences(x)
+        same = jnp.abs(delta_in) < DEEPLIFT_EPS
+        return jnp.where(same, vjp(g)[0], jnp.concatenate([routed, routed]) / jnp.where(same, 1, delta_in))
+
+    return _with_backward(pool, backward)
+
+
+def rescale_max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):
+    """:func:`max_pool` with DeepLift's rule (:func:`rescale_pool`)."""
+    return rescale_pool(functools.partial(max_pool, kernel=kernel, stride=stride, padding=padding,
+                                          ceil_mode=ceil_mode))(x)
+
+
+def _relu_forward(x):
+    return jnp.maximum(x, 0)
+
+
+def _relu6_forward(x):
+    return jnp.clip(x, 0, 6)
+
+
+# {rule: {activation kind: the activation with that rule's backward pass}}
+BACKWARD_RULES = {
+    "guided": {"relu": guided_relu, "relu6": guided_relu6, "hardswish": guided_hardswish},
+    "deconvolution": {"relu": _deconvolution(_relu_forward), "relu6": _deconvolution(_relu6_forward),
+                      "hardswish": _deconvolution(_hardswish)},
+    "deeplift": {
+        "relu": _rescale(_relu_forward, lambda x: (x > 0).astype(x.dtype)),
+        "relu6": _rescale(_relu6_forward, lambda x: ((x > 0) & (x < 6)).astype(x.dtype)),
+        "hardswish": _rescale(_hardswish, _hardswish_grad),
+    },
+}
+
+
 def pool_output_size(size: int, kernel: int = 3, stride: int = 2, padding: int = 0, ceil_mode: bool = True) -> int:
     """Output length of a max or average pool, as PyTorch computes it.
 

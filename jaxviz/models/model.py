@@ -60,7 +60,10 @@ class Model:
 
         ``guided=True`` gives the ``nn.ReLU`` modules guided backprop's backward pass (what
         Captum's hooks reach); ``guided="all"`` every ReLU-like activation (functional ReLUs,
-        ReLU6, Hardswish).  The forward pass is unchanged.
+        ReLU6, Hardswish); ``guided=(rule, scope)`` another backward rule, ``"guided"``,
+        ``"deconvolution"`` or ``"deeplift"`` (whose batch is inputs followed by as many
+        references, and which also changes the max-pools), at scope ``"modules"`` or
+        ``"all"``.  The forward pass is unchanged.
         ``target`` (N,): the output is each image's logit for its own class, (N,), and the
         classifier is evaluated for that class alone (what gradient methods need).
         """

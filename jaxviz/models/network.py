@@ -9,7 +9,8 @@ rest, once for all architectures:
 * ``capture``: returns the named outputs, in one pass;
 * ``perturb``: adds an array to a named output (how layer gradients are taken);
 * stops tracing after the last output it needs, so nothing past it is computed;
-* ``guided``: the backward rule of the activations (guided backprop);
+* ``guided``: the backward rule of the activations (guided backprop, deconvolution,
+  DeepLift's rescale rule, which also changes the max-pools);
 * ``target``: evaluates the class layer for each image's own class alone;
 * initialisation: ``f.param`` creates parameters (torchvision's schemes) when there are none.
 
@@ -30,8 +31,10 @@ import jax.numpy as jnp
 from jaxviz.errors import InputError
 from jaxviz.models import layers
 
-# guided-backprop rules: which activations get the guided backward pass
+# which activations a backward rule reaches: the ``nn.ReLU`` modules (Captum's hooks) or all
 GUIDED_RULES = ("modules", "all")
+# the backward rules an activation can take (``layers.BACKWARD_RULES``)
+BACKWARD_RULES = ("guided", "deconvolution", "deeplift")
 
 
 class _Stop(Exception):
@@ -161,30 +164,30 @@ class Forward:
         var = self.param(name, "var", (c,), _ones)
         return self.output(name, layers.batch_norm(x, scale, shift, mean, var, eps))
 
-    def activation(self, kind, name, x, standard, guided_fn, module=True):
-        """An activation of ``kind``: ``guided_fn`` under the guided rule that reaches it
-        (``"all"``: every one; ``"modules"``: a ReLU module), else ``standard``."""
+    def activation(self, kind, name, x, standard, module=True):
+        """An activation of ``kind``: under a backward rule that reaches it (scope ``"all"``:
+        every one; ``"modules"``: a ReLU module) that rule's version, else ``standard``."""
         self.activations.append((len(self.calls), name, kind if module else f"functional {kind}"))
-        rule = self.guided
-        guided = rule == "all" or (rule == "modules" and kind == "relu" and module)
-        y = (guided_fn if guided else standard)(x)
+        reached = self.guided and (self.guided[1] == "all" or (kind == "relu" and module))
+        y = layers.BACKWARD_RULES[self.guided[0]][kind](x) if reached else standard(x)
         return y if name is None else self.output(name, y)
 
     def relu(self, name, x):
         """``nn.ReLU`` module; ``name=None`` for a functional ``F.relu`` (no hook sees it)."""
-        return self.activation("relu", name, x, layers.relu, layers.guided_relu, module=name is not None)
+        return self.activation("relu", name, x, layers.relu, module=name is not None)
 
     def relu6(self, name, x):
-        return self.activation("relu6", name, x, layers.relu6, layers.guided_relu6)
+        return self.activation("relu6", name, x, layers.relu6)
 
     def hardswish(self, name, x):
-        return self.activation("hardswish", name, x, layers.hardswish, layers.guided_hardswish)
+        return self.activation("hardswish", name, x, layers.hardswish)
 
     def hardsigmoid(self, name, x):
         return self.output(name, layers.hardsigmoid(x))
 
     def max_pool(self, name, x, kernel: int, stride: int | None = None, *, padding: int = 0, ceil_mode=False):
-        return self.output(name, layers.max_pool(x, kernel, stride, padding, ceil_mode))
+        pool = layers.rescale_max_pool if self.guided and self.guided[0] == "deeplift" else layers.max_pool
+        return self.output(name, pool(x, kernel, stride, padding, ceil_mode))
 
     def avg_pool(self, name, x, kernel: int, stride: int | None = None):
         return self.output(name, layers.avg_pool(x, kernel, stride))
@@ -273,7 +276,8 @@ def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
     """The forward pass: logits, or ``{name: output}`` for ``capture`` (see :class:`Forward`).
 
     Layer names are checked by the caller (:meth:`jaxviz.Model.apply`, against the
-    architecture description); ``guided`` is ``False``, ``"modules"`` or ``"all"``.
+    architecture description); ``guided`` is ``False`` or a ``(rule, scope)`` pair
+    (:func:`check_guided`).
     """
     listing = call_listing(network)
     names = (OUTPUT,) if capture is None else tuple(capture)
@@ -306,14 +310,23 @@ def run_head(network: Network, params, features, *, target=None):
 
 
 def check_guided(guided):
-    """``False``, ``"modules"`` (``True``: the ``nn.ReLU`` modules, as Captum) or ``"all"``."""
+    """The backward rule as ``False`` or ``(rule, scope)``.
+
+    ``True`` or ``"modules"``: guided backprop at the ``nn.ReLU`` modules (Captum's);
+    ``"all"``: guided backprop at every ReLU-like activation; ``(rule, scope)``: any rule of
+    :data:`BACKWARD_RULES` at the activations of scope ``"modules"`` or ``"all"``.
+    """
     if guided is False or guided is None:
         return False
     if guided is True:
-        return "modules"
-    if guided not in GUIDED_RULES:
-        raise InputError(f"`guided` must be False, True or one of {list(GUIDED_RULES)}, got {guided!r}")
-    return guided
+        return ("guided", "modules")
+    if isinstance(guided, str) and guided in GUIDED_RULES:
+        return ("guided", guided)
+    if (isinstance(guided, tuple) and len(guided) == 2 and guided[0] in BACKWARD_RULES
+            and guided[1] in GUIDED_RULES):
+        return guided
+    raise InputError(f"`guided` must be False, True, one of {list(GUIDED_RULES)} or a (rule, scope) pair with "
+                     f"rule in {list(BACKWARD_RULES)} and scope in {list(GUIDED_RULES)}, got {guided!r}")
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ last needed layer and guided backprop without hooks and without a change to the 
   ``nn.intercept_methods``), and every ReLU as ``relu.0``, ``relu.1``, … in program order
   (``relu6.k`` for ReLU6) — an array of at least two axes of floating values;
 * guided backprop: the ReLUs found get the guided backward pass (``guided=True``), and with
-  ``guided="all"`` the ReLU6s too.  A ReLU is ``jax.nn.relu`` (Flax's ``nn.relu``) or
-  ``max(x, 0)`` with a literal zero (``jnp.maximum(x, 0)``); a ReLU6 is ``jax.nn.relu6``.
+  ``guided="all"`` the ReLU6s too, and likewise the other backward rules (DeepLift's also
+  reaches every max-pool, a ``lax.reduce_window`` with ``max``).  A ReLU is ``jax.nn.relu``
+  (Flax's ``nn.relu``) or ``max(x, 0)`` with a literal zero (``jnp.maximum(x, 0)``); a
+  ReLU6 is ``jax.nn.relu6``.
   Without ``guided`` every operation is the user's own, derivative rules included.
 
 Limits: the program is entered through ``jit`` and ``checkpoint``; activations inside other
@@ -39,7 +41,6 @@ from jaxviz.models.network import Forward, Network, sample_input
 _MODULE_PREFIX = "jaxviz:"
 # jaxpr operations whose body is the caller's program, evaluated here as if inlined
 _INLINED = {"jit": "jaxpr", "pjit": "jaxpr", "checkpoint": "jaxpr", "remat": "jaxpr", "closed_call": "call_jaxpr"}
-_GUIDED = {"relu": layers.guided_relu, "relu6": layers.guided_relu6}
 
 
 @dataclass(frozen=True, eq=False)
@@ -135,12 +136,14 @@ def _evaluate_eqn(eqn, invals, f: Forward, counts):
         def standard(x):  # the user's own operation, derivative rule included
             return _bind(eqn, invals[:operand] + [x] + invals[operand + 1:])[0]
 
-        return [f.activation(kind, layer, invals[operand], standard, _GUIDED[kind])]
+        return [f.activation(kind, layer, invals[operand], standard)]
     if name == "name":  # checkpoint_name: a named value is a layer
         return [f.output(eqn.params["name"].removeprefix(_MODULE_PREFIX), invals[0])]
     if name in _INLINED:
         closed = _closed(eqn.params[_INLINED[name]])
         return _evaluate(closed.jaxpr, closed.consts, invals, f, counts)
+    if name == "reduce_window_max" and f.guided and f.guided[0] == "deeplift":
+        return [layers.rescale_pool(lambda v: _bind(eqn, [v])[0])(invals[0])]
     if f.guided and _hides_activation(eqn):
         raise InputError(f"guided backprop cannot reach a ReLU inside `{name}`; only ReLUs outside "
                          f"control flow and custom-derivative functions can be guided")

@@ -1,0 +1,226 @@
+"""Captum's input × gradient, deconvolution, DeepLift, DeepLiftShap and GradientShap on
+SqueezeNet 1.1, ResNet-18, VGG-11-BN and MobileNetV2, float64, random weights with random
+BatchNorm statistics, two random images at a small size.
+
+DeepLift is compared with a hook-free PyTorch DeepLift written here (the rescale rule as
+``autograd.Function`` activations and max-pools put in place of the ``nn.ReLU`` and
+``nn.MaxPool2d`` modules), which equals Captum's ``DeepLift`` on MobileNetV2 (tested).
+Elsewhere Captum's differs from its own definition:
+* a max-pool fed by a hooked ``nn.ReLU`` (VGG, ResNet, SqueezeNet's first) loses its
+  max-pool rule: the ReLU's hook records the gradient at its output before the pool's
+  input hook rewrites it, and recomputes its multipliers from that plain max-pool
+  gradient (tested on VGG-11-BN: Captum equals this reference with plain max-pools), so
+  summation to delta fails there;
+* ResNet-18 calls each block's ``relu`` module twice; Captum's hooks keep one input per
+  module and raise on the second backward call;
+* where overlapping max-pool windows (3×3/2) share a maximum, Captum's ``max_unpool2d``
+  writes one window's contribution over the other's (PyTorch leaves duplicate indices
+  undefined), where a gradient adds both.
+jaxviz follows the definition (this reference), and its attributions sum to delta.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from captum import attr as ca
+
+import jaxviz
+from parity_tests import helpers as h
+
+pytestmark = pytest.mark.float64_only
+
+ARCHS = ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"]
+TOL = h.ATTR_TOL["float64"]
+EPS = 1e-10  # Captum's DeepLift eps
+
+
+def _compare(arch, ours_fn, theirs_fn, tol=TOL):
+    model, tm, x, target = h.random_case(arch)
+    with h.precision("float64"):
+        ours = np.asarray(ours_fn(model, x, target))
+    theirs = theirs_fn(tm, h.nchw(x).requires_grad_(), torch.from_numpy(target))
+    return h.assert_close(ours, h.nhwc(theirs), tol, arch)
+
+
+def _baselines(arch, count, seed):
+    _, _, x, _ = h.random_case(arch)
+    return h.random_images((count,) + x.shape[1:], seed, "float64") * 0.5
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_input_x_gradient(arch):
+    _compare(arch, jaxviz.input_x_gradient, lambda tm, x, t: ca.InputXGradient(tm).attribute(x, target=t))
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_deconvolution(arch):
+    _compare(arch, jaxviz.deconvolution, lambda tm, x, t: ca.Deconvolution(tm).attribute(x, target=t))
+
+
+# ------------------------------------------------------------------ a hook-free DeepLift
+
+
+def _differences(v):
+    n = v.shape[0] // 2
+    d = v[:n] - v[n:]
+    return torch.cat([d, d])
+
+
+def _rescale_relu(v, g):
+    delta_in, delta_out = _differences(v), _differences(torch.relu(v))
+    return torch.where(delta_in.abs() < EPS, g * (v > 0), g * delta_out / delta_in)
+
+
+class _RescaleMaxPool(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, v, pool):
+        ctx.save_for_backward(v)
+        ctx.pool = pool
+        return ctx.pool(v)
+
+    @staticmethod
+    def backward(ctx, g):
+        (v,) = ctx.saved_tensors
+        with torch.enable_grad():
+            leaf = v.detach().requires_grad_()
+            y = ctx.pool(leaf)
+            n = y.shape[0] // 2
+            larger = torch.maximum(y[:n], y[n:])
+            delta_out = torch.cat([larger - y[n:], y[:n] - larger]).detach()
+            routed, plain = (torch.autograd.grad(y, leaf, w, retain_graph=True)[0] for w in (g * delta_out, g))
+        routed = routed[:n] + routed[n:]
+        delta_in = _differences(v)
+        return torch.where(delta_in.abs() < EPS, plain, torch.cat([routed, routed]) / delta_in), None
+
+
+class _RescaleMaxPoolModule(torch.nn.Module):
+    def __init__(self, pool: torch.nn.MaxPool2d):
+        super().__init__()
+        self.pool = lambda v: F.max_pool2d(v, pool.kernel_size, pool.stride, pool.padding, pool.dilation,
+                                           pool.ceil_mode)
+
+    def forward(self, v):
+        return _RescaleMaxPool.apply(v, self.pool)
+
+
+def _deeplift_model(tm, max_pools=True):
+    """``tm`` with its ReLU (and MaxPool2d) modules doing DeepLift's rules (a copy)."""
+    model = copy.deepcopy(tm)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(parent, name, h.activation_module(torch.relu, _rescale_relu))
+            elif isinstance(child, torch.nn.MaxPool2d) and max_pools:
+                setattr(parent, name, _RescaleMaxPoolModule(child))
+    return model
+
+
+def _torch_deeplift(tm, x, references, target, max_pools=True):
+    """(x − r)·m, m the input half's gradient of Σ both halves' target scores."""
+    model = _deeplift_model(tm, max_pools)
+    both = torch.cat([x.detach(), references]).requires_grad_()
+    scores = model(both).gather(1, torch.cat([target, target])[:, None]).sum()
+    (grads,) = torch.autograd.grad(scores, both)
+    return (x.detach() - references) * grads[: x.shape[0]]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_deeplift(arch):
+    b = _baselines(arch, 2, 11)
+    _compare(arch, lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=b),
+             lambda tm, x, t: _torch_deeplift(tm, x, h.nchw(b), t))
+
+
+def test_deeplift_as_captum():
+    """On MobileNetV2 (no max-pool, every ReLU6 left to its gradient as Captum leaves it)
+    Captum's DeepLift is the reference above, and jaxviz's."""
+    arch = "mobilenet_v2"
+    b = _baselines(arch, 2, 11)
+    _, tm, x, target = h.random_case(arch)
+    xt, t = h.nchw(x).requires_grad_(), torch.from_numpy(target)
+    theirs = ca.DeepLift(tm).attribute(xt, baselines=h.nchw(b), target=t).detach()
+    h.assert_close(_torch_deeplift(tm, xt, h.nchw(b), t).detach(), theirs, 1e-12, "reference")
+    _compare(arch, lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=b),
+             lambda tm, x, t: ca.DeepLift(tm).attribute(x, baselines=h.nchw(b), target=t))
+
+
+def test_captum_deeplift_drops_the_max_pool_rule_after_a_relu():
+    """What the module docstring says of VGG: Captum's DeepLift is this reference with plain
+    max-pool gradients (to 1e-12), and far from the definition, which jaxviz follows."""
+    arch = "vgg11_bn"
+    b = _baselines(arch, 2, 11)
+    _, tm, x, target = h.random_case(arch)
+    xt, t = h.nchw(x).requires_grad_(), torch.from_numpy(target)
+    theirs = ca.DeepLift(tm).attribute(xt, baselines=h.nchw(b), target=t).detach()
+    h.assert_close(_torch_deeplift(tm, xt, h.nchw(b), t, max_pools=False).detach(), theirs, 1e-12, "plain pools")
+    assert h.rel_err(_torch_deeplift(tm, xt, h.nchw(b), t).detach(), theirs) > 0.1
+
+
+@pytest.mark.parametrize("arch,rule", [("squeezenet1_1", "modules"), ("resnet18", "modules"),
+                                       ("vgg11_bn", "modules"), ("mobilenet_v2", "all")])
+def test_deeplift_completeness(arch, rule):
+    """Summation to delta: Σ attributions = F(x) − F(b) when every nonlinearity takes a
+    DeepLift rule (MobileNetV2's ReLU6 needs rule="all")."""
+    model, _, x, target = h.random_case(arch)
+    b = _baselines(arch, 2, 12)
+    with h.precision("float64"):
+        attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, rule=rule,
+                                              return_convergence_delta=True)
+        gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -
+                         jaxviz.models.model.batch_logits(model, b, target))
+    assert np.abs(np.asarray(attributions)).max() > 0
+    assert np.abs(np.asarray(delta)).max() <= 1e-9 * np.abs(gap).max(), (delta, gap)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_deeplift_shap(arch):
+    b = _baselines(arch, 3, 13)
+
+    def reference(tm, x, t):
+        return torch.stack([_torch_deeplift(tm, x, h.nchw(b[k:k + 1]).expand_as(x), t) for k in range(3)]).mean(0)
+
+    _compare(arch, lambda m, x, t: jaxviz.deeplift_shap(m, x, t, baselines=b), reference)
+
+
+def test_deeplift_shap_as_captum():
+    arch = "mobilenet_v2"
+    b = _baselines(arch, 3, 13)
+    _compare(arch, lambda m, x, t: jaxviz.deeplift_shap(m, x, t, baselines=b),
+             lambda tm, x, t: ca.DeepLiftShap(tm).attribute(x, baselines=h.nchw(b), target=t))
+
+
+# ------------------------------------------------------------------ GradientShap
+
+
+def _captum_gradient_shap_draws(n, n_samples, n_baselines, shape, stdevs, seed):
+    """Captum's draws for one ``GradientShap.attribute`` call after seeding both RNGs, in
+    jaxviz's (n_samples, N) layout: baseline indices (NumPy), noise (torch), then the path
+    coefficients (NumPy)."""
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    indices = np.random.choice(n_baselines, n_samples * n)
+    noise = torch.normal(0, torch.tensor(stdevs).repeat((n * n_samples,) + shape)).numpy()
+    alphas = np.random.uniform(0.0, 1.0, n * n_samples)
+    layout = lambda a: np.swapaxes(a.reshape((n, n_samples) + a.shape[1:]), 0, 1)  # noqa: E731
+    return layout(indices), layout(noise.transpose(0, 2, 3, 1)), layout(alphas)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_gradient_shap_given_the_same_draws(arch):
+    _, _, x, _ = h.random_case(arch)
+    b = _baselines(arch, 3, 14)
+    indices, noise, alphas = _captum_gradient_shap_draws(x.shape[0], 4, 3, (3,) + x.shape[1:3], 0.3, seed=7)
+
+    def theirs(tm, xt, t):
+        np.random.seed(7)
+        torch.manual_seed(7)
+        return ca.GradientShap(tm).attribute(xt, baselines=h.nchw(b), n_samples=4, stdevs=0.3, target=t)
+
+    _compare(arch, lambda m, x, t: jaxviz.gradient_shap(m, x, t, baselines=b, n_samples=4, stdevs=0.3,
+                                                         baseline_indices=indices, noise=noise, alphas=alphas,
+                                                         internal_batch_size=4), theirs)
