@@ -116,6 +116,31 @@ def test_guided_rules_on_an_own_model():
     assert float(jnp.abs(plain - guided).max()) > 1e-3 and float(jnp.abs(guided - everything).max()) > 1e-3
 
 
+class Pooled(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = nn.relu(nn.Conv(4, (3, 3), name="stem")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2))  # overlapping windows
+        x = nn.relu(nn.Conv(6, (3, 3), name="body")(x))
+        return nn.Dense(5)(x.reshape(x.shape[0], -1))
+
+
+@pytest.mark.float64_only
+def test_deeplift_reaches_an_own_models_max_pools():
+    """The rescale rule at the ReLUs and the max-pool (a ``reduce_window`` max): the
+    attributions sum to F(x) − F(b), which no plain gradient through the pool gives."""
+    with jax.enable_x64():
+        variables = Pooled().init(jax.random.key(0), jnp.zeros((1, 9, 9, 3), jnp.float64))
+        variables = jax.tree_util.tree_map(lambda p: jnp.asarray(p * 2.0, jnp.float64), variables)
+        model = jaxviz.from_flax(Pooled(), variables, input_size=9)
+        x, b = 2 * _images(2, 9).astype(jnp.float64), _images(2, 9, seed=4).astype(jnp.float64)
+        target = np.array([1, 3])
+        attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, return_convergence_delta=True)
+        gap = model(x)[np.arange(2), target] - model(b)[np.arange(2), target]
+        assert float(jnp.abs(gap).min()) > 1e-2
+        np.testing.assert_allclose(np.asarray(delta), 0.0, atol=1e-12 * float(jnp.abs(gap).max()))
+
+
 def test_fooling_without_a_separate_head_equals_the_catalog_models():
     """A catalog network wrapped as a plain function loses its head split and its names;
     fooling (which takes the gradient from the logits then) follows the same steps."""
