@@ -156,7 +156,7 @@ def test_gradient_shap_draws_have_the_right_distribution(model):
     import importlib
 
     module = importlib.import_module("jaxviz.attribution.gradient_shap")
-    draws = module._draws(jax.random.key(1), 4000, 3, 5, (2, 2, 3), 0.5, jnp.float32)
+    draws = module.sample_draws(jax.random.key(1), 4000, 3, 5, (2, 2, 3), 0.5, jnp.float32)
     indices, noise, alphas = map(np.asarray, draws)
     assert indices.shape == alphas.shape == (4000, 3) and noise.shape == (4000, 3, 2, 2, 3)
     counts = np.bincount(indices.ravel(), minlength=5) / indices.size

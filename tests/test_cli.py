@@ -46,6 +46,9 @@ ATTRIBUTION_ARGS = {
     "integrated-gradients": ["--n-steps", "4"],
     "occlusion": ["--window", "16", "--stride", "16"],
     "smoothgrad": ["--nt-samples", "2", "--seed", "3"],
+    "deeplift": ["--baseline", "0.2", "--rule", "all"],
+    "deeplift-shap": ["--baselines", "-0.5", "0.5"],
+    "gradient-shap": ["--n-samples", "2", "--stdevs", "0.1", "--seed", "3", "--baselines", "0", "0.5"],
     # min–max scaling of these small maps amplifies float32 rounding that differs between
     # batch sizes: one image per batch, as the API call below
     "layercam": ["--layer", "features.9", "features.12", "--aug-smooth", "-b", "1"],
@@ -93,9 +96,17 @@ def _api(name, model, x, key):
                                           aug_smooth=True))
     if name == "scorecam":
         return np.asarray(jaxviz.scorecam(model, x, t, layer="features.5", resolution="input", eigen_smooth=True))
+    if name == "deeplift":
+        return np.asarray(jaxviz.deeplift(model, x, t, baselines=0.2, rule="all"))
+    constants = lambda *values: np.stack([np.full(x.shape[1:], v, np.float32) for v in values])  # noqa: E731
+    if name == "deeplift-shap":
+        return np.asarray(jaxviz.deeplift_shap(model, x, t, baselines=constants(-0.5, 0.5)))
     import jax
 
     seed = zlib.crc32(key.encode()) & 0x7FFFFFFF
+    if name == "gradient-shap":  # the draws of the image's own key
+        return np.asarray(jaxviz.gradient_shap(model, x, t, baselines=constants(0, 0.5), n_samples=2, stdevs=0.1,
+                                               key=jax.random.fold_in(jax.random.key(3), seed)))
     noise = jax.random.normal(jax.random.fold_in(jax.random.key(3), seed), (2,) + x.shape[1:])
     return np.asarray(jaxviz.smooth(jaxviz.saliency, nt_samples=2)(model, x, t, noise=0.15 * noise[:, None]))
 

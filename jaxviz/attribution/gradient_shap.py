@@ -84,7 +84,7 @@ def gradient_shap(model, x, target, *, baselines=None, n_samples: int = 5, stdev
     if key is None and (baseline_indices is None or alphas is None or (noise is None and stdevs)):
         raise InputError("`key` (a jax.random key) is required unless `baseline_indices`, `alphas` and "
                          "(with stdevs) `noise` are given")
-    drawn = (_draws(key, n_samples, n, baselines.shape[0], x.shape[1:], stdevs, x.dtype) if key is not None
+    drawn = (sample_draws(key, n_samples, n, baselines.shape[0], x.shape[1:], stdevs, x.dtype) if key is not None
              else (None, jnp.zeros(draws + (1, 1, 1), x.dtype), None))
     baseline_indices = jnp.asarray(drawn[0] if baseline_indices is None else baseline_indices)
     _check_draw(baseline_indices, draws, "baseline_indices")
@@ -101,8 +101,8 @@ def gradient_shap(model, x, target, *, baselines=None, n_samples: int = 5, stdev
                           bool(multiply_by_inputs))
 
 
-def _draws(key, n_samples, n, n_baselines, shape, stdevs, dtype):
-    """(baseline indices, noise, alphas) for ``n_samples`` samples of ``n`` images: uniform
+def sample_draws(key, n_samples, n, n_baselines, shape, stdevs, dtype):
+    """The draws ``key`` gives :func:`gradient_shap`: (baseline indices, noise, alphas) for ``n_samples`` samples of ``n`` images: uniform
     over the baselines, N(0, stdevs²) per pixel (zeros of shape (S, N, 1, 1, 1) when
     ``stdevs`` is 0), U[0, 1)."""
     index_key, noise_key, alpha_key = jax.random.split(key, 3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -9,9 +10,11 @@ import jaxviz
 from jaxviz import figures
 from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
-from jaxviz.cli.registry import Method, Option, per_image_normal, positive
+from jaxviz.attribution.gradient_shap import sample_draws
+from jaxviz.cli.registry import Method, Option, per_image_keys, per_image_normal, positive
 from jaxviz.errors import InputError
 from jaxviz.interpolation import INTERPOLATE_MODES
+from jaxviz.models.network import GUIDED_RULES
 
 
 def _abs_heat(attribution, image_shape, options):
@@ -52,14 +55,53 @@ LAYER = Option("layer", str, None, "layer (torchvision module path; default: the
 TARGET = Option("target", int, None, "class for every image (default: labels file, .npz y, else top-1)",
                 kind="class")
 SEED = Option("seed", int, 0, "random seed (each image's noise comes from the seed and its name)")
+RULE = Option("rule", str, "modules", "activations whose backward pass changes: 'modules', the nn.ReLU modules "
+              "(Captum's), or 'all' ReLU-like ones (default modules)", choices=GUIDED_RULES)
+BASELINE = Option("baseline", float, 0.0, "baseline value in normalised units (default 0: the mean colour)")
+BASELINES = Option("baselines", float, [-1.0, 0.0, 1.0], "baseline distribution: constant images at these values, "
+                   "normalised units (default -1 0 1)", many=True)
 
 
 def _saliency(model, x, target):
     return {"attribution": jaxviz.saliency(model, x, target)}
 
 
-def _guided_backprop(model, x, target):
-    return {"attribution": jaxviz.guided_backprop(model, x, target)}
+def _guided_backprop(model, x, target, options):
+    return {"attribution": jaxviz.guided_backprop(model, x, target, rule=options["rule"])}
+
+
+def _input_x_gradient(model, x, target):
+    return {"attribution": jaxviz.input_x_gradient(model, x, target)}
+
+
+def _deconvolution(model, x, target, options):
+    return {"attribution": jaxviz.deconvolution(model, x, target, rule=options["rule"])}
+
+
+def _deeplift(model, x, target, options):
+    attribution, delta = jaxviz.deeplift(model, x, target, baselines=options["baseline"], rule=options["rule"],
+                                         return_convergence_delta=True)
+    return {"attribution": attribution, "delta": delta}
+
+
+def _constant_images(values, x):
+    return jnp.stack([jnp.full(x.shape[1:], v, x.dtype) for v in values])
+
+
+def _deeplift_shap(model, x, target, options):
+    return {"attribution": jaxviz.deeplift_shap(model, x, target, baselines=_constant_images(options["baselines"], x),
+                                                rule=options["rule"])}
+
+
+def _gradient_shap(model, x, target, seeds, options):
+    n, baselines = options["n_samples"], _constant_images(options["baselines"], x)
+    # each image's draws come from the seed and its name, whatever batch it is in
+    per_image = jax.vmap(lambda key: sample_draws(key, n, 1, baselines.shape[0], x.shape[1:], options["stdevs"],
+                                                  x.dtype))(per_image_keys(options["seed"], seeds))
+    indices, noise, alphas = (jnp.moveaxis(d[:, :, 0], 0, 1) for d in per_image)  # (N, S, 1, …) → (S, N, …)
+    return {"attribution": jaxviz.gradient_shap(
+        model, x, target, baselines=baselines, n_samples=n, stdevs=options["stdevs"], baseline_indices=indices,
+        noise=noise, alphas=alphas, internal_batch_size=options["internal_batch_size"])}
 
 
 def _cam_computation(function):
@@ -132,6 +174,12 @@ def _check_occlusion(options):
         positive(name, options[name])
 
 
+def _check_gradient_shap(options):
+    positive("n_samples", options["n_samples"])
+    positive("stdevs", options["stdevs"], minimum=0)
+    positive("internal_batch_size", options["internal_batch_size"])
+
+
 def _check_smoothgrad(options):
     positive("nt_samples", options["nt_samples"])
     positive("stdevs", options["stdevs"], minimum=0)
@@ -146,8 +194,38 @@ DECLARED = (
     ),
     Method(
         "guided-backprop", "guided backpropagation (Springenberg et al.; Captum GuidedBackprop)",
-        (TARGET, *DISPLAY), _guided_backprop, _attribution_saver(_abs_heat),
+        (TARGET, RULE, *DISPLAY), _guided_backprop, _attribution_saver(_abs_heat),
         examples="jaxviz guided-backprop cat.jpg --target 281 --out maps",
+    ),
+    Method(
+        "input-x-gradient", "input × gradient (Shrikumar et al.; Captum InputXGradient)",
+        (TARGET, *DISPLAY), _input_x_gradient, _attribution_saver(_abs_heat),
+        examples="jaxviz input-x-gradient photos/ --out maps",
+    ),
+    Method(
+        "deconvolution", "deconvolution: ReLUs pass max(gradient, 0) back (Zeiler & Fergus; Captum Deconvolution)",
+        (TARGET, RULE, *DISPLAY), _deconvolution, _attribution_saver(_abs_heat),
+        examples="jaxviz deconvolution photos/ --arch vgg16 --out maps",
+    ),
+    Method(
+        "deeplift", "DeepLift, rescale rule (Shrikumar et al.; Captum DeepLift)",
+        (TARGET, BASELINE, RULE, *DISPLAY), _deeplift, _attribution_saver(_abs_heat),
+        examples="jaxviz deeplift photos/ --arch resnet18 --out maps",
+    ),
+    Method(
+        "deeplift-shap", "DeepLiftShap: DeepLift averaged over a baseline distribution (Captum DeepLiftShap)",
+        (TARGET, BASELINES, RULE, *DISPLAY), _deeplift_shap, _attribution_saver(_abs_heat),
+        examples="jaxviz deeplift-shap photos/ --baselines -1.5 0 1.5 --out maps",
+    ),
+    Method(
+        "gradient-shap", "GradientShap: input × gradient at random points towards random baselines (Lundberg & "
+        "Lee; Captum GradientShap)",
+        (TARGET, BASELINES, Option("n_samples", int, 20, "samples per image (default 20)"),
+         Option("stdevs", float, 0.0, "input noise standard deviation, normalised units (default 0, Captum's)"),
+         Option("internal_batch_size", int, 128, "gradient evaluations per pass (memory bound, default 128)"),
+         SEED, *DISPLAY),
+        _gradient_shap, _attribution_saver(_abs_heat), check=_check_gradient_shap,
+        examples="jaxviz gradient-shap photos/ --n-samples 50 --stdevs 0.1 --seed 1 --out maps",
     ),
     _cam_method(
         "gradcam", "GradCAM at a layer, ReLU'd (Selvaraju et al.; the course's GradCAM; pytorch-grad-cam GradCAM)",
@@ -188,7 +266,7 @@ DECLARED = (
         "integrated-gradients", "Integrated Gradients (Sundararajan et al.; Captum IntegratedGradients)",
         (TARGET, Option("n_steps", int, 50, "quadrature points (default 50)"),
          Option("method", str, "gausslegendre", "quadrature (default gausslegendre)", choices=QUADRATURE_METHODS),
-         Option("baseline", float, 0.0, "baseline value in normalised units (default 0: the mean colour)"),
+         BASELINE,
          Option("internal_batch_size", int, 128, "path points evaluated per pass (memory bound, default 128)"),
          *DISPLAY),
         _integrated_gradients, _attribution_saver(_abs_heat), check=_check_ig,
