@@ -434,6 +434,87 @@ def w16_eigencam(_model, _tm, quick, notes):
     return _cam_workload("resnet50", "EigenCAM", jaxviz.eigencam, "layer4", 2 if quick else 8)
 
 
+# --------------------------------------------------------------------------- Captum's DeepLift and GradientShap
+
+
+def _image_batches(function, xt, yt, batch):
+    """``function`` over the images ``batch`` at a time (a reference's batch size, swept)."""
+    return lambda: [function(xt[i:i + batch], yt[i:i + batch]) for i in range(0, len(xt), batch)]
+
+
+def _deeplift_workload(arch, n, quick, notes):
+    from captum.attr import DeepLift
+
+    from parity_tests.test_captum_methods_parity import _deeplift_model
+
+    if arch == "squeezenet1_1":
+        model, tm = pretrained_pair(arch, Path(os.environ.get("JAXVIZ_WEIGHTS")
+                                               or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
+    else:
+        model, tm = random_pair(arch)
+    x, y, xt, yt = _targets_and_images(n)
+    hook_free = _deeplift_model(tm)
+
+    def torch_deeplift(v, t):  # the parity tests' hook-free DeepLift, the model rewritten once
+        both = torch.cat([v, torch.zeros_like(v)]).requires_grad_()
+        hook_free(both).gather(1, torch.cat([t, t])[:, None]).sum().backward()
+        return v * both.grad[: len(v)]
+
+    batches = (n,) if quick else (4, 8, 16)
+    refs = {f"hook-free torch DeepLift, batch {b}": _image_batches(torch_deeplift, xt, yt, b) for b in batches}
+    if arch != "resnet18":  # Captum's hooks raise on ResNet's reused relu modules
+        captum = lambda v, t: DeepLift(tm).attribute(v.clone().requires_grad_(), target=t)  # noqa: E731
+        refs.update({f"Captum DeepLift, batch {b}": _image_batches(captum, xt, yt, b) for b in batches})
+    return (lambda: jaxviz.deeplift(model, x, y)), refs, None
+
+
+def w17_deeplift_squeezenet(_model, _tm, quick, notes):
+    return _deeplift_workload("squeezenet1_1", 2 if quick else 16, quick, notes)
+
+
+def w18_deeplift_resnet18(_model, _tm, quick, notes):
+    notes.append("W18: Captum's DeepLift raises on ResNet's reused relu modules; the reference is the parity "
+                 "tests' hook-free PyTorch DeepLift (autograd.Function ReLUs and max-pools in place of the modules).")
+    return _deeplift_workload("resnet18", 2 if quick else 16, quick, notes)
+
+
+def w19_gradient_shap(_model, _tm, quick, notes):
+    from captum.attr import GradientShap
+
+    model, tm = pretrained_pair("squeezenet1_1", Path(os.environ.get("JAXVIZ_WEIGHTS")
+                                                      or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
+    n, samples = (2, 2) if quick else (8, 20)
+    x, y, xt, yt = _targets_and_images(n)
+    b = np.stack([np.zeros(x.shape[1:], np.float32), np.full(x.shape[1:], 0.5, np.float32)])
+    bt = nchw(b)
+    shap = GradientShap(tm)
+    captum = lambda v, t: shap.attribute(v, baselines=bt, n_samples=samples, stdevs=0.1, target=t)  # noqa: E731
+    # Captum evaluates all n_samples x images at once: its batch is the number of images per call
+    refs = {f"Captum GradientShap, {k} images per call": _image_batches(captum, xt, yt, k)
+            for k in ((n,) if quick else (1, 2, 4, 8))}
+    key = jax.random.key(0)
+    return (lambda: jaxviz.gradient_shap(model, x, y, baselines=b, n_samples=samples, stdevs=0.1, key=key)), refs, None
+
+
+def w20_feature_ablation(_model, _tm, quick, notes):
+    from captum.attr import FeatureAblation
+
+    model, tm = pretrained_pair("squeezenet1_1", Path(os.environ.get("JAXVIZ_WEIGHTS")
+                                                      or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
+    n = 1 if quick else 4
+    X, _ = course_images(n)
+    x, y, xt, yt = _targets_and_images(n)
+    mask = jaxviz.masks.segments(X, method="slic", n_segments=50)
+    mask_t = torch.from_numpy(mask.astype(np.int64))[:, None]
+    ablation = FeatureAblation(tm)
+    refs = {f"Captum FeatureAblation, perturbations_per_eval {k}":
+            (lambda k=k: ablation.attribute(xt, target=yt, feature_mask=mask_t, perturbations_per_eval=k))
+            for k in ((4,) if quick else (1, 4, 16, 64))}
+    notes.append(f"W20: SLIC masks of {', '.join(str(m.max() + 1) for m in mask)} segments (n_segments=50), one "
+                 "per image; every image is ablated for every feature id, as Captum does.")
+    return (lambda: jaxviz.feature_ablation(model, x, y, feature_mask=mask)), refs, None
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -451,6 +532,10 @@ WORKLOADS = {
     "W14 gradcam_plus_plus, ResNet-50 layer4, 8 images": w14_gradcam_plus_plus,
     "W15 layercam, SqueezeNet features.12, 8 images": w15_layercam,
     "W16 eigencam, ResNet-50 layer4, 8 images": w16_eigencam,
+    "W17 deeplift, SqueezeNet, 16 images": w17_deeplift_squeezenet,
+    "W18 deeplift, ResNet-18, 16 images": w18_deeplift_resnet18,
+    "W19 gradient_shap n_samples=20, SqueezeNet, 8 images": w19_gradient_shap,
+    "W20 feature_ablation, 50 SLIC segments, SqueezeNet, 4 images": w20_feature_ablation,
 }
 
 

@@ -7,6 +7,7 @@ from jaxviz.attribution import (
     deeplift_shap,
     eigen_gradcam,
     eigencam,
+    feature_ablation,
     gradcam,
     gradcam_elementwise,
     gradcam_plus_plus,
@@ -38,6 +39,7 @@ from jaxviz.errors import (
     WeightsNotFoundError,
 )
 from jaxviz.images import deprocess, load_image, preprocess
+from jaxviz import masks
 from jaxviz.interpolation import interpolate
 from jaxviz.models import (
     ARCHITECTURES,
@@ -98,6 +100,7 @@ __all__ = [
     "deprocess",
     "eigen_gradcam",
     "eigencam",
+    "feature_ablation",
     "fooling_images",
     "from_flax",
     "from_function",
@@ -122,6 +125,7 @@ __all__ = [
     "load_image",
     "load_model",
     "make_fooling_images",
+    "masks",
     "noise_tunnel",
     "occlusion",
     "preprocess",

@@ -1,4 +1,5 @@
-"""Captum's input × gradient, deconvolution, DeepLift, DeepLiftShap and GradientShap on
+"""Captum's input × gradient, deconvolution, DeepLift, DeepLiftShap, GradientShap and
+FeatureAblation on
 SqueezeNet 1.1, ResNet-18, VGG-11-BN and MobileNetV2, float64, random weights with random
 BatchNorm statistics, two random images at a small size.
 
@@ -224,3 +225,24 @@ def test_gradient_shap_given_the_same_draws(arch):
     _compare(arch, lambda m, x, t: jaxviz.gradient_shap(m, x, t, baselines=b, n_samples=4, stdevs=0.3,
                                                          baseline_indices=indices, noise=noise, alphas=alphas,
                                                          internal_batch_size=4), theirs)
+
+
+# ------------------------------------------------------------------ FeatureAblation
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_feature_ablation_with_patches_and_superpixels(arch):
+    """One mask per image (SLIC on the first, patches on the second), shared by the
+    channels as Captum's (N, 1, H, W) mask; baseline 0.3; three features per evaluation."""
+    _, _, x, _ = h.random_case(arch)
+    images = jaxviz.deprocess(x[:1], rescale=True)
+    mask = np.stack([jaxviz.masks.segments(images, method="slic", n_segments=12)[0],
+                     jaxviz.masks.patches(*x.shape[1:3], 9)])
+    assert len(np.unique(mask[0])) > 4
+
+    def theirs(tm, xt, t):
+        return ca.FeatureAblation(tm).attribute(xt, target=t, baselines=0.3, perturbations_per_eval=3,
+                                                feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
+
+    _compare(arch, lambda m, x, t: jaxviz.feature_ablation(m, x, t, feature_mask=mask, baselines=0.3,
+                                                            perturbations_per_eval=3), theirs)

@@ -48,6 +48,7 @@ ATTRIBUTION_ARGS = {
     "smoothgrad": ["--nt-samples", "2", "--seed", "3"],
     "deeplift": ["--baseline", "0.2", "--rule", "all"],
     "deeplift-shap": ["--baselines", "-0.5", "0.5"],
+    "feature-ablation": ["--segments", "patches", "--patch", "20", "--baseline", "0.1"],
     "gradient-shap": ["--n-samples", "2", "--stdevs", "0.1", "--seed", "3", "--baselines", "0", "0.5"],
     # min–max scaling of these small maps amplifies float32 rounding that differs between
     # batch sizes: one image per batch, as the API call below
@@ -96,6 +97,9 @@ def _api(name, model, x, key):
                                           aug_smooth=True))
     if name == "scorecam":
         return np.asarray(jaxviz.scorecam(model, x, t, layer="features.5", resolution="input", eigen_smooth=True))
+    if name == "feature-ablation":
+        mask = jaxviz.masks.patches(x.shape[1], x.shape[2], 20)
+        return np.asarray(jaxviz.feature_ablation(model, x, t, feature_mask=mask, baselines=0.1))
     if name == "deeplift":
         return np.asarray(jaxviz.deeplift(model, x, t, baselines=0.2, rule="all"))
     constants = lambda *values: np.stack([np.full(x.shape[1:], v, np.float32) for v in values])  # noqa: E731

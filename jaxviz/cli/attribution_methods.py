@@ -174,6 +174,25 @@ def _check_occlusion(options):
         positive(name, options[name])
 
 
+def _feature_mask(x, options):
+    """Each image's segments (from its pixels, as scikit-image sees them) or patches."""
+    if options["segments"] == "patches":
+        return jaxviz.masks.patches(x.shape[1], x.shape[2], options["patch"])
+    extra = {"n_segments": options["n_segments"]} if options["segments"] == "slic" else {}
+    return jaxviz.masks.segments(jaxviz.deprocess(x), method=options["segments"], **extra)
+
+
+def _feature_ablation(model, x, target, options):
+    return {"attribution": jaxviz.feature_ablation(model, x, target, feature_mask=_feature_mask(x, options),
+                                                   baselines=options["baseline"],
+                                                   perturbations_per_eval=options["perturbations_per_eval"])}
+
+
+def _check_feature_ablation(options):
+    for name in ("n_segments", "patch", "perturbations_per_eval"):
+        positive(name, options[name])
+
+
 def _check_gradient_shap(options):
     positive("n_samples", options["n_samples"])
     positive("stdevs", options["stdevs"], minimum=0)
@@ -255,6 +274,19 @@ DECLARED = (
                 jaxviz.ablationcam,
                 extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
+    Method(
+        "feature-ablation", "feature ablation over superpixels or patches (Captum FeatureAblation)",
+        (TARGET, Option("segments", str, "slic", "features: scikit-image superpixels or square patches (default slic)",
+                        choices=(*jaxviz.masks.SEGMENTATIONS, "patches")),
+         Option("n_segments", int, 50, "SLIC segments per image (default 50)"),
+         Option("patch", int, 16, "patch side in pixels, with --segments patches (default 16)"),
+         BASELINE,
+         Option("perturbations_per_eval", int, 16, "features ablated per forward pass (memory bound, default 16)"),
+         *DISPLAY),
+        _feature_ablation, _attribution_saver(_abs_heat), check=_check_feature_ablation,
+        examples="jaxviz feature-ablation photos/ --n-segments 100 --out maps\n"
+                 "jaxviz feature-ablation photos/ --segments patches --patch 32 --out maps",
+    ),
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
         (TARGET, LAYER, Option("interpolate_mode", str, "nearest", "GradCAM upsampling (default nearest, Captum's)",

@@ -221,12 +221,6 @@ def rescale_pool(pool):
     return _with_backward(pool, backward)
 
 
-def rescale_max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):
-    """:func:`max_pool` with DeepLift's rule (:func:`rescale_pool`)."""
-    return rescale_pool(functools.partial(max_pool, kernel=kernel, stride=stride, padding=padding,
-                                          ceil_mode=ceil_mode))(x)
-
-
 def _relu_forward(x):
     return jnp.maximum(x, 0)
 
@@ -325,15 +319,25 @@ def _padded_windows(x, kernel, stride, padding, ceil_mode):
 
 def _max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
     x, y = residuals
+    return (_route_to_first_maxima(x, y, g, kernel, stride, padding, ceil_mode),)
+
+
+def _route_to_first_maxima(x, y, g, kernel, stride, padding, ceil_mode):
+    """Each window's gradient ``g`` sent to its first maximum of ``x`` (pool output ``y``).
+    ``g`` may hold several cotangents side by side on the channel axis (k·C channels): the
+    maxima are found once and all of them routed in one pass."""
     padded_shape, oh, ow, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
     # Each window's first maximum in row-major order gets the whole gradient (PyTorch's
     # rule): its tap index, found once at output resolution by a reduction (argmax takes
     # the first True).  A reduction is not fused into the scatter below, which would
     # otherwise redo the search for every tap of every input position.
     first = jnp.argmax(jnp.stack([view == y for _, _, view in views], axis=3), axis=3)
+    copies = g.shape[-1] // x.shape[-1]
+    if copies > 1:
+        first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
     routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
-    return (_scatter_windows(routed, x.shape, padded_shape, oh, ow, kernel, stride, padding),)
+    return _scatter_windows(routed, x.shape[:-1] + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding)
 
 
 def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, padding=0):
@@ -371,6 +375,37 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, paddin
 
 
 _max_pool.defvjp(_max_pool_fwd, _max_pool_bwd)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _rescale_max_pool(x, kernel, stride, padding, ceil_mode):
+    return _max_pool(x, kernel, stride, padding, ceil_mode)
+
+
+def _rescale_max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
+    # rescale_pool's rule with the pool's own residuals: the maxima are found once, and
+    # the split difference and the plain gradient routed together (side by side on the
+    # channel axis), instead of a forward pass and two routings in the backward pass
+    x, y = residuals
+    n, channels = y.shape[0] // 2, y.shape[-1]
+    larger = jnp.maximum(y[:n], y[n:])
+    split = jnp.concatenate([larger - y[n:], y[:n] - larger])
+    both = _route_to_first_maxima(x, y, jnp.concatenate([g * split, g], axis=-1), kernel, stride, padding,
+                                  ceil_mode)
+    routed, plain = both[..., :channels], both[..., channels:]
+    routed = routed[:n] + routed[n:]
+    delta_in = _reference_differences(x)
+    same = jnp.abs(delta_in) < DEEPLIFT_EPS
+    return (jnp.where(same, plain, jnp.concatenate([routed, routed]) / jnp.where(same, 1, delta_in)),)
+
+
+_rescale_max_pool.defvjp(_max_pool_fwd, _rescale_max_pool_bwd)
+
+
+def rescale_max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):
+    """:func:`max_pool` with DeepLift's rule (:func:`rescale_pool`, the same values)."""
+    stride = kernel if stride is None else stride
+    return _rescale_max_pool(x, kernel, stride, padding, bool(ceil_mode))
 
 
 def max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):
