@@ -25,6 +25,7 @@ from jaxviz.attribution import (
     saliency,
     saliency_map,
     scorecam,
+    shapley_value_sampling,
     smooth,
     xgradcam,
 )
@@ -132,6 +133,7 @@ __all__ = [
     "saliency",
     "saliency_map",
     "scorecam",
+    "shapley_value_sampling",
     "smooth",
     "style_loss",
     "style_transfer",

@@ -246,3 +246,47 @@ def test_feature_ablation_with_patches_and_superpixels(arch):
 
     _compare(arch, lambda m, x, t: jaxviz.feature_ablation(m, x, t, feature_mask=mask, baselines=0.3,
                                                             perturbations_per_eval=3), theirs)
+
+
+# ------------------------------------------------------------------ ShapleyValueSampling
+
+
+def _torch_shapley_loop(tm, x, t, baseline, mask, permutations):
+    """The definition, float64: features added one at a time in each order, each gain
+    given to the feature added."""
+    mask = torch.from_numpy(mask.astype(np.int64))[:, None].expand_as(x)
+    total = torch.zeros_like(x)
+    with torch.no_grad():
+        for order in permutations:
+            state = torch.full_like(x, baseline)
+            previous = tm(state).gather(1, t[:, None])[:, 0]
+            for f in order:
+                state = torch.where(mask == int(f), x, state)
+                score = tm(state).gather(1, t[:, None])[:, 0]
+                total += (mask == int(f)) * (score - previous)[:, None, None, None]
+                previous = score
+    return total / len(permutations)
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_shapley_value_sampling(arch):
+    """float64 against the definition at 1e-9, and against Captum given its own orders
+    (torch.randperm after seeding) at 1e-6: Captum sums the contributions in float32."""
+    _, _, x, _ = h.random_case(arch)
+    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 12), jaxviz.masks.patches(*x.shape[1:3], (20, 9))])
+    n_features = int(mask.max()) + 1
+    torch.manual_seed(4)
+    permutations = np.stack([torch.randperm(n_features).numpy() for _ in range(3)])
+
+    def ours(m, v, t):
+        return jaxviz.shapley_value_sampling(m, v, t, feature_mask=mask, baselines=-0.2, n_samples=3,
+                                             permutations=permutations, perturbations_per_eval=5)
+
+    _compare(arch, ours, lambda tm, v, t: _torch_shapley_loop(tm, v.detach(), t, -0.2, mask, permutations))
+
+    def captum(tm, v, t):
+        torch.manual_seed(4)
+        return ca.ShapleyValueSampling(tm).attribute(v, target=t, baselines=-0.2, n_samples=3,
+                                                     feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
+
+    _compare(arch, ours, captum, tol=1e-6)

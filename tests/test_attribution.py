@@ -48,6 +48,8 @@ TARGETED = {
     "deeplift_shap": lambda m, x, t: jaxviz.deeplift_shap(m, x, t, baselines=np.zeros((2, 40, 48, 3))),
     "gradient_shap": lambda m, x, t: jaxviz.gradient_shap(m, x, t, n_samples=3, stdevs=0.1, key=jax.random.key(0)),
     "feature_ablation": lambda m, x, t: jaxviz.feature_ablation(m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 16)),
+    "shapley_value_sampling": lambda m, x, t: jaxviz.shapley_value_sampling(
+        m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=2, key=jax.random.key(0)),
 }
 
 
@@ -222,6 +224,36 @@ def test_feature_ablation_by_hand(model, x):
     assert len(np.unique(ours[0, :, :, 0])) == 4 and len(np.unique(ours[1, :, :, 0])) == 2
     one_per_pass = jaxviz.feature_ablation(model, x, t, feature_mask=mask, baselines=0.5, perturbations_per_eval=1)
     np.testing.assert_allclose(one_per_pass, ours, rtol=1e-5, atol=1e-6 * np.abs(ours).max())
+
+
+def test_shapley_values_of_a_linear_model_are_exact_and_orders_uniform():
+    """For F(x) = Σ w·x every order gives each feature Σ_f w·(x − b), whatever the orders;
+    and the orders a key draws are uniform: each feature at each position with chance 1/F."""
+    import importlib
+
+    w = jax.random.normal(jax.random.key(2), (4, 5, 3, 3))
+    model = jaxviz.from_function(lambda p, v: jnp.einsum("nhwc,hwck->nk", v, p), w, input_size=(4, 5))
+    x = np.asarray(jax.random.normal(jax.random.key(3), (2, 4, 5, 3)))
+    mask = jaxviz.masks.patches(4, 5, 2)  # 6 features
+    ours = jaxviz.shapley_value_sampling(model, x, np.array([0, 2]), feature_mask=mask, baselines=0.5, n_samples=3,
+                                         key=jax.random.key(1), perturbations_per_eval=4)
+    contribution = (x - 0.5) * np.stack([np.asarray(w)[..., 0], np.asarray(w)[..., 2]])  # each image's class
+    expected = np.zeros_like(x)
+    for f in range(6):
+        inside = (mask == f)[None, :, :, None]
+        expected += inside * (contribution * inside).sum(axis=(1, 2, 3))[:, None, None, None]
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-5)
+    orders = np.asarray(importlib.import_module("jaxviz.attribution.shapley_value_sampling").sample_orders(
+        jax.random.key(5), 6000, 6))
+    np.testing.assert_array_equal(np.sort(orders, axis=1), np.tile(np.arange(6), (6000, 1)))
+    at = np.stack([(orders == f).mean(axis=0) for f in range(6)])  # at[f, i]: chance f is i-th
+    np.testing.assert_allclose(at, 1 / 6, atol=0.02)
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        jaxviz.shapley_value_sampling(model, x, 0, feature_mask=mask)
+    with pytest.raises(jaxviz.InputError, match="must be a permutation"):
+        jaxviz.shapley_value_sampling(model, x, 0, feature_mask=mask, n_samples=1, permutations=[[0, 1, 2, 3, 4, 4]])
+    with pytest.raises(jaxviz.InputError, match=r"`permutations` must have shape"):
+        jaxviz.shapley_value_sampling(model, x, 0, feature_mask=mask, n_samples=2, permutations=[[0, 1, 2, 3, 4, 5]])
 
 
 def test_feature_masks():

@@ -49,6 +49,7 @@ ATTRIBUTION_ARGS = {
     "deeplift": ["--baseline", "0.2", "--rule", "all"],
     "deeplift-shap": ["--baselines", "-0.5", "0.5"],
     "feature-ablation": ["--segments", "patches", "--patch", "20", "--baseline", "0.1"],
+    "shapley-value-sampling": ["--segments", "patches", "--patch", "24", "--n-samples", "2", "--seed", "5"],
     "gradient-shap": ["--n-samples", "2", "--stdevs", "0.1", "--seed", "3", "--baselines", "0", "0.5"],
     # min–max scaling of these small maps amplifies float32 rounding that differs between
     # batch sizes: one image per batch, as the API call below
@@ -108,6 +109,14 @@ def _api(name, model, x, key):
     import jax
 
     seed = zlib.crc32(key.encode()) & 0x7FFFFFFF
+    if name == "shapley-value-sampling":  # the orders of the image's own key
+        key = jax.random.fold_in(jax.random.key(5), seed)
+        mask = jaxviz.masks.patches(x.shape[1], x.shape[2], 24)
+        features = int(mask.max()) + 1
+        priorities = np.array([[jax.random.uniform(jax.random.fold_in(jax.random.fold_in(key, s), f))
+                                for f in range(features)] for s in range(2)])
+        return np.asarray(jaxviz.shapley_value_sampling(model, x, t, feature_mask=mask, n_samples=2,
+                                                        permutations=np.argsort(priorities, axis=1)))
     if name == "gradient-shap":  # the draws of the image's own key
         return np.asarray(jaxviz.gradient_shap(model, x, t, baselines=constants(0, 0.5), n_samples=2, stdevs=0.1,
                                                key=jax.random.fold_in(jax.random.key(3), seed)))

@@ -22,6 +22,7 @@ from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.occlusion import occlusion
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
+from jaxviz.attribution.shapley_value_sampling import shapley_value_sampling
 from jaxviz.attribution.smooth import NT_TYPES, noise_tunnel, smooth
 from jaxviz.attribution.xgradcam import xgradcam
 
@@ -53,6 +54,7 @@ __all__ = [
     "saliency",
     "saliency_map",
     "scorecam",
+    "shapley_value_sampling",
     "smooth",
     "xgradcam",
 ]

@@ -58,6 +58,14 @@ SEED = Option("seed", int, 0, "random seed (each image's noise comes from the se
 RULE = Option("rule", str, "modules", "activations whose backward pass changes: 'modules', the nn.ReLU modules "
               "(Captum's), or 'all' ReLU-like ones (default modules)", choices=GUIDED_RULES)
 BASELINE = Option("baseline", float, 0.0, "baseline value in normalised units (default 0: the mean colour)")
+FEATURES = (
+    Option("segments", str, "slic", "features: scikit-image superpixels or square patches (default slic)",
+           choices=(*jaxviz.masks.SEGMENTATIONS, "patches")),
+    Option("n_segments", int, 50, "SLIC segments per image (default 50)"),
+    Option("patch", int, 16, "patch side in pixels, with --segments patches (default 16)"),
+)
+PERTURBATIONS_PER_EVAL = Option("perturbations_per_eval", int, 16,
+                                "perturbed inputs per forward pass (memory bound, default 16)")
 BASELINES = Option("baselines", float, [-1.0, 0.0, 1.0], "baseline distribution: constant images at these values, "
                    "normalised units (default -1 0 1)", many=True)
 
@@ -188,9 +196,24 @@ def _feature_ablation(model, x, target, options):
                                                    perturbations_per_eval=options["perturbations_per_eval"])}
 
 
+def _shapley_value_sampling(model, x, target, seeds, options):
+    mask = _feature_mask(x, options)
+    n_features, n = int(np.max(mask)) + 1, options["n_samples"]
+    # each image's orders from the seed and its name: uniform priorities per (sample, feature
+    # id), whatever the batch and its number of features, sorted into orders
+    priorities = jax.vmap(lambda key: jax.vmap(lambda s: jax.vmap(lambda f: jax.random.uniform(
+        jax.random.fold_in(jax.random.fold_in(key, s), f)))(jnp.arange(n_features)))(jnp.arange(n)))(
+        per_image_keys(options["seed"], seeds))
+    orders = jnp.swapaxes(jnp.argsort(priorities, axis=-1), 0, 1)  # (n_samples, N, features)
+    return {"attribution": jaxviz.shapley_value_sampling(
+        model, x, target, feature_mask=mask, baselines=options["baseline"], n_samples=n, permutations=orders,
+        perturbations_per_eval=options["perturbations_per_eval"])}
+
+
 def _check_feature_ablation(options):
-    for name in ("n_segments", "patch", "perturbations_per_eval"):
-        positive(name, options[name])
+    for name in ("n_segments", "patch", "perturbations_per_eval", "n_samples"):
+        if name in options:
+            positive(name, options[name])
 
 
 def _check_gradient_shap(options):
@@ -276,16 +299,17 @@ DECLARED = (
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
     Method(
         "feature-ablation", "feature ablation over superpixels or patches (Captum FeatureAblation)",
-        (TARGET, Option("segments", str, "slic", "features: scikit-image superpixels or square patches (default slic)",
-                        choices=(*jaxviz.masks.SEGMENTATIONS, "patches")),
-         Option("n_segments", int, 50, "SLIC segments per image (default 50)"),
-         Option("patch", int, 16, "patch side in pixels, with --segments patches (default 16)"),
-         BASELINE,
-         Option("perturbations_per_eval", int, 16, "features ablated per forward pass (memory bound, default 16)"),
-         *DISPLAY),
+        (TARGET, *FEATURES, BASELINE, PERTURBATIONS_PER_EVAL, *DISPLAY),
         _feature_ablation, _attribution_saver(_abs_heat), check=_check_feature_ablation,
         examples="jaxviz feature-ablation photos/ --n-segments 100 --out maps\n"
                  "jaxviz feature-ablation photos/ --segments patches --patch 32 --out maps",
+    ),
+    Method(
+        "shapley-value-sampling", "Shapley value sampling over superpixels or patches (Captum ShapleyValueSampling)",
+        (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 25, "random feature orders per image (default 25)"),
+         PERTURBATIONS_PER_EVAL, SEED, *DISPLAY),
+        _shapley_value_sampling, _attribution_saver(_abs_heat), check=_check_feature_ablation,
+        examples="jaxviz shapley-value-sampling photos/ --n-segments 30 --n-samples 50 --out maps",
     ),
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",

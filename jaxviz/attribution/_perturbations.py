@@ -1,0 +1,66 @@
+"""What the feature-perturbation methods share (feature ablation, Shapley value sampling,
+and the sampling methods to come): feature masks, and the target scores of many
+input/baseline mixtures of every image, streamed through the network in one compiled loop."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxviz import scoring
+from jaxviz.attribution import _paths
+from jaxviz.errors import InputError
+
+
+def check_feature_mask(feature_mask, x) -> tuple[jax.Array, int]:
+    """A feature mask as (N, H, W, C) int32 ids, and the number of features (max id + 1).
+
+    ``None``: every element its own feature (Captum's default).  Otherwise integer ids ≥ 0
+    of shape (H, W), (N, H, W) or (N, H, W, C) (N or C may be 1), shared by the channels
+    unless C is given.
+    """
+    n, h, w, c = x.shape
+    if feature_mask is None:
+        return jnp.broadcast_to(jnp.arange(h * w * c, dtype=jnp.int32).reshape(1, h, w, c), x.shape), h * w * c
+    mask = np.asarray(feature_mask)
+    if not np.issubdtype(mask.dtype, np.integer):
+        raise InputError(f"`feature_mask` must hold integer feature ids, got {mask.dtype}")
+    shape = mask.shape
+    if mask.ndim == 2:
+        mask = mask[None, :, :, None]
+    elif mask.ndim == 3:
+        mask = mask[..., None]
+    if mask.ndim != 4 or mask.shape[1:3] != (h, w) or mask.shape[0] not in (1, n) or mask.shape[3] not in (1, c):
+        raise InputError(f"`feature_mask` must have shape (H, W), (N, H, W) or (N, H, W, C) with H, W = {h}, {w} "
+                         f"(N may be 1 and C 1), got {shape}")
+    if mask.size and mask.min() < 0:
+        raise InputError("`feature_mask` ids must be >= 0")
+    return jnp.broadcast_to(jnp.asarray(mask, jnp.int32), x.shape), int(mask.max()) + 1
+
+
+def mixture_scores(model, x, target, baselines, n_states: int, keeps_input, chunk: int):
+    """(n_states, N) target scores of ``n_states`` mixtures of each image and its baseline.
+
+    ``keeps_input(ids)`` gives, for a (k,) chunk of state ids, a (k, N, H, W, C) boolean:
+    where the state takes the image (elsewhere the baseline).  ``chunk`` states (× N
+    images) go through the network per evaluation, inside one compiled ``lax.map``;
+    padded state ids (≥ n_states) are evaluated and dropped.
+    """
+    n = x.shape[0]
+
+    def evaluate(ids):
+        k = ids.shape[0]
+        # where() is Captum's x·m + b·(1 − m) exactly, for a 0/1 m and finite values
+        states = jnp.where(keeps_input(ids), x[None], baselines[None])
+        return scoring.batch_target_logits(model, states.reshape((k * n,) + x.shape[1:]),
+                                           jnp.tile(target, k)).reshape(k, n)
+
+    ids = _paths.split_chunks(jnp.arange(n_states), chunk, fill=n_states)
+    return jax.lax.map(evaluate, ids).reshape(-1, n)[:n_states]
+
+
+def spread(values, mask):
+    """(F, N) per-feature values → (N, H, W, C): each element gets its feature's value."""
+    n = mask.shape[0]
+    return jnp.take_along_axis(values.T, mask.reshape(n, -1), axis=1).reshape(mask.shape)
