@@ -496,23 +496,51 @@ def w19_gradient_shap(_model, _tm, quick, notes):
     return (lambda: jaxviz.gradient_shap(model, x, y, baselines=b, n_samples=samples, stdevs=0.1, key=key)), refs, None
 
 
-def w20_feature_ablation(_model, _tm, quick, notes):
-    from captum.attr import FeatureAblation
-
+def _slic_workload(n, quick, notes):
+    """Pretrained SqueezeNet, ``n`` course images, their SLIC masks (50 segments)."""
     model, tm = pretrained_pair("squeezenet1_1", Path(os.environ.get("JAXVIZ_WEIGHTS")
                                                       or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
-    n = 1 if quick else 4
     X, _ = course_images(n)
     x, y, xt, yt = _targets_and_images(n)
     mask = jaxviz.masks.segments(X, method="slic", n_segments=50)
-    mask_t = torch.from_numpy(mask.astype(np.int64))[:, None]
+    notes.append(f"SLIC masks (n_segments=50) of the course images: {', '.join(str(m.max() + 1) for m in mask)} "
+                 "segments.")
+    return model, tm, x, y, xt, yt, mask, torch.from_numpy(mask.astype(np.int64))[:, None]
+
+
+def w20_feature_ablation(_model, _tm, quick, notes):
+    from captum.attr import FeatureAblation
+
+    model, tm, x, y, xt, yt, mask, mask_t = _slic_workload(1 if quick else 4, quick, notes)
     ablation = FeatureAblation(tm)
     refs = {f"Captum FeatureAblation, perturbations_per_eval {k}":
             (lambda k=k: ablation.attribute(xt, target=yt, feature_mask=mask_t, perturbations_per_eval=k))
             for k in ((4,) if quick else (1, 4, 16, 64))}
-    notes.append(f"W20: SLIC masks of {', '.join(str(m.max() + 1) for m in mask)} segments (n_segments=50), one "
-                 "per image; every image is ablated for every feature id, as Captum does.")
     return (lambda: jaxviz.feature_ablation(model, x, y, feature_mask=mask)), refs, None
+
+
+def _coalition_workload(captum_class, function, quick, notes):
+    model, tm, x, y, xt, yt, mask, mask_t = _slic_workload(1 if quick else 4, quick, notes)
+    n_samples = 20 if quick else 200
+    explainer = captum_class(tm)
+    refs = {f"Captum {captum_class.__name__}, perturbations_per_eval {k}":
+            (lambda k=k: explainer.attribute(xt, target=yt, feature_mask=mask_t, n_samples=n_samples,
+                                             perturbations_per_eval=k))
+            for k in ((4,) if quick else (1, 8, 32, 100))}
+    key = jax.random.key(0)
+    return (lambda: function(model, x, y, feature_mask=mask, n_samples=n_samples, key=key)), refs, None
+
+
+def w21_kernel_shap(_model, _tm, quick, notes):
+    from captum.attr import KernelShap
+
+    return _coalition_workload(KernelShap, jaxviz.kernel_shap, quick, notes)
+
+
+def w22_lime(_model, _tm, quick, notes):
+    from captum.attr import Lime
+
+    return _coalition_workload(Lime, jaxviz.lime, quick, notes)
 
 
 WORKLOADS = {
@@ -536,6 +564,8 @@ WORKLOADS = {
     "W18 deeplift, ResNet-18, 16 images": w18_deeplift_resnet18,
     "W19 gradient_shap n_samples=20, SqueezeNet, 8 images": w19_gradient_shap,
     "W20 feature_ablation, 50 SLIC segments, SqueezeNet, 4 images": w20_feature_ablation,
+    "W21 kernel_shap 200 samples, 50 SLIC segments, SqueezeNet, 4 images": w21_kernel_shap,
+    "W22 lime 200 samples, 50 SLIC segments, SqueezeNet, 4 images": w22_lime,
 }
 
 

@@ -48,6 +48,10 @@ TARGETED = {
     "deeplift_shap": lambda m, x, t: jaxviz.deeplift_shap(m, x, t, baselines=np.zeros((2, 40, 48, 3))),
     "gradient_shap": lambda m, x, t: jaxviz.gradient_shap(m, x, t, n_samples=3, stdevs=0.1, key=jax.random.key(0)),
     "feature_ablation": lambda m, x, t: jaxviz.feature_ablation(m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 16)),
+    "kernel_shap": lambda m, x, t: jaxviz.kernel_shap(m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20),
+                                                      n_samples=8, key=jax.random.key(0)),
+    "lime": lambda m, x, t: jaxviz.lime(m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=8,
+                                        key=jax.random.key(0)),
     "shapley_value_sampling": lambda m, x, t: jaxviz.shapley_value_sampling(
         m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=2, key=jax.random.key(0)),
 }
@@ -254,6 +258,72 @@ def test_shapley_values_of_a_linear_model_are_exact_and_orders_uniform():
         jaxviz.shapley_value_sampling(model, x, 0, feature_mask=mask, n_samples=1, permutations=[[0, 1, 2, 3, 4, 4]])
     with pytest.raises(jaxviz.InputError, match=r"`permutations` must have shape"):
         jaxviz.shapley_value_sampling(model, x, 0, feature_mask=mask, n_samples=2, permutations=[[0, 1, 2, 3, 4, 5]])
+
+
+def test_kernel_shap_of_a_linear_model_is_exact_and_its_coalitions_follow_the_kernel():
+    """An additive score is fitted exactly: each feature gets Σ_f w·(x − b).  The drawn
+    coalitions: all and none first, then sizes with p(k) ∝ (M − 1)/(k(M − k)) and every
+    feature equally likely at a given size; an image with fewer features draws over its own."""
+    import importlib
+
+    w = jax.random.normal(jax.random.key(2), (4, 5, 3, 3))
+    model = jaxviz.from_function(lambda p, v: jnp.einsum("nhwc,hwck->nk", v, p), w, input_size=(4, 5))
+    x = np.asarray(jax.random.normal(jax.random.key(3), (2, 4, 5, 3)))
+    mask = np.stack([jaxviz.masks.patches(4, 5, 2), np.minimum(jaxviz.masks.patches(4, 5, 2), 3)])  # 6 and 4
+    ours = jaxviz.kernel_shap(model, x, np.array([0, 2]), feature_mask=mask, baselines=0.5, n_samples=40,
+                              key=jax.random.key(1), perturbations_per_eval=7)
+    contribution = (x - 0.5) * np.stack([np.asarray(w)[..., 0], np.asarray(w)[..., 2]])
+    expected = np.zeros_like(x)
+    for n in range(2):
+        for f in range(6):
+            inside = (mask[n] == f)[:, :, None]
+            expected[n] += inside * (contribution[n] * inside).sum()
+    np.testing.assert_allclose(ours, expected, rtol=1e-4, atol=1e-4)
+
+    module = importlib.import_module("jaxviz.attribution.kernel_shap")
+    rows = np.asarray(module.sample_coalitions(jax.random.key(4), 20002, [6, 4]))
+    assert rows.shape == (20002, 2, 6)
+    np.testing.assert_array_equal(rows[0], [[1] * 6, [1, 1, 1, 1, 0, 0]])
+    np.testing.assert_array_equal(rows[1], 0)
+    assert not rows[2:, 1, 4:].any()  # the second image's two missing features never drawn
+    for image, m in ((0, 6), (1, 4)):
+        sizes = rows[2:, image].sum(axis=1)
+        kernel = np.array([(m - 1) / (k * (m - k)) for k in range(1, m)])
+        np.testing.assert_allclose(np.bincount(sizes, minlength=m)[1:m] / len(sizes), kernel / kernel.sum(), atol=0.01)
+        at_two = rows[2:, image][sizes == 2][:, :m].mean(axis=0)
+        np.testing.assert_allclose(at_two, 2 / m, atol=0.03)
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        jaxviz.kernel_shap(model, x, 0, feature_mask=mask)
+    with pytest.raises(jaxviz.InputError, match="at least two features"):
+        jaxviz.kernel_shap(model, x, 0, feature_mask=np.zeros((4, 5), int), key=jax.random.key(0))
+    with pytest.raises(jaxviz.InputError, match=r"`coalitions` must have shape"):
+        jaxviz.kernel_shap(model, x, 0, feature_mask=mask, n_samples=3, coalitions=np.ones((3, 2, 5)))
+
+
+def test_lime_fits_sklearns_lasso_and_draws_half_the_features():
+    """The coordinate descent equals sklearn's Lasso (run to convergence) on a random
+    weighted problem, with and without a penalty; the coalitions a key draws hold each of
+    an image's own features with chance ½."""
+    import importlib
+
+    from sklearn.linear_model import Lasso, LinearRegression
+
+    module = importlib.import_module("jaxviz.attribution.lime")
+    rng = np.random.default_rng(0)
+    z = rng.integers(0, 2, (60, 7)).astype(np.float64)
+    y = z @ rng.normal(size=7) + 0.1 * rng.normal(size=60)
+    w = rng.uniform(0.2, 1.0, 60)
+    with jax.enable_x64():
+        for alpha in (0.0, 0.01, 0.2):
+            ours = np.asarray(module.lasso(jnp.asarray(z), jnp.asarray(y), jnp.asarray(w), alpha, 100000, 1e-13))
+            reference = (Lasso(alpha=alpha, tol=1e-14, max_iter=1000000) if alpha
+                         else LinearRegression()).fit(z, y, sample_weight=w).coef_
+            np.testing.assert_allclose(ours, reference, rtol=1e-9, atol=1e-11)
+        assert (np.asarray(module.lasso(jnp.asarray(z), jnp.asarray(y), jnp.asarray(w), 5.0, 1000, 1e-10)) == 0).all()
+    rows = np.asarray(module.sample_coalitions(jax.random.key(1), 20000, [5, 3]))
+    assert rows.shape == (20000, 2, 5) and not rows[:, 1, 3:].any()
+    np.testing.assert_allclose(rows[:, 0].mean(axis=0), 0.5, atol=0.015)
+    np.testing.assert_allclose(rows[:, 1, :3].mean(axis=0), 0.5, atol=0.015)
 
 
 def test_feature_masks():

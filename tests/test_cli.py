@@ -50,6 +50,8 @@ ATTRIBUTION_ARGS = {
     "deeplift-shap": ["--baselines", "-0.5", "0.5"],
     "feature-ablation": ["--segments", "patches", "--patch", "20", "--baseline", "0.1"],
     "shapley-value-sampling": ["--segments", "patches", "--patch", "24", "--n-samples", "2", "--seed", "5"],
+    "kernel-shap": ["--n-segments", "8", "--n-samples", "12", "--seed", "2"],
+    "lime": ["--segments", "patches", "--patch", "12", "--n-samples", "30", "--seed", "2"],
     "gradient-shap": ["--n-samples", "2", "--stdevs", "0.1", "--seed", "3", "--baselines", "0", "0.5"],
     # min–max scaling of these small maps amplifies float32 rounding that differs between
     # batch sizes: one image per batch, as the API call below
@@ -117,6 +119,14 @@ def _api(name, model, x, key):
                                 for f in range(features)] for s in range(2)])
         return np.asarray(jaxviz.shapley_value_sampling(model, x, t, feature_mask=mask, n_samples=2,
                                                         permutations=np.argsort(priorities, axis=1)))
+    if name == "kernel-shap":  # SLIC on the image itself, the coalitions of its own key
+        mask = jaxviz.masks.segments(jaxviz.deprocess(x), n_segments=8)
+        return np.asarray(jaxviz.kernel_shap(model, x, t, feature_mask=mask, n_samples=12,
+                                             key=jax.random.fold_in(jax.random.key(2), seed)))
+    if name == "lime":
+        mask = jaxviz.masks.patches(x.shape[1], x.shape[2], 12)  # 9 features, 30 coalitions: a unique fit
+        return np.asarray(jaxviz.lime(model, x, t, feature_mask=mask, n_samples=30,
+                                      key=jax.random.fold_in(jax.random.key(2), seed)))
     if name == "gradient-shap":  # the draws of the image's own key
         return np.asarray(jaxviz.gradient_shap(model, x, t, baselines=constants(0, 0.5), n_samples=2, stdevs=0.1,
                                                key=jax.random.fold_in(jax.random.key(3), seed)))

@@ -17,8 +17,10 @@ from jaxviz.attribution.guided_backprop import guided_backprop
 from jaxviz.attribution.integrated_gradients import integrated_gradients
 from jaxviz.attribution.hirescam import hirescam
 from jaxviz.attribution.input_x_gradient import input_x_gradient
+from jaxviz.attribution.kernel_shap import kernel_shap
 from jaxviz.attribution.layer_conductance import layer_conductance
 from jaxviz.attribution.layercam import layercam
+from jaxviz.attribution.lime import lime
 from jaxviz.attribution.occlusion import occlusion
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
@@ -46,9 +48,11 @@ __all__ = [
     "hirescam",
     "input_x_gradient",
     "integrated_gradients",
+    "kernel_shap",
     "layer_conductance",
     "layer_gradcam",
     "layercam",
+    "lime",
     "noise_tunnel",
     "occlusion",
     "saliency",

@@ -11,6 +11,8 @@ from jaxviz import figures
 from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
 from jaxviz.attribution.gradient_shap import sample_draws
+from jaxviz.attribution.kernel_shap import sample_coalitions as kernel_shap_coalitions
+from jaxviz.attribution.lime import sample_coalitions as lime_coalitions
 from jaxviz.cli.registry import Method, Option, per_image_keys, per_image_normal, positive
 from jaxviz.errors import InputError
 from jaxviz.interpolation import INTERPOLATE_MODES
@@ -210,6 +212,28 @@ def _shapley_value_sampling(model, x, target, seeds, options):
         perturbations_per_eval=options["perturbations_per_eval"])}
 
 
+def _per_image_coalitions(sample, mask, x, seeds, options):
+    """Each image's coalitions from the seed and its name, over its own features."""
+    masks = np.broadcast_to(mask, x.shape[:3])
+    n, keys = options["n_samples"], per_image_keys(options["seed"], seeds)
+    coalitions = np.zeros((n, x.shape[0], int(np.max(mask)) + 1), np.int32)
+    for i in range(x.shape[0]):
+        count = int(masks[i].max()) + 1
+        coalitions[:, i, :count] = np.asarray(sample(keys[i], n, [count]))[:, 0]
+    return coalitions
+
+
+def _coalition_method(function, sample):
+    def compute(model, x, target, seeds, options):
+        mask = _feature_mask(x, options)
+        coalitions = _per_image_coalitions(sample, mask, x, seeds, options)
+        return {"attribution": function(model, x, target, feature_mask=mask, baselines=options["baseline"],
+                                        n_samples=options["n_samples"], coalitions=coalitions,
+                                        perturbations_per_eval=options["perturbations_per_eval"])}
+
+    return compute
+
+
 def _check_feature_ablation(options):
     for name in ("n_segments", "patch", "perturbations_per_eval", "n_samples"):
         if name in options:
@@ -310,6 +334,22 @@ DECLARED = (
          PERTURBATIONS_PER_EVAL, SEED, *DISPLAY),
         _shapley_value_sampling, _attribution_saver(_abs_heat), check=_check_feature_ablation,
         examples="jaxviz shapley-value-sampling photos/ --n-segments 30 --n-samples 50 --out maps",
+    ),
+    Method(
+        "kernel-shap", "KernelShap over superpixels or patches (Lundberg & Lee; Captum KernelShap)",
+        (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 200, "coalitions per image (default 200)"),
+         PERTURBATIONS_PER_EVAL, SEED, *DISPLAY),
+        _coalition_method(jaxviz.kernel_shap, kernel_shap_coalitions), _attribution_saver(_abs_heat),
+        check=_check_feature_ablation,
+        examples="jaxviz kernel-shap photos/ --n-segments 50 --n-samples 200 --out maps",
+    ),
+    Method(
+        "lime", "Lime over superpixels or patches: a Lasso model of coalitions (Ribeiro et al.; Captum Lime)",
+        (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 200, "coalitions per image (default 200)"),
+         PERTURBATIONS_PER_EVAL, SEED, *DISPLAY),
+        _coalition_method(jaxviz.lime, lime_coalitions), _attribution_saver(_abs_heat),
+        check=_check_feature_ablation,
+        examples="jaxviz lime photos/ --n-segments 50 --n-samples 200 --out maps",
     ),
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
