@@ -616,7 +616,7 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
         "repeats": repeats,
         "matmul_peak_gflop_per_s": peak,
         "results": results,
-        "notes": notes,
+        "notes": list(dict.fromkeys(notes)),  # a note shared by several workloads once
     }
     out.mkdir(parents=True, exist_ok=True)
     stem = ("quick-" if quick else "") + f"{jax.default_backend()}-{os.cpu_count()}cores"
