@@ -476,6 +476,31 @@ def _deeplift_pair(x_shape):
             lambda tm, x, t: _torch_deeplift(tm, x, torch.full_like(x, 0.25), t))
 
 
+def _patch_mask(x_shape):
+    return np.stack([jaxviz.masks.patches(*x_shape[1:3], 16)] * x_shape[0])
+
+
+def _feature_ablation_pair(x_shape):
+    mask = _patch_mask(x_shape)
+    return (lambda m, x, t: jaxviz.feature_ablation(m, x, t, feature_mask=mask, baselines=0.1),
+            lambda tm, x, t: ca.FeatureAblation(tm).attribute(x, target=t, baselines=0.1, perturbations_per_eval=8,
+                                                              feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None]))
+
+
+def _shapley_pair(x_shape):
+    mask = _patch_mask(x_shape)
+    torch.manual_seed(2)
+    orders = np.stack([torch.randperm(int(mask.max()) + 1).numpy() for _ in range(2)])
+
+    def theirs(tm, x, t):
+        torch.manual_seed(2)
+        return ca.ShapleyValueSampling(tm).attribute(x, target=t, n_samples=2, perturbations_per_eval=8,
+                                                     feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
+
+    return (lambda m, x, t: jaxviz.shapley_value_sampling(m, x, t, feature_mask=mask, n_samples=2,
+                                                          permutations=orders), theirs)
+
+
 NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.py
     "input_x_gradient": lambda x_shape: (jaxviz.input_x_gradient,
                                          lambda tm, x, t: ca.InputXGradient(tm).attribute(x, target=t)),
@@ -483,6 +508,8 @@ NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.p
                                       lambda tm, x, t: ca.Deconvolution(tm).attribute(x, target=t)),
     "deeplift": _deeplift_pair,
     "gradient_shap": _gradient_shap_pair,
+    "feature_ablation": _feature_ablation_pair,
+    "shapley_value_sampling": _shapley_pair,
 }
 
 

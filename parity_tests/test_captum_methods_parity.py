@@ -134,9 +134,24 @@ def _torch_deeplift(tm, x, references, target, max_pools=True):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_deeplift(arch):
+    """Against the hook-free reference; and summation to delta, Σ attributions = F(x) −
+    F(b), where every nonlinearity takes a DeepLift rule: the ReLU modules and max-pools
+    of SqueezeNet, ResNet-18 and VGG (MobileNetV2's ReLU6 needs rule="all": below)."""
     b = _baselines(arch, 2, 11)
-    _compare(arch, lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=b),
-             lambda tm, x, t: _torch_deeplift(tm, x, h.nchw(b), t))
+    model, _, x, target = h.random_case(arch)
+    with h.precision("float64"):
+        attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, return_convergence_delta=True)
+    _compare(arch, lambda m, x, t: attributions, lambda tm, x, t: _torch_deeplift(tm, x, h.nchw(b), t))
+    if arch != "mobilenet_v2":
+        _assert_sums_to_delta(model, x, target, b, delta)
+
+
+def _assert_sums_to_delta(model, x, target, b, delta):
+    with h.precision("float64"):
+        gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -
+                         jaxviz.models.model.batch_logits(model, b, target))
+    assert np.abs(gap).min() > 1e-3
+    assert np.abs(np.asarray(delta)).max() <= 1e-9 * np.abs(gap).max(), (delta, gap)
 
 
 def test_deeplift_as_captum():
@@ -164,20 +179,13 @@ def test_captum_deeplift_drops_the_max_pool_rule_after_a_relu():
     assert h.rel_err(_torch_deeplift(tm, xt, h.nchw(b), t).detach(), theirs) > 0.1
 
 
-@pytest.mark.parametrize("arch,rule", [("squeezenet1_1", "modules"), ("resnet18", "modules"),
-                                       ("vgg11_bn", "modules"), ("mobilenet_v2", "all")])
-def test_deeplift_completeness(arch, rule):
-    """Summation to delta: Σ attributions = F(x) − F(b) when every nonlinearity takes a
-    DeepLift rule (MobileNetV2's ReLU6 needs rule="all")."""
-    model, _, x, target = h.random_case(arch)
-    b = _baselines(arch, 2, 12)
+def test_deeplift_all_rule_sums_to_delta_on_mobilenet_v2():
+    model, _, x, target = h.random_case("mobilenet_v2")
+    b = _baselines("mobilenet_v2", 2, 12)
     with h.precision("float64"):
-        attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, rule=rule,
-                                              return_convergence_delta=True)
-        gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -
-                         jaxviz.models.model.batch_logits(model, b, target))
+        attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, rule="all", return_convergence_delta=True)
     assert np.abs(np.asarray(attributions)).max() > 0
-    assert np.abs(np.asarray(delta)).max() <= 1e-9 * np.abs(gap).max(), (delta, gap)
+    _assert_sums_to_delta(model, x, target, b, delta)
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -275,20 +283,20 @@ def test_shapley_value_sampling(arch):
     """float64 against the definition at 1e-9, and against Captum given its own orders
     (torch.randperm after seeding) at 1e-6: Captum sums the contributions in float32."""
     _, _, x, _ = h.random_case(arch)
-    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 12), jaxviz.masks.patches(*x.shape[1:3], (20, 9))])
+    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 20), jaxviz.masks.patches(*x.shape[1:3], (14, 22))])
     n_features = int(mask.max()) + 1
     torch.manual_seed(4)
-    permutations = np.stack([torch.randperm(n_features).numpy() for _ in range(3)])
+    permutations = np.stack([torch.randperm(n_features).numpy() for _ in range(2)])
 
     def ours(m, v, t):
-        return jaxviz.shapley_value_sampling(m, v, t, feature_mask=mask, baselines=-0.2, n_samples=3,
+        return jaxviz.shapley_value_sampling(m, v, t, feature_mask=mask, baselines=-0.2, n_samples=2,
                                              permutations=permutations, perturbations_per_eval=5)
 
     _compare(arch, ours, lambda tm, v, t: _torch_shapley_loop(tm, v.detach(), t, -0.2, mask, permutations))
 
     def captum(tm, v, t):
         torch.manual_seed(4)
-        return ca.ShapleyValueSampling(tm).attribute(v, target=t, baselines=-0.2, n_samples=3,
+        return ca.ShapleyValueSampling(tm).attribute(v, target=t, baselines=-0.2, n_samples=2,
                                                      feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
 
     _compare(arch, ours, captum, tol=1e-6)
@@ -345,19 +353,19 @@ def test_kernel_shap(arch):
     coalitions at 1e-5: Captum fits on float32 coalitions and returns float32 (measured
     6e-7 – 1.2e-6)."""
     _, _, x, _ = h.random_case(arch)
-    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 12), jaxviz.masks.patches(*x.shape[1:3], 12)[::-1]])
+    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 20), jaxviz.masks.patches(*x.shape[1:3], 20)[::-1]])
     n_features = int(mask.max()) + 1
-    coalitions = _captum_coalitions(h.nchw(x), n_features, 30, seed=6)
+    coalitions = _captum_coalitions(h.nchw(x), n_features, 14, seed=6)
 
     def ours(m, v, t):
-        return jaxviz.kernel_shap(m, v, t, feature_mask=mask, baselines=0.1, n_samples=30, coalitions=coalitions,
+        return jaxviz.kernel_shap(m, v, t, feature_mask=mask, baselines=0.1, n_samples=14, coalitions=coalitions,
                                   perturbations_per_eval=7)
 
     _compare(arch, ours, lambda tm, v, t: _sklearn_kernel_shap(tm, v.detach(), t, 0.1, mask, coalitions))
 
     def captum(tm, v, t):
         torch.manual_seed(6)
-        return ca.KernelShap(tm).attribute(v, target=t, baselines=0.1, n_samples=30,
+        return ca.KernelShap(tm).attribute(v, target=t, baselines=0.1, n_samples=14,
                                            feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
 
     _compare(arch, ours, captum, tol=1e-5)
@@ -394,14 +402,14 @@ def test_lime(arch):
     descent at its default tolerance (1e-4 of the duality gap) on float32 data (measured
     7e-6 – 5.7e-5)."""
     _, _, x, _ = h.random_case(arch)
-    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 14), jaxviz.masks.patches(*x.shape[1:3], 14)[:, ::-1]])
+    mask = np.stack([jaxviz.masks.patches(*x.shape[1:3], 20), jaxviz.masks.patches(*x.shape[1:3], 20)[:, ::-1]])
     n_features = int(mask.max()) + 1
     sample = importlib.import_module("jaxviz.attribution.lime").sample_coalitions
-    coalitions = np.asarray(sample(jax.random.key(3), 40, [n_features, n_features]))
+    coalitions = np.asarray(sample(jax.random.key(3), 16, [n_features, n_features]))
 
     def ours(m, v, t):
-        return jaxviz.lime(m, v, t, feature_mask=mask, baselines=0.2, n_samples=40, coalitions=coalitions,
-                           perturbations_per_eval=9)
+        return jaxviz.lime(m, v, t, feature_mask=mask, baselines=0.2, n_samples=16, coalitions=coalitions,
+                           perturbations_per_eval=8)
 
     _compare(arch, ours, lambda tm, v, t: _sklearn_lime(tm, v.detach(), t, 0.2, mask, coalitions, 1e-12))
 
@@ -414,6 +422,6 @@ def test_lime(arch):
 
     def captum(tm, v, t):
         return ca.Lime(tm, perturb_func=perturbations).attribute(
-            v, target=t, baselines=0.2, n_samples=40, feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
+            v, target=t, baselines=0.2, n_samples=16, feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
 
     _compare(arch, ours, captum, tol=5e-4)

@@ -326,6 +326,18 @@ def test_lime_fits_sklearns_lasso_and_draws_half_the_features():
     np.testing.assert_allclose(rows[:, 1, :3].mean(axis=0), 0.5, atol=0.015)
 
 
+@pytest.mark.parametrize("name", ["input_x_gradient", "deconvolution", "deeplift", "gradient_shap",
+                                  "feature_ablation", "kernel_shap"])
+def test_smooth_wraps_the_captum_methods(model, x, name):
+    """NoiseTunnel around each: its mean over the noisy copies, given the noise."""
+    t, noise = np.array([1, 2]), 0.1 * np.asarray(jax.random.normal(jax.random.key(7), (2,) + x.shape))
+    method = lambda m, v, tt: TARGETED[name](m, v, tt)  # noqa: E731  (the options of the table)
+    method.__signature__ = __import__("inspect").signature(jaxviz.saliency)
+    smoothed = jaxviz.smooth(method, nt_samples=2)(model, x, t, noise=noise)
+    expected = (np.asarray(method(model, x + noise[0], t)) + np.asarray(method(model, x + noise[1], t))) / 2
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
 def test_feature_masks():
     np.testing.assert_array_equal(jaxviz.masks.patches(3, 5, 2), [[0, 0, 1, 1, 2], [0, 0, 1, 1, 2], [3, 3, 4, 4, 5]])
     images = (np.random.default_rng(0).uniform(size=(2, 30, 34, 3)) * 255).astype(np.uint8)

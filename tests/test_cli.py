@@ -407,7 +407,8 @@ def test_demo_writes_the_course_figure_set(tmp_path, capsys):
     out = tmp_path / "demo"
     assert _cli("demo", "--out", out, "--quick", "--data", SHARED / "data") == 0
     err = capsys.readouterr().err
-    for name in ("attribution.png", "cams.png", "fooling.png", "class_visualization.png", "style_transfer.png"):
+    for name in ("attribution.png", "cams.png", "captum.png", "fooling.png", "class_visualization.png",
+                 "style_transfer.png"):
         assert (out / name).is_file(), err
     methods = {r["method"] for r in _ok(out)}
     assert methods == set(METHODS)

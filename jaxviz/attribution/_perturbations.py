@@ -13,8 +13,9 @@ from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
 
 
-def check_feature_mask(feature_mask, x) -> tuple[jax.Array, int]:
-    """A feature mask as (N, H, W, C) int32 ids, and the number of features (max id + 1).
+def check_feature_mask(feature_mask, x) -> tuple[jax.Array, int, np.ndarray]:
+    """A feature mask as (N, H, W, C) int32 ids, the number of features (max id + 1), and
+    each image's (N,) (its own max id + 1).
 
     ``None``: every element its own feature (Captum's default).  Otherwise integer ids ≥ 0
     of shape (H, W), (N, H, W) or (N, H, W, C) (N or C may be 1), shared by the channels
@@ -22,7 +23,8 @@ def check_feature_mask(feature_mask, x) -> tuple[jax.Array, int]:
     """
     n, h, w, c = x.shape
     if feature_mask is None:
-        return jnp.broadcast_to(jnp.arange(h * w * c, dtype=jnp.int32).reshape(1, h, w, c), x.shape), h * w * c
+        return (jnp.broadcast_to(jnp.arange(h * w * c, dtype=jnp.int32).reshape(1, h, w, c), x.shape), h * w * c,
+                np.full(n, h * w * c))
     mask = np.asarray(feature_mask)
     if not np.issubdtype(mask.dtype, np.integer):
         raise InputError(f"`feature_mask` must hold integer feature ids, got {mask.dtype}")
@@ -36,7 +38,8 @@ def check_feature_mask(feature_mask, x) -> tuple[jax.Array, int]:
                          f"(N may be 1 and C 1), got {shape}")
     if mask.size and mask.min() < 0:
         raise InputError("`feature_mask` ids must be >= 0")
-    return jnp.broadcast_to(jnp.asarray(mask, jnp.int32), x.shape), int(mask.max()) + 1
+    counts = np.broadcast_to(mask.reshape(mask.shape[0], -1).max(axis=1) + 1, (n,))
+    return jnp.broadcast_to(jnp.asarray(mask, jnp.int32), x.shape), int(mask.max()) + 1, counts
 
 
 def mixture_scores(model, x, target, baselines, n_states: int, keeps_input, chunk: int):

@@ -47,7 +47,7 @@ def feature_ablation(model, x, target, *, feature_mask=None, baselines=0.0,
       Zeiler, Fergus. Visualizing and Understanding Convolutional Networks (2014).
     """
     x, target = scoring.prepare(model, x, target)
-    mask, n_features = _perturbations.check_feature_mask(feature_mask, x)
+    mask, n_features, _ = _perturbations.check_feature_mask(feature_mask, x)
     most = _checks.check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     baselines = _paths.broadcast_baselines(baselines, x)
     chunk = _paths.balanced_chunk(n_features, most)

@@ -99,10 +99,9 @@ def kernel_shap(model, x, target, *, feature_mask=None, baselines=0.0, n_samples
     """
     n_samples = _checks.check_positive_int(n_samples, "n_samples", minimum=2)
     x, target = scoring.prepare(model, x, target)
-    mask, n_features = _perturbations.check_feature_mask(feature_mask, x)
+    mask, n_features, counts = _perturbations.check_feature_mask(feature_mask, x)
     most = _checks.check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     baselines = _paths.broadcast_baselines(baselines, x)
-    counts = np.asarray(mask).reshape(x.shape[0], -1).max(axis=1) + 1
     if counts.min() < 2:
         raise InputError("every image needs at least two features in `feature_mask`")
     if coalitions is None:

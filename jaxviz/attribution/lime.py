@@ -124,7 +124,7 @@ def lime(model, x, target, *, feature_mask=None, baselines=0.0, n_samples: int =
     """
     n_samples = _checks.check_positive_int(n_samples, "n_samples")
     x, target = scoring.prepare(model, x, target)
-    mask, n_features = _perturbations.check_feature_mask(feature_mask, x)
+    mask, n_features, counts = _perturbations.check_feature_mask(feature_mask, x)
     most = _checks.check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     _checks.check_positive_int(max_sweeps, "max_sweeps")
     if tol is None:
@@ -132,7 +132,6 @@ def lime(model, x, target, *, feature_mask=None, baselines=0.0, n_samples: int =
     if not alpha >= 0 or not kernel_width > 0 or not tol > 0:
         raise InputError(f"`alpha` must be >= 0, `kernel_width` and `tol` > 0, got {alpha}, {kernel_width}, {tol}")
     baselines = _paths.broadcast_baselines(baselines, x)
-    counts = np.asarray(mask).reshape(x.shape[0], -1).max(axis=1) + 1
     if coalitions is None:
         if key is None:
             raise InputError("`key` (a jax.random key) is required unless `coalitions` is given")

@@ -78,7 +78,7 @@ def shapley_value_sampling(model, x, target, *, feature_mask=None, baselines=0.0
     """
     _checks.check_positive_int(n_samples, "n_samples")
     x, target = scoring.prepare(model, x, target)
-    mask, n_features = _perturbations.check_feature_mask(feature_mask, x)
+    mask, n_features, _ = _perturbations.check_feature_mask(feature_mask, x)
     most = _checks.check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     baselines = _paths.broadcast_baselines(baselines, x)
     if permutations is None:

@@ -33,6 +33,11 @@ CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise"
         ("eigencam", "EigenCAM"), ("eigen-gradcam", "EigenGradCAM"), ("scorecam", "ScoreCAM"),
         ("ablationcam", "AblationCAM"))
 
+# Captum's other methods' figure: each method's map, side by side
+CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
+          ("deeplift-shap", "DeepLiftShap"), ("gradient-shap", "GradientShap"), ("feature-ablation", "feature ablation"),
+          ("shapley-value-sampling", "Shapley sampling"), ("kernel-shap", "KernelShap"), ("lime", "Lime"))
+
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
 
@@ -96,6 +101,15 @@ def demo_job(args) -> tuple[Job, dict]:
         ("class-viz", {"classes": list(COURSE_CLASSES[:2] if quick else COURSE_CLASSES),
                        "num_iterations": 5 if quick else 100}),
     ]
+    segments = {"n_segments": 16 if quick else 50}
+    captum_options = {
+        "gradient-shap": {"n_samples": 4 if quick else 20, "stdevs": 0.1},
+        "feature-ablation": segments,
+        "shapley-value-sampling": {**segments, "n_samples": 2 if quick else 10},
+        "kernel-shap": {**segments, "n_samples": 24 if quick else 200},
+        "lime": {**segments, "n_samples": 24 if quick else 200},
+    }
+    specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
     runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name], {"resolution": "input"}), f"cam-{name}",
@@ -167,6 +181,12 @@ def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> lis
     if len(rows) > 1:
         path = out / "attribution.png"
         save_grid(path, [r for _, r in rows], row_titles=[t for t, _ in rows], col_titles=titles("saliency"))
+        written.append(path)
+    captum = [("image", originals)] + [(title, row(name, ".map.png")) for name, title in CAPTUM]
+    captum = [(t, r) for t, r in captum if all(img is not None for img in r)]
+    if len(captum) > 1:
+        path = out / "captum.png"
+        save_grid(path, [r for _, r in captum], row_titles=[t for t, _ in captum], col_titles=titles("saliency"))
         written.append(path)
     cams = [("image", originals)] + [(title, row(f"cam-{name}", ".overlay.png")) for name, title in CAMS]
     cams = [(t, r) for t, r in cams if all(img is not None for img in r)]
