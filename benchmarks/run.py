@@ -316,6 +316,15 @@ def pretrained_pair(arch: str, path: Path):
     return model, tm.eval()
 
 
+def pair(arch: str):
+    """SqueezeNet 1.1 with the pretrained weights (``$JAXVIZ_WEIGHTS``), any other
+    architecture with torchvision's random initialisation."""
+    if arch != "squeezenet1_1":
+        return random_pair(arch)
+    weights = os.environ.get("JAXVIZ_WEIGHTS") or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"
+    return pretrained_pair(arch, Path(weights))
+
+
 def _targets_and_images(n):
     X, y = course_images(n)
     x = jaxviz.preprocess(X)
@@ -390,11 +399,7 @@ def _cam_workload(arch, cam_name, function, layer, n, *, batch_sizes=(), **optio
     import pytorch_grad_cam
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
-    if arch == "squeezenet1_1":
-        model, tm = pretrained_pair(arch, Path(os.environ.get("JAXVIZ_WEIGHTS")
-                                               or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
-    else:
-        model, tm = random_pair(arch)
+    model, tm = pair(arch)
     x, y, xt, _ = _targets_and_images(n)
     targets = [ClassifierOutputTarget(int(t)) for t in y]
     cam_class = getattr(pytorch_grad_cam, cam_name)
@@ -447,11 +452,7 @@ def _deeplift_workload(arch, n, quick, notes):
 
     from parity_tests.test_captum_methods_parity import _deeplift_model
 
-    if arch == "squeezenet1_1":
-        model, tm = pretrained_pair(arch, Path(os.environ.get("JAXVIZ_WEIGHTS")
-                                               or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
-    else:
-        model, tm = random_pair(arch)
+    model, tm = pair(arch)
     x, y, xt, yt = _targets_and_images(n)
     hook_free = _deeplift_model(tm)
 
@@ -481,8 +482,7 @@ def w18_deeplift_resnet18(_model, _tm, quick, notes):
 def w19_gradient_shap(_model, _tm, quick, notes):
     from captum.attr import GradientShap
 
-    model, tm = pretrained_pair("squeezenet1_1", Path(os.environ.get("JAXVIZ_WEIGHTS")
-                                                      or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
+    model, tm = pair("squeezenet1_1")
     n, samples = (2, 2) if quick else (8, 20)
     x, y, xt, yt = _targets_and_images(n)
     b = np.stack([np.zeros(x.shape[1:], np.float32), np.full(x.shape[1:], 0.5, np.float32)])
@@ -498,8 +498,7 @@ def w19_gradient_shap(_model, _tm, quick, notes):
 
 def _slic_workload(n, quick, notes):
     """Pretrained SqueezeNet, ``n`` course images, their SLIC masks (50 segments)."""
-    model, tm = pretrained_pair("squeezenet1_1", Path(os.environ.get("JAXVIZ_WEIGHTS")
-                                                      or SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
+    model, tm = pair("squeezenet1_1")
     X, _ = course_images(n)
     x, y, xt, yt = _targets_and_images(n)
     mask = jaxviz.masks.segments(X, method="slic", n_segments=50)

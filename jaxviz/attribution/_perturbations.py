@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz import scoring
+from jaxviz._checks import is_concrete as _is_concrete
 from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
 
@@ -40,6 +41,35 @@ def check_feature_mask(feature_mask, x) -> tuple[jax.Array, int, np.ndarray]:
         raise InputError("`feature_mask` ids must be >= 0")
     counts = np.broadcast_to(mask.reshape(mask.shape[0], -1).max(axis=1) + 1, (n,))
     return jnp.broadcast_to(jnp.asarray(mask, jnp.int32), x.shape), int(mask.max()) + 1, counts
+
+
+def coalitions_for(coalitions, key, sample, n_samples: int, x, n_features: int, counts) -> jax.Array:
+    """The (n_samples, N, F) 0/1 coalitions a sampling method uses: those given (checked),
+    else ``sample(key, n_samples, counts)``."""
+    if coalitions is None:
+        if key is None:
+            raise InputError("`key` (a jax.random key) is required unless `coalitions` is given")
+        coalitions = sample(key, n_samples, counts)
+    coalitions = jnp.asarray(coalitions, jnp.int32)
+    if coalitions.shape != (n_samples, x.shape[0], n_features):
+        raise InputError(f"`coalitions` must have shape (n_samples, N, features) = "
+                         f"{(n_samples, x.shape[0], n_features)}, got {tuple(coalitions.shape)}")
+    if _is_concrete(coalitions) and not np.isin(np.asarray(coalitions), (0, 1)).all():
+        raise InputError("`coalitions` must hold 0 and 1")
+    return coalitions
+
+
+def coalition_states(coalitions, mask):
+    """``keeps_input`` for :func:`mixture_scores` of coalition states: state s of image n
+    takes the image where its feature is in coalition (s, n)."""
+    n_samples, n = coalitions.shape[:2]
+    elements = mask.reshape(n, -1)
+
+    def keeps_input(ids):
+        rows = coalitions[jnp.minimum(ids, n_samples - 1)]  # (k, N, F)
+        return jnp.take_along_axis(rows, elements[None], axis=2).reshape((ids.shape[0],) + mask.shape) > 0
+
+    return keeps_input
 
 
 def mixture_scores(model, x, target, baselines, n_states: int, keeps_input, chunk: int):

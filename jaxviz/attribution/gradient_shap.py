@@ -102,9 +102,9 @@ def gradient_shap(model, x, target, *, baselines=None, n_samples: int = 5, stdev
 
 
 def sample_draws(key, n_samples, n, n_baselines, shape, stdevs, dtype):
-    """The draws ``key`` gives :func:`gradient_shap`: (baseline indices, noise, alphas) for ``n_samples`` samples of ``n`` images: uniform
-    over the baselines, N(0, stdevs²) per pixel (zeros of shape (S, N, 1, 1, 1) when
-    ``stdevs`` is 0), U[0, 1)."""
+    """The draws ``key`` gives :func:`gradient_shap` for ``n_samples`` samples of ``n``
+    images: baseline indices uniform over the baselines, noise N(0, stdevs²) per pixel
+    (zeros of shape (S, N, 1, 1, 1) when ``stdevs`` is 0), alphas U[0, 1)."""
     index_key, noise_key, alpha_key = jax.random.split(key, 3)
     draws = (n_samples, n)
     indices = jax.random.randint(index_key, draws, 0, n_baselines)

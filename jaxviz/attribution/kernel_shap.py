@@ -51,13 +51,8 @@ def _weighted_least_squares(coalitions, scores, weights):
 
 @functools.partial(jax.jit, static_argnames=("chunk",))
 def _kernel_shap(model, x, target, baselines, mask, coalitions, counts, chunk):
-    n_samples, n, n_features = coalitions.shape
-    elements = mask.reshape(n, -1)
-
-    def keeps_input(ids):
-        rows = coalitions[jnp.minimum(ids, n_samples - 1)]  # (k, N, F)
-        return jnp.take_along_axis(rows, elements[None], axis=2).reshape((ids.shape[0],) + x.shape) > 0
-
+    n_samples = coalitions.shape[0]
+    keeps_input = _perturbations.coalition_states(coalitions, mask)
     scores = _perturbations.mixture_scores(model, x, target, baselines, n_samples, keeps_input, chunk)  # (S, N)
     selected = coalitions.sum(axis=2)  # (S, N)
     weights = jnp.where((selected == 0) | (selected == counts[None]), INF_WEIGHT, 1.0).astype(x.dtype)
@@ -104,15 +99,6 @@ def kernel_shap(model, x, target, *, feature_mask=None, baselines=0.0, n_samples
     baselines = _paths.broadcast_baselines(baselines, x)
     if counts.min() < 2:
         raise InputError("every image needs at least two features in `feature_mask`")
-    if coalitions is None:
-        if key is None:
-            raise InputError("`key` (a jax.random key) is required unless `coalitions` is given")
-        coalitions = sample_coalitions(key, n_samples, counts)
-    coalitions = jnp.asarray(coalitions, jnp.int32)
-    if coalitions.shape != (n_samples, x.shape[0], n_features):
-        raise InputError(f"`coalitions` must have shape (n_samples, N, features) = "
-                         f"{(n_samples, x.shape[0], n_features)}, got {tuple(coalitions.shape)}")
-    if _checks.is_concrete(coalitions) and not np.isin(np.asarray(coalitions), (0, 1)).all():
-        raise InputError("`coalitions` must hold 0 and 1")
+    coalitions = _perturbations.coalitions_for(coalitions, key, sample_coalitions, n_samples, x, n_features, counts)
     chunk = _paths.balanced_chunk(n_samples, most)
     return _kernel_shap(model, x, target, baselines, mask, coalitions, jnp.asarray(counts, jnp.int32), chunk)

@@ -63,12 +63,7 @@ def lasso(z, y, weights, alpha, max_sweeps: int, tol: float):
 @functools.partial(jax.jit, static_argnames=("chunk", "max_sweeps", "tol"))
 def _lime(model, x, target, baselines, mask, coalitions, alpha, kernel_width, chunk, max_sweeps, tol):
     n_samples, n, _ = coalitions.shape
-    elements = mask.reshape(n, -1)
-
-    def keeps(ids):
-        rows = coalitions[jnp.minimum(ids, n_samples - 1)]
-        return jnp.take_along_axis(rows, elements[None], axis=2).reshape((ids.shape[0],) + x.shape) > 0
-
+    keeps = _perturbations.coalition_states(coalitions, mask)
     scores = _perturbations.mixture_scores(model, x, target, baselines, n_samples, keeps, chunk)  # (S, N)
     # each coalition's weight: exp(−d²/2w²), d the cosine distance of its input from the image
     flat_x, flat_b = x.reshape(n, -1), baselines.reshape(n, -1)
@@ -132,14 +127,7 @@ def lime(model, x, target, *, feature_mask=None, baselines=0.0, n_samples: int =
     if not alpha >= 0 or not kernel_width > 0 or not tol > 0:
         raise InputError(f"`alpha` must be >= 0, `kernel_width` and `tol` > 0, got {alpha}, {kernel_width}, {tol}")
     baselines = _paths.broadcast_baselines(baselines, x)
-    if coalitions is None:
-        if key is None:
-            raise InputError("`key` (a jax.random key) is required unless `coalitions` is given")
-        coalitions = sample_coalitions(key, n_samples, counts)
-    coalitions = jnp.asarray(coalitions, jnp.int32)
-    if coalitions.shape != (n_samples, x.shape[0], n_features):
-        raise InputError(f"`coalitions` must have shape (n_samples, N, features) = "
-                         f"{(n_samples, x.shape[0], n_features)}, got {tuple(coalitions.shape)}")
+    coalitions = _perturbations.coalitions_for(coalitions, key, sample_coalitions, n_samples, x, n_features, counts)
     chunk = _paths.balanced_chunk(n_samples, most)
     return _lime(model, x, target, baselines, mask, coalitions, jnp.asarray(alpha, x.dtype),
                  jnp.asarray(kernel_width, x.dtype), chunk, int(max_sweeps), float(tol))

@@ -234,6 +234,15 @@ def _coalition_method(function, sample):
     return compute
 
 
+def _coalition_cli(name, summary, function, sample):
+    """A coalition method's subcommand (KernelShap, Lime): features, baseline, samples, seed."""
+    options = (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 200, "coalitions per image (default 200)"),
+               PERTURBATIONS_PER_EVAL, SEED, *DISPLAY)
+    return Method(name, summary, options, _coalition_method(function, sample), _attribution_saver(_abs_heat),
+                  check=_check_feature_ablation, examples=f"jaxviz {name} photos/ --n-segments 50 --n-samples 200 "
+                                                          "--out maps")
+
+
 def _check_feature_ablation(options):
     for name in ("n_segments", "patch", "perturbations_per_eval", "n_samples"):
         if name in options:
@@ -335,22 +344,10 @@ DECLARED = (
         _shapley_value_sampling, _attribution_saver(_abs_heat), check=_check_feature_ablation,
         examples="jaxviz shapley-value-sampling photos/ --n-segments 30 --n-samples 50 --out maps",
     ),
-    Method(
-        "kernel-shap", "KernelShap over superpixels or patches (Lundberg & Lee; Captum KernelShap)",
-        (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 200, "coalitions per image (default 200)"),
-         PERTURBATIONS_PER_EVAL, SEED, *DISPLAY),
-        _coalition_method(jaxviz.kernel_shap, kernel_shap_coalitions), _attribution_saver(_abs_heat),
-        check=_check_feature_ablation,
-        examples="jaxviz kernel-shap photos/ --n-segments 50 --n-samples 200 --out maps",
-    ),
-    Method(
-        "lime", "Lime over superpixels or patches: a Lasso model of coalitions (Ribeiro et al.; Captum Lime)",
-        (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 200, "coalitions per image (default 200)"),
-         PERTURBATIONS_PER_EVAL, SEED, *DISPLAY),
-        _coalition_method(jaxviz.lime, lime_coalitions), _attribution_saver(_abs_heat),
-        check=_check_feature_ablation,
-        examples="jaxviz lime photos/ --n-segments 50 --n-samples 200 --out maps",
-    ),
+    _coalition_cli("kernel-shap", "KernelShap over superpixels or patches (Lundberg & Lee; Captum KernelShap)",
+                   jaxviz.kernel_shap, kernel_shap_coalitions),
+    _coalition_cli("lime", "Lime over superpixels or patches: a Lasso model of coalitions (Ribeiro et al.; "
+                   "Captum Lime)", jaxviz.lime, lime_coalitions),
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
         (TARGET, LAYER, Option("interpolate_mode", str, "nearest", "GradCAM upsampling (default nearest, Captum's)",

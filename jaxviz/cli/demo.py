@@ -35,8 +35,9 @@ CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise"
 
 # Captum's other methods' figure: each method's map, side by side
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
-          ("deeplift-shap", "DeepLiftShap"), ("gradient-shap", "GradientShap"), ("feature-ablation", "feature ablation"),
-          ("shapley-value-sampling", "Shapley sampling"), ("kernel-shap", "KernelShap"), ("lime", "Lime"))
+          ("deeplift-shap", "DeepLiftShap"), ("gradient-shap", "GradientShap"),
+          ("feature-ablation", "feature ablation"), ("shapley-value-sampling", "Shapley sampling"),
+          ("kernel-shap", "KernelShap"), ("lime", "Lime"))
 
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
