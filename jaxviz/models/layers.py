@@ -210,15 +210,21 @@ def rescale_pool(pool):
 
     def backward(x, g):
         y, vjp = jax.vjp(pool, x)
-        n = y.shape[0] // 2
-        larger = jnp.maximum(y[:n], y[n:])
-        routed = vjp(g * jnp.concatenate([larger - y[n:], y[:n] - larger]))[0]
-        routed = routed[:n] + routed[n:]
-        delta_in = _reference_differences(x)
-        same = jnp.abs(delta_in) < DEEPLIFT_EPS
-        return jnp.where(same, vjp(g)[0], jnp.concatenate([routed, routed]) / jnp.where(same, 1, delta_in))
+        return _max_pool_rule(x, y, g, lambda split, plain: (vjp(split)[0], vjp(plain)[0]))
 
     return _with_backward(pool, backward)
+
+
+def _max_pool_rule(x, y, g, route):
+    """DeepLift's max-pool rule from the pool's input ``x``, output ``y`` and upstream
+    ``g``; ``route(a, b)`` sends two output cotangents back through the pool's maxima."""
+    n = y.shape[0] // 2
+    larger = jnp.maximum(y[:n], y[n:])
+    routed, plain = route(g * jnp.concatenate([larger - y[n:], y[:n] - larger]), g)
+    routed = routed[:n] + routed[n:]
+    delta_in = _reference_differences(x)
+    same = jnp.abs(delta_in) < DEEPLIFT_EPS
+    return jnp.where(same, plain, jnp.concatenate([routed, routed]) / jnp.where(same, 1, delta_in))
 
 
 def _relu_forward(x):
@@ -384,19 +390,17 @@ def _rescale_max_pool(x, kernel, stride, padding, ceil_mode):
 
 def _rescale_max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
     # rescale_pool's rule with the pool's own residuals: the maxima are found once, and
-    # the split difference and the plain gradient routed together (side by side on the
-    # channel axis), instead of a forward pass and two routings in the backward pass
+    # the two cotangents routed together (side by side on the channel axis), instead of a
+    # forward pass and two routings in the backward pass
     x, y = residuals
-    n, channels = y.shape[0] // 2, y.shape[-1]
-    larger = jnp.maximum(y[:n], y[n:])
-    split = jnp.concatenate([larger - y[n:], y[:n] - larger])
-    both = _route_to_first_maxima(x, y, jnp.concatenate([g * split, g], axis=-1), kernel, stride, padding,
-                                  ceil_mode)
-    routed, plain = both[..., :channels], both[..., channels:]
-    routed = routed[:n] + routed[n:]
-    delta_in = _reference_differences(x)
-    same = jnp.abs(delta_in) < DEEPLIFT_EPS
-    return (jnp.where(same, plain, jnp.concatenate([routed, routed]) / jnp.where(same, 1, delta_in)),)
+    channels = y.shape[-1]
+
+    def route(split, plain):
+        both = _route_to_first_maxima(x, y, jnp.concatenate([split, plain], axis=-1), kernel, stride, padding,
+                                      ceil_mode)
+        return both[..., :channels], both[..., channels:]
+
+    return (_max_pool_rule(x, y, g, route),)
 
 
 _rescale_max_pool.defvjp(_max_pool_fwd, _rescale_max_pool_bwd)
