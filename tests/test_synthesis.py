@@ -41,7 +41,9 @@ def test_image_already_of_its_target_takes_no_step(model, images):
 def test_epsilon_budget_is_respected(model, images, norm):
     x, _ = images
     eps = 4 / 255 if norm == "linf" else 1.0
-    result = jaxviz.fooling_images(model, x, np.full(4, 6), epsilon=eps, norm=norm, max_iter=20)
+    # under the L2 budget the first image reaches class 6 at about the 20th step: 40 leave
+    # room for rounding (with other XLA settings it took 21)
+    result = jaxviz.fooling_images(model, x, np.full(4, 6), epsilon=eps, norm=norm, max_iter=40)
     delta = (np.asarray(result.images) - x) * STD  # pixel units
     if norm == "linf":
         assert np.abs(delta).max() <= eps + 1e-6
