@@ -14,6 +14,7 @@ Writes ``<out>/<machine>.json`` and ``.md``.  ``--quick`` shrinks every workload
 from __future__ import annotations
 
 import argparse
+import copy
 import datetime
 import json
 import os
@@ -542,6 +543,47 @@ def w22_lime(_model, _tm, quick, notes):
     return _coalition_workload(Lime, jaxviz.lime, quick, notes)
 
 
+# --------------------------------------------------------------------------- LRP against zennit
+
+
+def _lrp_workload(arch, n, quick, notes):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlus
+    from zennit.torchvision import ResNetCanonizer
+
+    model, tm = pair(arch)
+    for module in tm.modules():  # zennit's hooks need out-of-place ReLUs
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+    x, y, xt, yt = _targets_and_images(n)
+    canonizers = [ResNetCanonizer()] if arch.startswith("resnet") else []
+
+    def zennit_lrp(v, t):
+        with Gradient(tm, EpsilonPlus(canonizers=canonizers)) as attributor:
+            return attributor(v.clone().requires_grad_(), torch.eye(1000)[t])[1]
+
+    def zennit_registered(batch):  # the composite registered once (on its own copy), outside the timing
+        attributor = Gradient(copy.deepcopy(tm), EpsilonPlus(canonizers=canonizers))
+        attributor.__enter__()
+        return _image_batches(lambda v, t: attributor(v.clone().requires_grad_(), torch.eye(1000)[t])[1], xt, yt, batch)
+
+    batches = (n,) if quick else (4, 8, 16)
+    refs = {f"zennit EpsilonPlus, batch {b}": _image_batches(zennit_lrp, xt, yt, b) for b in batches}
+    if not quick:
+        notes.append("W23/W24: zennit registers its hooks (and canonizers) per call in the 'batch' rows; the "
+                     "'registered once' row keeps one registration for every call.")
+        refs[f"zennit EpsilonPlus registered once, batch {n}"] = zennit_registered(n)
+    return (lambda: jaxviz.lrp(model, x, y, composite="epsilon_plus")), refs, None
+
+
+def w23_lrp_squeezenet(_model, _tm, quick, notes):
+    return _lrp_workload("squeezenet1_1", 2 if quick else 16, quick, notes)
+
+
+def w24_lrp_resnet18(_model, _tm, quick, notes):
+    return _lrp_workload("resnet18", 2 if quick else 16, quick, notes)
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -565,6 +607,8 @@ WORKLOADS = {
     "W20 feature_ablation, 50 SLIC segments, SqueezeNet, 4 images": w20_feature_ablation,
     "W21 kernel_shap 200 samples, 50 SLIC segments, SqueezeNet, 4 images": w21_kernel_shap,
     "W22 lime 200 samples, 50 SLIC segments, SqueezeNet, 4 images": w22_lime,
+    "W23 lrp EpsilonPlus, SqueezeNet, 16 images": w23_lrp_squeezenet,
+    "W24 lrp EpsilonPlus with canonizers, ResNet-18, 16 images": w24_lrp_resnet18,
 }
 
 

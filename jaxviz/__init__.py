@@ -22,6 +22,7 @@ from jaxviz.attribution import (
     layer_gradcam,
     layercam,
     lime,
+    lrp,
     noise_tunnel,
     occlusion,
     saliency,
@@ -43,6 +44,7 @@ from jaxviz.errors import (
 )
 from jaxviz.images import deprocess, load_image, preprocess
 from jaxviz import masks
+from jaxviz.models import relevance
 from jaxviz.interpolation import interpolate
 from jaxviz.models import (
     ARCHITECTURES,
@@ -127,6 +129,7 @@ __all__ = [
     "layer_names",
     "layercam",
     "lime",
+    "lrp",
     "load_image",
     "load_model",
     "make_fooling_images",
@@ -134,6 +137,7 @@ __all__ = [
     "noise_tunnel",
     "occlusion",
     "preprocess",
+    "relevance",
     "saliency",
     "saliency_map",
     "scorecam",

@@ -501,7 +501,18 @@ def _shapley_pair(x_shape):
                                                           permutations=orders), theirs)
 
 
-NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.py
+def _lrp_pair(x_shape):
+    from zennit.attribution import Gradient
+    from zennit.composites import EpsilonPlus
+
+    def theirs(tm, x, t):
+        with Gradient(tm, EpsilonPlus()) as attributor:
+            return attributor(x.detach(), torch.eye(1000, dtype=x.dtype)[t])[1]
+
+    return jaxviz.lrp, theirs
+
+
+NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.py, test_lrp_parity.py
     "input_x_gradient": lambda x_shape: (jaxviz.input_x_gradient,
                                          lambda tm, x, t: ca.InputXGradient(tm).attribute(x, target=t)),
     "deconvolution": lambda x_shape: (jaxviz.deconvolution,
@@ -510,6 +521,7 @@ NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.p
     "gradient_shap": _gradient_shap_pair,
     "feature_ablation": _feature_ablation_pair,
     "shapley_value_sampling": _shapley_pair,
+    "lrp": _lrp_pair,  # zennit's
 }
 
 
@@ -518,7 +530,9 @@ NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.p
 # of either framework's convolutions; jaxviz's float32 routes it the other way than
 # float64 (PyTorch's happens not to), and as deconvolution masks nothing that one window
 # moves the map by 1.4e-3.  float64 is exact there (7e-16), float32 meets 1e-4 on the
-# random case.
+# random case.  LRP passes relevance through every ReLU unmasked too, and the third image
+# has such a window (features.8, channel 53: values 4e-8 apart): pretrained LRP is tested
+# on the other two below.
 PRETRAINED_FLOAT32 = ["deeplift", "gradient_shap", "input_x_gradient"]
 
 
@@ -530,3 +544,13 @@ def test_float32(case, name):
     x_shape = {"random": (2, 61, 75, 3), "pretrained": (3, 224, 224, 3)}[case]
     ours, theirs = NEW_CAPTUM_METHODS[name](x_shape)
     _run(case, "float32", ours, theirs, what=name, float32_near_ties=case == "pretrained")
+
+
+def test_lrp_float32_pretrained():
+    """zennit's EpsilonPlus on the pretrained SqueezeNet at 224 in float32, within 1e-4 of
+    zennit's: the two course images without a max-pool near-tie on LRP's path (above)."""
+    model, tm, x, target = h.setup("pretrained", "float32")
+    x, target = x[:2], target[:2]
+    ours, theirs = _lrp_pair(x.shape)
+    h.assert_close(np.asarray(ours(model, x, target)), h.nhwc(theirs(tm, h.nchw(x), torch.from_numpy(target))),
+                   h.ATTR_TOL["float32"], "lrp float32")

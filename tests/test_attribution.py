@@ -52,6 +52,7 @@ TARGETED = {
                                                       n_samples=8, key=jax.random.key(0)),
     "lime": lambda m, x, t: jaxviz.lime(m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=8,
                                         key=jax.random.key(0)),
+    "lrp": lambda m, x, t: jaxviz.lrp(m, x, t, composite="epsilon_gamma_box"),
     "shapley_value_sampling": lambda m, x, t: jaxviz.shapley_value_sampling(
         m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=2, key=jax.random.key(0)),
 }
@@ -327,7 +328,7 @@ def test_lime_fits_sklearns_lasso_and_draws_half_the_features():
 
 
 @pytest.mark.parametrize("name", ["input_x_gradient", "deconvolution", "deeplift", "gradient_shap",
-                                  "feature_ablation", "kernel_shap"])
+                                  "feature_ablation", "kernel_shap", "lrp"])
 def test_smooth_wraps_the_captum_methods(model, x, name):
     """NoiseTunnel around each: its mean over the noisy copies, given the noise."""
     t, noise = np.array([1, 2]), 0.1 * np.asarray(jax.random.normal(jax.random.key(7), (2,) + x.shape))
@@ -336,6 +337,85 @@ def test_smooth_wraps_the_captum_methods(model, x, name):
     smoothed = jaxviz.smooth(method, nt_samples=2)(model, x, t, noise=noise)
     expected = (np.asarray(method(model, x + noise[0], t)) + np.asarray(method(model, x + noise[1], t))) / 2
     np.testing.assert_allclose(smoothed, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+
+
+def _dense_relevance(rule, x, w, b, g):
+    """A rule on one nn.Linear, float64, through the model switch's own code."""
+    from jaxviz.models import network, relevance
+
+    with jax.enable_x64(True):
+        args = [None if v is None else jnp.asarray(v, jnp.float64) for v in (x, w, b, g)]
+        return np.asarray(relevance._relevance(network._linear, rule, *args))
+
+
+def test_lrp_rules_by_hand():
+    """Each rule on one dense layer, from its formula (x: (1, 3) inputs, w: (3, 2), b: (2,))."""
+    from jaxviz.models import relevance
+
+    x, w = np.array([[1.0, -2.0, 0.5]]), np.array([[1.0, -1.0], [2.0, 3.0], [-0.5, 0.25]])
+    b, g = np.array([0.5, -0.25]), np.array([[1.0, 0.5]])
+    eps = 1e-6
+    z = x @ w + b
+    stab = lambda v: v + np.where(v >= 0, eps, -eps)  # noqa: E731
+    np.testing.assert_allclose(_dense_relevance(relevance.epsilon(eps), x, w, b, g), x * ((g / stab(z)) @ w.T))
+    xp, xn, wp, wn = np.maximum(x, 0), np.minimum(x, 0), np.maximum(w, 0), np.minimum(w, 0)
+    s = g / stab(xp @ wp + xn @ wn + np.maximum(b, 0))
+    zplus = xp * (s @ wp.T) + xn * (s @ wn.T)
+    np.testing.assert_allclose(_dense_relevance(relevance.zplus(eps), x, w, b, g), zplus)
+    s_neg = g / stab(xp @ wn + xn @ wp + np.minimum(b, 0))
+    negative = xp * (s_neg @ wn.T) + xn * (s_neg @ wp.T)
+    np.testing.assert_allclose(_dense_relevance(relevance.alpha_beta(2, 1, eps), x, w, b, g), 2 * zplus - negative)
+    # flat: each output's relevance split evenly over its 3 inputs; w²: by the squared weights
+    np.testing.assert_allclose(_dense_relevance(relevance.flat(eps), x, w, b, g),
+                               np.full((1, 3), g.sum() / (3 + eps)))
+    np.testing.assert_allclose(_dense_relevance(relevance.wsquare(eps), x, w, b, g),
+                               (g / stab((w**2).sum(0) + b**2)) @ (w**2).T)
+    low, high = np.array([-3.0, -3.0, -3.0]), np.array([2.0, 2.0, 2.0])
+    s = g / stab(z - (low @ wp + np.maximum(b, 0)) - (high @ wn + np.minimum(b, 0)))
+    np.testing.assert_allclose(_dense_relevance(relevance.zbox(-3.0, 2.0, eps), x, w, b, g),
+                               x * (s @ w.T) - low * (s @ wp.T) - high * (s @ wn.T))
+    # γ = 0 is ε with the same stabiliser, α1β0 is z⁺
+    np.testing.assert_allclose(_dense_relevance(relevance.gamma(0.0, eps), x, w, b, g),
+                               _dense_relevance(relevance.epsilon(eps), x, w, b, g), rtol=1e-14)
+    np.testing.assert_allclose(_dense_relevance(relevance.alpha_beta(1, 0, eps), x, w, b, g), zplus, rtol=1e-14)
+    # γ = 0.5: both outputs are negative (z = [-2.75, -7.125]), explained by the negative
+    # weights raised (``down``) on positive inputs and the positive raised on negative inputs
+    assert (z < 0).all()
+    up, down = w + 0.5 * wp, w + 0.5 * wn
+    s_neg = g / stab(xp @ down + (b + 0.5 * np.minimum(b, 0)) + xn @ up)
+    np.testing.assert_allclose(_dense_relevance(relevance.gamma(0.5, eps), x, w, b, g),
+                               xp * (s_neg @ down.T) + xn * (s_neg @ up.T))
+
+
+def test_lrp_conserves_relevance_without_biases(model, x):
+    """z⁺ and ε conserve relevance exactly where no bias or stabiliser takes a share: the
+    pretrained SqueezeNet with its biases zeroed, every ReLU module passing relevance on."""
+    zero = model.replace(params=jax.tree_util.tree_map_with_path(
+        lambda path, p: p * 0 if "bias" in jax.tree_util.keystr(path) else p, model.params))
+    composite = jaxviz.relevance.epsilon_plus(epsilon=1e-12, stabilizer=1e-12)
+    totals = np.asarray(jaxviz.lrp(zero, x, np.array([1, 2]), composite=composite)).sum(axis=(1, 2, 3))
+    np.testing.assert_allclose(totals, 1.0, rtol=1e-4)
+
+
+def test_bad_lrp_options(model, x):
+    t = np.array([1, 2])
+    with pytest.raises(jaxviz.InputError, match="`composite` must be one of"):
+        jaxviz.lrp(model, x, t, composite="epsilon")
+    with pytest.raises(jaxviz.InputError, match="relevance.Composite"):
+        jaxviz.lrp(model, x, t, composite=jaxviz.relevance.epsilon())
+    with pytest.raises(jaxviz.InputError, match="alpha - beta = 1"):
+        jaxviz.relevance.alpha_beta(1, 1)
+    with pytest.raises(jaxviz.InputError, match="differ in length"):
+        jaxviz.relevance.zbox([0, 0, 0], [1, 1])
+    with pytest.raises(jaxviz.InputError, match="unknown LRP rule"):
+        jaxviz.relevance.Rule("lrp0")
+    with pytest.raises(jaxviz.InputError, match="2 values; the images have 3"):
+        jaxviz.lrp(model, x, t, composite=jaxviz.relevance.epsilon_gamma_box([0, 0], [1, 1]))
+    with pytest.raises(jaxviz.UnknownLayerError):
+        jaxviz.lrp(model, x, t, composite=jaxviz.relevance.Composite(
+            conv=jaxviz.relevance.zplus(), layers=(("features.99", jaxviz.relevance.flat()),)))
+    with pytest.raises(jaxviz.InputError, match="`guided` must be"):
+        model.apply(model.params, x, guided=("lrp", "epsilon_plus"))
 
 
 def test_feature_masks():

@@ -48,6 +48,7 @@ ATTRIBUTION_ARGS = {
     "smoothgrad": ["--nt-samples", "2", "--seed", "3"],
     "deeplift": ["--baseline", "0.2", "--rule", "all"],
     "deeplift-shap": ["--baselines", "-0.5", "0.5"],
+    "lrp": ["--composite", "epsilon_alpha2_beta1", "--no-canonizers"],
     "feature-ablation": ["--segments", "patches", "--patch", "20", "--baseline", "0.1"],
     "shapley-value-sampling": ["--segments", "patches", "--patch", "24", "--n-samples", "2", "--seed", "5"],
     "kernel-shap": ["--n-segments", "8", "--n-samples", "12", "--seed", "2"],
@@ -105,6 +106,9 @@ def _api(name, model, x, key):
         return np.asarray(jaxviz.feature_ablation(model, x, t, feature_mask=mask, baselines=0.1))
     if name == "deeplift":
         return np.asarray(jaxviz.deeplift(model, x, t, baselines=0.2, rule="all"))
+    if name == "lrp":
+        composite = jaxviz.relevance.epsilon_alpha2_beta1(merge_batch_norm=False, residual_sums=False)
+        return np.asarray(jaxviz.lrp(model, x, t, composite=composite))
     constants = lambda *values: np.stack([np.full(x.shape[1:], v, np.float32) for v in values])  # noqa: E731
     if name == "deeplift-shap":
         return np.asarray(jaxviz.deeplift_shap(model, x, t, baselines=constants(-0.5, 0.5)))

@@ -99,6 +99,12 @@ def test_guided_backprop_through_control_flow_is_refused_not_silently_plain():
         jaxviz.guided_backprop(model, x, 0)
 
 
+def test_lrp_on_an_own_model_is_refused_not_silently_a_gradient():
+    model = jaxviz.from_function(lambda p, x: jax.nn.relu(x @ p).mean(axis=(1, 2)), jnp.eye(3), input_size=4)
+    with pytest.raises(InputError, match="LRP's rules need to know each convolution"):
+        jaxviz.lrp(model, _images(1, 4), 0)
+
+
 def test_guided_rules_on_an_own_model():
     """guided=True: the ReLUs; "all": ReLU6 too.  A ReLU is jax.nn.relu or max(x, 0); max(x, 1)
     is not one."""

@@ -21,6 +21,7 @@ from jaxviz.attribution.kernel_shap import kernel_shap
 from jaxviz.attribution.layer_conductance import layer_conductance
 from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.lime import lime
+from jaxviz.attribution.lrp import lrp
 from jaxviz.attribution.occlusion import occlusion
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
@@ -53,6 +54,7 @@ __all__ = [
     "layer_gradcam",
     "layercam",
     "lime",
+    "lrp",
     "noise_tunnel",
     "occlusion",
     "saliency",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -9,6 +11,7 @@ import numpy as np
 import jaxviz
 from jaxviz import figures
 from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
+from jaxviz.attribution.lrp import composite_named
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
 from jaxviz.attribution.gradient_shap import sample_draws
 from jaxviz.attribution.kernel_shap import sample_coalitions as kernel_shap_coalitions
@@ -96,6 +99,13 @@ def _deeplift(model, x, target, options):
 
 def _constant_images(values, x):
     return jnp.stack([jnp.full(x.shape[1:], v, x.dtype) for v in values])
+
+
+def _lrp(model, x, target, options):
+    composite = composite_named(options["composite"])
+    if options["no_canonizers"]:
+        composite = dataclasses.replace(composite, merge_batch_norm=False, residual_sums=False)
+    return {"attribution": jaxviz.lrp(model, x, target, composite=composite)}
 
 
 def _deeplift_shap(model, x, target, options):
@@ -286,6 +296,15 @@ DECLARED = (
         "deeplift", "DeepLift, rescale rule (Shrikumar et al.; Captum DeepLift)",
         (TARGET, BASELINE, RULE, *DISPLAY), _deeplift, _attribution_saver(_abs_heat),
         examples="jaxviz deeplift photos/ --arch resnet18 --out maps",
+    ),
+    Method(
+        "lrp", "layer-wise relevance propagation with zennit's composites (Bach et al.; zennit)",
+        (TARGET, Option("composite", str, "epsilon_plus", "rules per layer kind (zennit's composites; default "
+                        "epsilon_plus)", choices=tuple(jaxviz.relevance.COMPOSITES)),
+         Option("no_canonizers", bool, False, "keep BatchNorms apart from their convolutions and residual sums "
+                "plain (zennit without canonizers)"), *DISPLAY),
+        _lrp, _attribution_saver(_abs_heat),
+        examples="jaxviz lrp photos/ --arch vgg16_bn --composite epsilon_gamma_box --out maps",
     ),
     Method(
         "deeplift-shap", "DeepLiftShap: DeepLift averaged over a baseline distribution (Captum DeepLiftShap)",

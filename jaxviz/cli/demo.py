@@ -35,7 +35,7 @@ CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise"
 
 # Captum's other methods' figure: each method's map, side by side
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
-          ("deeplift-shap", "DeepLiftShap"), ("gradient-shap", "GradientShap"),
+          ("deeplift-shap", "DeepLiftShap"), ("lrp", "LRP (ε, z⁺)"), ("gradient-shap", "GradientShap"),
           ("feature-ablation", "feature ablation"), ("shapley-value-sampling", "Shapley sampling"),
           ("kernel-shap", "KernelShap"), ("lime", "Lime"))
 

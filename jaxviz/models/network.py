@@ -10,7 +10,8 @@ rest, once for all architectures:
 * ``perturb``: adds an array to a named output (how layer gradients are taken);
 * stops tracing after the last output it needs, so nothing past it is computed;
 * ``guided``: the backward rule of the activations (guided backprop, deconvolution,
-  DeepLift's rescale rule, which also changes the max-pools);
+  DeepLift's rescale rule, which also changes the max-pools), or LRP's rules at every layer
+  (:mod:`jaxviz.models.relevance`);
 * ``target``: evaluates the class layer for each image's own class alone;
 * initialisation: ``f.param`` creates parameters (torchvision's schemes) when there are none.
 
@@ -29,7 +30,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz.errors import InputError
-from jaxviz.models import layers
+from jaxviz.models import layers, relevance
 
 # which activations a backward rule reaches: the ``nn.ReLU`` modules (Captum's hooks) or all
 GUIDED_RULES = ("modules", "all")
@@ -82,6 +83,9 @@ class Forward:
         self.wanted = frozenset(capture)
         self.perturb = dict(perturb or {})
         self.guided = guided
+        self.lrp = guided[1] if guided and guided[0] == "lrp" else None  # a relevance.Composite
+        self._lrp_layers = 0  # convolutions and linear layers met so far (the first has its own rule)
+        self._last_conv = None  # (its output, how to recompute it) for merging a BatchNorm
         self.target = target
         self.class_layer = class_layer
         self.last_call = last_call  # name → index of its last call (None: every call)
@@ -134,22 +138,31 @@ class Forward:
         if bias:
             b = self.param(name, "bias", (out,), _bias_init(init, kernel * kernel * cin // groups))
         if self._for_target(name):  # a 1×1 class convolution, each image's class alone
-            y = layers.target_channel_conv1x1(x, w, b if b is not None else jnp.zeros(w.shape[-1], w.dtype),
-                                              self.target)[..., None]
+            layer, extra = _target_conv1x1, (self.target,)
         elif groups == 1:
-            y = layers.conv2d(x, w, b, stride=stride, padding=padding)
+            layer, extra = functools.partial(_conv, stride=stride, padding=padding), ()
         else:
-            y = layers.grouped_conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
-        return self.output(name, y)
+            layer, extra = functools.partial(_grouped_conv, stride=stride, padding=padding, groups=groups), ()
+        y = self.output(name, self._affine(name, "conv", layer, x, w, b, extra))
+        if self.lrp is not None and name not in self.perturb:
+            self._last_conv = (y, layer, self._rule, x, w, b, extra)
+        return y
+
+    def _affine(self, name, kind, layer, x, w, b, extra):
+        """``layer(x, w, b, *extra)``; under LRP with its rule (kept in ``self._rule``)."""
+        if self.lrp is None:
+            return layer(x, w, b, *extra)
+        self._rule = self.lrp.rule(name, kind, first=self._lrp_layers == 0)
+        self._lrp_layers += 1
+        return relevance.affine(layer, self._rule, x, w, b, extra)
 
     def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
         """``nn.Linear(in, out)`` on (N, in)."""
         cin = x.shape[-1]
         w = self.param(name, "kernel", (cin, out), init)
         b = self.param(name, "bias", (out,), _bias_init(init, cin)) if bias else None
-        if self._for_target(name):
-            return self.output(name, layers.target_column_linear(x, w, b, self.target)[:, None])
-        return self.output(name, layers.linear(x, w, b))
+        layer, extra = (_target_linear, (self.target,)) if self._for_target(name) else (_linear, ())
+        return self.output(name, self._affine(name, "linear", layer, x, w, b, extra))
 
     def bn(self, name, x, *, eps: float = 1e-5):
         """Eval-mode ``nn.BatchNorm2d`` with its running statistics.
@@ -162,12 +175,26 @@ class Forward:
         shift = self.param(name, "bias", (c,), _zeros)
         mean = self.param(name, "mean", (c,), _zeros)
         var = self.param(name, "var", (c,), _ones)
+        if self.lrp is not None and self.lrp.merge_batch_norm and self._last_conv and self._last_conv[0] is x:
+            # LRP's canonizer: the convolution whose output this reads, with the BatchNorm merged
+            # into its weights and bias, takes its rule as one affine map
+            _, layer, rule, conv_x, w, b, extra = self._last_conv
+            factor = scale * jax.lax.rsqrt(var + jnp.asarray(eps, var.dtype))
+            w = w * factor.reshape((1,) * (w.ndim - 1) + (-1,))
+            b = ((mean * 0 if b is None else b) - mean) * factor + shift
+            return self.output(name, relevance.affine(layer, rule, conv_x, w, b, extra))
+        if self.lrp is not None:  # a BatchNorm left alone passes relevance on (zennit's layer map)
+            return self.output(name, relevance.passthrough(functools.partial(layers.batch_norm, eps=eps), x,
+                                                           scale, shift, mean, var))
         return self.output(name, layers.batch_norm(x, scale, shift, mean, var, eps))
 
     def activation(self, kind, name, x, standard, module=True):
         """An activation of ``kind``: under a backward rule that reaches it (scope ``"all"``:
         every one; ``"modules"``: a ReLU module) that rule's version, else ``standard``."""
         self.activations.append((len(self.calls), name, kind if module else f"functional {kind}"))
+        if self.lrp is not None:  # LRP passes relevance through activation modules
+            y = relevance.passthrough(standard, x) if module else standard(x)
+            return y if name is None else self.output(name, y)
         reached = self.guided and (self.guided[1] == "all" or (kind == "relu" and module))
         y = layers.BACKWARD_RULES[self.guided[0]][kind](x) if reached else standard(x)
         return y if name is None else self.output(name, y)
@@ -183,6 +210,8 @@ class Forward:
         return self.activation("hardswish", name, x, layers.hardswish)
 
     def hardsigmoid(self, name, x):
+        if self.lrp is not None:
+            return self.output(name, relevance.passthrough(layers.hardsigmoid, x))
         return self.output(name, layers.hardsigmoid(x))
 
     def max_pool(self, name, x, kernel: int, stride: int | None = None, *, padding: int = 0, ceil_mode=False):
@@ -190,11 +219,22 @@ class Forward:
         return self.output(name, pool(x, kernel, stride, padding, ceil_mode))
 
     def avg_pool(self, name, x, kernel: int, stride: int | None = None):
-        return self.output(name, layers.avg_pool(x, kernel, stride))
+        return self.output(name, self._pool(functools.partial(layers.avg_pool, kernel=kernel, stride=stride), x))
 
     def adaptive_avg_pool(self, name, x, size):
-        y = layers.adaptive_avg_pool(x, size)
-        return y if name is None else self.output(name, y)
+        """``nn.AdaptiveAvgPool2d``; ``name=None`` for the functional form (no rule reaches it)."""
+        pool = functools.partial(layers.adaptive_avg_pool, output_size=size)
+        return pool(x) if name is None else self.output(name, self._pool(pool, x))
+
+    def _pool(self, pool, x):
+        # an average-pool module: under LRP, zennit's Norm rule
+        return pool(x) if self.lrp is None else relevance.normalized(pool, self.lrp.stabilizer)(x)
+
+    def add(self, a, b):
+        """A residual addition ``a + b`` (under LRP with ``residual_sums``: zennit's Sum, Norm)."""
+        if self.lrp is not None and self.lrp.residual_sums:
+            return relevance.sum_norm(a, b, self.lrp.stabilizer)
+        return a + b
 
     def identity(self, name, x):
         """Dropout in eval mode."""
@@ -215,6 +255,27 @@ def _zeros(key, shape, dtype):
 
 def _ones(key, shape, dtype):
     return jnp.ones(shape, dtype)
+
+
+def _conv(x, w, b, *, stride, padding):
+    return layers.conv2d(x, w, b, stride=stride, padding=padding)
+
+
+def _grouped_conv(x, w, b, *, stride, padding, groups):
+    return layers.grouped_conv2d(x, w, b, stride=stride, padding=padding, groups=groups)
+
+
+def _target_conv1x1(x, w, b, target):
+    bias = jnp.zeros(w.shape[-1], w.dtype) if b is None else b
+    return layers.target_channel_conv1x1(x, w, bias, target)[..., None]
+
+
+def _linear(x, w, b):
+    return layers.linear(x, w, b)
+
+
+def _target_linear(x, w, b, target):
+    return layers.target_column_linear(x, w, b, target)[:, None]
 
 
 def flatten(x):
@@ -314,7 +375,8 @@ def check_guided(guided):
 
     ``True`` or ``"modules"``: guided backprop at the ``nn.ReLU`` modules (Captum's);
     ``"all"``: guided backprop at every ReLU-like activation; ``(rule, scope)``: any rule of
-    :data:`BACKWARD_RULES` at the activations of scope ``"modules"`` or ``"all"``.
+    :data:`BACKWARD_RULES` at the activations of scope ``"modules"`` or ``"all"``;
+    ``("lrp", composite)``: LRP with a :class:`jaxviz.models.relevance.Composite`'s rules.
     """
     if guided is False or guided is None:
         return False
@@ -325,8 +387,12 @@ def check_guided(guided):
     if (isinstance(guided, tuple) and len(guided) == 2 and guided[0] in BACKWARD_RULES
             and guided[1] in GUIDED_RULES):
         return guided
-    raise InputError(f"`guided` must be False, True, one of {list(GUIDED_RULES)} or a (rule, scope) pair with "
-                     f"rule in {list(BACKWARD_RULES)} and scope in {list(GUIDED_RULES)}, got {guided!r}")
+    if isinstance(guided, tuple) and len(guided) == 2 and guided[0] == "lrp" and isinstance(
+            guided[1], relevance.Composite):
+        return guided
+    raise InputError(f"`guided` must be False, True, one of {list(GUIDED_RULES)}, a (rule, scope) pair with "
+                     f"rule in {list(BACKWARD_RULES)} and scope in {list(GUIDED_RULES)}, or (\"lrp\", a "
+                     f"relevance.Composite), got {guided!r}")
 
 
 @dataclass(frozen=True)

@@ -152,6 +152,9 @@ def _evaluate_eqn(eqn, invals, f: Forward, counts):
 
 def _traced_forward(apply):
     def forward(f: Forward, x):
+        if f.lrp is not None:
+            raise InputError("LRP's rules need to know each convolution and linear layer: they work on jaxviz's "
+                             "architectures (jaxviz.ARCHITECTURES), not yet on a model from from_flax / from_function")
         closed = jax.make_jaxpr(apply)(f.params, x)
         leaves = jax.tree_util.tree_leaves((f.params, x))
         (logits,) = _evaluate(closed.jaxpr, closed.consts, leaves, f, collections.Counter())

@@ -45,7 +45,7 @@ def _v2_body(f, x):
                                       activation="relu6")
             y = f.conv(f"{name}.conv.{j + 1}", y, c, 1, bias=False, init=_CONV)
             y = f.output(f"{name}.conv", f.bn(f"{name}.conv.{j + 2}", y))
-            x = f.output(name, x + y if stride == 1 and inp == c else y)
+            x = f.output(name, f.add(x, y) if stride == 1 and inp == c else y)
             index += 1
     x = _conv_norm_activation(f, f"features.{index}", x, 1280, 1, activation="relu6")
     x = f.output("features", x)
@@ -101,7 +101,7 @@ def _v3_body(arch):
                 y = _squeeze_excitation(f, f"{name}.block.{j}", y)
             y = _conv_norm_activation(f, f"{name}.block.{j + 1}", y, out, 1, eps=_V3_EPS)
             y = f.output(f"{name}.block", y)
-            x = f.output(name, x + y if stride == 1 and inp == out else y)
+            x = f.output(name, f.add(x, y) if stride == 1 and inp == out else y)
         x = _conv_norm_activation(f, f"features.{len(blocks) + 1}", x, 6 * x.shape[-1], 1, activation="hardswish",
                                   eps=_V3_EPS)
         x = f.adaptive_avg_pool("avgpool", f.output("features", x), 1)

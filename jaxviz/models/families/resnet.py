@@ -26,7 +26,7 @@ def _basic(f, name, x, planes, stride, groups, width_per_group):
     out = f.bn(f"{name}.bn2", f.conv(f"{name}.conv2", out, planes, 3, padding=1, bias=False, init=_CONV))
     if stride != 1 or x.shape[-1] != planes:
         identity = _downsample(f, name, x, planes, stride)
-    return f.output(name, f.relu(f"{name}.relu", out + identity))
+    return f.output(name, f.relu(f"{name}.relu", f.add(out, identity)))
 
 
 def _bottleneck(f, name, x, planes, stride, groups, width_per_group):
@@ -38,7 +38,7 @@ def _bottleneck(f, name, x, planes, stride, groups, width_per_group):
     out = f.bn(f"{name}.bn3", f.conv(f"{name}.conv3", out, planes * 4, 1, bias=False, init=_CONV))
     if stride != 1 or x.shape[-1] != planes * 4:
         identity = _downsample(f, name, x, planes * 4, stride)
-    return f.output(name, f.relu(f"{name}.relu", out + identity))
+    return f.output(name, f.relu(f"{name}.relu", f.add(out, identity)))
 
 
 def _downsample(f, name, x, channels, stride):

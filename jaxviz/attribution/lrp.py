@@ -1,0 +1,69 @@
+"""Layer-wise relevance propagation through the model's backward-rule switch (zennit's rules)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+
+from jaxviz import _checks, images, scoring
+from jaxviz.errors import InputError
+from jaxviz.models import relevance
+
+
+@functools.partial(jax.jit, static_argnames=("composite",))
+def _lrp(model, x, target, composite):
+    return scoring.input_gradients(model, x, target, guided=("lrp", composite))
+
+
+def composite_named(name: str) -> relevance.Composite:
+    """One of :data:`jaxviz.models.relevance.COMPOSITES` with zennit's defaults;
+    ``epsilon_gamma_box``'s bounds are the range of images normalised by
+    :func:`jaxviz.preprocess` (pixel values 0 and 1)."""
+    _checks.check_choice(name, "composite", relevance.COMPOSITES)
+    if name == "epsilon_gamma_box":
+        return relevance.epsilon_gamma_box(low=-images.MEAN / images.STD, high=(1 - images.MEAN) / images.STD)
+    return relevance.COMPOSITES[name]()
+
+
+def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plus"):
+    """Layer-wise relevance propagation (zennit's ``Gradient`` attributor with a composite).
+
+    The target's relevance, 1 at each image's target logit, is sent back layer by layer:
+    each convolution and linear layer divides it among its inputs by the composite's rule,
+    activation modules (and BatchNorms not merged) pass it on, average pools and residual
+    sums share it in proportion to their inputs, max-pools send it to their maximum.  BatchNorms that read a convolution's
+    output are merged into it first, as zennit's canonizers do (see
+    :mod:`jaxviz.models.relevance`).  The relevance sums to about 1 per image (exactly, up to
+    the stabilisers and biases, for the conserving rules).
+
+    Args:
+      model: a :class:`jaxviz.Model` of a jaxviz architecture.
+      x: (N, H, W, 3) normalised images.
+      target: (N,) class indices (or one int for all).
+      composite: a name of :data:`jaxviz.models.relevance.COMPOSITES` — ``"epsilon_plus"``
+        (default), ``"epsilon_plus_flat"``, ``"epsilon_gamma_box"``,
+        ``"epsilon_alpha2_beta1"``, ``"epsilon_alpha2_beta1_flat"`` — or a
+        :class:`~jaxviz.models.relevance.Composite` (any rule per layer kind or per layer
+        name, the canonizers on or off).
+
+    Returns:
+      (N, H, W, 3) relevance.
+
+    References:
+      Bach et al. On Pixel-Wise Explanations for Non-Linear Classifier Decisions by
+      Layer-Wise Relevance Propagation (2015); Montavon et al. Layer-Wise Relevance
+      Propagation: An Overview (2019); Anders et al. Software for Dataset-wide XAI: From
+      Local Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy (2021).
+    """
+    if isinstance(composite, str):
+        composite = composite_named(composite)
+    elif not isinstance(composite, relevance.Composite):
+        raise InputError(f"`composite` must be a name in {list(relevance.COMPOSITES)} or a "
+                         f"jaxviz.models.relevance.Composite, got {type(composite).__name__}")
+    for rule in (composite.conv, composite.linear, composite.first, *(r for _, r in composite.layers)):
+        if rule is not None and rule.name == "zbox" and len(rule.low) not in (1, np.shape(x)[-1]):
+            raise InputError(f"zbox's bounds have {len(rule.low)} values; the images have {np.shape(x)[-1]} channels")
+    x, target = scoring.prepare(model, x, target, layers=tuple(name for name, _ in composite.layers))
+    return _lrp(model, x, target, composite)
