@@ -8,21 +8,83 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxviz import _checks, _chunks
+from jaxviz.errors import InputError
+
+
+@jax.tree_util.register_pytree_node_class
+class Neuron:
+    """One unit of a layer's output per image, as what a method explains instead of a class
+    (Captum's ``neuron_selector``): ``layer`` and ``index`` (N, k), each image's unit in
+    PyTorch's order — (channel, row, column) of a convolutional output, (feature,) of a
+    linear one.  Build it with :func:`prepare_neuron`."""
+
+    def __init__(self, layer: str, index):
+        self.layer, self.index = layer, index
+
+    def tree_flatten(self):
+        return (self.index,), self.layer
+
+    @classmethod
+    def tree_unflatten(cls, layer, children):
+        return cls(layer, children[0])
+
+
+def prepare_neuron(model, x, layer: str, neuron):
+    """Checks the images and a neuron of ``layer`` — an int, a tuple in PyTorch's order, or
+    (N, k) one per image; returns x in the model's dtype and a :class:`Neuron`."""
+    architecture = model.architecture
+    x = _checks.check_images(x, architecture=architecture)
+    (layer,) = architecture.check_layers((layer,))
+    shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,)), x)[layer].shape[1:]
+    torch_shape = (shape[-1],) + tuple(shape[:-1])  # NHWC → (C, H, W)
+    index = np.asarray(neuron)
+    if not np.issubdtype(index.dtype, np.integer):
+        raise InputError(f"`target` (the neuron) must hold integer indices, got {neuron!r}")
+    n, k = x.shape[0], len(torch_shape)
+    if index.ndim <= 1 and index.size == k:  # one neuron for every image
+        index = np.broadcast_to(index.reshape(1, k), (n, k))
+    if index.shape != (n, k):
+        raise InputError(f"`target` must pick one unit of {layer}'s output {torch_shape} (PyTorch's order): "
+                         f"{k} indices, or ({n}, {k}) one per image; "
+                         f"got shape {np.shape(neuron)}")
+    if ((index < 0) | (index >= np.array(torch_shape))).any():
+        raise InputError(f"`target` indices out of range for {layer}'s output {torch_shape}: {index.tolist()}")
+    return x.astype(model.dtype), Neuron(layer, jnp.asarray(index, jnp.int32))
+
+
+def neuron_values(outputs, index):
+    """(N,) each image's unit ``index[n]`` (PyTorch order) of a layer's NHWC or (N, F) output."""
+    rows = jnp.arange(outputs.shape[0])
+    if outputs.ndim == 4:
+        return outputs[rows, index[:, 1], index[:, 2], index[:, 0]]
+    return outputs[rows, index[:, 0]]
+
+
+def repeat_targets(target, times: int):
+    """The targets of a batch repeated ``times`` over (class indices or a :class:`Neuron`)."""
+    return jax.tree_util.tree_map(lambda a: jnp.tile(a, (times,) + (1,) * (a.ndim - 1)), target)
 
 
 def prepare(model, x, target, *, layers=()):
-    """Checks the arguments every method takes; returns x in the model's dtype and target."""
+    """Checks the arguments every method takes; returns x in the model's dtype and target
+    (class indices, or a :class:`Neuron` from :func:`prepare_neuron`)."""
     architecture = model.architecture
     x = _checks.check_images(x, architecture=architecture)
-    target = _checks.check_target(target, x.shape[0], num_classes=architecture.num_classes)
+    if isinstance(target, Neuron):  # checked by prepare_neuron
+        if target.index.shape[0] != x.shape[0]:
+            raise InputError(f"the neuron holds {target.index.shape[0]} indices for {x.shape[0]} images")
+    else:
+        target = _checks.check_target(target, x.shape[0], num_classes=architecture.num_classes)
     architecture.check_layers(tuple(layers))
     return x.astype(model.dtype), target
 
 
 def target_logits(model, x, target, *, capture=(), perturb=None, guided: bool = False):
-    """(N,) each image's logit for its own target, and ``{layer: output}`` for ``capture``.
+    """(N,) each image's logit for its own target (or the value of its :class:`Neuron`), and
+    ``{layer: output}`` for ``capture``.
 
     The head is evaluated for the targets alone unless a layer holding every class is
     captured or perturbed.  Summing the result over the batch gives each image its own
@@ -31,6 +93,10 @@ def target_logits(model, x, target, *, capture=(), perturb=None, guided: bool = 
     architecture = model.architecture
     output = architecture.output
     capture, perturb = tuple(capture), dict(perturb or {})
+    if isinstance(target, Neuron):  # the forward pass stops after the neuron's layer
+        outputs = model.apply(model.params, x, capture=capture + (target.layer,), perturb=perturb, guided=guided)
+        values = outputs[target.layer] if target.layer in capture else outputs.pop(target.layer)
+        return neuron_values(values, target.index), outputs
     if architecture.class_layers.isdisjoint(capture + tuple(perturb)):
         outputs = model.apply(model.params, x, capture=capture + (output,), perturb=perturb,
                               guided=guided, target=target)

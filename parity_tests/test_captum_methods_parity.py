@@ -425,3 +425,85 @@ def test_lime(arch):
             v, target=t, baselines=0.2, n_samples=16, feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
 
     _compare(arch, ours, captum, tol=5e-4)
+
+
+# ------------------------------------------------------------------ neuron variants
+
+# a middle layer of each family; the unit is image 0's most active one there
+NEURON_LAYERS = {"squeezenet1_1": "features.7", "resnet18": "layer2", "vgg11_bn": "features.9",
+                 "mobilenet_v2": "features.5"}
+
+
+def _neuron(arch):
+    model, _, x, _ = h.random_case(arch)
+    layer = NEURON_LAYERS[arch]
+    with h.precision("float64"):
+        outputs = np.asarray(model.apply(model.params, x, capture=(layer,))[layer][0])
+    row, column, channel = np.unravel_index(outputs.argmax(), outputs.shape)
+    return layer, (int(channel), int(row), int(column))
+
+
+def _compare_neuron(arch, ours_fn, captum_class, tol=TOL, **options):
+    layer, neuron = _neuron(arch)
+    model, tm, x, _ = h.random_case(arch)
+    with h.precision("float64"):
+        ours = np.asarray(ours_fn(model, x, neuron, layer=layer))
+    method = captum_class(tm, tm.get_submodule(layer))
+    theirs = method.attribute(h.nchw(x).requires_grad_(), neuron_selector=neuron, **options)
+    h.assert_close(ours, h.nhwc(theirs), tol, f"{arch} {captum_class.__name__}")
+    return ours
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_neuron_gradient_guided_backprop_deconvolution_and_integrated_gradients(arch):
+    _compare_neuron(arch, jaxviz.neuron_gradient, ca.NeuronGradient)
+    _compare_neuron(arch, jaxviz.neuron_guided_backprop, ca.NeuronGuidedBackprop)
+    _compare_neuron(arch, jaxviz.neuron_deconvolution, ca.NeuronDeconvolution)
+    # Captum rounds the quadrature weights to float32 (``torch.tensor(step_sizes).float()``):
+    # 1e-6 against it, and 1e-9 against the definition, Σ_k w_k ∇neuron(α_k x) ⊙ x with
+    # Captum's own NeuronGradient at each point
+    ours = _compare_neuron(arch, lambda *a, **k: jaxviz.neuron_integrated_gradients(*a, n_steps=6, **k),
+                           ca.NeuronIntegratedGradients, tol=1e-6, n_steps=6)
+    layer, neuron = _neuron(arch)
+    _, tm, x, _ = h.random_case(arch)
+    gradient = ca.NeuronGradient(tm, tm.get_submodule(layer))
+    alphas, weights = jaxviz.attribution._paths.quadrature("gausslegendre", 6)
+    definition = sum(w * h.nhwc(gradient.attribute(torch.from_numpy(a * h.nchw(x).numpy()).requires_grad_(),
+                                                   neuron_selector=neuron)) for a, w in zip(alphas, weights)) * x
+    h.assert_close(ours, definition, TOL, f"{arch} neuron IG, definition")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_neuron_gradient_shap_given_the_same_draws(arch):
+    _, _, x, _ = h.random_case(arch)
+    b = _baselines(arch, 3, 14)
+    indices, noise, alphas = _captum_gradient_shap_draws(x.shape[0], 3, 3, (3,) + x.shape[1:3], 0.3, seed=9)
+    np.random.seed(9)
+    torch.manual_seed(9)
+    _compare_neuron(arch, lambda *a, **k: jaxviz.neuron_gradient_shap(
+        *a, baselines=b, n_samples=3, stdevs=0.3, baseline_indices=indices, noise=noise, alphas=alphas, **k),
+        ca.NeuronGradientShap, baselines=h.nchw(b), n_samples=3, stdevs=0.3)
+
+
+def test_neuron_deeplift():
+    """Against Captum's NeuronDeepLift on MobileNetV2, where Captum's DeepLift is its
+    definition (above); its ReLU6s are not ``nn.ReLU`` and Captum gives them no rule, as
+    ``rule="modules"``."""
+    b = _baselines("mobilenet_v2", 1, 12)[0]
+    _compare_neuron("mobilenet_v2", lambda *a, **k: jaxviz.neuron_deeplift(*a, baselines=b, **k),
+                    ca.NeuronDeepLift, baselines=h.nchw(b[None]))
+
+
+def test_a_linear_layers_neuron_and_one_neuron_per_image():
+    """A unit of VGG's classifier.3 (an nn.Linear): (feature,); and a different unit per
+    image equals each image alone."""
+    arch = "vgg11_bn"
+    model, tm, x, _ = h.random_case(arch)
+    method = ca.NeuronGradient(tm, tm.get_submodule("classifier.3"))
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.neuron_gradient(model, x, (17,), layer="classifier.3"))
+        per_image = np.asarray(jaxviz.neuron_gradient(model, x, np.array([[3, 1, 2], [9, 0, 4]]), layer="features.9"))
+        alone = [np.asarray(jaxviz.neuron_gradient(model, x[i:i + 1], n, layer="features.9"))
+                 for i, n in enumerate([(3, 1, 2), (9, 0, 4)])]
+    h.assert_close(ours, h.nhwc(method.attribute(h.nchw(x).requires_grad_(), neuron_selector=17)), TOL, "linear")
+    h.assert_close(per_image, np.concatenate(alone), 1e-12, "per image")

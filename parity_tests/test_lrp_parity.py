@@ -153,6 +153,20 @@ def test_zennits_merged_batch_norm_keeps_its_eps():
     assert abs(ratio - 1) < 1e-3
 
 
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "vgg11_bn"])
+def test_captum_preset_equals_captums_lrp(arch):
+    """Captum's ``LRP`` with its default rules (ε = 1e-9 at convolutions, linear layers,
+    BatchNorms and pools; ReLUs and dropout pass), scaled by the target logit.  Captum
+    refuses ResNet (its ``relu`` modules are called twice) and MobileNetV2 (no rule for
+    ReLU6)."""
+    from captum.attr import LRP
+
+    ours, x, target = _ours(arch, composite_named("captum"))
+    tm = h.torch_model(arch, h.random_state_dict(arch, 3), "float64")
+    theirs = LRP(tm).attribute(h.nchw(x).requires_grad_(), target=torch.from_numpy(target))
+    h.assert_close(ours, h.nhwc(theirs), TOL, arch)
+
+
 def test_stabilize_is_zennits():
     z = np.array([-2.0, -1e-9, 0.0, 1e-9, 3.0])
     with h.precision("float64"):

@@ -407,6 +407,8 @@ def test_bad_lrp_options(model, x):
         jaxviz.relevance.alpha_beta(1, 1)
     with pytest.raises(jaxviz.InputError, match="differ in length"):
         jaxviz.relevance.zbox([0, 0, 0], [1, 1])
+    with pytest.raises(jaxviz.InputError, match="a BatchNorm takes the epsilon rule"):
+        jaxviz.relevance.Composite(conv=jaxviz.relevance.zplus(), batch_norm=jaxviz.relevance.zplus())
     with pytest.raises(jaxviz.InputError, match="unknown LRP rule"):
         jaxviz.relevance.Rule("lrp0")
     with pytest.raises(jaxviz.InputError, match="2 values; the images have 3"):
@@ -416,6 +418,33 @@ def test_bad_lrp_options(model, x):
             conv=jaxviz.relevance.zplus(), layers=(("features.99", jaxviz.relevance.flat()),)))
     with pytest.raises(jaxviz.InputError, match="`guided` must be"):
         model.apply(model.params, x, guided=("lrp", "epsilon_plus"))
+
+
+def test_a_neuron_is_one_unit_of_its_layer(model, x):
+    """The neuron methods differentiate the captured unit, per image, in PyTorch's order."""
+    grads = jaxviz.neuron_gradient(model, x, np.array([[5, 1, 2], [9, 0, 3]]), layer="features.7")
+    value = lambda v: model.apply(model.params, v, capture=("features.7",))["features.7"]  # noqa: E731
+    expected = jax.grad(lambda v: value(v)[0, 1, 2, 5] + value(v)[1, 0, 3, 9])(jnp.asarray(x))
+    np.testing.assert_allclose(grads, expected, rtol=1e-5, atol=1e-7)
+    dense = jaxviz.neuron_gradient(model, x, 17, layer="output")  # a layer of (N, F): (feature,)
+    logit = jax.grad(lambda v: model.apply(model.params, v)[:, 17].sum())(jnp.asarray(x))
+    np.testing.assert_allclose(dense, logit, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("neuron, match", [
+    ((5, 1), r"3 indices, or \(2, 3\) one per image"),
+    ((600, 0, 0), "out of range"),
+    ((1.5, 0, 0), "integer indices"),
+    (np.zeros((3, 3), int), r"\(2, 3\) one per image"),
+])
+def test_bad_neurons(model, x, neuron, match):
+    with pytest.raises(jaxviz.InputError, match=match):
+        jaxviz.neuron_integrated_gradients(model, x, neuron, layer="features.7")
+
+
+def test_a_neuron_of_an_unknown_layer(model, x):
+    with pytest.raises(jaxviz.UnknownLayerError):
+        jaxviz.neuron_gradient(model, x, (0, 0, 0), layer="features.99")
 
 
 def test_feature_masks():

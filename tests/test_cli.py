@@ -168,6 +168,31 @@ def test_an_image_missing_from_the_labels_file_fails_alone(photos, tmp_path, cap
     assert "c.webp" in capsys.readouterr().err
 
 
+def test_neuron_subcommands_write_maps_equal_to_the_api(photos, tmp_path):
+    """A unit given by --neuron, and by default each image's most active unit of the layer."""
+    out = tmp_path / "out"
+    common = ("--layer", "features.7", "--out", out, "--size", SIZE, "-b", 2, "-q")
+    assert _cli("neuron-gradient", photos, "--neuron", 5, 1, 2, *common) == 0
+    assert _cli("neuron-integrated-gradients", photos, "--n-steps", 4, *common) == 0
+    model = jaxviz.load_model()
+    for name in ("neuron-gradient", "neuron-integrated-gradients"):
+        records = _ok(out, name)
+        assert len(records) == 3 and all(r["target_from"] == "none" for r in records)
+        for record in records:
+            x = jaxviz.preprocess(jaxviz.load_image(photos / record["key"].removeprefix("photos/")), size=SIZE)
+            if name == "neuron-gradient":
+                expected = jaxviz.neuron_gradient(model, x, (5, 1, 2), layer="features.7")
+            else:
+                outputs = np.asarray(model.apply(model.params, x, capture=("features.7",))["features.7"][0])
+                row, column, channel = np.unravel_index(outputs.argmax(), outputs.shape)
+                expected = jaxviz.neuron_integrated_gradients(model, x, (channel, row, column), layer="features.7",
+                                                              n_steps=4)
+            array = np.load(out / name / f"{record['key']}.npy")
+            np.testing.assert_allclose(array, np.asarray(expected)[0], rtol=1e-4,
+                                       atol=1e-6 * np.abs(expected).max())
+    assert _cli("neuron-gradient", photos, "--neuron", 5, 1, *common) == 3  # a conv layer's unit needs C H W
+
+
 def test_fool_class_viz_and_style(photos, tmp_path):
     out = tmp_path / "out"
     assert _cli("fool", photos / "a.png", "--target", 6, "--max-iter", 2, "--learning-rate", 10, "--out", out,

@@ -22,6 +22,12 @@ from jaxviz.attribution.layer_conductance import layer_conductance
 from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.lime import lime
 from jaxviz.attribution.lrp import lrp
+from jaxviz.attribution.neuron_deconvolution import neuron_deconvolution
+from jaxviz.attribution.neuron_deeplift import neuron_deeplift
+from jaxviz.attribution.neuron_gradient import neuron_gradient
+from jaxviz.attribution.neuron_gradient_shap import neuron_gradient_shap
+from jaxviz.attribution.neuron_guided_backprop import neuron_guided_backprop
+from jaxviz.attribution.neuron_integrated_gradients import neuron_integrated_gradients
 from jaxviz.attribution.occlusion import occlusion
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
@@ -56,6 +62,12 @@ __all__ = [
     "lime",
     "lrp",
     "noise_tunnel",
+    "neuron_deconvolution",
+    "neuron_deeplift",
+    "neuron_gradient",
+    "neuron_gradient_shap",
+    "neuron_guided_backprop",
+    "neuron_integrated_gradients",
     "occlusion",
     "saliency",
     "saliency_map",

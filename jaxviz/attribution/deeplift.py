@@ -23,7 +23,7 @@ def multipliers(model, x, references, target, rule: str):
     and the input half's gradient is kept.
     """
     def pair_gradients(v, r, t):
-        both, targets = jnp.concatenate([v, r]), jnp.concatenate([t, t])
+        both, targets = jnp.concatenate([v, r]), scoring.repeat_targets(t, 2)
 
         def score(u):
             return scoring.target_logits(model, u, targets, guided=("deeplift", rule))[0].sum()
@@ -40,7 +40,7 @@ def _deeplift(model, x, target, baselines, rule, multiply_by_inputs, with_delta)
     attributions = (x - baselines) * m if multiply_by_inputs else m
     if not with_delta:
         return attributions
-    scores = scoring.batch_target_logits(model, jnp.concatenate([x, baselines]), jnp.concatenate([target, target]))
+    scores = scoring.batch_target_logits(model, jnp.concatenate([x, baselines]), scoring.repeat_targets(target, 2))
     n = x.shape[0]
     return attributions, attributions.reshape(n, -1).sum(axis=1) - (scores[:n] - scores[n:])
 

@@ -31,7 +31,7 @@ def _gradient_shap(model, x, target, baselines, indices, noise, alphas, chunk, m
         alpha = alpha[..., None, None, None]
         points = alpha * noisy + (1 - alpha) * base  # Captum's form of b + α(x − b)
         c, n = points.shape[:2]
-        grads = scoring.input_gradients(model, points.reshape((c * n,) + x.shape[1:]), jnp.tile(target, c))
+        grads = scoring.input_gradients(model, points.reshape((c * n,) + x.shape[1:]), scoring.repeat_targets(target, c))
         terms = difference * grads.reshape(points.shape) if multiply_by_inputs else grads.reshape(points.shape)
         return total + jnp.tensordot(weight, terms, axes=1), None
 

@@ -22,7 +22,7 @@ def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, w
         points = _paths.path_points(baselines, diff, a)  # (c, N, H, W, C)
         c, n = points.shape[:2]
         flat = points.reshape((c * n,) + x.shape[1:])
-        grads = scoring.input_gradients(model, flat, jnp.tile(target, c)).reshape(points.shape)
+        grads = scoring.input_gradients(model, flat, scoring.repeat_targets(target, c)).reshape(points.shape)
         return jnp.tensordot(w, grads, axes=1)
 
     def body(acc, group):

@@ -14,7 +14,10 @@ from jaxviz.models import relevance
 
 @functools.partial(jax.jit, static_argnames=("composite",))
 def _lrp(model, x, target, composite):
-    return scoring.input_gradients(model, x, target, guided=("lrp", composite))
+    relevance_ = scoring.input_gradients(model, x, target, guided=("lrp", composite))
+    if composite.scale_by_output:  # Captum's: from the target logit, not from 1
+        relevance_ = relevance_ * scoring.batch_target_logits(model, x, target)[:, None, None, None]
+    return relevance_
 
 
 def composite_named(name: str) -> relevance.Composite:
@@ -28,7 +31,8 @@ def composite_named(name: str) -> relevance.Composite:
 
 
 def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plus"):
-    """Layer-wise relevance propagation (zennit's ``Gradient`` attributor with a composite).
+    """Layer-wise relevance propagation (zennit's ``Gradient`` attributor with a composite;
+    Captum's ``LRP`` with ``composite="captum"``).
 
     The target's relevance, 1 at each image's target logit, is sent back layer by layer:
     each convolution and linear layer divides it among its inputs by the composite's rule,
@@ -42,9 +46,10 @@ def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plu
       model: a :class:`jaxviz.Model` of a jaxviz architecture.
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices (or one int for all).
-      composite: a name of :data:`jaxviz.models.relevance.COMPOSITES` — ``"epsilon_plus"``
-        (default), ``"epsilon_plus_flat"``, ``"epsilon_gamma_box"``,
-        ``"epsilon_alpha2_beta1"``, ``"epsilon_alpha2_beta1_flat"`` — or a
+      composite: a name of :data:`jaxviz.models.relevance.COMPOSITES` — zennit's
+        ``"epsilon_plus"`` (default), ``"epsilon_plus_flat"``, ``"epsilon_gamma_box"``,
+        ``"epsilon_alpha2_beta1"``, ``"epsilon_alpha2_beta1_flat"``, or ``"captum"``
+        (Captum ``LRP``'s default rules, relevance starting from the logit) — or a
         :class:`~jaxviz.models.relevance.Composite` (any rule per layer kind or per layer
         name, the canonizers on or off).
 

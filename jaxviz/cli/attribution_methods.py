@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxviz
-from jaxviz import figures
+from jaxviz import figures, scoring
 from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
 from jaxviz.attribution.lrp import composite_named
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
@@ -113,15 +113,68 @@ def _deeplift_shap(model, x, target, options):
                                                 rule=options["rule"])}
 
 
-def _gradient_shap(model, x, target, seeds, options):
+def _gradient_shap_options(x, seeds, options):
     n, baselines = options["n_samples"], _constant_images(options["baselines"], x)
     # each image's draws come from the seed and its name, whatever batch it is in
     per_image = jax.vmap(lambda key: sample_draws(key, n, 1, baselines.shape[0], x.shape[1:], options["stdevs"],
                                                   x.dtype))(per_image_keys(options["seed"], seeds))
     indices, noise, alphas = (jnp.moveaxis(d[:, :, 0], 0, 1) for d in per_image)  # (N, S, 1, …) → (S, N, …)
-    return {"attribution": jaxviz.gradient_shap(
-        model, x, target, baselines=baselines, n_samples=n, stdevs=options["stdevs"], baseline_indices=indices,
-        noise=noise, alphas=alphas, internal_batch_size=options["internal_batch_size"])}
+    return dict(baselines=baselines, n_samples=n, stdevs=options["stdevs"], baseline_indices=indices, noise=noise,
+                alphas=alphas, internal_batch_size=options["internal_batch_size"])
+
+
+def _gradient_shap(model, x, target, seeds, options):
+    return {"attribution": jaxviz.gradient_shap(model, x, target, **_gradient_shap_options(x, seeds, options))}
+
+
+# ------------------------------------------------------------------ neuron variants
+
+
+def _neuron(model, x, layer, options):
+    """``--neuron``, or each image's most active unit of ``layer`` (PyTorch's order)."""
+    if options["neuron"]:
+        return tuple(options["neuron"])
+    (outputs,) = scoring.layer_outputs(model, x, (layer,))
+    outputs = np.asarray(outputs)
+    flat = outputs.reshape(len(outputs), -1).argmax(axis=1)
+    position = np.stack(np.unravel_index(flat, outputs.shape[1:]), axis=1)  # NHWC order
+    return position[:, [2, 0, 1]] if outputs.ndim == 4 else position
+
+
+def _neuron_computation(function, **names):
+    """A neuron method's computation: ``names`` maps its keywords to option names."""
+
+    def compute(model, x, options):
+        layer = options["layer"] or model.architecture.default_layer
+        kwargs = {keyword: options[name] for keyword, name in names.items()}
+        return {"attribution": function(model, x, _neuron(model, x, layer, options), layer=layer, **kwargs)}
+
+    return compute
+
+
+def _neuron_gradient_shap(model, x, seeds, options):
+    layer = options["layer"] or model.architecture.default_layer
+    return {"attribution": jaxviz.neuron_gradient_shap(model, x, _neuron(model, x, layer, options), layer=layer,
+                                                       **_gradient_shap_options(x, seeds, options))}
+
+
+NEURON = Option("neuron", int, None, "the unit of --layer's output in PyTorch's order: C H W of a convolutional "
+                "layer, F of a linear one (default: each image's most active unit)", many=True)
+
+
+def _check_neuron(options):
+    if options["neuron"] and len(options["neuron"]) not in (1, 3):
+        raise InputError(f"--neuron takes C H W (a convolutional layer) or F (a linear one), got "
+                         f"{len(options['neuron'])} values")
+
+
+def _neuron_method(name, summary, compute, extra=(), check=lambda options: None):
+    def checks(options):
+        _check_neuron(options)
+        check(options)
+
+    return Method(name, summary, (LAYER, NEURON, *extra, *DISPLAY), compute, _attribution_saver(_abs_heat),
+                  target="none", check=checks, examples=f"jaxviz {name} photos/ --layer features.7 --neuron 12 3 4 --out maps")
 
 
 def _cam_computation(function):
@@ -306,6 +359,25 @@ DECLARED = (
         _lrp, _attribution_saver(_abs_heat),
         examples="jaxviz lrp photos/ --arch vgg16_bn --composite epsilon_gamma_box --out maps",
     ),
+    _neuron_method("neuron-gradient", "input gradient of one unit of a layer (Captum NeuronGradient)",
+                   _neuron_computation(jaxviz.neuron_gradient)),
+    _neuron_method("neuron-guided-backprop", "guided backprop from one unit of a layer (Captum NeuronGuidedBackprop)",
+                   _neuron_computation(jaxviz.neuron_guided_backprop, rule="rule"), (RULE,)),
+    _neuron_method("neuron-deconvolution", "deconvolution from one unit of a layer (Captum NeuronDeconvolution)",
+                   _neuron_computation(jaxviz.neuron_deconvolution, rule="rule"), (RULE,)),
+    _neuron_method("neuron-integrated-gradients", "Integrated Gradients of one unit of a layer (Captum "
+                   "NeuronIntegratedGradients)", _neuron_computation(jaxviz.neuron_integrated_gradients,
+                                                                     n_steps="n_steps", baselines="baseline"),
+                   (Option("n_steps", int, 50, "Gauss–Legendre steps (default 50)"), BASELINE),
+                   lambda options: positive("n_steps", options["n_steps"])),
+    _neuron_method("neuron-deeplift", "DeepLift of one unit of a layer (Captum NeuronDeepLift)",
+                   _neuron_computation(jaxviz.neuron_deeplift, baselines="baseline", rule="rule"), (BASELINE, RULE)),
+    _neuron_method("neuron-gradient-shap", "GradientShap of one unit of a layer (Captum NeuronGradientShap)",
+                   _neuron_gradient_shap,
+                   (BASELINES, Option("n_samples", int, 20, "samples per image (default 20)"),
+                    Option("stdevs", float, 0.0, "input noise standard deviation, normalised units (default 0)"),
+                    Option("internal_batch_size", int, 128, "gradient evaluations per pass (default 128)"), SEED),
+                   _check_gradient_shap),
     Method(
         "deeplift-shap", "DeepLiftShap: DeepLift averaged over a baseline distribution (Captum DeepLiftShap)",
         (TARGET, BASELINES, RULE, *DISPLAY), _deeplift_shap, _attribution_saver(_abs_heat),

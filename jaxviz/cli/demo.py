@@ -37,7 +37,11 @@ CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise"
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
           ("deeplift-shap", "DeepLiftShap"), ("lrp", "LRP (ε, z⁺)"), ("gradient-shap", "GradientShap"),
           ("feature-ablation", "feature ablation"), ("shapley-value-sampling", "Shapley sampling"),
-          ("kernel-shap", "KernelShap"), ("lime", "Lime"))
+          ("kernel-shap", "KernelShap"), ("lime", "Lime"),
+          # each image's most active unit of the last convolutional block
+          ("neuron-gradient", "neuron gradient"), ("neuron-guided-backprop", "neuron guided backprop"),
+          ("neuron-deconvolution", "neuron deconvolution"), ("neuron-integrated-gradients", "neuron IG"),
+          ("neuron-deeplift", "neuron DeepLift"), ("neuron-gradient-shap", "neuron GradientShap"))
 
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
@@ -109,6 +113,8 @@ def demo_job(args) -> tuple[Job, dict]:
         "shapley-value-sampling": {**segments, "n_samples": 2 if quick else 10},
         "kernel-shap": {**segments, "n_samples": 24 if quick else 200},
         "lime": {**segments, "n_samples": 24 if quick else 200},
+        "neuron-integrated-gradients": {"n_steps": 8 if quick else 50},
+        "neuron-gradient-shap": {"n_samples": 4 if quick else 20, "stdevs": 0.1},
     }
     specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)

@@ -183,6 +183,9 @@ class Forward:
             w = w * factor.reshape((1,) * (w.ndim - 1) + (-1,))
             b = ((mean * 0 if b is None else b) - mean) * factor + shift
             return self.output(name, relevance.affine(layer, rule, conv_x, w, b, extra))
+        if self.lrp is not None and self.lrp.batch_norm is not None:  # Captum's: the affine map's rule
+            layer = functools.partial(_batch_norm, eps=eps)
+            return self.output(name, relevance.affine(layer, self.lrp.batch_norm, x, scale, shift, (mean, var)))
         if self.lrp is not None:  # a BatchNorm left alone passes relevance on (zennit's layer map)
             return self.output(name, relevance.passthrough(functools.partial(layers.batch_norm, eps=eps), x,
                                                            scale, shift, mean, var))
@@ -215,6 +218,11 @@ class Forward:
         return self.output(name, layers.hardsigmoid(x))
 
     def max_pool(self, name, x, kernel: int, stride: int | None = None, *, padding: int = 0, ceil_mode=False):
+        if self.lrp is not None and self.lrp.max_pool_epsilon is not None:  # Captum's LRP: the ε rule
+            def pool(v):
+                return layers.max_pool(v, kernel, stride, padding, ceil_mode)
+
+            return self.output(name, relevance.normalized(pool, self.lrp.max_pool_epsilon)(x))
         pool = layers.rescale_max_pool if self.guided and self.guided[0] == "deeplift" else layers.max_pool
         return self.output(name, pool(x, kernel, stride, padding, ceil_mode))
 
@@ -268,6 +276,10 @@ def _grouped_conv(x, w, b, *, stride, padding, groups):
 def _target_conv1x1(x, w, b, target):
     bias = jnp.zeros(w.shape[-1], w.dtype) if b is None else b
     return layers.target_channel_conv1x1(x, w, bias, target)[..., None]
+
+
+def _batch_norm(x, scale, shift, mean, var, *, eps):
+    return layers.batch_norm(x, scale, jnp.zeros_like(mean) if shift is None else shift, mean, var, eps)
 
 
 def _linear(x, w, b):

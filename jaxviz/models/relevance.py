@@ -115,6 +115,12 @@ class Composite:
       merge_batch_norm: merge each BatchNorm that reads a convolution's output into it.
       residual_sums: give residual additions the ``Norm`` rule (zennit's ResNet canonizer);
         otherwise their gradient copies the relevance to both branches.
+      batch_norm: the rule of a BatchNorm left alone: ``None`` passes relevance on
+        (zennit's ``Pass``), an ε rule treats it as the affine map it is (Captum's).
+      max_pool_epsilon: ``None``: max-pools send relevance to their maximum (their
+        gradient, zennit's); ε: Captum's ε rule, ``R_in = x ⊙ Jᵀ (R / s(y))``.
+      scale_by_output: multiply the relevance by the target logit (Captum's ``LRP``
+        starts from the logit, zennit from 1).
     """
 
     conv: Rule
@@ -124,6 +130,13 @@ class Composite:
     stabilizer: float = STABILIZER
     merge_batch_norm: bool = True
     residual_sums: bool = True
+    batch_norm: Rule | None = None
+    max_pool_epsilon: float | None = None
+    scale_by_output: bool = False
+
+    def __post_init__(self):
+        if self.batch_norm is not None and self.batch_norm.name != "epsilon":
+            raise InputError(f"a BatchNorm takes the epsilon rule or none (None), got {self.batch_norm.name!r}")
 
     def rule(self, name: str, kind: str, first: bool) -> Rule:
         """The rule of layer ``name``, a ``"conv"`` or ``"linear"``."""
@@ -166,15 +179,26 @@ def epsilon_alpha2_beta1_flat(epsilon: float = STABILIZER, stabilizer: float = S
                      stabilizer=stabilizer, **canonizers)
 
 
+def captum(epsilon: float = 1e-9) -> Composite:
+    """Captum ``LRP``'s default rules: ε (1e-9) at every convolution, linear layer,
+    BatchNorm, max- and average-pool, relevance passed through the ReLUs, no canonizers,
+    the result scaled by the target logit."""
+    rule = _epsilon(epsilon)
+    return Composite(conv=rule, linear=rule, stabilizer=epsilon, merge_batch_norm=False, residual_sums=False,
+                     batch_norm=rule, max_pool_epsilon=epsilon, scale_by_output=True)
+
+
 _epsilon, _gamma = epsilon, gamma
 
-# the composites by name; ``epsilon_gamma_box`` also needs the input's bounds
+# the composites by name (zennit's, and Captum's default rules); ``epsilon_gamma_box`` also
+# needs the input's bounds
 COMPOSITES = {
     "epsilon_plus": epsilon_plus,
     "epsilon_plus_flat": epsilon_plus_flat,
     "epsilon_gamma_box": epsilon_gamma_box,
     "epsilon_alpha2_beta1": epsilon_alpha2_beta1,
     "epsilon_alpha2_beta1_flat": epsilon_alpha2_beta1_flat,
+    "captum": captum,
 }
 
 

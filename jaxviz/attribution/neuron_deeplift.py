@@ -1,0 +1,26 @@
+"""DeepLift of one unit of a layer (Captum ``NeuronDeepLift``)."""
+
+from __future__ import annotations
+
+from jaxviz import scoring
+from jaxviz.attribution.deeplift import deeplift
+
+
+def neuron_deeplift(model, x, target, *, layer: str, baselines=None, rule: str = "modules", multiply_by_inputs: bool = True):
+    """DeepLift (rescale rule) of one unit of ``layer``'s output (Captum ``NeuronDeepLift``);
+    the options are :func:`jaxviz.deeplift`'s.
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: the unit (Captum's ``neuron_selector``): its indices in ``layer``'s output in
+        PyTorch's order — ``(channel, row, column)`` of a convolutional layer, ``(feature,)``
+        of a linear one — for every image, or (N, k) one per image.
+      layer: the layer (torchvision module path); the forward pass stops after it.
+      baselines, rule, multiply_by_inputs: as :func:`jaxviz.deeplift`.
+
+    Returns:
+      (N, H, W, 3) attributions.
+    """
+    x, neuron = scoring.prepare_neuron(model, x, layer, target)
+    return deeplift(model, x, neuron, baselines=baselines, rule=rule, multiply_by_inputs=multiply_by_inputs)

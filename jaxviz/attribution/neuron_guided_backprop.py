@@ -1,0 +1,26 @@
+"""Guided backprop of one unit of a layer (Captum ``NeuronGuidedBackprop``)."""
+
+from __future__ import annotations
+
+from jaxviz import scoring
+from jaxviz.attribution.guided_backprop import guided_backprop
+
+
+def neuron_guided_backprop(model, x, target, *, layer: str, rule: str = "modules"):
+    """Guided backpropagation from one unit of ``layer``'s output (Captum
+    ``NeuronGuidedBackprop``); the ReLUs reached as in :func:`jaxviz.guided_backprop`.
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: the unit (Captum's ``neuron_selector``): its indices in ``layer``'s output in
+        PyTorch's order — ``(channel, row, column)`` of a convolutional layer, ``(feature,)``
+        of a linear one — for every image, or (N, k) one per image.
+      layer: the layer (torchvision module path); the forward pass stops after it.
+      rule: ``"modules"`` (default, the ``nn.ReLU`` modules) or ``"all"``.
+
+    Returns:
+      (N, H, W, 3) attributions.
+    """
+    x, neuron = scoring.prepare_neuron(model, x, layer, target)
+    return guided_backprop(model, x, neuron, rule=rule)

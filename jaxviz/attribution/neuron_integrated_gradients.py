@@ -1,0 +1,30 @@
+"""Integrated Gradients of one unit of a layer (Captum ``NeuronIntegratedGradients``)."""
+
+from __future__ import annotations
+
+from jaxviz import scoring
+from jaxviz.attribution import _paths
+from jaxviz.attribution.integrated_gradients import integrated_gradients
+
+
+def neuron_integrated_gradients(model, x, target, *, layer: str, baselines=None, n_steps: int = 50,
+                                method: str = "gausslegendre",
+                                internal_batch_size: int | None = _paths.DEFAULT_INTERNAL_BATCH_SIZE):
+    """Integrated Gradients of one unit of ``layer``'s output (Captum
+    ``NeuronIntegratedGradients``); the options are :func:`jaxviz.integrated_gradients`'.
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: the unit (Captum's ``neuron_selector``): its indices in ``layer``'s output in
+        PyTorch's order — ``(channel, row, column)`` of a convolutional layer, ``(feature,)``
+        of a linear one — for every image, or (N, k) one per image.
+      layer: the layer (torchvision module path); the forward pass stops after it.
+      baselines, n_steps, method, internal_batch_size: as :func:`jaxviz.integrated_gradients`.
+
+    Returns:
+      (N, H, W, 3) attributions.
+    """
+    x, neuron = scoring.prepare_neuron(model, x, layer, target)
+    return integrated_gradients(model, x, neuron, baselines=baselines, n_steps=n_steps, method=method,
+                                internal_batch_size=internal_batch_size)
