@@ -507,3 +507,52 @@ def test_a_linear_layers_neuron_and_one_neuron_per_image():
                  for i, n in enumerate([(3, 1, 2), (9, 0, 4)])]
     h.assert_close(ours, h.nhwc(method.attribute(h.nchw(x).requires_grad_(), neuron_selector=17)), TOL, "linear")
     h.assert_close(per_image, np.concatenate(alone), 1e-12, "per image")
+
+
+# ------------------------------------------------------------------ layer variants
+
+
+def _layer_case(arch):
+    model, tm, x, target = h.random_case(arch)
+    layer = NEURON_LAYERS[arch]
+    return model, tm, x, target, layer, tm.get_submodule(layer)
+
+
+def _layer_gradient_at(tm, module, x, values, t):
+    """∂F_t/∂(layer output) with the layer's output replaced by ``values`` (a reference)."""
+    v = values.detach().clone().requires_grad_()
+    handle = module.register_forward_hook(lambda m, i, o: v)
+    try:
+        score = tm(x).gather(1, t[:, None]).sum()
+    finally:
+        handle.remove()
+    return torch.autograd.grad(score, v)[0]
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_gradient_x_activation_internal_influence_and_layer_integrated_gradients(arch):
+    model, tm, x, target, layer, module = _layer_case(arch)
+    b = _baselines(arch, 1, 13)[0]
+    xt, bt, t = h.nchw(x), h.nchw(b[None]), torch.from_numpy(target)
+    with h.precision("float64"):
+        gxa = np.asarray(jaxviz.layer_gradient_x_activation(model, x, target, layer=layer))
+        influence = np.asarray(jaxviz.internal_influence(model, x, target, layer=layer, baselines=b, n_steps=6,
+                                                         internal_batch_size=4))
+        lig = np.asarray(jaxviz.layer_integrated_gradients(model, x, target, layer=layer, baselines=b, n_steps=6,
+                                                           internal_batch_size=4))
+    h.assert_close(gxa, h.nhwc(ca.LayerGradientXActivation(tm, module).attribute(xt, target=t)), TOL, "grad × act")
+    # Captum rounds the quadrature weights to float32 (``torch.tensor(step_sizes)``): 1e-6
+    # against it, 1e-9 against the definition with the weights in float64
+    theirs = ca.InternalInfluence(tm, module).attribute(xt, target=t, baselines=bt, n_steps=6)
+    h.assert_close(influence, h.nhwc(theirs), 1e-6, "internal influence")
+    theirs = ca.LayerIntegratedGradients(tm, module).attribute(xt, target=t, baselines=bt, n_steps=6)
+    h.assert_close(lig, h.nhwc(theirs), 1e-6, "layer IG")
+    alphas, weights = jaxviz.attribution._paths.quadrature("gausslegendre", 6)
+    gradient = ca.LayerGradientXActivation(tm, module, multiply_by_inputs=False)
+    definition = sum(w * gradient.attribute(bt + a * (xt - bt), target=t) for a, w in zip(alphas, weights))
+    h.assert_close(influence, h.nhwc(definition), TOL, "internal influence, definition")
+    with torch.no_grad():
+        at_x, at_b = (ca.LayerActivation(tm, module).attribute(v) for v in (xt, bt.expand_as(xt)))
+    definition = (at_x - at_b) * sum(w * _layer_gradient_at(tm, module, xt, at_b + a * (at_x - at_b), t)
+                                     for a, w in zip(alphas, weights))
+    h.assert_close(lig, h.nhwc(definition), TOL, "layer IG, definition")

@@ -53,6 +53,10 @@ TARGETED = {
     "lime": lambda m, x, t: jaxviz.lime(m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=8,
                                         key=jax.random.key(0)),
     "lrp": lambda m, x, t: jaxviz.lrp(m, x, t, composite="epsilon_gamma_box"),
+    "layer_gradient_x_activation": lambda m, x, t: jaxviz.layer_gradient_x_activation(m, x, t, layer="features.7"),
+    "internal_influence": lambda m, x, t: jaxviz.internal_influence(m, x, t, layer="features.4", n_steps=3),
+    "layer_integrated_gradients": lambda m, x, t: jaxviz.layer_integrated_gradients(m, x, t, n_steps=3,
+                                                                                    internal_batch_size=2),
     "shapley_value_sampling": lambda m, x, t: jaxviz.shapley_value_sampling(
         m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=2, key=jax.random.key(0)),
 }
@@ -445,6 +449,16 @@ def test_bad_neurons(model, x, neuron, match):
 def test_a_neuron_of_an_unknown_layer(model, x):
     with pytest.raises(jaxviz.UnknownLayerError):
         jaxviz.neuron_gradient(model, x, (0, 0, 0), layer="features.99")
+
+
+def test_layer_integrated_gradients_is_complete_on_a_path_through_the_head(model, x):
+    """From the last block (a 1×1 convolution, ReLU and average pool follow) with many
+    steps, LIG sums to F(x) − F(b) up to the quadrature of the ReLU's kinks."""
+    t = np.array([1, 2])
+    lig = jaxviz.layer_integrated_gradients(model, x, t, layer="features.12", n_steps=200, baselines=0.0)
+    gap = np.asarray(scoring.batch_target_logits(model, jnp.asarray(x), jnp.asarray(t)) -
+                     scoring.batch_target_logits(model, jnp.zeros_like(x), jnp.asarray(t)))
+    np.testing.assert_allclose(np.asarray(lig).sum(axis=(1, 2, 3)), gap, rtol=2e-2, atol=1e-3)
 
 
 def test_feature_masks():

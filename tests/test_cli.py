@@ -49,6 +49,8 @@ ATTRIBUTION_ARGS = {
     "deeplift": ["--baseline", "0.2", "--rule", "all"],
     "deeplift-shap": ["--baselines", "-0.5", "0.5"],
     "lrp": ["--composite", "epsilon_alpha2_beta1", "--no-canonizers"],
+    "layer-gradient-x-activation": ["--layer", "features.7"],
+    "layer-integrated-gradients": ["--layer", "features.7", "--n-steps", "4", "--baseline", "0.1"],
     "feature-ablation": ["--segments", "patches", "--patch", "20", "--baseline", "0.1"],
     "shapley-value-sampling": ["--segments", "patches", "--patch", "24", "--n-samples", "2", "--seed", "5"],
     "kernel-shap": ["--n-segments", "8", "--n-samples", "12", "--seed", "2"],
@@ -106,6 +108,11 @@ def _api(name, model, x, key):
         return np.asarray(jaxviz.feature_ablation(model, x, t, feature_mask=mask, baselines=0.1))
     if name == "deeplift":
         return np.asarray(jaxviz.deeplift(model, x, t, baselines=0.2, rule="all"))
+    if name == "layer-gradient-x-activation":
+        return np.asarray(jaxviz.layer_gradient_x_activation(model, x, t, layer="features.7"))
+    if name == "layer-integrated-gradients":
+        return np.asarray(jaxviz.layer_integrated_gradients(model, x, t, layer="features.7", n_steps=4,
+                                                            baselines=0.1))
     if name == "lrp":
         composite = jaxviz.relevance.epsilon_alpha2_beta1(merge_batch_norm=False, residual_sums=False)
         return np.asarray(jaxviz.lrp(model, x, t, composite=composite))

@@ -18,6 +18,9 @@ from jaxviz.attribution.integrated_gradients import integrated_gradients
 from jaxviz.attribution.hirescam import hirescam
 from jaxviz.attribution.input_x_gradient import input_x_gradient
 from jaxviz.attribution.kernel_shap import kernel_shap
+from jaxviz.attribution.internal_influence import internal_influence
+from jaxviz.attribution.layer_gradient_x_activation import layer_gradient_x_activation
+from jaxviz.attribution.layer_integrated_gradients import layer_integrated_gradients
 from jaxviz.attribution.layer_conductance import layer_conductance
 from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.lime import lime
@@ -56,6 +59,9 @@ __all__ = [
     "input_x_gradient",
     "integrated_gradients",
     "kernel_shap",
+    "internal_influence",
+    "layer_gradient_x_activation",
+    "layer_integrated_gradients",
     "layer_conductance",
     "layer_gradcam",
     "layercam",

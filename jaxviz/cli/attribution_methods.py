@@ -158,6 +158,40 @@ def _neuron_gradient_shap(model, x, seeds, options):
                                                        **_gradient_shap_options(x, seeds, options))}
 
 
+# ------------------------------------------------------------------ layer variants
+
+
+def _layer_heat(attribution, image_shape, options):
+    """(h, w, c) layer attribution → (H, W) in [0, 1]: |Σ over channels|, bicubic, min–max."""
+    return figures.minmax(figures.resize_maps(np.abs(attribution.sum(axis=-1))[None], image_shape))[0]
+
+
+def _layer_computation(function, **names):
+    """A layer method's computation: ``names`` maps its keywords to option names."""
+
+    def compute(model, x, target, options):
+        layer = options["layer"] or model.architecture.default_layer
+        attribution = function(model, x, target, layer=layer, **{k: options[v] for k, v in names.items()})
+        if attribution.ndim != 4:
+            raise InputError(f"{layer}'s output is not spatial: its attributions cannot be drawn over the image "
+                             f"(use the Python API)")
+        return {"attribution": attribution}
+
+    return compute
+
+
+N_STEPS = Option("n_steps", int, 50, "Gauss–Legendre steps (default 50)")
+
+
+def _layer_method(name, summary, compute, extra=(), check=lambda options: None):
+    return Method(name, summary, (TARGET, LAYER, *extra, *DISPLAY), compute, _attribution_saver(_layer_heat),
+                  check=check, examples=f"jaxviz {name} photos/ --arch resnet18 --layer layer3 --out maps")
+
+
+def _check_steps(options):
+    positive("n_steps", options["n_steps"])
+
+
 NEURON = Option("neuron", int, None, "the unit of --layer's output in PyTorch's order: C H W of a convolutional "
                 "layer, F of a linear one (default: each image's most active unit)", many=True)
 
@@ -368,8 +402,7 @@ DECLARED = (
     _neuron_method("neuron-integrated-gradients", "Integrated Gradients of one unit of a layer (Captum "
                    "NeuronIntegratedGradients)", _neuron_computation(jaxviz.neuron_integrated_gradients,
                                                                      n_steps="n_steps", baselines="baseline"),
-                   (Option("n_steps", int, 50, "Gauss–Legendre steps (default 50)"), BASELINE),
-                   lambda options: positive("n_steps", options["n_steps"])),
+                   (N_STEPS, BASELINE), _check_steps),
     _neuron_method("neuron-deeplift", "DeepLift of one unit of a layer (Captum NeuronDeepLift)",
                    _neuron_computation(jaxviz.neuron_deeplift, baselines="baseline", rule="rule"), (BASELINE, RULE)),
     _neuron_method("neuron-gradient-shap", "GradientShap of one unit of a layer (Captum NeuronGradientShap)",
@@ -378,6 +411,19 @@ DECLARED = (
                     Option("stdevs", float, 0.0, "input noise standard deviation, normalised units (default 0)"),
                     Option("internal_batch_size", int, 128, "gradient evaluations per pass (default 128)"), SEED),
                    _check_gradient_shap),
+    _layer_method("layer-gradient-x-activation", "a layer's activation × gradient (Captum LayerGradientXActivation)",
+                  _layer_computation(jaxviz.layer_gradient_x_activation)),
+    _layer_method("internal-influence", "layer gradients integrated along the input path (Leino et al.; Captum "
+                  "InternalInfluence)", _layer_computation(jaxviz.internal_influence, n_steps="n_steps",
+                                                           baselines="baseline"),
+                  (N_STEPS, BASELINE), _check_steps),
+    _layer_method("layer-integrated-gradients", "Integrated Gradients in a layer's output (Captum "
+                  "LayerIntegratedGradients)", _layer_computation(jaxviz.layer_integrated_gradients,
+                                                                  n_steps="n_steps", baselines="baseline"),
+                  (N_STEPS, BASELINE), _check_steps),
+    _layer_method("layer-conductance", "conductance of a layer's units (Dhamdhere et al.; Captum LayerConductance)",
+                  _layer_computation(jaxviz.layer_conductance, n_steps="n_steps", baselines="baseline"),
+                  (N_STEPS, BASELINE), _check_steps),
     Method(
         "deeplift-shap", "DeepLiftShap: DeepLift averaged over a baseline distribution (Captum DeepLiftShap)",
         (TARGET, BASELINES, RULE, *DISPLAY), _deeplift_shap, _attribution_saver(_abs_heat),

@@ -41,7 +41,10 @@ CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvol
           # each image's most active unit of the last convolutional block
           ("neuron-gradient", "neuron gradient"), ("neuron-guided-backprop", "neuron guided backprop"),
           ("neuron-deconvolution", "neuron deconvolution"), ("neuron-integrated-gradients", "neuron IG"),
-          ("neuron-deeplift", "neuron DeepLift"), ("neuron-gradient-shap", "neuron GradientShap"))
+          ("neuron-deeplift", "neuron DeepLift"), ("neuron-gradient-shap", "neuron GradientShap"),
+          # at the last convolutional block
+          ("layer-gradient-x-activation", "layer grad × act"), ("internal-influence", "internal influence"),
+          ("layer-integrated-gradients", "layer IG"), ("layer-conductance", "layer conductance"))
 
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
@@ -113,7 +116,8 @@ def demo_job(args) -> tuple[Job, dict]:
         "shapley-value-sampling": {**segments, "n_samples": 2 if quick else 10},
         "kernel-shap": {**segments, "n_samples": 24 if quick else 200},
         "lime": {**segments, "n_samples": 24 if quick else 200},
-        "neuron-integrated-gradients": {"n_steps": 8 if quick else 50},
+        **{name: {"n_steps": 8 if quick else 50} for name in ("neuron-integrated-gradients", "internal-influence",
+                                                               "layer-integrated-gradients", "layer-conductance")},
         "neuron-gradient-shap": {"n_samples": 4 if quick else 20, "stdevs": 0.1},
     }
     specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
