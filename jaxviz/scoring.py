@@ -38,6 +38,11 @@ def prepare_neuron(model, x, layer: str, neuron):
     architecture = model.architecture
     x = _checks.check_images(x, architecture=architecture)
     (layer,) = architecture.check_layers((layer,))
+    if isinstance(neuron, Neuron):  # prepared already (e.g. by smooth, around the method)
+        if neuron.layer != layer or neuron.index.shape[0] != x.shape[0]:
+            raise InputError(f"a neuron of {neuron.layer} for {neuron.index.shape[0]} images, asked for {layer} "
+                             f"and {x.shape[0]} images")
+        return x.astype(model.dtype), neuron
     shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,)), x)[layer].shape[1:]
     torch_shape = (shape[-1],) + tuple(shape[:-1])  # NHWC → (C, H, W)
     index = np.asarray(neuron)
@@ -53,6 +58,13 @@ def prepare_neuron(model, x, layer: str, neuron):
     if ((index < 0) | (index >= np.array(torch_shape))).any():
         raise InputError(f"`target` indices out of range for {layer}'s output {torch_shape}: {index.tolist()}")
     return x.astype(model.dtype), Neuron(layer, jnp.asarray(index, jnp.int32))
+
+
+def neuron_method(function):
+    """Marks a method whose ``target`` is a unit of its ``layer`` (:func:`prepare_neuron`), so
+    that wrappers such as ``smooth`` check it as one."""
+    function.neuron_target = True
+    return function
 
 
 def neuron_values(outputs, index):
@@ -121,7 +133,7 @@ def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None
     return _chunks.map_chunks(grads, x, target, chunk=chunk)
 
 
-def layer_gradients_and_eval(model, x, target, layer: str, *, chunk: int | None = None):
+def layer_gradients_and_eval(model, x, target, layer: str, *, guided=False, chunk: int | None = None):
     """The output of ``layer`` and the gradient of the target scores with respect to it,
     ``chunk`` images at a time.
 
@@ -129,14 +141,16 @@ def layer_gradients_and_eval(model, x, target, layer: str, *, chunk: int | None 
     gradient, and the same forward pass returns the activation.  The backward pass stops
     at the layer.
     """
-    activations, grads = layers_gradients_and_eval(model, x, target, (layer,), chunk=chunk)
+    activations, grads = layers_gradients_and_eval(model, x, target, (layer,), guided=guided, chunk=chunk)
     return activations[0], grads[0]
 
 
-def layers_gradients_and_eval(model, x, target, layers: tuple[str, ...], *, chunk: int | None = None):
+def layers_gradients_and_eval(model, x, target, layers: tuple[str, ...], *, guided=False,
+                              chunk: int | None = None):
     """:func:`layer_gradients_and_eval` at several layers from one forward and one backward
-    pass: a tuple of outputs and a tuple of gradients, in the order of ``layers``."""
-    evaluate = functools.partial(_layer_pass, model, layers=tuple(layers), guided=False, with_input=False)
+    pass (under a backward rule with ``guided``): a tuple of outputs and a tuple of
+    gradients, in the order of ``layers``."""
+    evaluate = functools.partial(_layer_pass, model, layers=tuple(layers), guided=guided, with_input=False)
     return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
 
 

@@ -556,3 +556,93 @@ def test_layer_gradient_x_activation_internal_influence_and_layer_integrated_gra
     definition = (at_x - at_b) * sum(w * _layer_gradient_at(tm, module, xt, at_b + a * (at_x - at_b), t)
                                      for a, w in zip(alphas, weights))
     h.assert_close(lig, h.nhwc(definition), TOL, "layer IG, definition")
+
+
+def test_layer_deeplift():
+    """Against Captum's LayerDeepLift on MobileNetV2 (where its DeepLift is the definition);
+    on VGG-11-BN and ResNet-18, where every nonlinearity after the layer takes a DeepLift
+    rule, the layer's attributions sum to F(x) − F(b)."""
+    model, tm, x, target, layer, module = _layer_case("mobilenet_v2")
+    b = _baselines("mobilenet_v2", 1, 12)[0]
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.layer_deeplift(model, x, target, layer=layer, baselines=b))
+    theirs = ca.LayerDeepLift(tm, module).attribute(h.nchw(x).requires_grad_(), baselines=h.nchw(b[None]),
+                                                    target=torch.from_numpy(target))
+    h.assert_close(ours, h.nhwc(theirs), TOL, "mobilenet_v2 LayerDeepLift")
+    for arch in ("vgg11_bn", "resnet18"):
+        model, _, x, target, layer, _ = _layer_case(arch)
+        b = _baselines(arch, 1, 12)[0]
+        with h.precision("float64"):
+            ours = np.asarray(jaxviz.layer_deeplift(model, x, target, layer=layer, baselines=b))
+            gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -
+                             jaxviz.models.model.batch_logits(model, np.broadcast_to(b, x.shape), target))
+        np.testing.assert_allclose(ours.reshape(len(x), -1).sum(axis=1), gap, rtol=1e-9, atol=1e-12, err_msg=arch)
+
+
+@pytest.mark.parametrize("arch, layer", [("squeezenet1_1", "features.2"), ("vgg11_bn", "features.8"),
+                                         ("vgg11_bn", "classifier.3")])
+def test_layer_lrp_equals_captums(arch, layer):
+    """Captum's LayerLRP (its default rules: composite "captum") at a module with a rule."""
+    model, tm, x, target = h.random_case(arch)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.layer_lrp(model, x, target, layer=layer, composite="captum"))
+    tm = h.torch_model(arch, h.random_state_dict(arch, 3), "float64")
+    theirs = ca.LayerLRP(tm, tm.get_submodule(layer)).attribute(h.nchw(x).requires_grad_(),
+                                                                 target=torch.from_numpy(target))
+    h.assert_close(ours, h.nhwc(theirs) if theirs.ndim == 4 else theirs.detach().numpy(), TOL, f"{arch} {layer}")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_gradient_shap_given_the_same_draws(arch):
+    model, tm, x, target, layer, module = _layer_case(arch)
+    b = _baselines(arch, 3, 14)
+    indices, noise, alphas = _captum_gradient_shap_draws(x.shape[0], 3, 3, (3,) + x.shape[1:3], 0.3, seed=11)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.layer_gradient_shap(model, x, target, layer=layer, baselines=b, n_samples=3,
+                                                     stdevs=0.3, baseline_indices=indices, noise=noise,
+                                                     alphas=alphas, internal_batch_size=4))
+    np.random.seed(11)
+    torch.manual_seed(11)
+    theirs = ca.LayerGradientShap(tm, module).attribute(h.nchw(x), baselines=h.nchw(b), n_samples=3, stdevs=0.3,
+                                                        target=torch.from_numpy(target))
+    h.assert_close(ours, h.nhwc(theirs), TOL, f"{arch} LayerGradientShap")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_neuron_conductance(arch):
+    """1e-6 against Captum (float32 quadrature weights), 1e-9 against the definition from
+    Captum's own layer and neuron gradients at each path point."""
+    model, tm, x, target, layer, module = _layer_case(arch)
+    _, neuron = _neuron(arch)
+    b = _baselines(arch, 1, 15)[0]
+    xt, bt, t = h.nchw(x), h.nchw(b[None]), torch.from_numpy(target)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.neuron_conductance(model, x, target, layer=layer, neuron=neuron, baselines=b,
+                                                    n_steps=5, internal_batch_size=4))
+    theirs = ca.NeuronConductance(tm, module).attribute(xt, neuron_selector=neuron, baselines=bt, target=t, n_steps=5)
+    h.assert_close(ours, h.nhwc(theirs), 1e-6, f"{arch} NeuronConductance")
+    alphas, weights = jaxviz.attribution._paths.quadrature("riemann_trapezoid", 5)  # Captum's default here
+    layer_gradient = ca.LayerGradientXActivation(tm, module, multiply_by_inputs=False)
+    unit_gradient = ca.NeuronGradient(tm, module)
+    definition = 0
+    for a, w in zip(alphas, weights):
+        point = (bt + a * (xt - bt)).detach()
+        through = layer_gradient.attribute(point, target=t)[(slice(None),) + neuron]
+        definition = definition + w * through.reshape(-1, 1, 1, 1) * unit_gradient.attribute(
+            point.clone().requires_grad_(), neuron_selector=neuron)
+    h.assert_close(ours, h.nhwc(definition * (xt - bt)), TOL, f"{arch} neuron conductance, definition")
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_layer_feature_ablation_by_channel_groups(arch):
+    """The layer's channels in six groups (a (1, C, 1, 1) mask), ablated to 0.2."""
+    model, tm, x, target, layer, module = _layer_case(arch)
+    with torch.no_grad():
+        channels = ca.LayerActivation(tm, module).attribute(h.nchw(x)).shape[1]
+    mask = (np.arange(channels) % 6).reshape(1, channels, 1, 1)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.layer_feature_ablation(model, x, target, layer=layer, layer_mask=mask,
+                                                        layer_baselines=0.2, perturbations_per_eval=4))
+    theirs = ca.LayerFeatureAblation(tm, module).attribute(h.nchw(x), target=torch.from_numpy(target),
+                                                           layer_mask=torch.from_numpy(mask), layer_baselines=0.2)
+    h.assert_close(ours, h.nhwc(theirs), TOL, f"{arch} LayerFeatureAblation")

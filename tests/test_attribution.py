@@ -57,6 +57,14 @@ TARGETED = {
     "internal_influence": lambda m, x, t: jaxviz.internal_influence(m, x, t, layer="features.4", n_steps=3),
     "layer_integrated_gradients": lambda m, x, t: jaxviz.layer_integrated_gradients(m, x, t, n_steps=3,
                                                                                     internal_batch_size=2),
+    "layer_deeplift": lambda m, x, t: jaxviz.layer_deeplift(m, x, t, layer="features.4", baselines=0.1),
+    "layer_gradient_shap": lambda m, x, t: jaxviz.layer_gradient_shap(m, x, t, layer="features.7", n_samples=2,
+                                                                      stdevs=0.1, key=jax.random.key(0)),
+    "layer_lrp": lambda m, x, t: jaxviz.layer_lrp(m, x, t, layer="features.9", composite="captum"),
+    "neuron_conductance": lambda m, x, t: jaxviz.neuron_conductance(m, x, t, layer="features.7", neuron=(3, 1, 1),
+                                                                    n_steps=3),
+    "layer_feature_ablation": lambda m, x, t: jaxviz.layer_feature_ablation(
+        m, x, t, layer="features.12", layer_mask=(np.arange(512) % 5).reshape(1, 512, 1, 1)),
     "shapley_value_sampling": lambda m, x, t: jaxviz.shapley_value_sampling(
         m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=2, key=jax.random.key(0)),
 }
@@ -332,7 +340,8 @@ def test_lime_fits_sklearns_lasso_and_draws_half_the_features():
 
 
 @pytest.mark.parametrize("name", ["input_x_gradient", "deconvolution", "deeplift", "gradient_shap",
-                                  "feature_ablation", "kernel_shap", "lrp"])
+                                  "feature_ablation", "kernel_shap", "lrp", "layer_integrated_gradients",
+                                  "layer_lrp", "neuron_conductance"])
 def test_smooth_wraps_the_captum_methods(model, x, name):
     """NoiseTunnel around each: its mean over the noisy copies, given the noise."""
     t, noise = np.array([1, 2]), 0.1 * np.asarray(jax.random.normal(jax.random.key(7), (2,) + x.shape))
@@ -459,6 +468,36 @@ def test_layer_integrated_gradients_is_complete_on_a_path_through_the_head(model
     gap = np.asarray(scoring.batch_target_logits(model, jnp.asarray(x), jnp.asarray(t)) -
                      scoring.batch_target_logits(model, jnp.zeros_like(x), jnp.asarray(t)))
     np.testing.assert_allclose(np.asarray(lig).sum(axis=(1, 2, 3)), gap, rtol=2e-2, atol=1e-3)
+
+
+def test_layer_feature_ablation_of_single_units_by_hand(model, x):
+    """Without a mask every unit is its own feature: its attribution is the score's drop
+    when that unit alone is set to the baseline."""
+    t = np.array([1, 2])
+    attributions = np.asarray(jaxviz.layer_feature_ablation(model, x, t, layer="features.12",
+                                                            perturbations_per_eval=512))
+    (outputs,) = scoring.layer_outputs(model, jnp.asarray(x), ("features.12",))
+    base = np.asarray(scoring.batch_target_logits(model, jnp.asarray(x), jnp.asarray(t)))
+    strongest = np.unravel_index(int(np.asarray(outputs[0]).argmax()), outputs.shape[1:])
+    for unit in [tuple(int(i) for i in strongest), (1, 0, 511)]:  # (row, column, channel)
+        delta = jnp.zeros_like(outputs).at[(slice(None),) + unit].set(-outputs[(slice(None),) + unit])
+        ablated = np.asarray(scoring.target_logits(model, jnp.asarray(x), jnp.asarray(t),
+                                                   perturb={"features.12": delta})[0])
+        np.testing.assert_allclose(attributions[(slice(None),) + unit], base - ablated, rtol=1e-4,
+                                   atol=1e-6 * np.abs(base).max())  # float32 rounding of the logits
+    assert np.abs(attributions[(0,) + tuple(int(i) for i in strongest)]) > 1e-3 * np.abs(base).max()
+
+
+def test_smooth_wraps_a_neuron_method(model, x):
+    """A neuron method's target is its unit: smooth checks it as one and passes it on."""
+    noise = 0.1 * np.asarray(jax.random.normal(jax.random.key(3), (2,) + x.shape))
+    smoothed = jaxviz.smooth(jaxviz.neuron_guided_backprop, nt_samples=2)(model, x, (3, 1, 1), noise=noise,
+                                                                          layer="features.7")
+    expected = sum(np.asarray(jaxviz.neuron_guided_backprop(model, x + n, (3, 1, 1), layer="features.7"))
+                   for n in noise) / 2
+    np.testing.assert_allclose(smoothed, expected, rtol=1e-4, atol=1e-5 * np.abs(expected).max())
+    with pytest.raises(jaxviz.InputError, match="needs `layer`"):
+        jaxviz.smooth(jaxviz.neuron_gradient, nt_samples=2)(model, x, (3, 1, 1), noise=noise)
 
 
 def test_feature_masks():

@@ -51,6 +51,12 @@ ATTRIBUTION_ARGS = {
     "lrp": ["--composite", "epsilon_alpha2_beta1", "--no-canonizers"],
     "layer-gradient-x-activation": ["--layer", "features.7"],
     "layer-integrated-gradients": ["--layer", "features.7", "--n-steps", "4", "--baseline", "0.1"],
+    "layer-deeplift": ["--layer", "features.4", "--baseline", "0.1"],
+    "layer-lrp": ["--layer", "features.7", "--composite", "captum"],
+    # differences of float32 logits: rounding that differs between batch sizes shows, so one
+    # image per batch, as the API call below
+    "layer-feature-ablation": ["--layer", "features.9", "--baseline", "0.2", "-b", "1"],
+    "neuron-conductance": ["--layer", "features.7", "--neuron", "3", "1", "1", "--n-steps", "3"],
     "feature-ablation": ["--segments", "patches", "--patch", "20", "--baseline", "0.1"],
     "shapley-value-sampling": ["--segments", "patches", "--patch", "24", "--n-samples", "2", "--seed", "5"],
     "kernel-shap": ["--n-segments", "8", "--n-samples", "12", "--seed", "2"],
@@ -113,6 +119,16 @@ def _api(name, model, x, key):
     if name == "layer-integrated-gradients":
         return np.asarray(jaxviz.layer_integrated_gradients(model, x, t, layer="features.7", n_steps=4,
                                                             baselines=0.1))
+    if name == "layer-deeplift":
+        return np.asarray(jaxviz.layer_deeplift(model, x, t, layer="features.4", baselines=0.1))
+    if name == "layer-feature-ablation":
+        mask = np.arange(384).reshape(1, 384, 1, 1)
+        return np.asarray(jaxviz.layer_feature_ablation(model, x, t, layer="features.9", layer_mask=mask,
+                                                        layer_baselines=0.2))
+    if name == "neuron-conductance":
+        return np.asarray(jaxviz.neuron_conductance(model, x, t, layer="features.7", neuron=(3, 1, 1), n_steps=3))
+    if name == "layer-lrp":
+        return np.asarray(jaxviz.layer_lrp(model, x, t, layer="features.7", composite="captum"))
     if name == "lrp":
         composite = jaxviz.relevance.epsilon_alpha2_beta1(merge_batch_norm=False, residual_sums=False)
         return np.asarray(jaxviz.lrp(model, x, t, composite=composite))

@@ -19,12 +19,17 @@ from jaxviz.attribution.hirescam import hirescam
 from jaxviz.attribution.input_x_gradient import input_x_gradient
 from jaxviz.attribution.kernel_shap import kernel_shap
 from jaxviz.attribution.internal_influence import internal_influence
+from jaxviz.attribution.layer_feature_ablation import layer_feature_ablation
+from jaxviz.attribution.layer_gradient_shap import layer_gradient_shap
 from jaxviz.attribution.layer_gradient_x_activation import layer_gradient_x_activation
 from jaxviz.attribution.layer_integrated_gradients import layer_integrated_gradients
 from jaxviz.attribution.layer_conductance import layer_conductance
+from jaxviz.attribution.layer_deeplift import layer_deeplift
+from jaxviz.attribution.layer_lrp import layer_lrp
 from jaxviz.attribution.layercam import layercam
 from jaxviz.attribution.lime import lime
 from jaxviz.attribution.lrp import lrp
+from jaxviz.attribution.neuron_conductance import neuron_conductance
 from jaxviz.attribution.neuron_deconvolution import neuron_deconvolution
 from jaxviz.attribution.neuron_deeplift import neuron_deeplift
 from jaxviz.attribution.neuron_gradient import neuron_gradient
@@ -60,14 +65,19 @@ __all__ = [
     "integrated_gradients",
     "kernel_shap",
     "internal_influence",
+    "layer_feature_ablation",
+    "layer_gradient_shap",
     "layer_gradient_x_activation",
     "layer_integrated_gradients",
     "layer_conductance",
+    "layer_deeplift",
+    "layer_lrp",
     "layer_gradcam",
     "layercam",
     "lime",
     "lrp",
     "noise_tunnel",
+    "neuron_conductance",
     "neuron_deconvolution",
     "neuron_deeplift",
     "neuron_gradient",

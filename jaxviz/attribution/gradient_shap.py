@@ -13,8 +13,8 @@ from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
 
 
-@functools.partial(jax.jit, static_argnames=("chunk", "multiply_by_inputs"))
-def _gradient_shap(model, x, target, baselines, indices, noise, alphas, chunk, multiply_by_inputs):
+@functools.partial(jax.jit, static_argnames=("chunk", "multiply_by_inputs", "layer"))
+def _gradient_shap(model, x, target, baselines, indices, noise, alphas, chunk, multiply_by_inputs, layer=None):
     n_samples = indices.shape[0]
     weights = jnp.ones((n_samples,), x.dtype)
 
@@ -31,11 +31,22 @@ def _gradient_shap(model, x, target, baselines, indices, noise, alphas, chunk, m
         alpha = alpha[..., None, None, None]
         points = alpha * noisy + (1 - alpha) * base  # Captum's form of b + α(x − b)
         c, n = points.shape[:2]
-        grads = scoring.input_gradients(model, points.reshape((c * n,) + x.shape[1:]), scoring.repeat_targets(target, c))
-        terms = difference * grads.reshape(points.shape) if multiply_by_inputs else grads.reshape(points.shape)
+        flat = lambda v: v.reshape((c * n,) + x.shape[1:])  # noqa: E731
+        targets = scoring.repeat_targets(target, c)
+        if layer is None:
+            grads = scoring.input_gradients(model, flat(points), targets)
+        else:  # Captum's LayerGradientShap: the layer's gradient, times y(x + ε) − y(b)
+            _, grads = scoring.layer_gradients_and_eval(model, flat(points), targets, layer)
+            (at_noisy,), (at_base,) = (scoring.layer_outputs(model, flat(jnp.broadcast_to(v, points.shape)), (layer,))
+                                       for v in (noisy, base))
+            difference = at_noisy - at_base
+        grads = grads.reshape((c, n) + grads.shape[1:])
+        terms = difference.reshape(grads.shape) * grads if multiply_by_inputs else grads
         return total + jnp.tensordot(weight, terms, axes=1), None
 
-    total, _ = jax.lax.scan(body, jnp.zeros_like(x), tuple(map(group, (indices, noise, alphas, weights))))
+    shape = x.shape if layer is None else jax.eval_shape(
+        lambda v: model.apply(model.params, v, capture=(layer,)), x)[layer].shape
+    total, _ = jax.lax.scan(body, jnp.zeros(shape, x.dtype), tuple(map(group, (indices, noise, alphas, weights))))
     return total / n_samples
 
 
@@ -77,8 +88,16 @@ def gradient_shap(model, x, target, *, baselines=None, n_samples: int = 5, stdev
       >>> attr = jaxviz.gradient_shap(model, x, target, baselines=b, n_samples=20,
       ...                             stdevs=0.1, key=jax.random.key(0))
     """
+    return run(model, x, target, None, baselines, n_samples, stdevs, key, baseline_indices, noise, alphas,
+               internal_batch_size, multiply_by_inputs)
+
+
+def run(model, x, target, layer, baselines, n_samples, stdevs, key, baseline_indices, noise, alphas,
+        internal_batch_size, multiply_by_inputs):
+    """:func:`gradient_shap`'s checks and draws, then the samples at the input (``layer``
+    ``None``) or at ``layer`` (:func:`jaxviz.layer_gradient_shap`)."""
     _checks.check_positive_int(n_samples, "n_samples")
-    x, target = scoring.prepare(model, x, target)
+    x, target = scoring.prepare(model, x, target, layers=() if layer is None else (layer,))
     baselines = _paths.baseline_distribution(baselines, x)
     n, draws = x.shape[0], (n_samples, x.shape[0])
     if key is None and (baseline_indices is None or alphas is None or (noise is None and stdevs)):
@@ -98,7 +117,7 @@ def gradient_shap(model, x, target, *, baselines=None, n_samples: int = 5, stdev
     _check_draw(alphas, draws, "alphas")
     chunk = min(_paths.steps_per_chunk(internal_batch_size, n, n_samples), n_samples)
     return _gradient_shap(model, x, target, baselines, baseline_indices.astype(jnp.int32), noise, alphas, chunk,
-                          bool(multiply_by_inputs))
+                          bool(multiply_by_inputs), layer)
 
 
 def sample_draws(key, n_samples, n, n_baselines, shape, stdevs, dtype):

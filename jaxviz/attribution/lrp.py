@@ -30,6 +30,19 @@ def composite_named(name: str) -> relevance.Composite:
     return relevance.COMPOSITES[name]()
 
 
+def check_composite(composite, channels: int) -> relevance.Composite:
+    """A composite by name or as given, checked; zbox's bounds against the image channels."""
+    if isinstance(composite, str):
+        composite = composite_named(composite)
+    elif not isinstance(composite, relevance.Composite):
+        raise InputError(f"`composite` must be a name in {list(relevance.COMPOSITES)} or a "
+                         f"jaxviz.models.relevance.Composite, got {type(composite).__name__}")
+    for rule in (composite.conv, composite.linear, composite.first, *(r for _, r in composite.layers)):
+        if rule is not None and rule.name == "zbox" and len(rule.low) not in (1, channels):
+            raise InputError(f"zbox's bounds have {len(rule.low)} values; the images have {channels} channels")
+    return composite
+
+
 def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plus"):
     """Layer-wise relevance propagation (zennit's ``Gradient`` attributor with a composite;
     Captum's ``LRP`` with ``composite="captum"``).
@@ -62,13 +75,6 @@ def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plu
       Propagation: An Overview (2019); Anders et al. Software for Dataset-wide XAI: From
       Local Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy (2021).
     """
-    if isinstance(composite, str):
-        composite = composite_named(composite)
-    elif not isinstance(composite, relevance.Composite):
-        raise InputError(f"`composite` must be a name in {list(relevance.COMPOSITES)} or a "
-                         f"jaxviz.models.relevance.Composite, got {type(composite).__name__}")
-    for rule in (composite.conv, composite.linear, composite.first, *(r for _, r in composite.layers)):
-        if rule is not None and rule.name == "zbox" and len(rule.low) not in (1, np.shape(x)[-1]):
-            raise InputError(f"zbox's bounds have {len(rule.low)} values; the images have {np.shape(x)[-1]} channels")
+    composite = check_composite(composite, np.shape(x)[-1] if np.ndim(x) else 3)
     x, target = scoring.prepare(model, x, target, layers=tuple(name for name, _ in composite.layers))
     return _lrp(model, x, target, composite)

@@ -6,6 +6,7 @@ from jaxviz import scoring
 from jaxviz.attribution.deconvolution import deconvolution
 
 
+@scoring.neuron_method
 def neuron_deconvolution(model, x, target, *, layer: str, rule: str = "modules"):
     """Deconvolution from one unit of ``layer``'s output (Captum ``NeuronDeconvolution``);
     the ReLUs reached as in :func:`jaxviz.deconvolution`.

@@ -6,6 +6,7 @@ from jaxviz import scoring
 from jaxviz.attribution.deeplift import deeplift
 
 
+@scoring.neuron_method
 def neuron_deeplift(model, x, target, *, layer: str, baselines=None, rule: str = "modules", multiply_by_inputs: bool = True):
     """DeepLift (rescale rule) of one unit of ``layer``'s output (Captum ``NeuronDeepLift``);
     the options are :func:`jaxviz.deeplift`'s.

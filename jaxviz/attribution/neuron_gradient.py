@@ -6,6 +6,7 @@ from jaxviz import scoring
 from jaxviz.attribution.saliency import saliency
 
 
+@scoring.neuron_method
 def neuron_gradient(model, x, target, *, layer: str):
     """The gradient of one unit of ``layer``'s output at the input, per image (Captum
     ``NeuronGradient``).

@@ -7,6 +7,7 @@ from jaxviz.attribution import _paths
 from jaxviz.attribution.gradient_shap import gradient_shap
 
 
+@scoring.neuron_method
 def neuron_gradient_shap(model, x, target, *, layer: str, baselines=None, n_samples: int = 5, stdevs: float = 0.0,
                          key=None, baseline_indices=None, noise=None, alphas=None,
                          internal_batch_size: int | None = _paths.DEFAULT_INTERNAL_BATCH_SIZE,

@@ -6,6 +6,7 @@ from jaxviz import scoring
 from jaxviz.attribution.guided_backprop import guided_backprop
 
 
+@scoring.neuron_method
 def neuron_guided_backprop(model, x, target, *, layer: str, rule: str = "modules"):
     """Guided backpropagation from one unit of ``layer``'s output (Captum
     ``NeuronGuidedBackprop``); the ReLUs reached as in :func:`jaxviz.guided_backprop`.

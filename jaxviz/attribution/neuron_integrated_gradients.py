@@ -7,6 +7,7 @@ from jaxviz.attribution import _paths
 from jaxviz.attribution.integrated_gradients import integrated_gradients
 
 
+@scoring.neuron_method
 def neuron_integrated_gradients(model, x, target, *, layer: str, baselines=None, n_steps: int = 50,
                                 method: str = "gausslegendre",
                                 internal_batch_size: int | None = _paths.DEFAULT_INTERNAL_BATCH_SIZE):

@@ -73,7 +73,12 @@ def smooth(method, *, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: 
     _checks.check_positive_int(nt_samples, "nt_samples")
 
     def smoothed(model, x, target, *, key=None, noise=None, **method_kwargs):
-        x, target = scoring.prepare(model, x, target)
+        if getattr(method, "neuron_target", False):  # the target is a unit of the method's layer
+            if "layer" not in method_kwargs:
+                raise InputError(f"{getattr(method, '__name__', 'the method')} needs `layer`")
+            x, target = scoring.prepare_neuron(model, x, method_kwargs["layer"], target)
+        else:
+            x, target = scoring.prepare(model, x, target)
         if method_kwargs.get("return_convergence_delta"):
             raise InputError("`return_convergence_delta` is not supported inside smooth")
         if noise is None:

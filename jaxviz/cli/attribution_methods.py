@@ -101,11 +101,15 @@ def _constant_images(values, x):
     return jnp.stack([jnp.full(x.shape[1:], v, x.dtype) for v in values])
 
 
-def _lrp(model, x, target, options):
+def _composite(options):
     composite = composite_named(options["composite"])
     if options["no_canonizers"]:
         composite = dataclasses.replace(composite, merge_batch_norm=False, residual_sums=False)
-    return {"attribution": jaxviz.lrp(model, x, target, composite=composite)}
+    return composite
+
+
+def _lrp(model, x, target, options):
+    return {"attribution": jaxviz.lrp(model, x, target, composite=_composite(options))}
 
 
 def _deeplift_shap(model, x, target, options):
@@ -171,16 +175,59 @@ def _layer_computation(function, **names):
 
     def compute(model, x, target, options):
         layer = options["layer"] or model.architecture.default_layer
-        attribution = function(model, x, target, layer=layer, **{k: options[v] for k, v in names.items()})
-        if attribution.ndim != 4:
-            raise InputError(f"{layer}'s output is not spatial: its attributions cannot be drawn over the image "
-                             f"(use the Python API)")
-        return {"attribution": attribution}
+        return _spatial(layer, function(model, x, target, layer=layer, **{k: options[v] for k, v in names.items()}))
 
     return compute
 
 
+def _spatial(layer, attribution):
+    if attribution.ndim != 4:
+        raise InputError(f"{layer}'s output is not spatial: its attributions cannot be drawn over the image "
+                         f"(use the Python API)")
+    return {"attribution": attribution}
+
+
+def _layer_gradient_shap(model, x, target, seeds, options):
+    layer = options["layer"] or model.architecture.default_layer
+    return _spatial(layer, jaxviz.layer_gradient_shap(model, x, target, layer=layer,
+                                                      **_gradient_shap_options(x, seeds, options)))
+
+
+def _layer_lrp(model, x, target, options):
+    layer = options["layer"] or model.architecture.default_layer
+    return _spatial(layer, jaxviz.layer_lrp(model, x, target, layer=layer, composite=_composite(options)))
+
+
+def _layer_feature_ablation(model, x, target, options):
+    layer = options["layer"] or model.architecture.default_layer
+    mask = None
+    if options["ablate"] == "channels":  # one feature per channel, PyTorch's (1, C, 1, …) layout
+        (outputs,) = scoring.layer_outputs(model, x[:1], (layer,))
+        mask = np.arange(outputs.shape[-1]).reshape((1, -1) + (1,) * (outputs.ndim - 2))
+    return _spatial(layer, jaxviz.layer_feature_ablation(
+        model, x, target, layer=layer, layer_mask=mask, layer_baselines=options["baseline"],
+        perturbations_per_eval=options["perturbations_per_eval"]))
+
+
+def _neuron_conductance(model, x, target, options):
+    layer = options["layer"] or model.architecture.default_layer
+    return {"attribution": jaxviz.neuron_conductance(model, x, target, layer=layer,
+                                                     neuron=_neuron(model, x, layer, options),
+                                                     n_steps=options["n_steps"], baselines=options["baseline"])}
+
+
 N_STEPS = Option("n_steps", int, 50, "Gauss–Legendre steps (default 50)")
+LRP_OPTIONS = (
+    Option("composite", str, "epsilon_plus", "rules per layer kind (zennit's composites, or 'captum': Captum LRP's "
+           "defaults; default epsilon_plus)", choices=tuple(jaxviz.relevance.COMPOSITES)),
+    Option("no_canonizers", bool, False, "keep BatchNorms apart from their convolutions and residual sums plain "
+           "(zennit without canonizers)"),
+)
+GRADIENT_SHAP_OPTIONS = (
+    BASELINES, Option("n_samples", int, 20, "samples per image (default 20)"),
+    Option("stdevs", float, 0.0, "input noise standard deviation, normalised units (default 0, Captum's)"),
+    Option("internal_batch_size", int, 128, "gradient evaluations per pass (memory bound, default 128)"), SEED,
+)
 
 
 def _layer_method(name, summary, compute, extra=(), check=lambda options: None):
@@ -386,10 +433,7 @@ DECLARED = (
     ),
     Method(
         "lrp", "layer-wise relevance propagation with zennit's composites (Bach et al.; zennit)",
-        (TARGET, Option("composite", str, "epsilon_plus", "rules per layer kind (zennit's composites; default "
-                        "epsilon_plus)", choices=tuple(jaxviz.relevance.COMPOSITES)),
-         Option("no_canonizers", bool, False, "keep BatchNorms apart from their convolutions and residual sums "
-                "plain (zennit without canonizers)"), *DISPLAY),
+        (TARGET, *LRP_OPTIONS, *DISPLAY),
         _lrp, _attribution_saver(_abs_heat),
         examples="jaxviz lrp photos/ --arch vgg16_bn --composite epsilon_gamma_box --out maps",
     ),
@@ -407,10 +451,7 @@ DECLARED = (
                    _neuron_computation(jaxviz.neuron_deeplift, baselines="baseline", rule="rule"), (BASELINE, RULE)),
     _neuron_method("neuron-gradient-shap", "GradientShap of one unit of a layer (Captum NeuronGradientShap)",
                    _neuron_gradient_shap,
-                   (BASELINES, Option("n_samples", int, 20, "samples per image (default 20)"),
-                    Option("stdevs", float, 0.0, "input noise standard deviation, normalised units (default 0)"),
-                    Option("internal_batch_size", int, 128, "gradient evaluations per pass (default 128)"), SEED),
-                   _check_gradient_shap),
+                   GRADIENT_SHAP_OPTIONS, _check_gradient_shap),
     _layer_method("layer-gradient-x-activation", "a layer's activation × gradient (Captum LayerGradientXActivation)",
                   _layer_computation(jaxviz.layer_gradient_x_activation)),
     _layer_method("internal-influence", "layer gradients integrated along the input path (Leino et al.; Captum "
@@ -421,6 +462,22 @@ DECLARED = (
                   "LayerIntegratedGradients)", _layer_computation(jaxviz.layer_integrated_gradients,
                                                                   n_steps="n_steps", baselines="baseline"),
                   (N_STEPS, BASELINE), _check_steps),
+    _layer_method("layer-deeplift", "DeepLift at a layer (Captum LayerDeepLift)",
+                  _layer_computation(jaxviz.layer_deeplift, baselines="baseline", rule="rule"), (BASELINE, RULE)),
+    _layer_method("layer-gradient-shap", "GradientShap at a layer (Captum LayerGradientShap)", _layer_gradient_shap,
+                  GRADIENT_SHAP_OPTIONS, _check_gradient_shap),
+    _layer_method("layer-lrp", "the relevance LRP sends to a layer's output (Captum LayerLRP)", _layer_lrp,
+                  LRP_OPTIONS),
+    _layer_method("layer-feature-ablation", "a layer's channels (or units) set to a baseline one at a time (Captum "
+                  "LayerFeatureAblation)", _layer_feature_ablation,
+                  (Option("ablate", str, "channels", "what is ablated together: each channel, or each unit alone "
+                          "(one forward pass per unit; default channels)", choices=("channels", "units")),
+                   BASELINE, PERTURBATIONS_PER_EVAL),
+                  lambda options: positive("perturbations_per_eval", options["perturbations_per_eval"])),
+    Method("neuron-conductance", "the target's flow through one unit of a layer (Dhamdhere et al.; Captum "
+           "NeuronConductance)", (TARGET, LAYER, NEURON, N_STEPS, BASELINE, *DISPLAY), _neuron_conductance,
+           _attribution_saver(_abs_heat), check=lambda options: (_check_neuron(options), _check_steps(options)),
+           examples="jaxviz neuron-conductance photos/ --layer features.7 --neuron 12 3 4 --out maps"),
     _layer_method("layer-conductance", "conductance of a layer's units (Dhamdhere et al.; Captum LayerConductance)",
                   _layer_computation(jaxviz.layer_conductance, n_steps="n_steps", baselines="baseline"),
                   (N_STEPS, BASELINE), _check_steps),
@@ -432,10 +489,7 @@ DECLARED = (
     Method(
         "gradient-shap", "GradientShap: input × gradient at random points towards random baselines (Lundberg & "
         "Lee; Captum GradientShap)",
-        (TARGET, BASELINES, Option("n_samples", int, 20, "samples per image (default 20)"),
-         Option("stdevs", float, 0.0, "input noise standard deviation, normalised units (default 0, Captum's)"),
-         Option("internal_batch_size", int, 128, "gradient evaluations per pass (memory bound, default 128)"),
-         SEED, *DISPLAY),
+        (TARGET, *GRADIENT_SHAP_OPTIONS, *DISPLAY),
         _gradient_shap, _attribution_saver(_abs_heat), check=_check_gradient_shap,
         examples="jaxviz gradient-shap photos/ --n-samples 50 --stdevs 0.1 --seed 1 --out maps",
     ),

@@ -44,7 +44,10 @@ CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvol
           ("neuron-deeplift", "neuron DeepLift"), ("neuron-gradient-shap", "neuron GradientShap"),
           # at the last convolutional block
           ("layer-gradient-x-activation", "layer grad × act"), ("internal-influence", "internal influence"),
-          ("layer-integrated-gradients", "layer IG"), ("layer-conductance", "layer conductance"))
+          ("layer-integrated-gradients", "layer IG"), ("layer-conductance", "layer conductance"),
+          ("layer-deeplift", "layer DeepLift"), ("layer-gradient-shap", "layer GradientShap"),
+          ("layer-lrp", "layer LRP"), ("layer-feature-ablation", "layer feature ablation"),
+          ("neuron-conductance", "neuron conductance"))
 
 COURSE_CLASSES = (76, 78, 113, 366, 683)  # tarantula, tick, snail, gorilla, oboe
 FOOL_TARGET = 6  # stingray, the course's target
@@ -117,8 +120,10 @@ def demo_job(args) -> tuple[Job, dict]:
         "kernel-shap": {**segments, "n_samples": 24 if quick else 200},
         "lime": {**segments, "n_samples": 24 if quick else 200},
         **{name: {"n_steps": 8 if quick else 50} for name in ("neuron-integrated-gradients", "internal-influence",
-                                                               "layer-integrated-gradients", "layer-conductance")},
-        "neuron-gradient-shap": {"n_samples": 4 if quick else 20, "stdevs": 0.1},
+                                                               "layer-integrated-gradients", "layer-conductance",
+                                                               "neuron-conductance")},
+        **{name: {"n_samples": 4 if quick else 20, "stdevs": 0.1} for name in ("neuron-gradient-shap",
+                                                                                 "layer-gradient-shap")},
     }
     specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
