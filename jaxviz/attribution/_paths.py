@@ -9,7 +9,7 @@ import functools
 import jax.numpy as jnp
 import numpy as np
 
-from jaxviz import _checks
+from jaxviz import _checks, scoring
 from jaxviz.errors import InputError
 
 DEFAULT_INTERNAL_BATCH_SIZE = 128
@@ -112,3 +112,16 @@ def baseline_distribution(baselines, x, name: str = "baselines"):
 def path_points(baselines, diff, alphas):
     """(k, N, H, W, C) points ``b + α·(x − b)`` for the (k,) ``alphas``."""
     return baselines[None] + alphas[:, None, None, None, None] * diff[None]
+
+
+def prepare_layer_path(model, x, target, layer, baselines, n_steps, method, internal_batch_size):
+    """The checks of a path method at a layer (conductance, internal influence, layer IG):
+    x and target checked, the layer (default: the model's last convolutional block), the
+    baselines broadcast, and the steps per chunk."""
+    _checks.check_positive_int(n_steps, "n_steps")
+    _checks.check_choice(method, "method", METHODS)
+    layer = model.architecture.default_layer if layer is None else layer
+    x, target = scoring.prepare(model, x, target, layers=(layer,))
+    baselines = broadcast_baselines(baselines, x)
+    chunk = min(steps_per_chunk(internal_batch_size, x.shape[0], n_steps), n_steps)
+    return x, target, layer, baselines, chunk

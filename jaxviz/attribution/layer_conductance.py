@@ -7,7 +7,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks, _deprecation, scoring
+from jaxviz import _deprecation, scoring
 from jaxviz.attribution import _paths
 
 
@@ -75,10 +75,6 @@ def layer_conductance(
     References:
       Dhamdhere, Sundararajan, Yan. How Important Is a Neuron? (2018).
     """
-    _checks.check_positive_int(n_steps, "n_steps")
-    _checks.check_choice(method, "method", _paths.METHODS)
-    layer = model.architecture.default_layer if layer is None else layer
-    x, target = scoring.prepare(model, x, target, layers=(layer,))
-    baselines = _paths.broadcast_baselines(baselines, x)
-    chunk = min(_paths.steps_per_chunk(internal_batch_size, x.shape[0], n_steps), n_steps)
+    x, target, layer, baselines, chunk = _paths.prepare_layer_path(model, x, target, layer, baselines, n_steps,
+                                                                  method, internal_batch_size)
     return _layer_conductance(model, x, target, baselines, layer, n_steps, method, chunk)

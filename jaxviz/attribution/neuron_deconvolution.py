@@ -14,10 +14,7 @@ def neuron_deconvolution(model, x, target, *, layer: str, rule: str = "modules")
     Args:
       model: a :class:`jaxviz.Model`.
       x: (N, H, W, 3) normalised images.
-      target: the unit (Captum's ``neuron_selector``): its indices in ``layer``'s output in
-        PyTorch's order — ``(channel, row, column)`` of a convolutional layer, ``(feature,)``
-        of a linear one — for every image, or (N, k) one per image.
-      layer: the layer (torchvision module path); the forward pass stops after it.
+      target, layer: the unit and its layer, as :func:`jaxviz.neuron_gradient`'s.
       rule: ``"modules"`` (default, the ``nn.ReLU`` modules) or ``"all"``.
 
     Returns:

@@ -17,10 +17,7 @@ def neuron_integrated_gradients(model, x, target, *, layer: str, baselines=None,
     Args:
       model: a :class:`jaxviz.Model`.
       x: (N, H, W, 3) normalised images.
-      target: the unit (Captum's ``neuron_selector``): its indices in ``layer``'s output in
-        PyTorch's order — ``(channel, row, column)`` of a convolutional layer, ``(feature,)``
-        of a linear one — for every image, or (N, k) one per image.
-      layer: the layer (torchvision module path); the forward pass stops after it.
+      target, layer: the unit and its layer, as :func:`jaxviz.neuron_gradient`'s.
       baselines, n_steps, method, internal_batch_size: as :func:`jaxviz.integrated_gradients`.
 
     Returns:

@@ -63,7 +63,9 @@ class Model:
         ReLU6, Hardswish); ``guided=(rule, scope)`` another backward rule, ``"guided"``,
         ``"deconvolution"`` or ``"deeplift"`` (whose batch is inputs followed by as many
         references, and which also changes the max-pools), at scope ``"modules"`` or
-        ``"all"``.  The forward pass is unchanged.
+        ``"all"``; ``guided=("lrp", composite)`` LRP's rules at every layer
+        (:class:`jaxviz.relevance.Composite`; jaxviz's architectures only).  The forward
+        pass is unchanged.
         ``target`` (N,): the output is each image's logit for its own class, (N,), and the
         classifier is evaluated for that class alone (what gradient methods need).
         """
