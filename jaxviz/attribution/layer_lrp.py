@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 import jax
-import numpy as np
 
 from jaxviz import scoring
 from jaxviz.attribution.lrp import check_composite
@@ -37,6 +36,6 @@ def layer_lrp(model, x, target, *, layer: str | None = None,
       layer-shaped relevance, (N, h, w, c) or (N, F).
     """
     layer = model.architecture.default_layer if layer is None else layer
-    composite = check_composite(composite, np.shape(x)[-1] if np.ndim(x) else 3)
+    composite = check_composite(composite, x)
     x, target = scoring.prepare(model, x, target, layers=(layer, *(name for name, _ in composite.layers)))
     return _layer_lrp(model, x, target, layer, composite)

@@ -30,8 +30,9 @@ def composite_named(name: str) -> relevance.Composite:
     return relevance.COMPOSITES[name]()
 
 
-def check_composite(composite, channels: int) -> relevance.Composite:
-    """A composite by name or as given, checked; zbox's bounds against the image channels."""
+def check_composite(composite, x) -> relevance.Composite:
+    """A composite by name or as given, checked; zbox's bounds against the channels of x."""
+    channels = np.shape(x)[-1] if np.ndim(x) else 3
     if isinstance(composite, str):
         composite = composite_named(composite)
     elif not isinstance(composite, relevance.Composite):
@@ -75,6 +76,6 @@ def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plu
       Propagation: An Overview (2019); Anders et al. Software for Dataset-wide XAI: From
       Local Explanations to Global Insights with Zennit, CoRelAy, and ViRelAy (2021).
     """
-    composite = check_composite(composite, np.shape(x)[-1] if np.ndim(x) else 3)
+    composite = check_composite(composite, x)
     x, target = scoring.prepare(model, x, target, layers=tuple(name for name, _ in composite.layers))
     return _lrp(model, x, target, composite)

@@ -134,6 +134,11 @@ def _gradient_shap(model, x, target, seeds, options):
 # ------------------------------------------------------------------ neuron variants
 
 
+def _layer(model, options):
+    """``--layer``, or the model's last convolutional block."""
+    return options["layer"] or model.architecture.default_layer
+
+
 def _neuron(model, x, layer, options):
     """``--neuron``, or each image's most active unit of ``layer`` (PyTorch's order)."""
     if options["neuron"]:
@@ -149,7 +154,7 @@ def _neuron_computation(function, **names):
     """A neuron method's computation: ``names`` maps its keywords to option names."""
 
     def compute(model, x, options):
-        layer = options["layer"] or model.architecture.default_layer
+        layer = _layer(model, options)
         kwargs = {keyword: options[name] for keyword, name in names.items()}
         return {"attribution": function(model, x, _neuron(model, x, layer, options), layer=layer, **kwargs)}
 
@@ -157,7 +162,7 @@ def _neuron_computation(function, **names):
 
 
 def _neuron_gradient_shap(model, x, seeds, options):
-    layer = options["layer"] or model.architecture.default_layer
+    layer = _layer(model, options)
     return {"attribution": jaxviz.neuron_gradient_shap(model, x, _neuron(model, x, layer, options), layer=layer,
                                                        **_gradient_shap_options(x, seeds, options))}
 
@@ -174,7 +179,7 @@ def _layer_computation(function, **names):
     """A layer method's computation: ``names`` maps its keywords to option names."""
 
     def compute(model, x, target, options):
-        layer = options["layer"] or model.architecture.default_layer
+        layer = _layer(model, options)
         return _spatial(layer, function(model, x, target, layer=layer, **{k: options[v] for k, v in names.items()}))
 
     return compute
@@ -188,18 +193,18 @@ def _spatial(layer, attribution):
 
 
 def _layer_gradient_shap(model, x, target, seeds, options):
-    layer = options["layer"] or model.architecture.default_layer
+    layer = _layer(model, options)
     return _spatial(layer, jaxviz.layer_gradient_shap(model, x, target, layer=layer,
                                                       **_gradient_shap_options(x, seeds, options)))
 
 
 def _layer_lrp(model, x, target, options):
-    layer = options["layer"] or model.architecture.default_layer
+    layer = _layer(model, options)
     return _spatial(layer, jaxviz.layer_lrp(model, x, target, layer=layer, composite=_composite(options)))
 
 
 def _layer_feature_ablation(model, x, target, options):
-    layer = options["layer"] or model.architecture.default_layer
+    layer = _layer(model, options)
     mask = None
     if options["ablate"] == "channels":  # one feature per channel, PyTorch's (1, C, 1, …) layout
         (outputs,) = scoring.layer_outputs(model, x[:1], (layer,))
@@ -210,7 +215,7 @@ def _layer_feature_ablation(model, x, target, options):
 
 
 def _neuron_conductance(model, x, target, options):
-    layer = options["layer"] or model.architecture.default_layer
+    layer = _layer(model, options)
     return {"attribution": jaxviz.neuron_conductance(model, x, target, layer=layer,
                                                      neuron=_neuron(model, x, layer, options),
                                                      n_steps=options["n_steps"], baselines=options["baseline"])}
