@@ -57,7 +57,7 @@ from jaxviz.errors import (
     WeightsNotFoundError,
 )
 from jaxviz.images import deprocess, load_image, preprocess
-from jaxviz import masks
+from jaxviz import masks, metrics
 from jaxviz.models import relevance
 from jaxviz.interpolation import interpolate
 from jaxviz.models import (
@@ -155,6 +155,7 @@ __all__ = [
     "load_model",
     "make_fooling_images",
     "masks",
+    "metrics",
     "noise_tunnel",
     "neuron_conductance",
     "neuron_deconvolution",

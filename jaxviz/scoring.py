@@ -123,6 +123,18 @@ def batch_target_logits(model, x, target):
     return _chunks.map_chunks(lambda v, t: target_logits(model, v, t)[0], x, target)
 
 
+def target_probabilities(model, x, target):
+    """(N,) each image's softmax probability of its own target (the whole head is
+    evaluated: the softmax needs every class)."""
+    logits = model.apply(model.params, x)
+    return jnp.take_along_axis(jax.nn.softmax(logits, axis=-1), target[:, None], axis=1)[:, 0]
+
+
+def batch_target_probabilities(model, x, target):
+    """:func:`target_probabilities` of a checked batch, a few images at a time."""
+    return _chunks.map_chunks(lambda v, t: target_probabilities(model, v, t), x, target)
+
+
 def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None):
     """∇ₓ of the target scores, (N, H, W, C), ``chunk`` images at a time (default: by
     :func:`jaxviz._chunks.chunk_size`)."""

@@ -168,6 +168,8 @@ def from_torchvision(module_or_state_dict, arch: str | None = None, *, dtype=jnp
     Args:
       module_or_state_dict: e.g. ``torchvision.models.resnet50()`` or its state_dict.
       arch: architecture; default: detected from the state_dict's keys and shapes.
+      dtype: the parameters' dtype (float64 needs ``jax_enable_x64``; float64 tensors then
+        keep every bit).
     """
     state_dict = module_or_state_dict
     if hasattr(state_dict, "state_dict") and callable(state_dict.state_dict):
@@ -178,7 +180,7 @@ def from_torchvision(module_or_state_dict, arch: str | None = None, *, dtype=jnp
         )
     if arch is None:
         arch = _weights.identify_arch(state_dict, "state_dict")
-    params = _weights.state_dict_to_params(state_dict, arch)
+    params = _weights.state_dict_to_params(state_dict, arch, keep_float64=jnp.dtype(dtype) == jnp.float64)
     return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
 
 

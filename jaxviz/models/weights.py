@@ -159,8 +159,10 @@ def _to_numpy(value) -> np.ndarray:
     return array
 
 
-def state_dict_to_params(state_dict: Mapping[str, Any], arch: str, *, source: str = "state_dict"):
-    """Converts a torchvision state_dict to parameters (float32 numpy, HWIO kernels).
+def state_dict_to_params(state_dict: Mapping[str, Any], arch: str, *, source: str = "state_dict",
+                         keep_float64: bool = False):
+    """Converts a torchvision state_dict to parameters (float32 numpy, HWIO kernels;
+    ``keep_float64``: float64 tensors stay float64, for a float64 model).
 
     ``num_batches_tracked`` entries may be present or not.
 
@@ -190,7 +192,8 @@ def state_dict_to_params(state_dict: Mapping[str, Any], arch: str, *, source: st
             _check_finite(array, key, source)
             if leaf == "kernel":  # OIHW → HWIO, (out, in) → (in, out)
                 array = array.transpose(2, 3, 1, 0) if array.ndim == 4 else array.T
-            params.setdefault(layer, {})[leaf] = np.ascontiguousarray(array, dtype=np.float32)
+            dtype = np.float64 if keep_float64 and array.dtype == np.float64 else np.float32
+            params.setdefault(layer, {})[leaf] = np.ascontiguousarray(array, dtype=dtype)
     return params
 
 

@@ -1,0 +1,76 @@
+"""How alike two batches of maps are, image by image: the similarity measures of the
+randomisation tests (Adebayo et al.), each (N, ...) × (N, ...) → (N,)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def _ranks(v):
+    """(N, F) → (N, F) ranks 1…F, ties given their average rank (scipy's ``rankdata``)."""
+    n, f = v.shape
+    order = jnp.argsort(v, axis=1, stable=True)
+    ordered = jnp.take_along_axis(v, order, axis=1)
+    starts = jnp.concatenate([jnp.ones((n, 1), bool), ordered[:, 1:] != ordered[:, :-1]], axis=1)
+    group = jnp.cumsum(starts, axis=1) - 1  # (N, F) tie group of each sorted place
+    place = jnp.broadcast_to(jnp.arange(1, f + 1, dtype=v.dtype), (n, f))
+
+    def average(g, p):
+        total = jax.ops.segment_sum(p, g, num_segments=f)
+        count = jax.ops.segment_sum(jnp.ones_like(p), g, num_segments=f)
+        return (total / jnp.maximum(count, 1))[g]
+
+    averaged = jax.vmap(average)(group, place)
+    return jnp.zeros_like(v).at[jnp.arange(n)[:, None], order].set(averaged)
+
+
+def pearson(a, b):
+    """Pearson correlation of each pair of flattened maps (NaN where one is constant)."""
+    a = a.reshape(a.shape[0], -1)
+    b = b.reshape(b.shape[0], -1)
+    a = a - a.mean(axis=1, keepdims=True)
+    b = b - b.mean(axis=1, keepdims=True)
+    return (a * b).sum(axis=1) / jnp.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
+
+
+def spearman(a, b):
+    """Spearman rank correlation of each pair of flattened maps (scipy's ``spearmanr``:
+    the Pearson correlation of average ranks)."""
+    a = a.reshape(a.shape[0], -1)
+    b = b.reshape(b.shape[0], -1)
+    return pearson(_ranks(a), _ranks(b))
+
+
+def spearman_abs(a, b):
+    """:func:`spearman` of the magnitudes (the randomisation paper's "absolute value")."""
+    return spearman(jnp.abs(a), jnp.abs(b))
+
+
+def ssim(a, b, *, win_size: int = 7):
+    """Mean structural similarity of each pair of (N, H, W) maps, as scikit-image's
+    ``structural_similarity`` computes it by default (a uniform ``win_size`` window, sample
+    covariances, K₁ = 0.01, K₂ = 0.03, the mean over the windows inside the map), with
+    ``data_range`` the range of both maps together (Quantus' choice)."""
+    if a.ndim != 3 or a.shape != b.shape:
+        raise ValueError(f"ssim compares (N, H, W) maps of one shape, got {a.shape} and {b.shape}")
+    if min(a.shape[1:]) < win_size:
+        raise ValueError(f"ssim needs maps of at least {win_size}×{win_size}, got {a.shape[1:]}")
+    both = jnp.concatenate([a.reshape(a.shape[0], -1), b.reshape(b.shape[0], -1)], axis=1)
+    data_range = (both.max(axis=1) - both.min(axis=1))[:, None, None]
+    k = win_size * win_size
+
+    def window_mean(v):  # the windows whose centres lie inside by win_size // 2: no padding reached
+        summed = jax.lax.reduce_window(v, 0.0, jax.lax.add, (1, win_size, win_size), (1, 1, 1), "VALID")
+        return summed / k
+
+    ux, uy = window_mean(a), window_mean(b)
+    uxx, uyy, uxy = window_mean(a * a), window_mean(b * b), window_mean(a * b)
+    cov_norm = k / (k - 1)
+    vx, vy, vxy = cov_norm * (uxx - ux * ux), cov_norm * (uyy - uy * uy), cov_norm * (uxy - ux * uy)
+    c1, c2 = (0.01 * data_range) ** 2, (0.03 * data_range) ** 2
+    s = (2 * ux * uy + c1) * (2 * vxy + c2) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.mean(axis=(1, 2))
+
+
+MEASURES = {"spearman_abs": spearman_abs, "spearman": spearman, "ssim": ssim, "pearson": pearson}

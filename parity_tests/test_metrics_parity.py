@@ -1,0 +1,258 @@
+"""jaxviz.metrics against their references, float64, random weights with random BatchNorm
+statistics, two random images at a small size, the same perturbation draws on both sides.
+
+* deletion / insertion: a PyTorch port of RISE's ``CausalMetric`` written here from the
+  paper's code (one image at a time, pixels moved ``step`` at a time in the map's order,
+  softmax probability, the zero and the ``gkern`` blur substrates, its ``auc``).  Its
+  order is numpy's stable ascending argsort reversed (RISE's ``np.argsort`` is not
+  stable: equal values there fall in an unspecified order).
+* infidelity, sensitivity_max: Captum's, given jaxviz's perturbations through its
+  ``perturb_func``.
+* sparseness, complexity: Quantus' (numpy, float64), each map normalised by its own
+  maximum (Quantus' default divides by the batch's).
+* completeness: the definition in PyTorch (float64), and Quantus' own score difference
+  (read through its ``output_func``; Quantus runs models in float32 — ``torch.Tensor(x)``
+  — so that comparison is float32's).
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import pytest
+import scipy.ndimage
+import torch
+import torch.nn.functional as F
+from captum import attr as ca
+from captum import metrics as cm
+
+import jaxviz
+from parity_tests import helpers as h
+
+ARCHS = ["squeezenet1_1", "resnet18"]
+TOL = h.ATTR_TOL["float64"]
+
+
+def _saliency_maps(arch):
+    model, _, x, target = h.random_case(arch)
+    with h.precision("float64"):
+        return np.asarray(jaxviz.saliency(model, x, target, absolute=False))
+
+
+# ------------------------------------------------------------------ deletion and insertion
+
+
+def _rise_blur(img):
+    klen, nsig = 11, 5
+    impulse = np.zeros((klen, klen))
+    impulse[klen // 2, klen // 2] = 1
+    k = scipy.ndimage.gaussian_filter(impulse, nsig)
+    kern = np.zeros((3, 3, klen, klen))
+    for i in range(3):
+        kern[i, i] = k
+    return F.conv2d(img, torch.from_numpy(kern), padding=klen // 2)
+
+
+def _rise_curve(tm, img, explanation, mode, step, substrate_fn, c):
+    """RISE's ``CausalMetric.single_run`` for one (1, 3, H, W) image and an (H, W) map."""
+    _, ch, height, width = img.shape
+    hw = height * width
+    n_steps = (hw + step - 1) // step
+    start, finish = (img.clone(), substrate_fn(img)) if mode == "del" else (substrate_fn(img), img.clone())
+    scores = np.empty(n_steps + 1)
+    order = np.flip(np.argsort(explanation.reshape(-1, hw), axis=1, kind="stable"), axis=-1)
+    for i in range(n_steps + 1):
+        with torch.no_grad():
+            scores[i] = torch.softmax(tm(start), dim=1)[0, c].item()
+        if i < n_steps:
+            coords = torch.from_numpy(order[:, step * i : step * (i + 1)].copy())
+            flat, source = start.reshape(1, ch, hw), finish.reshape(1, ch, hw)
+            flat[0, :, coords] = source[0, :, coords]
+    auc = (scores.sum() - scores[0] / 2 - scores[-1] / 2) / (scores.shape[0] - 1)
+    return auc, scores
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("ties", [False, True], ids=["saliency", "tied"])
+def test_deletion_and_insertion_equal_rises_causal_metric(arch, ties):
+    """Steps of 100 pixels (the last one shorter); ``tied``: the map rounded to 3 levels,
+    so most pixels share their value with others and the order of equal values decides."""
+    model, tm, x, target = h.random_case(arch)
+    maps = _saliency_maps(arch).sum(-1)
+    if ties:
+        maps = np.round(maps / np.abs(maps).max() * 1.5)
+        assert len(np.unique(maps)) <= 5
+    with h.precision("float64"):
+        ours = {"del": jaxviz.metrics.deletion(model, x, target, maps, step=100, states_per_eval=7),
+                "ins": jaxviz.metrics.insertion(model, x, target, maps, step=100)}
+    substrates = {"del": torch.zeros_like, "ins": _rise_blur}
+    for mode, result in ours.items():
+        for i in range(x.shape[0]):
+            auc, curve = _rise_curve(tm, h.nchw(x[i : i + 1]), maps[i], mode, 100, substrates[mode], target[i])
+            h.assert_close(result.probabilities[i], curve, TOL, f"{arch} {mode} curve")
+            h.assert_close(result.auc[i], auc, TOL, f"{arch} {mode} auc")
+        assert result.probabilities.shape == (2, -(-x.shape[1] * x.shape[2] // 100) + 1)
+
+
+# ------------------------------------------------------------------ Captum's infidelity and sensitivity
+
+
+def _interleaved(per_sample):
+    """(S, N, H, W, C) → Captum's (N·S, C, H, W) order (``repeat_interleave``: image-major)."""
+    s, n = per_sample.shape[:2]
+    return h.nchw(np.swapaxes(per_sample, 0, 1).reshape((n * s,) + per_sample.shape[2:]))
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("arch", ARCHS)
+@pytest.mark.parametrize("normalize", [False, True])
+def test_infidelity_equals_captums_with_the_same_perturbations(arch, normalize):
+    model, tm, x, target = h.random_case(arch)
+    a = _saliency_maps(arch)
+    noise = h.random_images((5,) + x.shape, 21, "float64") * 0.05
+    with h.precision("float64"):
+        ours = jaxviz.metrics.infidelity(model, x, target, a, perturbations=noise, n_perturb_samples=5,
+                                         normalize=normalize, samples_per_eval=2)
+    perturbation = _interleaved(noise)
+    theirs = cm.infidelity(tm, lambda inputs: (perturbation, inputs - perturbation), h.nchw(x), h.nchw(a),
+                           target=torch.from_numpy(target), n_perturb_samples=5, normalize=normalize)
+    h.assert_close(ours, theirs.numpy(), TOL, f"{arch} infidelity")
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("arch", ARCHS)
+def test_sensitivity_max_equals_captums_with_the_same_perturbations(arch):
+    model, tm, x, target = h.random_case(arch)
+    delta = (h.random_images((4,) + x.shape, 22, "float64") * 0.02).clip(-0.02, 0.02)
+    with h.precision("float64"):
+        ours = jaxviz.metrics.sensitivity_max(model, x, target, jaxviz.saliency, perturbations=delta,
+                                              n_perturb_samples=4, samples_per_eval=3)
+    moved = _interleaved(delta)
+    theirs = cm.sensitivity_max(ca.Saliency(tm).attribute, h.nchw(x).requires_grad_(),
+                                perturb_func=lambda inputs: inputs + moved, n_perturb_samples=4,
+                                target=torch.from_numpy(target))
+    h.assert_close(ours, theirs.detach().numpy(), TOL, f"{arch} sensitivity_max")
+
+
+# ------------------------------------------------------------------ Quantus
+
+
+@pytest.mark.float64_only
+def test_sparseness_and_complexity_equal_quantus():
+    import quantus
+
+    _, _, x, target = h.random_case("resnet18")
+    a = _saliency_maps("resnet18")
+    per_image = {"normalise_axes": (1, 2, 3)}
+    for ours_fn, theirs_cls in ((jaxviz.metrics.sparseness, quantus.Sparseness),
+                                (jaxviz.metrics.complexity, quantus.Complexity)):
+        for absolute in (True, False):
+            metric = theirs_cls(abs=absolute, normalise_func_kwargs=per_image, disable_warnings=True)
+            theirs = metric(model=None, x_batch=h.nchw(x).numpy(), y_batch=target,
+                            a_batch=np.ascontiguousarray(a.sum(-1)[:, None]), channel_first=True)
+            with h.precision("float64"):
+                ours = jaxviz.metrics.complexity(a.sum(-1), absolute=absolute) if theirs_cls is quantus.Complexity \
+                    else ours_fn(a.sum(-1), absolute=absolute)
+            if not absolute and theirs_cls is quantus.Complexity:  # log of negative shares: NaN in both
+                assert np.isnan(theirs).all() == np.isnan(np.asarray(ours)).all()
+                continue
+            h.assert_close(ours, np.asarray(theirs), TOL, f"{theirs_cls.__name__} abs={absolute}")
+
+
+@pytest.mark.float64_only
+def test_completeness_is_the_residual_quantus_compares():
+    import quantus
+
+    model, tm, x, target = h.random_case("resnet18")
+    a = _saliency_maps("resnet18")
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.metrics.completeness(model, x, target, a))
+    black = torch.from_numpy(np.broadcast_to(x.min(axis=(1, 2, 3), keepdims=True), x.shape).copy())
+    with torch.no_grad():
+        rows = torch.arange(2)
+        drop = (tm(h.nchw(x))[rows, target] - tm(h.nchw(black.numpy()))[rows, target]).numpy()
+    h.assert_close(ours, a.reshape(2, -1).sum(1) - drop, TOL, "completeness vs its definition")
+
+    seen = []
+    metric = quantus.Completeness(normalise=False, disable_warnings=True,
+                                  output_func=lambda d: seen.append(np.asarray(d, np.float64)) or d)
+    tm32 = h.torch_model("resnet18", h.random_state_dict("resnet18", 3))
+    equal = metric(model=tm32, x_batch=h.nchw(x).numpy().astype(np.float32), y_batch=target,
+                   a_batch=h.nchw(a).numpy(), channel_first=True, device="cpu")
+    assert not any(equal)  # exact equality of floats: the residual below is what matters
+    h.assert_close(ours, a.reshape(2, -1).sum(1) - seen[0], 1e-4, "completeness vs Quantus' float32 scores")
+
+
+# ------------------------------------------------------------------ randomisation
+
+
+def test_similarity_measures_equal_scipy_and_scikit_image():
+    """Spearman with tied values (scipy's average ranks), Pearson, and SSIM on 2-D maps
+    (scikit-image's defaults; data range of both maps, as Quantus sets it)."""
+    import skimage.metrics
+    from scipy import stats
+
+    rng = np.random.default_rng(4)
+    a = rng.normal(size=(3, 20, 23))
+    b = a + rng.normal(size=a.shape)
+    b[0, :5] = 0.0
+    a[1, :4] = 1.0
+    a[2] = np.round(a[2])
+    with h.precision("float64"):
+        sim = jaxviz.metrics.similarity
+        ours = {f: np.asarray(getattr(sim, f)(a, b)) for f in ("spearman", "spearman_abs", "pearson", "ssim")}
+    for i in range(3):
+        lo, hi = min(a[i].min(), b[i].min()), max(a[i].max(), b[i].max())
+        theirs = {"spearman": stats.spearmanr(a[i].ravel(), b[i].ravel())[0],
+                  "spearman_abs": stats.spearmanr(np.abs(a[i]).ravel(), np.abs(b[i]).ravel())[0],
+                  "pearson": stats.pearsonr(a[i].ravel(), b[i].ravel())[0],
+                  "ssim": skimage.metrics.structural_similarity(a[i], b[i], data_range=hi - lo)}
+        for name, value in theirs.items():
+            assert abs(ours[name][i] - value) <= 1e-12, (name, i, ours[name][i], value)
+
+
+def _quantus_randomised_layers(tm, arch):
+    """The layers Quantus' cascading MPRT randomises (its generator, run here as it runs
+    it: ``torch.manual_seed(43)`` and ``reset_parameters()`` per module, top down), as
+    jaxviz parameters, and their order."""
+    from quantus.helpers.model.pytorch_model import PyTorchModel
+
+    names, random_model = [], None
+    for name, random_model in PyTorchModel(tm, channel_first=True).get_random_layer_generator("top_down", 42):
+        names.append(name)
+    state = {k: v.detach().numpy() for k, v in random_model.state_dict().items() if "num_batches" not in k}
+    with h.precision("float64"):
+        return jaxviz.from_torchvision(state, arch, dtype=np.float64).params, names
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("arch", ARCHS)
+def test_cascading_mprt_equals_quantus(arch):
+    """Quantus' MPRT (cascading, Spearman of the magnitudes, each map normalised by its own
+    maximum) explaining with Captum's ``Saliency`` in float64, and jaxviz's with the same
+    random layers: the same layer order and the same similarity at every step."""
+    import quantus
+
+    model, tm, x, target = h.random_case(arch)
+    randomised, names = _quantus_randomised_layers(tm, arch)
+
+    def explain(model, inputs, targets, **kwargs):
+        inputs = torch.from_numpy(np.asarray(inputs, np.float64)).requires_grad_()
+        return ca.Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
+
+    metric = quantus.MPRT(layer_order="top_down", normalise_func_kwargs={"normalise_axes": (1, 2, 3)},
+                          disable_warnings=True)
+    theirs = metric(model=tm, x_batch=h.nchw(x).numpy(), y_batch=target, a_batch=None, explain_func=explain,
+                    channel_first=True, device="cpu")
+    with h.precision("float64"):
+        ours = jaxviz.metrics.mprt(model, x, target, jaxviz.saliency, randomised=randomised,
+                                   measures=("spearman_abs",))
+    assert list(ours.layers) == names == list(theirs)[1:]
+    expected = np.array([theirs["original"]] + [theirs[n] for n in names])
+    ours = np.asarray(ours.similarity["spearman_abs"])
+    # a random layer can silence the network (all-zero maps): NaN in both, and rare
+    undefined = np.isnan(expected)
+    assert (np.isnan(ours) == undefined).all() and undefined.mean() < 0.25, undefined.mean()
+    h.assert_close(ours[~undefined], expected[~undefined], TOL, f"{arch} mprt")
+    assert expected[-1].max() < 0.9  # the test sees randomisation

@@ -1,0 +1,166 @@
+"""jaxviz.metrics: what each metric returns on inputs whose answer is known, its draws, and
+bad input (parity with Captum, Quantus and RISE is in parity_tests/test_metrics_parity.py)."""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import numpy as np
+import pytest
+
+import jaxviz
+from jaxviz import metrics
+from jaxviz.metrics.mprt import parameter_layers
+
+T = np.array([3, 300])
+
+
+@pytest.fixture(scope="module")
+def model():
+    return jaxviz.load_model()
+
+
+@pytest.fixture(scope="module")
+def x():
+    return np.random.default_rng(1).normal(size=(2, 40, 48, 3)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def grads(model, x):
+    return np.asarray(jaxviz.saliency(model, x, T, absolute=False))
+
+
+@pytest.fixture(scope="module")
+def top(model, x):
+    return np.asarray(model(x)).argmax(-1)
+
+
+def _probabilities(model, v, target):
+    return np.asarray(jax.nn.softmax(model(v), axis=-1))[np.arange(len(v)), target]
+
+
+def test_deletion_and_insertion_run_from_the_image_to_the_substrate_and_back(model, x, grads, top):
+    maps = grads.sum(-1)
+    deleted = metrics.deletion(model, x, top, maps, step=500)
+    inserted = metrics.insertion(model, x, top, maps, step=500, substrate="zeros")
+    steps = -(-40 * 48 // 500) + 1
+    assert deleted.probabilities.shape == inserted.probabilities.shape == (2, steps)
+    start, end = _probabilities(model, x, top), _probabilities(model, np.zeros_like(x), top)
+    assert start.min() > 0.05
+    np.testing.assert_allclose(deleted.probabilities[:, 0], start, rtol=1e-5)
+    np.testing.assert_allclose(deleted.probabilities[:, -1], end, rtol=1e-5)
+    np.testing.assert_allclose(inserted.probabilities[:, 0], end, rtol=1e-5)
+    np.testing.assert_allclose(inserted.probabilities[:, -1], start, rtol=1e-5)
+    p = np.asarray(deleted.probabilities, np.float64)
+    np.testing.assert_allclose(deleted.auc, (p.sum(1) - p[:, 0] / 2 - p[:, -1] / 2) / (steps - 1), rtol=1e-5)
+    # the first step removes exactly the 500 most relevant pixels
+    keep = (maps < np.sort(maps.reshape(2, -1), axis=1)[:, -500][:, None, None])[..., None]
+    np.testing.assert_allclose(deleted.probabilities[:, 1], _probabilities(model, x * keep, top), rtol=1e-5)
+
+
+def test_a_better_order_deletes_faster(model, x, top):
+    """Deleting by the gradient × input ranking lowers the probability sooner than the
+    reverse ranking does."""
+    maps = np.asarray(jaxviz.input_x_gradient(model, x, top)).sum(-1)
+    good = metrics.deletion(model, x, top, maps, step=96).auc
+    bad = metrics.deletion(model, x, top, -maps, step=96).auc
+    assert (np.asarray(good) < np.asarray(bad)).all()
+
+
+def test_sparseness_and_complexity_of_extreme_maps():
+    one_hot = np.zeros((1, 10, 10))
+    one_hot[0, 3, 4] = 2.0
+    flat = np.ones((1, 10, 10))
+    assert float(metrics.sparseness(one_hot)[0]) > 0.98
+    assert abs(float(metrics.sparseness(flat)[0])) < 1e-6
+    assert abs(float(metrics.complexity(one_hot)[0])) < 1e-6
+    np.testing.assert_allclose(metrics.complexity(flat), np.log(100), rtol=1e-5)
+    # each map is normalised by its own maximum: a map's score does not depend on its batch
+    both = np.concatenate([one_hot * 100, np.random.default_rng(0).random((1, 10, 10))])
+    np.testing.assert_allclose(metrics.sparseness(both)[1:], metrics.sparseness(both[1:]), rtol=1e-6)
+
+
+def test_completeness_is_small_for_integrated_gradients_and_not_for_saliency(model, x, grads):
+    black = np.broadcast_to(x.min(axis=(1, 2, 3), keepdims=True), x.shape)
+    ig = jaxviz.integrated_gradients(model, x, T, baselines=black, n_steps=300)
+    drop = np.asarray(model(x))[np.arange(2), T] - np.asarray(model(black))[np.arange(2), T]
+    residual = np.abs(np.asarray(metrics.completeness(model, x, T, ig)))
+    assert (residual < 0.02 * np.abs(drop)).all()
+    np.testing.assert_allclose(metrics.completeness(model, x, T, ig, baselines=black), residual * np.sign(
+        np.asarray(metrics.completeness(model, x, T, ig))), rtol=1e-6)
+    assert (np.abs(np.asarray(metrics.completeness(model, x, T, grads))) > residual).all()
+
+
+def test_infidelity_is_zero_for_a_perfect_linear_prediction(model, x, grads):
+    """With tiny perturbations the gradient predicts the score change: its infidelity is
+    far below a random map's; the same key gives the same draws."""
+    key = jax.random.key(0)
+    small = functools.partial(metrics.infidelity, model, x, T, key=key, noise_scale=1e-3, n_perturb_samples=6)
+    ours = np.asarray(small(grads))
+    random = np.asarray(small(np.random.default_rng(2).normal(size=grads.shape).astype(np.float32) * np.abs(
+        grads).max()))
+    assert (ours < 1e-3 * random).all()
+    np.testing.assert_array_equal(ours, np.asarray(small(grads)))
+    assert (np.asarray(small(grads, normalize=True)) <= ours * (1 + 1e-4)).all()
+
+
+def test_sensitivity_max_draws_from_its_key_and_is_zero_without_perturbation(model, x):
+    zero = np.zeros((3,) + x.shape, np.float32)
+    assert np.asarray(metrics.sensitivity_max(model, x, T, jaxviz.saliency, perturbations=zero,
+                                              n_perturb_samples=3)).max() == 0
+    first = metrics.sensitivity_max(model, x, T, jaxviz.saliency, key=jax.random.key(1), n_perturb_samples=3)
+    again = metrics.sensitivity_max(model, x, T, jaxviz.saliency, key=jax.random.key(1), n_perturb_samples=3,
+                                    samples_per_eval=1)
+    other = metrics.sensitivity_max(model, x, T, jaxviz.saliency, key=jax.random.key(2), n_perturb_samples=3)
+    np.testing.assert_allclose(first, again, rtol=1e-5)
+    assert (np.asarray(first) > 0).all() and not np.allclose(first, other)
+
+
+def test_mprt_without_a_change_is_one_and_cascades_from_the_top(model, x):
+    names = ("classifier.1", "features.12.expand3x3")
+    same = metrics.mprt(model, x, T, jaxviz.saliency, layers=names, randomised=model.params)
+    for values in same.similarity.values():
+        np.testing.assert_allclose(values, 1.0, rtol=1e-5)
+    result = metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), layers=names, keep_maps=True)
+    assert result.layers == names and result.maps.shape == (3, 2, 40, 48)
+    assert set(result.similarity) == {"spearman_abs", "spearman", "ssim"}
+    assert np.asarray(result.similarity["spearman_abs"][1:]).max() < 0.99
+    independent = metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), layers=names,
+                               order="independent")
+    np.testing.assert_allclose(independent.similarity["ssim"][1], result.similarity["ssim"][1], rtol=1e-5)
+    every = parameter_layers(model)  # the default, reversed: every convolution and linear layer
+    assert every[0] == "features.0" and every[-1] == "classifier.1" and len(every) == 26
+
+
+def test_metrics_compose_under_jit(model, x, grads):
+    @jax.jit
+    def scores(v, a):
+        return metrics.deletion(model, v, T, a.sum(-1), step=480).auc, metrics.sparseness(a)
+
+    auc, gini = scores(x, grads)
+    np.testing.assert_allclose(auc, metrics.deletion(model, x, T, grads.sum(-1), step=480).auc, rtol=1e-5)
+    np.testing.assert_allclose(gini, metrics.sparseness(grads), rtol=1e-5)
+
+
+def test_bad_input_is_a_clear_error(model, x, grads):
+    with pytest.raises(jaxviz.InputError, match=r"reduce the channels"):
+        metrics.deletion(model, x, T, grads)
+    with pytest.raises(jaxviz.InputError, match="must have shape"):
+        metrics.insertion(model, x, T, grads[:, :10, :, 0])
+    with pytest.raises(jaxviz.InputError, match="`step`"):
+        metrics.deletion(model, x, T, grads.sum(-1), step=0)
+    with pytest.raises(jaxviz.InputError, match="substrate"):
+        metrics.deletion(model, x, T, grads.sum(-1), substrate="noise")
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        metrics.infidelity(model, x, T, grads)
+    with pytest.raises(jaxviz.InputError, match=r"perturbations.*shape"):
+        metrics.sensitivity_max(model, x, T, jaxviz.saliency, perturbations=np.zeros((2,) + x.shape))
+    with pytest.raises(jaxviz.InputError, match="NaN"):
+        metrics.sparseness(np.full((1, 4), np.nan))
+    with pytest.raises(jaxviz.InputError, match="features.99"):
+        metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), layers=("features.99",))
+    with pytest.raises(jaxviz.InputError, match="`order`"):
+        metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), order="bottom_up")
+    with pytest.raises(jaxviz.InputError, match="`measures`"):
+        metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), measures=("hog2",))
