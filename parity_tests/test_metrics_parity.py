@@ -17,7 +17,6 @@ statistics, two random images at a small size, the same perturbation draws on bo
 
 from __future__ import annotations
 
-import jax
 import numpy as np
 import pytest
 import scipy.ndimage

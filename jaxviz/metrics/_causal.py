@@ -8,7 +8,6 @@ import functools
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 
 from jaxviz import _checks, scoring
 from jaxviz.attribution import _perturbations

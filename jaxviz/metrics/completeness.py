@@ -3,7 +3,6 @@ the score from a baseline to the image?"""
 
 from __future__ import annotations
 
-import functools
 
 import jax
 import jax.numpy as jnp
