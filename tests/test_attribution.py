@@ -627,6 +627,22 @@ def test_guided_gradcam_single_pass_equals_its_definition_float64(layer):
 
 
 @pytest.mark.float64_only
+def test_guided_gradcam_takes_guided_backprops_rule_float64():
+    """On MobileNetV2 (ReLU6 activations) ``rule="all"`` guides them: GradCAM × the
+    textbook guided backprop, which differs from Captum's rule (the plain gradient there)."""
+    with jax.enable_x64(True):
+        model = jaxviz.init_model(jax.random.key(6), "mobilenet_v2").astype(jnp.float64)
+        x = jnp.asarray(np.random.default_rng(4).normal(size=(2, 32, 35, 3)))
+        target = jnp.asarray([7, 300])
+        ours = jaxviz.guided_gradcam(model, x, target, rule="all")
+        cam = jax.nn.relu(jaxviz.layer_gradcam(model, x, target))
+        expected = (jaxviz.guided_backprop(model, x, target, rule="all")
+                    * interpolation.interpolate(cam, x.shape[1:3], "nearest"))
+        np.testing.assert_allclose(ours, expected, rtol=1e-11, atol=1e-14 * np.abs(expected).max())
+        assert not np.allclose(ours, jaxviz.guided_gradcam(model, x, target), atol=1e-3 * np.abs(expected).max())
+
+
+@pytest.mark.float64_only
 @pytest.mark.parametrize("layer", ["features.12", "classifier.0", "classifier.2", "output"])
 def test_layer_gradients_equal_the_full_logits_float64(layer):
     """Layer gradients come from the target's column of the classifier alone, except at

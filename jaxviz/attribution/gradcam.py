@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from jaxviz import _checks, _deprecation, scoring
 from jaxviz.attribution import _cam
 from jaxviz.interpolation import INTERPOLATE_MODES, interpolate
+from jaxviz.models.network import GUIDED_RULES
 
 
 def _layer_map(model, x, target, layer):
@@ -69,23 +70,24 @@ def layer_gradcam(model, x, target, *, layer: str | None = None, relu_attributio
     return _layer_gradcam(model, x, target, layer, bool(relu_attributions))
 
 
-@functools.partial(jax.jit, static_argnames=("layer", "mode"))
-def _guided_gradcam(model, x, target, layer, mode):
+@functools.partial(jax.jit, static_argnames=("layer", "mode", "rule"))
+def _guided_gradcam(model, x, target, layer, mode, rule):
     architecture = model.architecture
-    if set(architecture.relus_after(layer)) <= architecture.monotone_relus:
+    if rule == "modules" and set(architecture.relus_after(layer)) <= architecture.monotone_relus:
         # Above the layer every ReLU's upstream gradient is never negative: there the
         # guided backward 1[x>0]·max(g, 0) is the standard one, so a single guided pass
         # gives both GradCAM's layer gradient and the guided input gradient.
-        activation, grads, guided = scoring.layer_and_input_gradients(model, x, target, layer, guided=True)
+        activation, grads, guided = scoring.layer_and_input_gradients(model, x, target, layer, guided=rule)
         cam = _weighted_sum(activation, grads)
     else:
         cam = _layer_map(model, x, target, layer)
-        guided = scoring.input_gradients(model, x, target, guided=True)
+        guided = scoring.input_gradients(model, x, target, guided=rule)
     return guided * interpolate(jax.nn.relu(cam), x.shape[1:3], mode)
 
 
 @_deprecation.positional_keywords("layer")
-def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mode: str = "nearest"):
+def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mode: str = "nearest",
+                   rule: str = "modules"):
     """Captum ``GuidedGradCam``: ReLU'd GradCAM upsampled to the input × guided backprop.
 
     Args:
@@ -95,11 +97,20 @@ def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mo
       layer: GradCAM layer; default: the model's last convolutional block.
       interpolate_mode: ``"nearest"`` (Captum's default), ``"bilinear"`` or ``"bicubic"``,
         as ``F.interpolate`` with ``align_corners=False``.
+      rule: guided backprop's rule (:func:`jaxviz.guided_backprop`): ``"modules"``
+        (Captum's, the ``nn.ReLU`` modules) or ``"all"`` (every ReLU-like activation).
 
     Returns:
       (N, H, W, 3) attributions.
+
+    Caution: like guided backprop, guided GradCAM fails the sanity check of Adebayo et al.
+    (2018): with the logits' layer randomised its maps keep their look (SSIM 0.82 on
+    pretrained SqueezeNet 1.1, 0.69 on MobileNetV2 with ``rule="all"``, where saliency
+    keeps 0.59 and 0.48 and GradCAM 0.17; parity_tests/test_sanity_checks.py,
+    :func:`jaxviz.metrics.mprt`).
     """
     _checks.check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)
+    _checks.check_choice(rule, "rule", GUIDED_RULES)
     layer = model.architecture.default_layer if layer is None else layer
     x, target = scoring.prepare(model, x, target, layers=(layer,))
-    return _guided_gradcam(model, x, target, layer, interpolate_mode)
+    return _guided_gradcam(model, x, target, layer, interpolate_mode, rule)

@@ -297,7 +297,7 @@ def _cam_method(name, summary, function, *, resolution="input", extra=(), exampl
 
 def _guided_gradcam(model, x, target, options):
     return {"attribution": jaxviz.guided_gradcam(model, x, target, layer=options["layer"],
-                                                 interpolate_mode=options["interpolate_mode"])}
+                                                 interpolate_mode=options["interpolate_mode"], rule=options["rule"])}
 
 
 def _integrated_gradients(model, x, target, options):
@@ -547,7 +547,7 @@ DECLARED = (
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
         (TARGET, LAYER, Option("interpolate_mode", str, "nearest", "GradCAM upsampling (default nearest, Captum's)",
-                               choices=INTERPOLATE_MODES), *DISPLAY),
+                               choices=INTERPOLATE_MODES), RULE, *DISPLAY),
         _guided_gradcam, _attribution_saver(_abs_heat),
         examples="jaxviz guided-gradcam photos/ --out maps --batch-size 16",
     ),
