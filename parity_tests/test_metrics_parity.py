@@ -255,3 +255,63 @@ def test_cascading_mprt_equals_quantus(arch):
     assert (np.isnan(ours) == undefined).all() and undefined.mean() < 0.25, undefined.mean()
     h.assert_close(ours[~undefined], expected[~undefined], TOL, f"{arch} mprt")
     assert expected[-1].max() < 0.9  # the test sees randomisation
+
+
+@pytest.mark.float64_only
+def test_random_logit_equals_quantus_given_its_other_classes():
+    """Quantus' RandomLogit (Spearman; its seed's off-classes, drawn again here as it draws
+    them) and jaxviz's with those classes."""
+    import quantus
+
+    model, tm, x, target = h.random_case("resnet18")
+    np.random.seed(42)
+    others = np.delete(np.tile(np.arange(1000), (2, 1)), target + 1000 * np.arange(2)).reshape(2, -1)[
+        np.arange(2), np.random.randint(0, 999, 2)]
+
+    def explain(model, inputs, targets, **kwargs):
+        inputs = torch.from_numpy(np.asarray(inputs, np.float64)).requires_grad_()
+        return ca.Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
+
+    metric = quantus.RandomLogit(num_classes=1000, similarity_func=quantus.similarity_func.correlation_spearman,
+                                 normalise_func_kwargs={"normalise_axes": (1, 2, 3)}, disable_warnings=True)
+    theirs = metric(model=tm, x_batch=h.nchw(x).numpy(), y_batch=target, a_batch=None, explain_func=explain,
+                    channel_first=True, device="cpu")
+    with h.precision("float64"):
+        ours = jaxviz.metrics.random_logit(model, x, target, jaxviz.saliency, other_targets=others,
+                                           measure="spearman")
+    assert not np.isin(others, target).any()
+    h.assert_close(ours, np.asarray(theirs), TOL, "random_logit")
+
+
+# ------------------------------------------------------------------ pytorch-grad-cam
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("score", ["probability", "logit"])
+def test_confidence_metrics_equal_pytorch_grad_cams(score):
+    """``CamMultImageConfidenceChange``, ``DropInConfidence`` and ``IncreaseInConfidence`` on
+    GradCAM maps at the input's size; the package rounds its scores to float32
+    (``np.float32(scores)``), so the change is compared to float32's rounding of the
+    scores."""
+    from pytorch_grad_cam.metrics.cam_mult_image import (CamMultImageConfidenceChange, DropInConfidence,
+                                                         IncreaseInConfidence)
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+
+    model, tm, x, target = h.random_case("resnet18")
+    with h.precision("float64"):
+        maps = np.asarray(jaxviz.gradcam(model, x, target, layer="layer3", resolution="input"))
+        ours = {name: np.asarray(getattr(jaxviz.metrics, name)(model, x, target, maps, score=score))
+                for name in ("drop_in_confidence", "increase_in_confidence")}
+        change = np.asarray(jaxviz.metrics._confidence.confidence_change(model, x, target, maps, score=score))
+    kind = ClassifierOutputSoftmaxTarget if score == "probability" else ClassifierOutputTarget
+    targets = [kind(int(t)) for t in target]
+    args = (h.nchw(x), maps, targets, tm)
+    theirs_change = CamMultImageConfidenceChange()(*args)
+    with torch.no_grad():
+        before = np.array([t(o).item() for t, o in zip(targets, tm(h.nchw(x)))])
+    h.assert_close(change, theirs_change, 4 * np.finfo(np.float32).eps * np.abs(before).max()
+                   / np.abs(theirs_change).max(), f"confidence change ({score})")
+    np.testing.assert_array_equal(ours["increase_in_confidence"], IncreaseInConfidence()(*args))
+    np.testing.assert_allclose(ours["drop_in_confidence"], DropInConfidence()(*args),
+                               atol=4 * np.finfo(np.float32).eps * np.abs(before).max())
+    assert np.abs(theirs_change).min() > 0

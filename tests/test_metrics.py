@@ -133,6 +133,33 @@ def test_mprt_without_a_change_is_one_and_cascades_from_the_top(model, x):
     assert every[0] == "features.0" and every[-1] == "classifier.1" and len(every) == 26
 
 
+def test_random_logit_draws_another_class_and_compares_the_maps(model, x):
+    from jaxviz.metrics.random_logit import other_classes
+
+    drawn = np.asarray(other_classes(jax.random.key(3), np.array([0, 999] * 500), 1000))
+    assert (drawn != np.array([0, 999] * 500)).all() and drawn.min() >= 0 and drawn.max() <= 999
+    assert len(np.unique(drawn)) > 300
+    same = metrics.random_logit(model, x, T, jaxviz.saliency, other_targets=T[::-1], measure="spearman")
+    swapped = metrics.random_logit(model, x[::-1], T[::-1], jaxviz.saliency, other_targets=T, measure="spearman")
+    np.testing.assert_allclose(same, np.asarray(swapped)[::-1], rtol=1e-5)
+    assert np.asarray(metrics.random_logit(model, x, T, jaxviz.saliency, key=jax.random.key(0))).max() < 1
+    with pytest.raises(jaxviz.InputError, match="differ"):
+        metrics.random_logit(model, x, T, jaxviz.saliency, other_targets=T)
+
+
+def test_confidence_metrics_keep_what_the_map_shows(model, x, top):
+    ones, zeros = np.ones(x.shape[:3], np.float32), np.zeros(x.shape[:3], np.float32)
+    np.testing.assert_array_equal(metrics.drop_in_confidence(model, x, top, ones), 0)
+    np.testing.assert_array_equal(metrics.increase_in_confidence(model, x, top, ones), 0)
+    expected = np.maximum(_probabilities(model, x, top) - _probabilities(model, 0 * x, top), 0)
+    np.testing.assert_allclose(metrics.drop_in_confidence(model, x, top, zeros), expected, rtol=1e-5)
+    logits = np.asarray(model(x))[np.arange(2), top] - np.asarray(model(0 * x))[np.arange(2), top]
+    np.testing.assert_allclose(metrics.drop_in_confidence(model, x, top, zeros, score="logit"),
+                               np.maximum(logits, 0), rtol=1e-5)
+    with pytest.raises(jaxviz.InputError, match="`score`"):
+        metrics.drop_in_confidence(model, x, top, ones, score="softmax")
+
+
 def test_metrics_compose_under_jit(model, x, grads):
     @jax.jit
     def scores(v, a):

@@ -1,7 +1,9 @@
 """Does a map mean anything?  Metrics of attributions, each compiled and batched.
 
-Faithfulness: :func:`deletion`, :func:`insertion` (RISE), :func:`infidelity` (Captum).
-Robustness: :func:`sensitivity_max` (Captum).  Randomisation: :func:`mprt` (Adebayo et al.).  Complexity and axioms: :func:`sparseness`,
+Faithfulness: :func:`deletion`, :func:`insertion` (RISE), :func:`infidelity` (Captum),
+:func:`drop_in_confidence`, :func:`increase_in_confidence` (pytorch-grad-cam).
+Robustness: :func:`sensitivity_max` (Captum).  Randomisation: :func:`mprt` (Adebayo et
+al.), :func:`random_logit` (Quantus).  Complexity and axioms: :func:`sparseness`,
 :func:`complexity`, :func:`completeness` (Quantus).
 
 Metrics of given attributions take ``(model, x, target, attributions, *, options)``;
@@ -14,9 +16,12 @@ from jaxviz.metrics._causal import CausalCurve
 from jaxviz.metrics.completeness import completeness
 from jaxviz.metrics.complexity import complexity
 from jaxviz.metrics.deletion import deletion
+from jaxviz.metrics.drop_in_confidence import drop_in_confidence
+from jaxviz.metrics.increase_in_confidence import increase_in_confidence
 from jaxviz.metrics.infidelity import infidelity
 from jaxviz.metrics.insertion import insertion
 from jaxviz.metrics.mprt import MPRTResult, mprt
+from jaxviz.metrics.random_logit import random_logit
 from jaxviz.metrics.sensitivity_max import sensitivity_max
 from jaxviz.metrics.sparseness import sparseness
 
@@ -25,10 +30,13 @@ __all__ = [
     "completeness",
     "complexity",
     "deletion",
+    "drop_in_confidence",
     "infidelity",
+    "increase_in_confidence",
     "insertion",
     "MPRTResult",
     "mprt",
+    "random_logit",
     "sensitivity_max",
     "similarity",
     "sparseness",
