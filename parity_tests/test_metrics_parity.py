@@ -315,3 +315,34 @@ def test_confidence_metrics_equal_pytorch_grad_cams(score):
     np.testing.assert_allclose(ours["drop_in_confidence"], DropInConfidence()(*args),
                                atol=4 * np.finfo(np.float32).eps * np.abs(before).max())
     assert np.abs(theirs_change).min() > 0
+
+
+def _quantus_saliency(model, inputs, targets, **kwargs):
+    inputs = torch.from_numpy(np.asarray(inputs, np.float64)).requires_grad_()
+    return ca.Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).numpy()
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("name", ["avg_sensitivity", "local_lipschitz_estimate"])
+def test_robustness_metrics_equal_quantus_with_the_same_perturbations(name):
+    """Quantus' AvgSensitivity and LocalLipschitzEstimate explaining with Captum's
+    ``Saliency`` in float64, their ``perturb_func`` handing out jaxviz's perturbations one
+    sample at a time."""
+    import quantus
+
+    model, tm, x, target = h.random_case("resnet18")
+    delta = h.random_images((3,) + x.shape, 23, "float64") * 0.1
+    steps = iter(delta)
+
+    def perturb(arr, indices, **kwargs):
+        return arr + h.nchw(next(steps)).numpy().reshape(arr.shape)
+
+    metric = {"avg_sensitivity": quantus.AvgSensitivity, "local_lipschitz_estimate": quantus.LocalLipschitzEstimate}[
+        name](nr_samples=3, perturb_func=perturb, normalise_func_kwargs={"normalise_axes": (1, 2, 3)},
+              disable_warnings=True)
+    theirs = metric(model=tm, x_batch=h.nchw(x).numpy(), y_batch=target, a_batch=None,
+                    explain_func=_quantus_saliency, channel_first=True, device="cpu")
+    with h.precision("float64"):
+        ours = getattr(jaxviz.metrics, name)(model, x, target, jaxviz.saliency, perturbations=delta,
+                                             n_perturb_samples=3, samples_per_eval=2)
+    h.assert_close(ours, np.asarray(theirs), TOL, name)

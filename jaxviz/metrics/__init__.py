@@ -2,7 +2,8 @@
 
 Faithfulness: :func:`deletion`, :func:`insertion` (RISE), :func:`infidelity` (Captum),
 :func:`drop_in_confidence`, :func:`increase_in_confidence` (pytorch-grad-cam).
-Robustness: :func:`sensitivity_max` (Captum).  Randomisation: :func:`mprt` (Adebayo et
+Robustness: :func:`sensitivity_max` (Captum), :func:`avg_sensitivity`,
+:func:`local_lipschitz_estimate` (Quantus).  Randomisation: :func:`mprt` (Adebayo et
 al.), :func:`random_logit` (Quantus).  Complexity and axioms: :func:`sparseness`,
 :func:`complexity`, :func:`completeness` (Quantus).
 
@@ -13,6 +14,7 @@ map alone take ``(attributions, *, options)``.
 
 from jaxviz.metrics import similarity
 from jaxviz.metrics._causal import CausalCurve
+from jaxviz.metrics.avg_sensitivity import avg_sensitivity
 from jaxviz.metrics.completeness import completeness
 from jaxviz.metrics.complexity import complexity
 from jaxviz.metrics.deletion import deletion
@@ -20,6 +22,7 @@ from jaxviz.metrics.drop_in_confidence import drop_in_confidence
 from jaxviz.metrics.increase_in_confidence import increase_in_confidence
 from jaxviz.metrics.infidelity import infidelity
 from jaxviz.metrics.insertion import insertion
+from jaxviz.metrics.local_lipschitz_estimate import local_lipschitz_estimate
 from jaxviz.metrics.mprt import MPRTResult, mprt
 from jaxviz.metrics.random_logit import random_logit
 from jaxviz.metrics.sensitivity_max import sensitivity_max
@@ -27,6 +30,7 @@ from jaxviz.metrics.sparseness import sparseness
 
 __all__ = [
     "CausalCurve",
+    "avg_sensitivity",
     "completeness",
     "complexity",
     "deletion",
@@ -34,6 +38,7 @@ __all__ = [
     "infidelity",
     "increase_in_confidence",
     "insertion",
+    "local_lipschitz_estimate",
     "MPRTResult",
     "mprt",
     "random_logit",

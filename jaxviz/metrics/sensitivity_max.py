@@ -3,36 +3,7 @@ when the input moves a little."""
 
 from __future__ import annotations
 
-import functools
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-
-from jaxviz import _checks, scoring
-from jaxviz.metrics import _common
-
-NORMS = ("fro", 1, 2, np.inf)
-
-
-@functools.partial(jax.jit, static_argnames=("method", "radius", "n_samples", "chunk", "norm_ord"))
-def _sensitivity_max(model, x, target, key, perturbations, method, radius, n_samples, chunk, norm_ord):
-    n = x.shape[0]
-    explanation = method(model, x, target).reshape(n, -1)
-    order = 2 if norm_ord == "fro" else norm_ord
-    scale = jnp.linalg.norm(explanation, ord=order, axis=1)
-    scale = jnp.where(scale == 0, 1.0, scale)
-    draw = lambda k, v: jax.random.uniform(k, v.shape, v.dtype, -radius, radius)  # noqa: E731
-    perturbation = _common.perturbations_for(perturbations, key, draw, n_samples, x)
-
-    def evaluate(ids):  # (k,) sample ids → (k, N) relative changes
-        k = ids.shape[0]
-        moved = (x[None] + perturbation(ids)).reshape((k * n,) + x.shape[1:])
-        changed = method(model, moved, jnp.tile(target, k)).reshape(k, n, -1)
-        ratios = jnp.linalg.norm(changed - explanation[None], ord=order, axis=2) / scale[None]
-        return jnp.where((ids < n_samples)[:, None], ratios, -jnp.inf)
-
-    return jax.lax.map(evaluate, _common.sample_ids(n_samples, chunk)).reshape(-1, n).max(axis=0)
+from jaxviz.metrics import _robustness
 
 
 def sensitivity_max(model, x, target, method, *, key=None, perturbations=None, n_perturb_samples: int = 10,
@@ -68,14 +39,7 @@ def sensitivity_max(model, x, target, method, *, key=None, perturbations=None, n
       Yeh, Hsieh, Suggala, Inouye, Ravikumar. On the (In)fidelity and Sensitivity of
       Explanations (NeurIPS 2019).
     """
-    x, target = scoring.prepare(model, x, target)
-    if not callable(method):
-        raise _checks.InputTypeError(f"`method` must be a function (model, x, target) -> attributions, got {method!r}")
-    n_samples = _checks.check_positive_int(n_perturb_samples, "n_perturb_samples")
-    if norm_ord not in NORMS:
-        raise _checks.InputError(f"`norm_ord` must be one of {list(NORMS)}, got {norm_ord!r}")
-    if not float(perturb_radius) > 0:
-        raise _checks.InputError(f"`perturb_radius` must be > 0, got {perturb_radius}")
-    chunk = _common.states_per_eval(samples_per_eval, n_samples, x, name="samples_per_eval", chunks=16)
-    return _sensitivity_max(model, x, target, key, perturbations, method, float(perturb_radius), n_samples, chunk,
-                            norm_ord)
+    return _robustness.explanation_changes(model, x, target, method, key=key, perturbations=perturbations,
+                                           n_samples=n_perturb_samples, noise_kind="uniform",
+                                           noise_scale=perturb_radius, norm_ord=norm_ord,
+                                           samples_per_eval=samples_per_eval)
