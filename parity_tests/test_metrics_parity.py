@@ -346,3 +346,47 @@ def test_robustness_metrics_equal_quantus_with_the_same_perturbations(name):
         ours = getattr(jaxviz.metrics, name)(model, x, target, jaxviz.saliency, perturbations=delta,
                                              n_perturb_samples=3, samples_per_eval=2)
     h.assert_close(ours, np.asarray(theirs), TOL, name)
+
+
+def _nchw_to_nhwc_index(index, shape):
+    """Element indices of an image flattened in NCHW order → in NHWC order."""
+    h_, w_, c_ = shape
+    c, rest = np.divmod(index, h_ * w_)
+    return rest * c_ + c
+
+
+@pytest.mark.float64_only
+def test_pixel_flipping_and_faithfulness_correlation_equal_quantus():
+    """Quantus' PixelFlipping (per-element attributions, no two equal: its unstable sort
+    decides nothing; 172 elements a step, a divisor of H·W as it asks) and
+    FaithfulnessCorrelation (its own subsets, read from its perturbation function and given
+    to jaxviz in NHWC order).  Quantus runs the model in float32 (``torch.Tensor(x)``):
+    compared at the float32 criterion."""
+    import quantus
+
+    model, _, x, target = h.random_case("resnet18")
+    tm32 = h.torch_model("resnet18", h.random_state_dict("resnet18", 3))
+    a = _saliency_maps("resnet18")
+    assert len(np.unique(a)) == a.size
+    per_image = {"normalise_axes": (1, 2, 3)}
+    common = dict(model=tm32, x_batch=h.nchw(x).numpy(), y_batch=target, a_batch=h.nchw(a).numpy(),
+                  channel_first=True, device="cpu")
+    flips = quantus.PixelFlipping(features_in_step=172, normalise_func_kwargs=per_image,
+                                  disable_warnings=True)(**common)
+    drawn = []
+
+    def recorded(arr, indices, **kwargs):  # Quantus' own perturbation, its subsets kept
+        drawn.append(np.array(indices))
+        return quantus.functions.perturb_func.batch_baseline_replacement_by_indices(arr, indices, **kwargs)
+
+    correlation = quantus.FaithfulnessCorrelation(nr_runs=12, subset_size=60, normalise_func_kwargs=per_image,
+                                                  perturb_func=recorded, return_aggregate=False,
+                                                  disable_warnings=True)(**common)
+    drawn = np.stack(drawn)
+    with h.precision("float64"):
+        curve = jaxviz.metrics.pixel_flipping(model, x, target, a, features_in_step=172)
+        ours = jaxviz.metrics.faithfulness_correlation(model, x, target, a, n_runs=12, subset_size=60,
+                                                       subsets=_nchw_to_nhwc_index(drawn, x.shape[1:]))
+    tol = h.ATTR_TOL["float32"]
+    h.assert_close(curve.probabilities, np.asarray(flips), tol, "pixel flipping")
+    h.assert_close(ours, np.asarray(correlation), tol, "faithfulness correlation")

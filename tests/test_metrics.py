@@ -68,6 +68,25 @@ def test_a_better_order_deletes_faster(model, x, top):
     assert (np.asarray(good) < np.asarray(bad)).all()
 
 
+def test_pixel_flipping_steps_through_the_elements_and_faithfulness_correlation_draws_subsets(model, x, grads, top):
+    curve = metrics.pixel_flipping(model, x, top, grads, features_in_step=1000)
+    assert curve.probabilities.shape == (2, -(-40 * 48 * 3 // 1000))
+    black = np.broadcast_to(x.min(axis=(1, 2, 3), keepdims=True), x.shape)
+    np.testing.assert_allclose(curve.probabilities[:, -1], _probabilities(model, black, top), rtol=1e-5)
+    p = np.asarray(curve.probabilities, np.float64)
+    np.testing.assert_allclose(curve.auc, p.sum(1) - p[:, 0] / 2 - p[:, -1] / 2, rtol=1e-5)
+    from jaxviz.metrics.faithfulness_correlation import random_subsets
+
+    subsets = np.asarray(random_subsets(jax.random.key(0), 5, 2, 40 * 48 * 3, 30))
+    assert all(len(np.unique(row)) == 30 for row in subsets.reshape(10, 30))
+    first = metrics.faithfulness_correlation(model, x, top, grads, key=jax.random.key(0), n_runs=5, subset_size=30)
+    given = metrics.faithfulness_correlation(model, x, top, grads, subsets=subsets, n_runs=5, subset_size=30)
+    np.testing.assert_array_equal(first, given)
+    assert (np.abs(np.asarray(first)) <= 1).all()
+    with pytest.raises(jaxviz.InputError, match="subset_size"):
+        metrics.faithfulness_correlation(model, x, top, grads, key=jax.random.key(0), subset_size=10 ** 6)
+
+
 def test_sparseness_and_complexity_of_extreme_maps():
     one_hot = np.zeros((1, 10, 10))
     one_hot[0, 3, 4] = 2.0

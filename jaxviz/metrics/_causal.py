@@ -27,28 +27,36 @@ class CausalCurve(NamedTuple):
     probabilities: jax.Array
 
 
-@functools.partial(jax.jit, static_argnames=("step", "insert", "chunk"))
-def _causal_curve(model, x, target, maps, substrate, step, insert, chunk):
-    n, h, w, _ = x.shape
-    n_states = -(-(h * w) // step) + 1
-    ranks = _common.pixel_ranks(maps)[None, ..., None]  # (1, N, H, W, 1)
+@functools.partial(jax.jit, static_argnames=("step", "insert", "first", "chunk"))
+def moving_curves(model, x, target, maps, substrate, step, insert, first, chunk):
+    """(N, states) target probabilities as the values ``maps`` ranks — pixels for an
+    (N, H, W, 1) map, elements for (N, H, W, C) — move ``step`` at a time, most relevant
+    first, from x to the substrate (``insert``: from the substrate to x); the states from
+    ``first`` moves on (0: the unchanged start included)."""
+    n_states = -(-maps[0].size // step) + 1 - first
+    ranks = _common.relevance_ranks(maps)[None]  # (1, N, H, W, C')
 
-    def keeps_input(ids):  # state i has the first step·i pixels of the order moved
-        moved = ranks < step * ids[:, None, None, None, None]
+    def keeps_input(ids):  # state i has the first step·i values of the order moved
+        moved = ranks < step * (ids + first)[:, None, None, None, None]
         return moved if insert else ~moved
 
     probabilities = _perturbations.mixture_scores(model, x, target, substrate, n_states, keeps_input, chunk,
                                                   score=scoring.batch_target_probabilities)
-    curves = probabilities.T
-    return CausalCurve(_common.trapezoid_auc(curves), curves)
+    return probabilities.T
 
 
 def causal_curve(model, x, target, attributions, *, insert: bool, step, substrate, states_per_eval):
-    """Checks the arguments and runs :func:`_causal_curve` (deletion: ``insert=False``)."""
+    """Deletion (``insert=False``) or insertion: checks the arguments, moves the pixels."""
     x, target = scoring.prepare(model, x, target)
     maps = _common.check_attributions(attributions, x=x, per_pixel=True).astype(x.dtype)
     step = _checks.check_positive_int(step, "step")
     substrate = _common.substrate_for(substrate, x)
     n_states = -(-(x.shape[1] * x.shape[2]) // step) + 1
     chunk = _common.states_per_eval(states_per_eval, n_states, x)
-    return _causal_curve(model, x, target, maps, substrate, step, bool(insert), chunk)
+    curves = moving_curves(model, x, target, maps[..., None], substrate, step, bool(insert), 0, chunk)
+    return _with_auc(curves)
+
+
+@jax.jit
+def _with_auc(curves):
+    return CausalCurve(_common.trapezoid_auc(curves), curves)

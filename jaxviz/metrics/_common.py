@@ -59,11 +59,11 @@ def normalise_by_max(a):
     return a / jnp.where(peak > 0, peak, 1)
 
 
-def pixel_ranks(maps):
-    """(N, H, W) → (N, H, W) int32: each pixel's place in its image's order, 0 the most
-    relevant.  Equal values: the later pixel (row-major) first — numpy's stable ascending
-    argsort reversed, which is what a reference written with ``np.argsort(kind="stable")``
-    and ``np.flip`` does."""
+def relevance_ranks(maps):
+    """(N, ...) → int32 of the same shape: each value's place in its image's order, 0 the
+    most relevant.  Equal values: the later one (row-major) first — numpy's stable
+    ascending argsort reversed, which is what a reference written with
+    ``np.argsort(kind="stable")`` and ``np.flip`` does."""
     n = maps.shape[0]
     flat = maps.reshape(n, -1)
     order = jnp.flip(jnp.argsort(flat, axis=1, stable=True), axis=1)

@@ -1,0 +1,91 @@
+"""Faithfulness correlation (Bhatt et al.; Quantus ``FaithfulnessCorrelation``): do the
+attributions of random subsets of elements predict the score drop when those elements are
+removed?"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxviz import _checks, scoring
+from jaxviz.attribution import _perturbations
+from jaxviz.errors import InputError
+from jaxviz.metrics import _common, similarity as _similarity
+
+
+def random_subsets(key, n_runs: int, n: int, n_features: int, subset_size: int):
+    """(n_runs, N, subset_size) element indices (NHWC order), each row drawn without
+    replacement."""
+    keys = jax.random.split(key, n_runs * n)
+    draw = jax.vmap(lambda k: jax.random.choice(k, n_features, (subset_size,), replace=False))
+    return draw(keys).reshape(n_runs, n, subset_size).astype(jnp.int32)
+
+
+@functools.partial(jax.jit, static_argnames=("n_runs", "chunk"))
+def _faithfulness_correlation(model, x, target, a, subsets, n_runs, chunk):
+    n = x.shape[0]
+    flat = x.reshape(n, -1)
+    black = jnp.broadcast_to(flat.min(axis=1)[:, None], flat.shape).reshape(x.shape)
+
+    def keeps_input(ids):  # the subsets' elements removed
+        rows = subsets[jnp.minimum(ids, n_runs - 1)]  # (k, N, S)
+        k = rows.shape[0]
+        removed = jnp.zeros((k, n, flat.shape[1]), bool)
+        removed = removed.at[jnp.arange(k)[:, None, None], jnp.arange(n)[None, :, None], rows].set(True)
+        return ~removed.reshape((k,) + x.shape)
+
+    logits = scoring.batch_target_logits(model, x, target)
+    removed = _perturbations.mixture_scores(model, x, target, black, n_runs, keeps_input, chunk)
+    drops = (logits[None] - removed).T  # (N, runs)
+    sums = jnp.take_along_axis(a.reshape(n, -1)[None], subsets, axis=2).sum(axis=2).T  # (N, runs)
+    return _similarity.pearson(sums, drops)
+
+
+def faithfulness_correlation(model, x, target, attributions, *, key=None, subsets=None, n_runs: int = 100,
+                             subset_size: int = 224, states_per_eval: int | None = None):
+    """The Pearson correlation, over random subsets of input elements, between the sum of
+    the subset's attributions and the drop of the target logit when the subset is set to
+    the image's smallest value (Quantus ``FaithfulnessCorrelation``'s defaults: 100 runs of
+    224 elements, its ``"black"`` baseline, logits).  Higher is better.
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: (N,) class indices.
+      attributions: (N, H, W, 3), or (N, H, W) / (N, H, W, 1) shared by the channels.
+      key: a jax.random key for the subsets (:func:`random_subsets`); required unless
+        ``subsets``.
+      subsets: (n_runs, N, subset_size) element indices into each image flattened in NHWC
+        order, instead of drawing them.
+      n_runs, subset_size: subsets per image and elements per subset.
+      states_per_eval: copies of the batch per forward pass (memory bound).
+
+    Returns:
+      (N,) correlations.
+
+    References:
+      Bhatt, Weller, Moura. Evaluating and Aggregating Feature-based Model Explanations
+      (IJCAI 2020).
+    """
+    x, target = scoring.prepare(model, x, target)
+    a = jnp.broadcast_to(_common.check_attributions(attributions, x=x), x.shape).astype(x.dtype)
+    n_runs = _checks.check_positive_int(n_runs, "n_runs", minimum=2)
+    n_features = int(np.prod(x.shape[1:]))
+    subset_size = _checks.check_positive_int(subset_size, "subset_size")
+    if subset_size > n_features:
+        raise InputError(f"`subset_size` {subset_size} exceeds the {n_features} elements of an image")
+    if subsets is None:
+        if key is None:
+            raise InputError("`key` (a jax.random key) is required unless `subsets` is given")
+        subsets = random_subsets(key, n_runs, x.shape[0], n_features, subset_size)
+    subsets = jnp.asarray(subsets)
+    if subsets.shape != (n_runs, x.shape[0], subset_size) or not jnp.issubdtype(subsets.dtype, jnp.integer):
+        raise InputError(f"`subsets` must be integer indices of shape (n_runs, N, subset_size) = "
+                         f"{(n_runs, x.shape[0], subset_size)}, got {subsets.dtype} {tuple(subsets.shape)}")
+    if _checks.is_concrete(subsets) and (int(subsets.min()) < 0 or int(subsets.max()) >= n_features):
+        raise InputError(f"`subsets` indices must lie in [0, {n_features})")
+    chunk = _common.states_per_eval(states_per_eval, n_runs, x)
+    return _faithfulness_correlation(model, x, target, a, subsets.astype(jnp.int32), n_runs, chunk)
