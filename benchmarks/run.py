@@ -584,6 +584,137 @@ def w24_lrp_resnet18(_model, _tm, quick, notes):
     return _lrp_workload("resnet18", 2 if quick else 16, quick, notes)
 
 
+# --------------------------------------------------------------------------- metrics against their references
+
+
+def _rise_batched(tm, xt, yt, maps, mode, step, substrate_fn, batch):
+    """RISE's batched ``CausalMetric.evaluate``: every step moves each image's next
+    ``step`` pixels, then scores all images ``batch`` at a time."""
+    n, c, h, w = xt.shape
+    hw = h * w
+    n_steps = (hw + step - 1) // step
+    order = torch.from_numpy(np.flip(np.argsort(maps.reshape(n, hw), axis=1, kind="stable"), axis=1).copy())
+    finish = substrate_fn(xt) if mode == "del" else xt.clone()
+    start = (xt.clone() if mode == "del" else substrate_fn(xt)).reshape(n, c, hw)
+    finish = finish.reshape(n, c, hw)
+    scores = torch.empty(n_steps + 1, n)
+    rows = torch.arange(n)[:, None]
+    with torch.no_grad():
+        for i in range(n_steps + 1):
+            for j in range(0, n, batch):
+                probabilities = torch.softmax(tm(start[j:j + batch].reshape(-1, c, h, w)), dim=1)
+                scores[i, j:j + batch] = probabilities[torch.arange(len(probabilities)), yt[j:j + batch]]
+            if i < n_steps:
+                coords = order[:, step * i:step * (i + 1)]
+                start[rows, :, coords] = finish[rows, :, coords]
+    return scores
+
+
+def w25_deletion_insertion(_model, _tm, quick, notes):
+    import torch.nn.functional as F
+
+    from jaxviz.metrics import _common
+
+    model, tm = pair("squeezenet1_1")
+    n = 2 if quick else 8
+    x, y, xt, yt = _targets_and_images(n)
+    maps = np.asarray(jaxviz.saliency(model, x, y)).sum(-1)
+    kernel = torch.from_numpy(np.float32(_common.rise_blur_kernel()))
+    weight = torch.zeros(3, 3, *kernel.shape)
+    for i in range(3):
+        weight[i, i] = kernel
+    blur = lambda v: F.conv2d(v, weight, padding=kernel.shape[0] // 2)  # noqa: E731
+    step = 224
+
+    def ours():
+        return (jaxviz.metrics.deletion(model, x, y, maps, step=step).auc,
+                jaxviz.metrics.insertion(model, x, y, maps, step=step).auc)
+
+    def rise(batch):
+        return lambda: (_rise_batched(tm, xt, yt, maps, "del", step, torch.zeros_like, batch),
+                        _rise_batched(tm, xt, yt, maps, "ins", step, blur, batch))
+
+    notes.append("W25: the reference is RISE's batched CausalMetric.evaluate ported to this harness (each step "
+                 "moves every image's next pixels, then scores the images a batch at a time); 225 states per image "
+                 "for deletion and for insertion.")
+    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in ((n,) if quick else (4, 8))}, None
+
+
+def w26_infidelity(_model, _tm, quick, notes):
+    from captum.metrics import infidelity
+
+    model, tm = pair("squeezenet1_1")
+    n, samples = (2, 4) if quick else (8, 50)
+    x, y, xt, yt = _targets_and_images(n)
+    a = np.asarray(jaxviz.saliency(model, x, y, absolute=False))
+    at = nchw(a)
+
+    def perturb(inputs):
+        noise = 0.003 * torch.randn_like(inputs)
+        return noise, inputs - noise
+
+    key = jax.random.key(0)
+    refs = {f"Captum infidelity, max_examples_per_batch {m}": (
+        lambda m=m: infidelity(tm, perturb, xt, at, target=yt, n_perturb_samples=samples, max_examples_per_batch=m))
+        for m in ((None,) if quick else (None, 50, 100))}
+    return (lambda: jaxviz.metrics.infidelity(model, x, y, a, key=key, n_perturb_samples=samples)), refs, None
+
+
+def w27_sensitivity_max(_model, _tm, quick, notes):
+    from captum.attr import Saliency
+    from captum.metrics import sensitivity_max
+
+    model, tm = pair("squeezenet1_1")
+    n, samples = (2, 2) if quick else (8, 20)
+    x, y, xt, yt = _targets_and_images(n)
+    explain = Saliency(tm).attribute
+    key = jax.random.key(0)
+    refs = {f"Captum sensitivity_max, max_examples_per_batch {m}": (
+        lambda m=m: sensitivity_max(explain, xt.clone().requires_grad_(), target=yt, n_perturb_samples=samples,
+                                    max_examples_per_batch=m))
+        for m in ((None,) if quick else (None, 16, 40))}
+    return (lambda: jaxviz.metrics.sensitivity_max(model, x, y, jaxviz.saliency, key=key,
+                                                   n_perturb_samples=samples)), refs, None
+
+
+def _quantus_saliency(model, inputs, targets, **kwargs):
+    from captum.attr import Saliency
+
+    inputs = torch.from_numpy(np.asarray(inputs, np.float32)).requires_grad_()
+    return Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
+
+
+def w28_mprt(_model, _tm, quick, notes):
+    import quantus
+
+    model, tm = pair("squeezenet1_1")
+    n = 2 if quick else 8
+    x, y, xt, yt = _targets_and_images(n)
+    key = jax.random.key(0)
+    metric = quantus.MPRT(disable_warnings=True)
+    refs = {f"Quantus MPRT (cascading, every layer), batch_size {b}": (
+        lambda b=b: metric(model=tm, x_batch=xt.numpy(), y_batch=yt.numpy(), a_batch=None,
+                           explain_func=_quantus_saliency, channel_first=True, device="cpu", batch_size=b))
+        for b in ((n,) if quick else (4, 8))}
+    return (lambda: jaxviz.metrics.mprt(model, x, y, jaxviz.saliency, key=key)), refs, None
+
+
+def w29_faithfulness_correlation(_model, _tm, quick, notes):
+    import quantus
+
+    model, tm = pair("squeezenet1_1")
+    n, runs = (2, 4) if quick else (8, 100)
+    x, y, xt, yt = _targets_and_images(n)
+    a = np.asarray(jaxviz.saliency(model, x, y, absolute=False))
+    metric = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=224, return_aggregate=False,
+                                             disable_warnings=True)
+    refs = {f"Quantus FaithfulnessCorrelation, batch_size {n}": (
+        lambda: metric(model=tm, x_batch=xt.numpy(), y_batch=yt.numpy(), a_batch=nchw(a).numpy(),
+                       channel_first=True, device="cpu", batch_size=n))}
+    key = jax.random.key(0)
+    return (lambda: jaxviz.metrics.faithfulness_correlation(model, x, y, a, key=key, n_runs=runs)), refs, None
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -609,6 +740,11 @@ WORKLOADS = {
     "W22 lime 200 samples, 50 SLIC segments, SqueezeNet, 4 images": w22_lime,
     "W23 lrp EpsilonPlus, SqueezeNet, 16 images": w23_lrp_squeezenet,
     "W24 lrp EpsilonPlus with canonizers, ResNet-18, 16 images": w24_lrp_resnet18,
+    "W25 deletion + insertion (224 px a step), SqueezeNet, 8 images": w25_deletion_insertion,
+    "W26 infidelity 50 samples, SqueezeNet, 8 images": w26_infidelity,
+    "W27 sensitivity_max 20 samples (saliency), SqueezeNet, 8 images": w27_sensitivity_max,
+    "W28 mprt cascading over 26 layers (saliency), SqueezeNet, 8 images": w28_mprt,
+    "W29 faithfulness_correlation 100 runs of 224, SqueezeNet, 8 images": w29_faithfulness_correlation,
 }
 
 

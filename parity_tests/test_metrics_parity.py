@@ -390,3 +390,24 @@ def test_pixel_flipping_and_faithfulness_correlation_equal_quantus():
     tol = h.ATTR_TOL["float32"]
     h.assert_close(curve.probabilities, np.asarray(flips), tol, "pixel flipping")
     h.assert_close(ours, np.asarray(correlation), tol, "faithfulness correlation")
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("order", ["morf", "lerf"])
+def test_region_perturbation_equals_quantus(order):
+    """8×8 squares on a 40×43 image (Quantus pads the width by 2 before and 3 after), 12
+    regions; per-element attributions with no two square sums equal.  Quantus runs the model
+    in float32: the float32 criterion."""
+    import quantus
+
+    model, _, x, target = h.random_case("resnet18")
+    tm32 = h.torch_model("resnet18", h.random_state_dict("resnet18", 3))
+    a = _saliency_maps("resnet18")
+    theirs = quantus.RegionPerturbation(patch_size=8, order=order, regions_evaluation=12,
+                                        normalise_func_kwargs={"normalise_axes": (1, 2, 3)}, disable_warnings=True)(
+        model=tm32, x_batch=h.nchw(x).numpy(), y_batch=target, a_batch=h.nchw(a).numpy(), channel_first=True,
+        device="cpu")
+    with h.precision("float64"):
+        ours = jaxviz.metrics.region_perturbation(model, x, target, a, patch_size=8, order=order,
+                                                  regions_evaluation=12)
+    h.assert_close(ours, np.asarray(theirs), h.ATTR_TOL["float32"], f"region perturbation {order}")

@@ -87,6 +87,25 @@ def test_pixel_flipping_steps_through_the_elements_and_faithfulness_correlation_
         metrics.faithfulness_correlation(model, x, top, grads, key=jax.random.key(0), subset_size=10 ** 6)
 
 
+def test_region_perturbation_removes_one_square_more_each_step(model, x, grads, top):
+    from jaxviz.metrics.region_perturbation import patch_ids
+
+    ids = np.asarray(patch_ids(40, 43, 8))
+    assert ids.shape == (40, 43) and ids.max() == 5 * 6 - 1 and (ids[:, :2] == ids[:, :1]).all()
+    assert (ids[:, 2] != ids[:, 1]).all()  # the width is padded by 2 before: the first square is 6 wide
+    drops = np.asarray(metrics.region_perturbation(model, x, top, grads, patch_size=8, regions_evaluation=200))
+    assert drops.shape == (2, 30)  # every square, then no more steps
+    black = np.broadcast_to(x.min(axis=(1, 2, 3), keepdims=True), x.shape)
+    np.testing.assert_allclose(drops[:, -1], _probabilities(model, x, top) - _probabilities(model, black, top),
+                               rtol=1e-4, atol=1e-6)
+    first = metrics.region_perturbation(model, x, top, grads, order="random", key=jax.random.key(1),
+                                        regions_evaluation=5)
+    np.testing.assert_array_equal(first, metrics.region_perturbation(model, x, top, grads, order="random",
+                                                                     key=jax.random.key(1), regions_evaluation=5))
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        metrics.region_perturbation(model, x, top, grads, order="random")
+
+
 def test_sparseness_and_complexity_of_extreme_maps():
     one_hot = np.zeros((1, 10, 10))
     one_hot[0, 3, 4] = 2.0

@@ -2,7 +2,8 @@
 
 Faithfulness: :func:`deletion`, :func:`insertion` (RISE), :func:`infidelity` (Captum),
 :func:`drop_in_confidence`, :func:`increase_in_confidence` (pytorch-grad-cam),
-:func:`pixel_flipping`, :func:`faithfulness_correlation` (Quantus).
+:func:`pixel_flipping`, :func:`region_perturbation`, :func:`faithfulness_correlation`
+(Quantus).
 Robustness: :func:`sensitivity_max` (Captum), :func:`avg_sensitivity`,
 :func:`local_lipschitz_estimate` (Quantus).  Randomisation: :func:`mprt` (Adebayo et
 al.), :func:`random_logit` (Quantus).  Complexity and axioms: :func:`sparseness`,
@@ -28,6 +29,7 @@ from jaxviz.metrics.local_lipschitz_estimate import local_lipschitz_estimate
 from jaxviz.metrics.mprt import MPRTResult, mprt
 from jaxviz.metrics.pixel_flipping import pixel_flipping
 from jaxviz.metrics.random_logit import random_logit
+from jaxviz.metrics.region_perturbation import region_perturbation
 from jaxviz.metrics.sensitivity_max import sensitivity_max
 from jaxviz.metrics.sparseness import sparseness
 
@@ -47,6 +49,7 @@ __all__ = [
     "mprt",
     "pixel_flipping",
     "random_logit",
+    "region_perturbation",
     "sensitivity_max",
     "similarity",
     "sparseness",

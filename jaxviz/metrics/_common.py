@@ -59,6 +59,21 @@ def normalise_by_max(a):
     return a / jnp.where(peak > 0, peak, 1)
 
 
+def flat_maps(a, *, normalise: bool, absolute: bool):
+    """(N, ...) → (N, features), Quantus' preprocessing: each map divided by its largest
+    magnitude (:func:`normalise_by_max`), then magnitudes taken."""
+    a = a.reshape(a.shape[0], -1)
+    if normalise:
+        a = normalise_by_max(a)
+    return jnp.abs(a) if absolute else a
+
+
+def explanation_maps(a):
+    """A method's output as (N, H, W) maps, each divided by its largest magnitude (summed
+    over the channels first where it has them): what the randomisation tests compare."""
+    return normalise_by_max(a.sum(axis=-1) if a.ndim == 4 else a)
+
+
 def relevance_ranks(maps):
     """(N, ...) → int32 of the same shape: each value's place in its image's order, 0 the
     most relevant.  Equal values: the later one (row-major) first — numpy's stable

@@ -12,11 +12,7 @@ from jaxviz.metrics import _common
 
 @functools.partial(jax.jit, static_argnames=("absolute", "normalise"))
 def _complexity(a, absolute, normalise):
-    a = a.reshape(a.shape[0], -1)
-    if normalise:
-        a = _common.normalise_by_max(a)
-    if absolute:
-        a = jnp.abs(a)
+    a = _common.flat_maps(a, normalise=normalise, absolute=absolute)
     share = a / jnp.abs(a).sum(axis=1, keepdims=True)
     return -(share * jnp.log(share + 1e-12)).sum(axis=1)
 

@@ -46,14 +46,6 @@ def parameter_layers(model) -> tuple[str, ...]:
     return tuple(names) + tuple(n for n in model.params if n not in names)
 
 
-def _maps(a):
-    """A method's output as (N, H, W) maps normalised by each one's largest magnitude
-    (summed over channels first where it has them)."""
-    if a.ndim == 4:
-        a = a.sum(axis=-1)
-    return _common.normalise_by_max(a)
-
-
 @functools.partial(jax.jit, static_argnames=("method", "names", "cascading", "measures", "keep_maps"))
 def _mprt(model, x, target, randomised, method, names, cascading, measures, keep_maps):
     original = model.params
@@ -67,7 +59,7 @@ def _mprt(model, x, target, randomised, method, names, cascading, measures, keep
         return params
 
     def explain(step):
-        return _maps(method(model.replace(params=params_at(step)), x, target))
+        return _common.explanation_maps(method(model.replace(params=params_at(step)), x, target))
 
     base = explain(0)
 

@@ -24,11 +24,8 @@ def other_classes(key, target, num_classes: int):
 
 @functools.partial(jax.jit, static_argnames=("method", "measure"))
 def _random_logit(model, x, target, other, method, measure):
-    def maps(t):
-        a = method(model, x, t)
-        return _common.normalise_by_max(a.sum(axis=-1) if a.ndim == 4 else a)
-
-    return _similarity.MEASURES[measure](maps(target), maps(other))
+    maps = [_common.explanation_maps(method(model, x, t)) for t in (target, other)]
+    return _similarity.MEASURES[measure](*maps)
 
 
 def random_logit(model, x, target, method, *, key=None, other_targets=None, measure: str = "ssim"):

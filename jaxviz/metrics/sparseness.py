@@ -12,11 +12,7 @@ from jaxviz.metrics import _common
 
 @functools.partial(jax.jit, static_argnames=("absolute", "normalise"))
 def _sparseness(a, absolute, normalise):
-    a = a.reshape(a.shape[0], -1)
-    if normalise:
-        a = _common.normalise_by_max(a)
-    if absolute:
-        a = jnp.abs(a)
+    a = _common.flat_maps(a, normalise=normalise, absolute=absolute)
     a = jnp.sort(a + 1e-7, axis=1)
     k = a.shape[1]
     place = jnp.arange(1, k + 1, dtype=a.dtype)
