@@ -411,3 +411,34 @@ def test_region_perturbation_equals_quantus(order):
         ours = jaxviz.metrics.region_perturbation(model, x, target, a, patch_size=8, order=order,
                                                   regions_evaluation=12)
     h.assert_close(ours, np.asarray(theirs), h.ATTR_TOL["float32"], f"region perturbation {order}")
+
+
+@pytest.mark.float64_only
+def test_monotonicity_correlation_equals_quantus_given_its_values():
+    """Quantus' MonotonicityCorrelation (172 elements a group, 3 samples each, its uniform
+    baseline values read from its perturbation function and given to jaxviz); per-element
+    attributions with no two equal.  Quantus runs the model in float32: the float32
+    criterion."""
+    import quantus
+
+    model, _, x, target = h.random_case("resnet18")
+    tm32 = h.torch_model("resnet18", h.random_state_dict("resnet18", 3))
+    a = _saliency_maps("resnet18")
+    values = []
+
+    def recorded(arr, indices, **kwargs):
+        out = quantus.functions.perturb_func.batch_baseline_replacement_by_indices(arr, indices, **kwargs)
+        values.append(out[np.arange(len(out)), indices[:, 0]])
+        return out
+
+    theirs = quantus.MonotonicityCorrelation(nr_samples=3, features_in_step=172, perturb_func=recorded,
+                                             normalise_func_kwargs={"normalise_axes": (1, 2, 3)},
+                                             disable_warnings=True)(
+        model=tm32, x_batch=h.nchw(x).numpy(), y_batch=target, a_batch=h.nchw(a).numpy(), channel_first=True,
+        device="cpu")
+    groups = x[0].size // 172
+    values = np.array(values).reshape(groups, 3, 2)
+    with h.precision("float64"):
+        ours = jaxviz.metrics.monotonicity_correlation(model, x, target, a, values=values, features_in_step=172,
+                                                       n_samples=3)
+    h.assert_close(ours, np.asarray(theirs), h.ATTR_TOL["float32"], "monotonicity correlation")

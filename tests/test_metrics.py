@@ -106,6 +106,19 @@ def test_region_perturbation_removes_one_square_more_each_step(model, x, grads, 
         metrics.region_perturbation(model, x, top, grads, order="random")
 
 
+def test_monotonicity_correlation_draws_its_values_from_the_key(model, x, grads, top):
+    kwargs = dict(features_in_step=1440, n_samples=2)
+    first = metrics.monotonicity_correlation(model, x, top, grads, key=jax.random.key(0), **kwargs)
+    values = jax.random.uniform(jax.random.key(0), (4, 2, 2), np.float32)
+    np.testing.assert_array_equal(first, metrics.monotonicity_correlation(model, x, top, grads, values=values,
+                                                                          **kwargs))
+    assert (np.abs(np.asarray(first)) <= 1).all()
+    with pytest.raises(jaxviz.InputError, match="fewer than 2 groups"):
+        metrics.monotonicity_correlation(model, x, top, grads, key=jax.random.key(0), features_in_step=10 ** 6)
+    with pytest.raises(jaxviz.InputError, match="`values`"):
+        metrics.monotonicity_correlation(model, x, top, grads, values=values[:3], **kwargs)
+
+
 def test_sparseness_and_complexity_of_extreme_maps():
     one_hot = np.zeros((1, 10, 10))
     one_hot[0, 3, 4] = 2.0

@@ -75,7 +75,9 @@ def coalition_states(coalitions, mask):
 def mixture_scores(model, x, target, baselines, n_states: int, keeps_input, chunk: int,
                    score=scoring.batch_target_logits):
     """(n_states, N) target scores of ``n_states`` mixtures of each image and its baseline
-    (``score``: the target logits, or e.g. :func:`jaxviz.scoring.batch_target_probabilities`).
+    (``score``: the target logits, or e.g. :func:`jaxviz.scoring.batch_target_probabilities`;
+    ``baselines``: an (N, H, W, C) array, or a function of the state ids giving each state's,
+    (k, N, H, W, C) or broadcastable to it).
 
     ``keeps_input(ids)`` gives, for a (k,) chunk of state ids, a (k, N, H, W, C) boolean:
     where the state takes the image (elsewhere the baseline).  ``chunk`` states (× N
@@ -87,7 +89,8 @@ def mixture_scores(model, x, target, baselines, n_states: int, keeps_input, chun
     def evaluate(ids):
         k = ids.shape[0]
         # where() is Captum's x·m + b·(1 − m) exactly, for a 0/1 m and finite values
-        states = jnp.where(keeps_input(ids), x[None], baselines[None])
+        replacement = baselines(ids) if callable(baselines) else baselines[None]
+        states = jnp.where(keeps_input(ids), x[None], replacement)
         return score(model, states.reshape((k * n,) + x.shape[1:]), jnp.tile(target, k)).reshape(k, n)
 
     ids = _paths.split_chunks(jnp.arange(n_states), chunk, fill=n_states)

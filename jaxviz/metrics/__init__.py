@@ -2,8 +2,8 @@
 
 Faithfulness: :func:`deletion`, :func:`insertion` (RISE), :func:`infidelity` (Captum),
 :func:`drop_in_confidence`, :func:`increase_in_confidence` (pytorch-grad-cam),
-:func:`pixel_flipping`, :func:`region_perturbation`, :func:`faithfulness_correlation`
-(Quantus).
+:func:`pixel_flipping`, :func:`region_perturbation`, :func:`faithfulness_correlation`,
+:func:`monotonicity_correlation` (Quantus).
 Robustness: :func:`sensitivity_max` (Captum), :func:`avg_sensitivity`,
 :func:`local_lipschitz_estimate` (Quantus).  Randomisation: :func:`mprt` (Adebayo et
 al.), :func:`random_logit` (Quantus).  Complexity and axioms: :func:`sparseness`,
@@ -26,6 +26,7 @@ from jaxviz.metrics.increase_in_confidence import increase_in_confidence
 from jaxviz.metrics.infidelity import infidelity
 from jaxviz.metrics.insertion import insertion
 from jaxviz.metrics.local_lipschitz_estimate import local_lipschitz_estimate
+from jaxviz.metrics.monotonicity_correlation import monotonicity_correlation
 from jaxviz.metrics.mprt import MPRTResult, mprt
 from jaxviz.metrics.pixel_flipping import pixel_flipping
 from jaxviz.metrics.random_logit import random_logit
@@ -46,6 +47,7 @@ __all__ = [
     "insertion",
     "local_lipschitz_estimate",
     "MPRTResult",
+    "monotonicity_correlation",
     "mprt",
     "pixel_flipping",
     "random_logit",
