@@ -203,6 +203,8 @@ def test_mprt_without_a_change_is_one_and_cascades_from_the_top(model, x):
     independent = metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), layers=names,
                                order="independent")
     np.testing.assert_allclose(independent.similarity["ssim"][1], result.similarity["ssim"][1], rtol=1e-5)
+    grouped = metrics.mprt(model, x, T, jaxviz.saliency, key=jax.random.key(0), layers=(names,), keep_maps=True)
+    np.testing.assert_allclose(grouped.maps[1], result.maps[2], rtol=1e-5, atol=1e-7)  # one step, both layers
     every = parameter_layers(model)  # the default, reversed: every convolution and linear layer
     assert every[0] == "features.0" and every[-1] == "classifier.1" and len(every) == 26
 

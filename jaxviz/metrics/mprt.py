@@ -22,8 +22,8 @@ class MPRTResult(NamedTuple):
     """A randomisation test's result.
 
     Attributes:
-      layers: the randomised layers, in the order they were randomised (cascading: the
-        logits' layer first).
+      layers: the steps (a layer or a tuple of layers each), in the order they were
+        randomised (cascading: the logits' layer first).
       similarity: ``{measure: (len(layers) + 1, N)}``: row 0 compares the original model's
         maps with themselves, row k the maps after step k (cascading: the top k layers
         random; independent: layer k alone) with the original's.
@@ -52,10 +52,11 @@ def _mprt(model, x, target, randomised, method, names, cascading, measures, keep
 
     def params_at(step):
         params = dict(original)
-        for i, name in enumerate(names):
+        for i, group in enumerate(names):  # step i + 1 randomises a layer or a group of layers
             on = step > i if cascading else step == i + 1
-            params[name] = jax.tree_util.tree_map(lambda r, o: jnp.where(on, r.astype(o.dtype), o),
-                                                  randomised[name], original[name])
+            for name in group:
+                params[name] = jax.tree_util.tree_map(lambda r, o: jnp.where(on, r.astype(o.dtype), o),
+                                                      randomised[name], original[name])
         return params
 
     def explain(step):
@@ -92,8 +93,9 @@ def mprt(model, x, target, method, *, key=None, order: str = "cascading", layers
         (``jaxviz.init_model(key, arch)``'s parameters).  Required unless ``randomised``.
       order: ``"cascading"`` (from the logits down, each step adding one random layer;
         Quantus' ``"top_down"``) or ``"independent"`` (one layer at a time).
-      layers: the layers to randomise, in order; default every layer with parameters,
-        from the top down (:func:`parameter_layers` reversed).
+      layers: the steps, in order: each a layer or a tuple of layers randomised together
+        (e.g. a whole block); default one step per layer with parameters, from the top
+        down (:func:`parameter_layers` reversed).
       randomised: ``{layer: parameters}`` to use instead of drawing them (how the test
         against Quantus gives both the same random layers).
       measures: from ``"spearman_abs"``, ``"spearman"``, ``"pearson"`` (of the maps each
@@ -113,9 +115,10 @@ def mprt(model, x, target, method, *, key=None, order: str = "cascading", layers
         raise _checks.InputTypeError(f"`method` must be a function (model, x, target) -> attributions, got {method!r}")
     _checks.check_choice(order, "order", ORDERS)
     available = parameter_layers(model)
-    names = tuple(reversed(available)) if layers is None else tuple(layers)
-    unknown = [n for n in names if n not in model.params]
-    if unknown or not names:
+    steps = tuple(reversed(available)) if layers is None else tuple(layers)
+    groups = tuple((step,) if isinstance(step, str) else tuple(step) for step in steps)
+    unknown = [n for group in groups for n in group if n not in model.params]
+    if unknown or not groups or not all(groups):
         raise InputError(f"`layers` must name layers with parameters ({', '.join(available)}), got "
                          f"{', '.join(unknown) or 'none'}")
     measures = tuple(_checks.check_choice(m, "measures", tuple(_similarity.MEASURES)) for m in measures)
@@ -125,10 +128,10 @@ def mprt(model, x, target, method, *, key=None, order: str = "cascading", layers
         if not isinstance(model.arch, str):
             raise InputError("your own model has no initialisation jaxviz knows: pass `randomised`")
         randomised = init_model(key, model.arch).params
-    missing = [n for n in names if n not in randomised]
+    missing = [n for group in groups for n in group if n not in randomised]
     if missing:
         raise InputError(f"`randomised` lacks parameters for {', '.join(missing)}")
-    randomised = {n: randomised[n] for n in names}
-    scores, maps = _mprt(model, x, target, randomised, method, names, order == "cascading", measures,
+    randomised = {n: randomised[n] for group in groups for n in group}
+    scores, maps = _mprt(model, x, target, randomised, method, groups, order == "cascading", measures,
                          bool(keep_maps))
-    return MPRTResult(names, dict(scores), maps)
+    return MPRTResult(steps, dict(scores), maps)
