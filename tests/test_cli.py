@@ -535,3 +535,43 @@ def test_weights_convert_and_info_on_another_architecture(tmp_path, resnet18_wei
     for a, b in zip(jax.tree_util.tree_leaves(npz.params), jax.tree_util.tree_leaves(safetensors.params)):
         np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
     assert _cli("weights", "info", "--arch", "resnet34", "--weights", converted) == 3  # not ResNet-34's
+
+
+# --------------------------------------------------------------------------- evaluate
+
+
+def test_evaluate_writes_each_images_scores_and_a_summary_that_resumes(photos, tmp_path):
+    """Scores equal to the metrics' API; a keyed metric's draws come from each image's own
+    key (batch 1 and batch 2 agree); a re-run skips what is done and re-summarises."""
+    out = tmp_path / "out"
+    common = ("--methods", "saliency", "gradcam", "--metrics", "deletion", "sparseness", "random-logit",
+              "--step", 300, "--size", SIZE, "--out", out, "-q")
+    assert _cli("evaluate", photos, "-b", 2, *common) == 0
+    records = _ok(out, "evaluate")
+    assert len(records) == 3
+    model = jaxviz.load_model()
+    record = next(r for r in records if r["key"] == "photos/a.png")
+    x = jaxviz.preprocess(jaxviz.load_image(photos / "a.png"), size=SIZE)
+    target = np.array([record["target"]])
+    a = jaxviz.saliency(model, x, target)
+    expected = float(jaxviz.metrics.deletion(model, x, target, a.sum(-1), step=300).auc[0])
+    assert abs(record["scores"]["saliency"]["deletion"] - expected) <= 1e-5 * max(abs(expected), 1e-6)
+    document = json.loads((out / "evaluate" / "photos/a.png.metrics.json").read_text())
+    assert len(document["curves"]["gradcam/deletion"]) == -(-SIZE * SIZE // 300) + 1
+    assert (out / "evaluate" / "photos/a.png.curves.png").is_file()
+    summary = (out / "evaluate" / "summary.md").read_text()
+    assert "3 images" in summary and "| saliency |" in summary and "random-logit" in summary
+    rows = (out / "evaluate" / "summary.csv").read_text().splitlines()
+    assert rows[0] == "method,metric,mean,sem,images" and len(rows) == 1 + 2 * 3
+
+    single = tmp_path / "single"
+    assert _cli("evaluate", photos, "-b", 1, *common[:-3], "--out", single, "-q") == 0
+    for r in _ok(single, "evaluate"):
+        theirs = next(s for s in records if s["key"] == r["key"])["scores"]
+        for method, scores in r["scores"].items():
+            for metric, value in scores.items():
+                assert abs(value - theirs[method][metric]) <= 1e-4 * max(abs(value), 1e-3), (method, metric)
+    (out / "evaluate" / "summary.md").unlink()
+    assert _cli("evaluate", photos, "-b", 2, *common) == 0
+    assert len(_ok(out, "evaluate")) == 3 and (out / "evaluate" / "summary.md").is_file()
+    assert _cli("evaluate", photos, "--metrics", "nonsense", "--out", out, "-q") == 2

@@ -158,10 +158,11 @@ def test_course_presentations_are_the_methods_reshaped(small):
 
 
 def test_adding_a_cli_method_is_one_declaration():
-    from jaxviz.cli import attribution_methods, synthesis_methods
+    from jaxviz.cli import attribution_methods, evaluation, synthesis_methods
     from jaxviz.cli.methods import METHODS
 
-    assert list(METHODS) == [m.name for m in (*attribution_methods.DECLARED, *synthesis_methods.DECLARED)]
+    assert list(METHODS) == [m.name for m in (*attribution_methods.DECLARED, *synthesis_methods.DECLARED,
+                                              *evaluation.DECLARED)]
     for path in ("cli/engine.py", "cli/plan.py", "cli/batch.py", "cli/demo.py", "cli/methods.py"):
         source = (PACKAGE / path).read_text()
         for method in METHODS:

@@ -126,6 +126,8 @@ def demo_job(args) -> tuple[Job, dict]:
                                                                                  "layer-gradient-shap")},
     }
     specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
+    specs.append(("evaluate", {"methods": ["saliency", "gradcam", "guided-backprop"],
+                               "metrics": ["deletion", "insertion", "sparseness"] + ([] if quick else ["mprt"])}))
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
     runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name], {"resolution": "input"}), f"cam-{name}",

@@ -112,6 +112,11 @@ def execute(job: Job) -> Summary:
             sharding.barrier("jaxviz-job-end")
             if job.process_index == 0:
                 complete = _complete(job, out)
+        if job.process_index == 0:  # after every process's records are in
+            for run in job.runs:
+                written = None if run.method.finish is None else run.method.finish(out, run.folder)
+                if written is not None and not job.quiet:
+                    progress.message(f"jaxviz: wrote {shown(str(written))}")
     summary = Summary(progress.done, progress.skipped, progress.failed,
                       time.perf_counter() - progress.start, progress.rate(), complete)
     if not job.quiet:

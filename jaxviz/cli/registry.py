@@ -125,6 +125,9 @@ class Method:
       target: ``"any"`` (top-1 when not given), ``"explicit"`` (must be given), ``"none"``.
       variants: options → the outputs each input gets (style: one per style image).
       on_devices: (options, batch) → options, when a batch is sharded over devices.
+      finish: (the :class:`~jaxviz.cli.outputs.OutputFolder`, the run's folder) → the path
+        of a file it wrote from every record of the run (e.g. a summary table), after the
+        job, or None.
     """
 
     name: str
@@ -140,6 +143,7 @@ class Method:
     variants: Callable = _single
     classes: Callable | None = None
     on_devices: Callable = _unchanged
+    finish: Callable | None = None
 
     def defaults(self) -> dict:
         return {o.name: o.default for o in self.options}

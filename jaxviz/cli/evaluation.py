@@ -1,0 +1,190 @@
+"""The ``evaluate`` subcommand: attribution methods × metrics for every image, one JSON file
+per image, and a summary over the images (mean ± standard error per method × metric)."""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+from pathlib import Path
+
+import jax
+import numpy as np
+
+import jaxviz
+from jaxviz import metrics
+from jaxviz.cli.registry import Method, Option, per_image_keys, positive
+from jaxviz.errors import InputError
+
+# methods as the metrics see them: maps at the input's size
+EXPLAINERS = {
+    "saliency": jaxviz.saliency,
+    "input-x-gradient": jaxviz.input_x_gradient,
+    "guided-backprop": jaxviz.guided_backprop,
+    "gradcam": functools.partial(jaxviz.gradcam, resolution="input"),
+    "guided-gradcam": jaxviz.guided_gradcam,
+    "integrated-gradients": jaxviz.integrated_gradients,
+    "deconvolution": jaxviz.deconvolution,
+    "lrp": jaxviz.lrp,
+}
+
+
+def _pixels(a):
+    """An attribution as one value per pixel (summed over channels)."""
+    return a.sum(axis=-1) if a.ndim == 4 else a
+
+
+def _unit_maps(a):
+    """|map| min–max scaled to [0, 1] per image (what the confidence metrics multiply by)."""
+    m = np.abs(np.asarray(_pixels(a), np.float64))
+    low, high = m.min(axis=(1, 2), keepdims=True), m.max(axis=(1, 2), keepdims=True)
+    return ((m - low) / np.where(high > low, high - low, 1)).astype(np.float32)
+
+
+# metric → (needs a key, function(model, x, target, attributions, method, key, options) → score or (score, curve))
+def _curve(result):
+    return result.auc, result.probabilities
+
+
+METRICS = {
+    "deletion": (False, lambda m, x, t, a, f, k, o: _curve(metrics.deletion(m, x, t, _pixels(a), step=o["step"]))),
+    "insertion": (False, lambda m, x, t, a, f, k, o: _curve(metrics.insertion(m, x, t, _pixels(a), step=o["step"]))),
+    "pixel-flipping": (False, lambda m, x, t, a, f, k, o: _curve(metrics.pixel_flipping(m, x, t, a))),
+    "region-perturbation": (False, lambda m, x, t, a, f, k, o: (
+        lambda drops: (drops.mean(axis=1), drops))(metrics.region_perturbation(m, x, t, a))),
+    "faithfulness-correlation": (True, lambda m, x, t, a, f, k, o: metrics.faithfulness_correlation(
+        m, x, t, a, key=k, n_runs=o["samples"])),
+    "infidelity": (True, lambda m, x, t, a, f, k, o: metrics.infidelity(m, x, t, a, key=k,
+                                                                        n_perturb_samples=o["samples"])),
+    "drop-in-confidence": (False, lambda m, x, t, a, f, k, o: metrics.drop_in_confidence(m, x, t, _unit_maps(a))),
+    "increase-in-confidence": (False, lambda m, x, t, a, f, k, o: metrics.increase_in_confidence(
+        m, x, t, _unit_maps(a))),
+    "sensitivity-max": (True, lambda m, x, t, a, f, k, o: metrics.sensitivity_max(m, x, t, f, key=k,
+                                                                                  n_perturb_samples=o["samples"])),
+    "mprt": (True, lambda m, x, t, a, f, k, o: (
+        lambda r: (r.similarity["spearman_abs"][-1], r.similarity["spearman_abs"].T))(
+        metrics.mprt(m, x, t, f, key=k, measures=("spearman_abs",)))),
+    "random-logit": (True, lambda m, x, t, a, f, k, o: metrics.random_logit(m, x, t, f, key=k)),
+    "sparseness": (False, lambda m, x, t, a, f, k, o: metrics.sparseness(a)),
+    "complexity": (False, lambda m, x, t, a, f, k, o: metrics.complexity(a)),
+}
+
+
+def _check(options) -> None:
+    positive("step", options["step"], minimum=1)
+    positive("samples", options["samples"], minimum=2)
+    for name, known in (("methods", EXPLAINERS), ("metrics", METRICS)):
+        unknown = [v for v in options[name] if v not in known]
+        if unknown or not options[name]:
+            raise InputError(f"--{name}: unknown {', '.join(unknown) or '(none given)'}; "
+                             f"choose from {', '.join(known)}")
+
+
+def _evaluate(model, x, target, seeds, options):
+    arrays = {}
+    keys = per_image_keys(options["seed"], seeds)
+    for method_name in options["methods"]:
+        explain = EXPLAINERS[method_name]
+        a = explain(model, x, target)
+        for metric_name in options["metrics"]:
+            keyed, function = METRICS[metric_name]
+            if keyed:  # each image with its own key: the result does not depend on the batch
+                parts = [function(model, x[i:i + 1], target[i:i + 1], a[i:i + 1], explain, keys[i], options)
+                         for i in range(x.shape[0])]
+                result = jax.tree_util.tree_map(lambda *p: np.concatenate([np.asarray(v) for v in p]), *parts)
+            else:
+                result = function(model, x, target, a, explain, None, options)
+            score, curve = result if isinstance(result, tuple) else (result, None)
+            arrays[f"score/{method_name}/{metric_name}"] = np.asarray(score, np.float64)
+            if curve is not None:
+                arrays[f"curve/{method_name}/{metric_name}"] = np.asarray(curve, np.float64)
+    return arrays
+
+
+def _curves_png(curves: dict) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    names = sorted({metric for _, metric in curves})
+    fig = Figure(figsize=(4 * len(names), 3))
+    FigureCanvasAgg(fig)
+    for ax, metric in zip(np.atleast_1d(fig.subplots(1, len(names))), names):
+        for (method, m), values in sorted(curves.items()):
+            if m == metric:
+                ax.plot(np.linspace(0, 1, len(values)), values, label=method)
+        ax.set_title(metric)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=80)
+    return buffer.getvalue()
+
+
+def _save(arrays, wanted_figures):
+    scores, curves = {}, {}
+    for name, value in arrays.items():
+        kind, method, metric = name.split("/")
+        if kind == "score":
+            scores.setdefault(method, {})[metric] = float(value)
+        else:
+            curves[(method, metric)] = np.asarray(value).tolist()
+    document = {"scores": scores,
+                "curves": {f"{method}/{metric}": values for (method, metric), values in curves.items()}}
+    files = {".metrics.json": json.dumps(document, indent=1).encode()}
+    if curves and wanted_figures:
+        files[".curves.png"] = _curves_png(curves)
+    return files, {"scores": scores}
+
+
+def summarise(out, folder: str = "evaluate") -> Path | None:
+    """``<folder>/summary.{md,csv,json}`` in the output folder ``out`` (an
+    :class:`~jaxviz.cli.outputs.OutputFolder`): mean ± standard error over the images of
+    every method × metric in the folder's records (this run's and earlier runs')."""
+    records = [r for (f, _), r in out.records().items() if f == folder and r.get("method") == "evaluate"]
+    if not records:
+        return None
+    values: dict[tuple[str, str], list[float]] = {}
+    for record in records:
+        for method, scores in record.get("scores", {}).items():
+            for metric, value in scores.items():
+                values.setdefault((method, metric), []).append(value)
+    rows = []
+    for (method, metric), v in sorted(values.items()):
+        v = np.asarray(v, np.float64)
+        finite = v[np.isfinite(v)]
+        mean = float(finite.mean()) if finite.size else float("nan")
+        sem = float(finite.std(ddof=1) / np.sqrt(finite.size)) if finite.size > 1 else float("nan")
+        rows.append({"method": method, "metric": metric, "mean": mean, "sem": sem, "images": int(finite.size)})
+    methods = sorted({r["method"] for r in rows})
+    metric_names = sorted({r["metric"] for r in rows})
+    cell = {(r["method"], r["metric"]): f"{r['mean']:.4g} ± {r['sem']:.2g}" for r in rows}
+    lines = [f"# jaxviz evaluate: {len(records)} images", "", "mean ± standard error over the images", "",
+             "| method | " + " | ".join(metric_names) + " |", "|---|" + "---|" * len(metric_names)]
+    lines += [f"| {m} | " + " | ".join(cell.get((m, k), "") for k in metric_names) + " |" for m in methods]
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=["method", "metric", "mean", "sem", "images"])
+    writer.writeheader()
+    writer.writerows(rows)
+    out.write(f"{folder}/summary.md", ("\n".join(lines) + "\n").encode())
+    out.write(f"{folder}/summary.csv", table.getvalue().encode())
+    out.write(f"{folder}/summary.json", json.dumps(rows, indent=1).encode())
+    return out.path(f"{folder}/summary.md")
+
+
+EVALUATE = Method(
+    "evaluate", "attribution methods × faithfulness, robustness, randomisation and complexity metrics "
+    "(jaxviz.metrics), per image and summarised",
+    (Option("target", int, None, "class for every image (default: labels file, .npz y, else top-1)", kind="class"),
+     Option("methods", str, ["saliency", "gradcam"], f"methods to evaluate: {', '.join(EXPLAINERS)} "
+            "(default saliency gradcam)", many=True),
+     Option("metrics", str, ["deletion", "insertion"], f"metrics: {', '.join(METRICS)} (default deletion "
+            "insertion)", many=True),
+     Option("step", int, 224, "pixels moved per step of deletion and insertion (default 224)"),
+     Option("samples", int, 20, "perturbations / runs per image of the sampling metrics (default 20)"),
+     Option("seed", int, 0, "random seed (each image's draws come from the seed and its name)")),
+    _evaluate, _save, check=_check, finish=summarise,
+    examples="jaxviz evaluate photos/ --methods saliency gradcam --metrics deletion insertion mprt --out eval",
+)
+
+DECLARED = (EVALUATE,)
