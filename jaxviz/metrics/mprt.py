@@ -98,9 +98,10 @@ def mprt(model, x, target, method, *, key=None, order: str = "cascading", layers
         down (:func:`parameter_layers` reversed).
       randomised: ``{layer: parameters}`` to use instead of drawing them (how the test
         against Quantus gives both the same random layers).
-      measures: from ``"spearman_abs"``, ``"spearman"``, ``"pearson"`` (of the maps each
-        normalised by its largest magnitude) and ``"ssim"`` (of their magnitudes, as
-        scikit-image computes it on the 2-D maps; Quantus flattens them to 1-D first).
+      measures: from ``"spearman_abs"``, ``"spearman"``, ``"pearson"``, ``"hog"`` (the
+        Pearson correlation of scikit-image's HOG features; maps of at least 24×24) of the
+        maps each normalised by its largest magnitude, and ``"ssim"`` (of their magnitudes,
+        as scikit-image computes it on the 2-D maps; Quantus flattens them to 1-D first).
       keep_maps: also return every step's maps (for figures).
 
     Returns:
