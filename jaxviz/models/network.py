@@ -459,15 +459,18 @@ def call_listing(network: Network) -> CallListing:
 
 
 def init_params(network: Network, key, dtype=jnp.float32):
-    """Randomly initialised parameters (torchvision's schemes; BatchNorm as PyTorch starts it)."""
+    """Randomly initialised parameters (torchvision's schemes; BatchNorm as PyTorch starts it).
+    Compiled once per network and dtype (model-parameter randomisation draws again and
+    again)."""
+    return _init_params(network, jnp.dtype(dtype), key)
 
-    def make(x):
-        f = Forward({}, init_key=key, dtype=dtype)
-        network.forward(f, x)
-        return f.params
 
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _init_params(network: Network, dtype, key):
+    f = Forward({}, init_key=key, dtype=dtype)
     size = network.init_size
-    return jax.jit(make)(jnp.zeros((1, size, size, 3), dtype))
+    network.forward(f, jnp.zeros((1, size, size, 3), dtype))
+    return f.params
 
 
 @functools.lru_cache(maxsize=4096)
