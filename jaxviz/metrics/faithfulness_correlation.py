@@ -16,12 +16,17 @@ from jaxviz.errors import InputError
 from jaxviz.metrics import _common, similarity as _similarity
 
 
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
 def random_subsets(key, n_runs: int, n: int, n_features: int, subset_size: int):
-    """(n_runs, N, subset_size) element indices (NHWC order), each row drawn without
-    replacement."""
-    keys = jax.random.split(key, n_runs * n)
-    draw = jax.vmap(lambda k: jax.random.choice(k, n_features, (subset_size,), replace=False))
-    return draw(keys).reshape(n_runs, n, subset_size).astype(jnp.int32)
+    """(n_runs, N, subset_size) element indices (NHWC order), each row a uniformly random
+    subset: the places of the ``subset_size`` largest of ``n_features`` uniform draws (a
+    partial selection; ``jax.random.choice`` without replacement shuffles every element),
+    one run at a time (memory: one run's draws)."""
+    def run(r):
+        scores = jax.random.uniform(jax.random.fold_in(key, r), (n, n_features))
+        return jax.lax.top_k(scores, subset_size)[1].astype(jnp.int32)
+
+    return jax.lax.map(run, jnp.arange(n_runs))
 
 
 @functools.partial(jax.jit, static_argnames=("n_runs", "chunk"))
