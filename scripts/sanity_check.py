@@ -108,7 +108,7 @@ def main() -> None:
     out = Path(args.out)
     titles = ["trained" if i == 0 else f"… {names[i - 1]}" for i in shown]
     figures.save_grid(out / f"sanity_check_{args.arch}.png", [[X[0]] + row for row in rows],
-                      row_titles=list(result), col_titles=[class_names()[y[0]]] + titles)
+                      row_titles=list(result), col_titles=[class_names()[y[0]]] + titles, cell=1.2)
     atomic_write_bytes(out / f"sanity_check_{args.arch}_curves.png", curves_png(result, names))
     atomic_write_bytes(out / f"sanity_check_{args.arch}.json",
                        json.dumps({"arch": args.arch, "images": args.images, "steps": names, "similarity": result},
