@@ -84,6 +84,15 @@ def curves_png(result: dict, names: list[str]) -> bytes:
     return buffer.getvalue()
 
 
+def small_png(data: bytes) -> bytes:
+    """A 96-colour palette copy: noisy maps do not compress, and the figure lives in git."""
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=96).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
 def main() -> None:
     p = parser(__doc__, "sanity_check")
     p.add_argument("--arch", default="squeezenet1_1", choices=sorted(WEIGHTS))
@@ -107,8 +116,9 @@ def main() -> None:
         rows.append([figures.percentile_clip(maps[i:i + 1])[0] for i in shown])
     out = Path(args.out)
     titles = ["trained" if i == 0 else f"… {names[i - 1]}" for i in shown]
-    figures.save_grid(out / f"sanity_check_{args.arch}.png", [[X[0]] + row for row in rows],
-                      row_titles=list(result), col_titles=[class_names()[y[0]]] + titles, cell=1.2)
+    grid = figures.grid_png([[X[0]] + row for row in rows], row_titles=list(result),
+                            col_titles=[class_names()[y[0]]] + titles, cell=0.9)
+    atomic_write_bytes(out / f"sanity_check_{args.arch}.png", small_png(grid))
     atomic_write_bytes(out / f"sanity_check_{args.arch}_curves.png", curves_png(result, names))
     atomic_write_bytes(out / f"sanity_check_{args.arch}.json",
                        json.dumps({"arch": args.arch, "images": args.images, "steps": names, "similarity": result},
