@@ -715,6 +715,25 @@ def w29_faithfulness_correlation(_model, _tm, quick, notes):
     return (lambda: jaxviz.metrics.faithfulness_correlation(model, x, y, a, key=key, n_runs=runs)), refs, None
 
 
+def w30_road(_model, _tm, quick, notes):
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
+
+    model, tm = pair("squeezenet1_1")
+    n = 2 if quick else 8
+    x, y, xt, yt = _targets_and_images(n)
+    maps = np.asarray(jaxviz.gradcam(model, x, y, resolution="input"), np.float32)
+    percentiles = (10, 30, 50, 70, 90)
+    targets = [ClassifierOutputSoftmaxTarget(int(t)) for t in y]
+    metric = ROADCombined(percentiles=list(percentiles))
+    key = jax.random.key(0)
+    notes.append("W30: pytorch-grad-cam's ROADCombined imputes one image and percentile at a time (a sparse LU "
+                 "solve in scipy) and scores all images of a percentile in one forward pass; it has no batch "
+                 "setting to sweep.  jaxviz solves the same systems by conjugate gradients, all images at once.")
+    return (lambda: jaxviz.metrics.road(model, x, y, maps, percentiles=percentiles, key=key).score,
+            {"pytorch-grad-cam ROADCombined": lambda: metric(xt, maps, targets, tm)}, None)
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -745,6 +764,7 @@ WORKLOADS = {
     "W27 sensitivity_max 20 samples (saliency), SqueezeNet, 8 images": w27_sensitivity_max,
     "W28 mprt cascading over 26 layers (saliency), SqueezeNet, 8 images": w28_mprt,
     "W29 faithfulness_correlation 100 runs of 224, SqueezeNet, 8 images": w29_faithfulness_correlation,
+    "W30 road combined, 5 percentiles (GradCAM), SqueezeNet, 8 images": w30_road,
 }
 
 

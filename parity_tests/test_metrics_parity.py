@@ -333,6 +333,106 @@ def test_confidence_metrics_equal_pytorch_grad_cams(score):
     assert np.abs(theirs_change).min() > 0
 
 
+def _road_setup():
+    """ResNet-18 (random weights), its GradCAM maps at the input's size, float32 and
+    float64."""
+    model, tm, x, target = h.random_case("resnet18")
+    with h.precision("float64"):
+        maps = np.asarray(jaxviz.gradcam(model, x, target, layer="layer3", resolution="input"))
+    return model, tm, x, target, maps
+
+
+def _road_imputed_pixels(maps, percentile, lerf):
+    """pytorch-grad-cam's choice (``RemoveMostRelevantFirst``): the pixels at or above the
+    map's percentile (of 1 − map for LeRF), as (N, H, W) booleans."""
+    from pytorch_grad_cam.metrics.perturbation_confidence import RemoveLeastRelevantFirst, RemoveMostRelevantFirst
+
+    seen = []
+    remove = (RemoveLeastRelevantFirst if lerf else RemoveMostRelevantFirst)(
+        percentile, lambda img, keep: seen.append(keep.numpy() == 0) or img)
+    for m in maps:
+        remove(torch.zeros(1), torch.from_numpy(m))
+    return np.stack(seen)
+
+
+def _road_solve(img, unknown):
+    """The package's imputation (``NoisyLinearImputer``'s system and sparse solve) of one
+    (H, W, C) image, float64, before its cast to float32 and its noise."""
+    from pytorch_grad_cam.metrics.road import NoisyLinearImputer, neighbors_weights
+    from scipy.sparse import csc_matrix
+    from scipy.sparse.linalg import spsolve
+
+    a, b = NoisyLinearImputer.setup_sparse_system((~unknown).astype(np.float64), img.transpose(2, 0, 1),
+                                                  neighbors_weights)
+    filled = img.reshape(-1, img.shape[-1]).copy()
+    filled[np.flatnonzero(unknown.ravel())] = spsolve(csc_matrix(a), b)
+    return filled.reshape(img.shape)
+
+
+@pytest.mark.float64_only
+def test_road_imputation_and_scores_equal_the_packages_float64():
+    """ROAD's pieces, float64: the imputed images against the package's own system and
+    sparse solve (1e-9; the package casts its solution to float32 before adding noise),
+    and the MoRF / LeRF score changes built from them with the same noise draws, scored by
+    the float64 torch model (the package rounds scores to float32: ``np.float32(scores)``)."""
+    from jaxviz.metrics.road import impute
+
+    model, tm, x, target, maps = _road_setup()
+    percentiles = (20, 50, 90)
+    draws = h.random_images((2, len(percentiles)) + x.shape, 29, "float64")
+    with h.precision("float64"):
+        ours = jaxviz.metrics.road(model, x, target, maps, percentiles=percentiles, draws=tuple(draws))
+    rows = np.arange(len(x))
+    with torch.no_grad():
+        before = torch.softmax(tm(h.nchw(x)), 1).numpy()[rows, target]
+    for o, lerf in enumerate((False, True)):
+        changes = []
+        for p, percentile in enumerate(percentiles):
+            unknown = _road_imputed_pixels(maps, percentile, lerf)
+            solved = np.stack([_road_solve(img, u) for img, u in zip(x, unknown)])
+            with h.precision("float64"):
+                imputed = np.asarray(impute(x, unknown))
+            h.assert_close(imputed, solved, TOL, f"imputation at {percentile} ({'lerf' if lerf else 'morf'})")
+            noisy = solved + np.where(unknown[..., None], 0.01 * draws[o, p], 0)
+            with torch.no_grad():
+                after = torch.softmax(tm(h.nchw(noisy)), 1).numpy()[rows, target]
+            changes.append(after - before)
+        h.assert_close(ours.lerf if lerf else ours.morf, np.stack(changes, 1), TOL, "road changes")
+    morf, lerf = np.asarray(ours.morf), np.asarray(ours.lerf)
+    h.assert_close(ours.score, (lerf.mean(1) - morf.mean(1)) / 2, 1e-15, "combined")
+
+
+@pytest.mark.parametrize("score", ["probability", "logit"])
+def test_road_combined_equals_pytorch_grad_cams_with_its_own_draws(score):
+    """``ROADCombined`` itself (float32, its solve cast to float32, ``torch.randn_like`` noise):
+    its draws replayed from the same seed in the order it makes them (LeRF then MoRF, each
+    percentile, each image: (C, imputed pixels)) and handed to jaxviz in float32; the float32
+    criterion (jaxviz's float32 conjugate gradients stop at a 1e-6 residual)."""
+    from pytorch_grad_cam.metrics.road import ROADCombined
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+
+    _, _, x, target, maps = _road_setup()
+    sd = h.random_state_dict("resnet18", 3)
+    model, tm = h.jax_model("resnet18", sd), h.torch_model("resnet18", sd)
+    x, maps = x.astype(np.float32), maps.astype(np.float32)
+    percentiles = [20, 50, 80]
+    torch.manual_seed(7)
+    draws = {}
+    for lerf in (True, False):
+        drawn = np.zeros((len(percentiles),) + x.shape, np.float32)
+        for p, percentile in enumerate(percentiles):
+            for i, unknown in enumerate(_road_imputed_pixels(maps, percentile, lerf)):
+                drawn[p, i][unknown] = torch.randn(x.shape[-1], int(unknown.sum())).numpy().T
+        draws[lerf] = drawn
+    kind = ClassifierOutputSoftmaxTarget if score == "probability" else ClassifierOutputTarget
+    torch.manual_seed(7)
+    theirs = ROADCombined(percentiles=percentiles)(h.nchw(x), maps, [kind(int(t)) for t in target], tm)
+    ours = jaxviz.metrics.road(model, x, target, maps, percentiles=percentiles, draws=(draws[False], draws[True]),
+                               score=score)
+    assert np.abs(theirs).min() > 0
+    h.assert_close(ours.score, theirs, h.ATTR_TOL["float32"], f"ROADCombined ({score})")
+
+
 def _quantus_saliency(model, inputs, targets, **kwargs):
     inputs = torch.from_numpy(np.asarray(inputs, np.float64)).requires_grad_()
     return ca.Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).numpy()

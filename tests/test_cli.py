@@ -545,7 +545,7 @@ def test_evaluate_writes_each_images_scores_and_a_summary_that_resumes(photos, t
     key (batch 1 and batch 2 agree); a re-run skips what is done and re-summarises."""
     out = tmp_path / "out"
     common = ("--methods", "saliency", "gradcam", "--metrics", "deletion", "sparseness", "random-logit",
-              "--step", 300, "--size", SIZE, "--out", out, "-q")
+              "road-morf", "--percentiles", 30, 70, "--step", 300, "--size", SIZE, "--out", out, "-q")
     assert _cli("evaluate", photos, "-b", 2, *common) == 0
     records = _ok(out, "evaluate")
     assert len(records) == 3
@@ -558,11 +558,13 @@ def test_evaluate_writes_each_images_scores_and_a_summary_that_resumes(photos, t
     assert abs(record["scores"]["saliency"]["deletion"] - expected) <= 1e-5 * max(abs(expected), 1e-6)
     document = json.loads((out / "evaluate" / "photos/a.png.metrics.json").read_text())
     assert len(document["curves"]["gradcam/deletion"]) == -(-x.shape[1] * x.shape[2] // 300) + 1
+    road = document["curves"]["gradcam/road-morf"]
+    assert len(road) == 2 and abs(np.mean(road) - document["scores"]["gradcam"]["road-morf"]) <= 1e-6
     assert (out / "evaluate" / "photos/a.png.curves.png").is_file()
     summary = (out / "evaluate" / "summary.md").read_text()
     assert "3 images" in summary and "| saliency |" in summary and "random-logit" in summary
     rows = (out / "evaluate" / "summary.csv").read_text().splitlines()
-    assert rows[0] == "method,metric,mean,sem,images" and len(rows) == 1 + 2 * 3
+    assert rows[0] == "method,metric,mean,sem,images" and len(rows) == 1 + 2 * 4
 
     single = tmp_path / "single"
     assert _cli("evaluate", photos, "-b", 1, *common[:-3], "--out", single, "-q") == 0

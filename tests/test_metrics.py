@@ -237,6 +237,41 @@ def test_confidence_metrics_keep_what_the_map_shows(model, x, top):
         metrics.drop_in_confidence(model, x, top, ones, score="softmax")
 
 
+def test_road_imputes_from_the_neighbours_and_draws_its_noise_from_the_key(model, x, grads, top):
+    from jaxviz.metrics.road import impute
+
+    # a linear ramp is its own 8-neighbour weighted mean away from the border
+    rows, cols = np.mgrid[:12, :14].astype(np.float32)
+    ramp = np.stack([rows, 2 * cols - rows, 0.5 * cols], -1)[None]
+    unknown = np.zeros((1, 12, 14), bool)
+    unknown[0, 3:9, 2:11] = True
+    filled = np.asarray(impute(np.where(unknown[..., None], 100.0, ramp), unknown))
+    np.testing.assert_allclose(filled, ramp, atol=1e-4)
+    maps = np.abs(grads).sum(-1)
+    key = jax.random.key(5)
+    both = metrics.road(model, x, top, maps, percentiles=(30, 70), key=key)
+    morf = metrics.road(model, x, top, maps, order="morf", percentiles=(30, 70), key=key)
+    assert both.morf.shape == both.lerf.shape == (2, 2) and morf.lerf is None
+    np.testing.assert_allclose(morf.morf, both.morf, rtol=1e-6)
+    np.testing.assert_allclose(morf.score, both.morf.mean(1), rtol=1e-6)
+    np.testing.assert_allclose(both.score, (both.lerf.mean(1) - both.morf.mean(1)) / 2, rtol=1e-6)
+    other = metrics.road(model, x, top, maps, order="morf", percentiles=(30, 70), key=jax.random.key(6))
+    assert np.abs(np.asarray(other.morf) - np.asarray(morf.morf)).max() > 0
+    quiet = metrics.road(model, x, top, maps, order="morf", percentiles=(30,), noise=0, states_per_eval=1)
+    keep = maps < np.percentile(maps.reshape(2, -1), 30, axis=1)[:, None, None]
+    imputed = np.asarray(impute(x, ~keep))
+    np.testing.assert_allclose(quiet.morf[:, 0], _probabilities(model, imputed, top) - _probabilities(model, x, top),
+                               atol=1e-5)
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        metrics.road(model, x, top, maps)
+    with pytest.raises(jaxviz.InputError, match="`percentiles`"):
+        metrics.road(model, x, top, maps, key=key, percentiles=(0, 50))
+    with pytest.raises(jaxviz.InputError, match="`order`"):
+        metrics.road(model, x, top, maps, key=key, order="both")
+    with pytest.raises(jaxviz.InputError, match="`draws`"):
+        metrics.road(model, x, top, maps, order="lerf", draws=np.zeros((2, 2, 40, 48, 3)))
+
+
 def test_metrics_compose_under_jit(model, x, grads):
     @jax.jit
     def scores(v, a):

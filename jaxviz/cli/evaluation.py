@@ -16,6 +16,7 @@ import jaxviz
 from jaxviz import metrics
 from jaxviz.cli.registry import Method, Option, per_image_keys, positive
 from jaxviz.errors import InputError
+from jaxviz.metrics.road import PERCENTILES as ROAD_PERCENTILES
 
 # methods as the metrics see them: maps at the input's size
 EXPLAINERS = {
@@ -57,11 +58,26 @@ METRICS = {
         m, x, t, a, key=k, n_runs=o["samples"])),
     "infidelity": (True, lambda m, x, t, a, f, k, o: metrics.infidelity(m, x, t, a, key=k,
                                                                         n_perturb_samples=o["samples"])),
+    "road": (True, lambda m, x, t, a, f, k, o: metrics.road(m, x, t, _unit_maps(a), key=k,
+                                                            percentiles=o["percentiles"]).score),
+    "road-morf": (True, lambda m, x, t, a, f, k, o: (
+        lambda r: (r.score, r.morf))(metrics.road(m, x, t, _unit_maps(a), order="morf", key=k,
+                                                  percentiles=o["percentiles"]))),
+    "road-lerf": (True, lambda m, x, t, a, f, k, o: (
+        lambda r: (r.score, r.lerf))(metrics.road(m, x, t, _unit_maps(a), order="lerf", key=k,
+                                                  percentiles=o["percentiles"]))),
+    "monotonicity-correlation": (True, lambda m, x, t, a, f, k, o: metrics.monotonicity_correlation(
+        m, x, t, a, key=k, n_samples=o["samples"])),
+    "completeness": (False, lambda m, x, t, a, f, k, o: metrics.completeness(m, x, t, a)),
     "drop-in-confidence": (False, lambda m, x, t, a, f, k, o: metrics.drop_in_confidence(m, x, t, _unit_maps(a))),
     "increase-in-confidence": (False, lambda m, x, t, a, f, k, o: metrics.increase_in_confidence(
         m, x, t, _unit_maps(a))),
     "sensitivity-max": (True, lambda m, x, t, a, f, k, o: metrics.sensitivity_max(m, x, t, f, key=k,
                                                                                   n_perturb_samples=o["samples"])),
+    "avg-sensitivity": (True, lambda m, x, t, a, f, k, o: metrics.avg_sensitivity(
+        m, x, t, f, key=k, n_perturb_samples=o["samples"])),
+    "local-lipschitz-estimate": (True, lambda m, x, t, a, f, k, o: metrics.local_lipschitz_estimate(
+        m, x, t, f, key=k, n_perturb_samples=o["samples"])),
     "mprt": (True, lambda m, x, t, a, f, k, o: (
         lambda r: (r.similarity["spearman_abs"][-1], r.similarity["spearman_abs"].T))(
         metrics.mprt(m, x, t, f, key=k, measures=("spearman_abs",)))),
@@ -74,6 +90,8 @@ METRICS = {
 def _check(options) -> None:
     positive("step", options["step"], minimum=1)
     positive("samples", options["samples"], minimum=2)
+    if not all(0 < p < 100 for p in options["percentiles"]):
+        raise InputError(f"--percentiles: each must be between 1 and 99, got {options['percentiles']}")
     for name, known in (("methods", EXPLAINERS), ("metrics", METRICS)):
         unknown = [v for v in options[name] if v not in known]
         if unknown or not options[name]:
@@ -182,6 +200,8 @@ EVALUATE = Method(
             "insertion)", many=True),
      Option("step", int, 224, "pixels moved per step of deletion and insertion (default 224)"),
      Option("samples", int, 20, "perturbations / runs per image of the sampling metrics (default 20)"),
+     Option("percentiles", int, list(ROAD_PERCENTILES), "percentiles of ROAD "
+            "(default 10 20 … 90)", many=True),
      Option("seed", int, 0, "random seed (each image's draws come from the seed and its name)")),
     _evaluate, _save, check=_check, finish=summarise,
     examples="jaxviz evaluate photos/ --methods saliency gradcam --metrics deletion insertion mprt --out eval",

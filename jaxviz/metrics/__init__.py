@@ -1,7 +1,7 @@
 """Does a map mean anything?  Metrics of attributions, each compiled and batched.
 
 Faithfulness: :func:`deletion`, :func:`insertion` (RISE), :func:`infidelity` (Captum),
-:func:`drop_in_confidence`, :func:`increase_in_confidence` (pytorch-grad-cam),
+:func:`road`, :func:`drop_in_confidence`, :func:`increase_in_confidence` (pytorch-grad-cam),
 :func:`pixel_flipping`, :func:`region_perturbation`, :func:`faithfulness_correlation`,
 :func:`monotonicity_correlation` (Quantus).
 Robustness: :func:`sensitivity_max` (Captum), :func:`avg_sensitivity`,
@@ -31,6 +31,7 @@ from jaxviz.metrics.mprt import MPRTResult, mprt
 from jaxviz.metrics.pixel_flipping import pixel_flipping
 from jaxviz.metrics.random_logit import random_logit
 from jaxviz.metrics.region_perturbation import region_perturbation
+from jaxviz.metrics.road import ROADScores, road
 from jaxviz.metrics.sensitivity_max import sensitivity_max
 from jaxviz.metrics.sparseness import sparseness
 
@@ -52,6 +53,8 @@ __all__ = [
     "pixel_flipping",
     "random_logit",
     "region_perturbation",
+    "road",
+    "ROADScores",
     "sensitivity_max",
     "similarity",
     "sparseness",

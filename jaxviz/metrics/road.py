@@ -1,0 +1,227 @@
+"""ROAD (Rong et al.; pytorch-grad-cam ``ROADCombined``): the target's score change when a
+share of the pixels, most or least relevant first, is replaced by noisy linear imputation
+from its neighbours, so that the model cannot read the shape of what was removed."""
+
+from __future__ import annotations
+
+import functools
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxviz import _checks, scoring
+from jaxviz.attribution import _perturbations
+from jaxviz.errors import InputError
+from jaxviz.metrics import _common, _confidence
+
+ORDERS = ("combined", "morf", "lerf")
+PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
+# The ROAD paper's weights of the 8 neighbours: 1/6 across an edge, 1/12 across a corner.
+NEIGHBOUR_WEIGHTS = (((-1, -1), 1 / 12), ((-1, 0), 1 / 6), ((-1, 1), 1 / 12), ((0, -1), 1 / 6),
+                     ((0, 1), 1 / 6), ((1, -1), 1 / 12), ((1, 0), 1 / 6), ((1, 1), 1 / 12))
+
+
+class ROADScores(NamedTuple):
+    """A ROAD result.
+
+    Attributes:
+      score: (N,) the combined score (LeRF − MoRF) / 2, or for one order its mean change.
+      morf: (N, P) the score change after imputing the most relevant pixels at each
+        percentile (``None`` for ``order="lerf"``).
+      lerf: (N, P) the same for the least relevant pixels (``None`` for ``order="morf"``).
+    """
+
+    score: jax.Array
+    morf: jax.Array | None
+    lerf: jax.Array | None
+
+
+def _neighbour_sum(a):
+    """Σ over the 8 neighbours of weight · value, zero outside the image; a (..., H, W, C)."""
+    h, w = a.shape[-3:-1]
+    padded = jnp.pad(a, [(0, 0)] * (a.ndim - 3) + [(1, 1), (1, 1), (0, 0)])
+    return sum(weight * padded[..., 1 + dy:1 + dy + h, 1 + dx:1 + dx + w, :]
+               for (dy, dx), weight in NEIGHBOUR_WEIGHTS)
+
+
+def impute(x, unknown, *, tol: float | None = None, max_iterations: int | None = None):
+    """ROAD's linear imputation: each unknown pixel becomes the weighted mean of its
+    neighbours inside the image (1/6 across an edge, 1/12 across a corner), known or
+    imputed — the harmonic interpolation ``NoisyLinearImputer`` solves with a sparse LU
+    factorisation, here by conjugate gradients on the same (symmetric positive definite)
+    system, all images at once.
+
+    Args:
+      x: (..., H, W, C) images.
+      unknown: (..., H, W) boolean, the pixels to impute (some pixel of each image known).
+      tol: relative residual at which an image's solve stops (default 1e-12 in float64,
+        1e-6 in float32).
+      max_iterations: cap on conjugate-gradient steps (default 4·(H + W)).
+
+    Returns:
+      x with the unknown pixels replaced.
+    """
+    x = jnp.asarray(x)
+    unknown = jnp.asarray(unknown, bool)
+    if unknown.shape != x.shape[:-1]:
+        raise InputError(f"`unknown` must have shape {x.shape[:-1]} (the images' without channels), "
+                         f"got {unknown.shape}")
+    if tol is None:
+        tol = 1e-12 if x.dtype == jnp.float64 else 1e-6
+    if max_iterations is None:
+        max_iterations = 4 * (x.shape[-3] + x.shape[-2])
+    return _impute(x, unknown, float(tol), _checks.check_positive_int(max_iterations, "max_iterations"))
+
+
+@functools.partial(jax.jit, static_argnames=("tol", "max_iterations"))
+def _impute(x, unknown, tol, max_iterations):
+    m = unknown[..., None].astype(x.dtype)
+    # each pixel's weight inside the image: the diagonal of the system
+    inside = _neighbour_sum(jnp.ones((1,) * (x.ndim - 3) + x.shape[-3:-1] + (1,), x.dtype))
+    known = x * (1 - m)
+    b = m * _neighbour_sum(known)
+
+    def system(u):  # m ⊙ (inside · u − Σ w·(m ⊙ u)): symmetric, positive definite on the unknowns
+        return m * (inside * u - _neighbour_sum(m * u))
+
+    def dot(a, c):  # per image (all but the last three axes)
+        return jnp.sum(a * c, axis=(-3, -2, -1), keepdims=True)
+
+    limit = (tol ** 2) * dot(b, b)
+    z = b / inside
+    state = (jnp.zeros_like(b), b, z, dot(b, z), 0)
+
+    def unfinished(state):
+        _, r, _, _, k = state
+        return (k < max_iterations) & jnp.any(dot(r, r) > limit)
+
+    def step(state):  # preconditioned CG (Jacobi); a converged image keeps its solution
+        u, r, p, rz, k = state
+        active = dot(r, r) > limit
+        ap = system(p)
+        alpha = jnp.where(active, rz / jnp.where(active, dot(p, ap), 1), 0)
+        u, r = u + alpha * p, r - alpha * ap
+        z = r / inside
+        rz_next = dot(r, z)
+        beta = jnp.where(active, rz_next / jnp.where(active, rz, 1), 0)
+        return u, r, z + beta * p, rz_next, k + 1
+
+    u = jax.lax.while_loop(unfinished, step, state)[0]
+    return known + m * u
+
+
+def _percentile_thresholds(values, percentiles):
+    """(P, N) numpy's ``percentile`` (linear interpolation) of each image's values."""
+    flat = values.reshape(values.shape[0], -1)
+    return jnp.percentile(flat, jnp.asarray(percentiles, flat.dtype), axis=1)
+
+
+@functools.partial(jax.jit, static_argnames=("percentiles", "lerf", "chunk", "score", "tol", "max_iterations"))
+def _road_changes(model, x, target, maps, percentiles, lerf, noise, key, draws, chunk, score, tol, max_iterations):
+    """(P, N) score changes after imputing the pixels at or above each percentile of the
+    maps (MoRF) or of 1 − maps (LeRF)."""
+    values = 1 - maps if lerf else maps
+    draws_for = _common.perturbations_for(draws, key, lambda k, v: jax.random.normal(k, v.shape, v.dtype),
+                                          len(percentiles), x, name="draws")
+    thresholds = _percentile_thresholds(values, percentiles)  # (P, N)
+    evaluate = (scoring.batch_target_probabilities if score == "probability" else scoring.batch_target_logits)
+    n_states = len(percentiles)
+
+    def keeps_input(ids):  # pytorch-grad-cam keeps the values below the threshold
+        return (values[None] < thresholds[jnp.minimum(ids, n_states - 1)][:, :, None, None])[..., None]
+
+    def imputed(ids):
+        unknown = ~keeps_input(ids)[..., 0]
+        filled = _impute(jnp.broadcast_to(x, unknown.shape + x.shape[-1:]), unknown, tol, max_iterations)
+        return filled + jnp.where(unknown[..., None], noise * draws_for(ids), 0)
+
+    after = _perturbations.mixture_scores(model, x, target, imputed, n_states, keeps_input, chunk, score=evaluate)
+    return after - evaluate(model, x, target)[None]
+
+
+def _checked_draws(draws, shape, dtype):
+    draws = jnp.asarray(draws, dtype)
+    if draws.shape != shape:
+        raise InputError(f"`draws` must have shape (P, N, H, W, C) = {shape}, got {tuple(draws.shape)}")
+    if _checks.is_concrete(draws) and not bool(jnp.isfinite(draws).all()):
+        raise InputError("`draws` contains NaN or inf values")
+    return draws
+
+
+def road(model, x, target, attributions, *, order: str = "combined", percentiles=PERCENTILES, noise: float = 0.01,
+         key=None, draws=None, score: str = "probability", states_per_eval: int | None = None,
+         tol: float | None = None, max_iterations: int | None = None) -> ROADScores:
+    """Remove And Debias: the target's score change, averaged over percentiles, when the
+    pixels a map ranks highest (MoRF) or lowest (LeRF) are imputed from their neighbours
+    plus a little noise (pytorch-grad-cam ``ROADMostRelevantFirstAverage``,
+    ``ROADLeastRelevantFirstAverage`` and ``ROADCombined``).  For MoRF a faithful map makes
+    the score fall fast (more negative is better); for LeRF it keeps it (higher is better);
+    the combined score (LeRF − MoRF) / 2 is higher for better maps.
+
+    At percentile p, MoRF imputes the pixels whose map value is at or above the map's p-th
+    percentile (numpy's linear interpolation), LeRF those whose 1 − value is at or above
+    the p-th percentile of 1 − map, as pytorch-grad-cam does.  Imputed pixels take the
+    linear imputation (:func:`impute`) of the normalised image plus ``noise`` times a
+    standard normal draw per channel.  Every percentile of every image is imputed and
+    scored inside one compiled program, ``states_per_eval`` percentiles at a time.
+
+    Args:
+      model: a :class:`jaxviz.Model`.
+      x: (N, H, W, 3) normalised images.
+      target: (N,) class indices.
+      attributions: (N, H, W) or (N, H, W, 1) one value per pixel, usually in [0, 1] (a
+        CAM with ``resolution="input"``).
+      order: ``"combined"`` (default), ``"morf"`` or ``"lerf"``.
+      percentiles: the percentiles averaged over (pytorch-grad-cam: 10, 20, …, 90).
+      noise: the noise's standard deviation (0.01, the paper's; 0 for none).
+      key: a jax.random key for the noise (required unless ``draws`` or ``noise=0``);
+        MoRF draws from ``fold_in(key, 0)`` and LeRF from ``fold_in(key, 1)``, each
+        percentile from ``fold_in`` of that by its index.
+      draws: the standard normal draws themselves, (P, N, H, W, 3) for one order, a pair
+        (MoRF's, LeRF's) for ``"combined"``; only the imputed pixels' are used.
+      score: ``"probability"`` (the softmax, ``ClassifierOutputSoftmaxTarget``) or
+        ``"logit"`` (``ClassifierOutputTarget``).
+      states_per_eval: percentiles imputed and scored per evaluation (default 1: the
+        solves of one evaluation run until its slowest converges).
+      tol, max_iterations: the imputation's solver (:func:`impute`).
+
+    Returns:
+      :class:`ROADScores`.
+
+    References:
+      Rong, Leemann, Borisov, Kasneci, Kasneci. A Consistent and Efficient Evaluation
+      Strategy for Attribution Methods (ICML 2022).
+    """
+    x, target = scoring.prepare(model, x, target)
+    maps = _common.check_attributions(attributions, x=x, per_pixel=True).astype(x.dtype)
+    _checks.check_choice(order, "order", ORDERS)
+    _checks.check_choice(score, "score", _confidence.SCORES)
+    percentiles = tuple(float(p) for p in np.atleast_1d(np.asarray(percentiles, float)))
+    if not percentiles or not all(0 < p < 100 for p in percentiles):
+        raise InputError(f"`percentiles` must be one or more values in (0, 100), got {percentiles}")
+    if tol is None:
+        tol = 1e-12 if x.dtype == jnp.float64 else 1e-6
+    if max_iterations is None:
+        max_iterations = 4 * (x.shape[1] + x.shape[2])
+    max_iterations = _checks.check_positive_int(max_iterations, "max_iterations")
+    orders = ("morf", "lerf") if order == "combined" else (order,)
+    if draws is not None and order != "combined":
+        draws = (draws,)
+    if draws is not None and (not isinstance(draws, (tuple, list)) or len(draws) != len(orders)):
+        raise InputError("`draws` must be a (P, N, H, W, 3) array, or a pair of them for order='combined'")
+    if noise == 0 and key is None and draws is None:
+        key = jax.random.key(0)  # drawn and multiplied by 0
+    # one percentile per evaluation by default: its images' solves take about as many
+    # iterations, where a chunk of several would all run as long as the largest removal's
+    chunk = _common.states_per_eval(1 if states_per_eval is None else states_per_eval, len(percentiles), x)
+    changes = {}
+    for i, name in enumerate(orders):
+        order_key = None if key is None else jax.random.fold_in(key, ORDERS.index(name) - 1)
+        order_draws = None if draws is None else _checked_draws(draws[i], (len(percentiles),) + x.shape, x.dtype)
+        changes[name] = _road_changes(model, x, target, maps, percentiles, name == "lerf", float(noise), order_key,
+                                      order_draws, chunk, score, float(tol), max_iterations).T
+    means = {name: c.mean(axis=1) for name, c in changes.items()}
+    result = (means["lerf"] - means["morf"]) / 2 if order == "combined" else means[order]
+    return ROADScores(result, changes.get("morf"), changes.get("lerf"))
