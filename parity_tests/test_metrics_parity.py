@@ -373,18 +373,20 @@ def _road_solve(img, unknown):
 def test_road_imputation_and_scores_equal_the_packages_float64():
     """ROAD's pieces, float64: the imputed images against the package's own system and
     sparse solve (1e-9; the package casts its solution to float32 before adding noise),
-    and the MoRF / LeRF score changes built from them with the same noise draws, scored by
-    the float64 torch model (the package rounds scores to float32: ``np.float32(scores)``)."""
+    and the MoRF / LeRF logit changes (``ClassifierOutputTarget``) built from them with the
+    same noise draws, scored by the float64 torch model (the package rounds scores to
+    float32: ``np.float32(scores)``)."""
     from jaxviz.metrics.road import impute
 
     model, tm, x, target, maps = _road_setup()
     percentiles = (20, 50, 90)
     draws = h.random_images((2, len(percentiles)) + x.shape, 29, "float64")
     with h.precision("float64"):
-        ours = jaxviz.metrics.road(model, x, target, maps, percentiles=percentiles, draws=tuple(draws))
+        ours = jaxviz.metrics.road(model, x, target, maps, percentiles=percentiles, draws=tuple(draws),
+                                   score="logit")
     rows = np.arange(len(x))
     with torch.no_grad():
-        before = torch.softmax(tm(h.nchw(x)), 1).numpy()[rows, target]
+        before = tm(h.nchw(x)).numpy()[rows, target]
     for o, lerf in enumerate((False, True)):
         changes = []
         for p, percentile in enumerate(percentiles):
@@ -395,21 +397,21 @@ def test_road_imputation_and_scores_equal_the_packages_float64():
             h.assert_close(imputed, solved, TOL, f"imputation at {percentile} ({'lerf' if lerf else 'morf'})")
             noisy = solved + np.where(unknown[..., None], 0.01 * draws[o, p], 0)
             with torch.no_grad():
-                after = torch.softmax(tm(h.nchw(noisy)), 1).numpy()[rows, target]
+                after = tm(h.nchw(noisy)).numpy()[rows, target]
             changes.append(after - before)
         h.assert_close(ours.lerf if lerf else ours.morf, np.stack(changes, 1), TOL, "road changes")
     morf, lerf = np.asarray(ours.morf), np.asarray(ours.lerf)
     h.assert_close(ours.score, (lerf.mean(1) - morf.mean(1)) / 2, 1e-15, "combined")
 
 
-@pytest.mark.parametrize("score", ["probability", "logit"])
-def test_road_combined_equals_pytorch_grad_cams_with_its_own_draws(score):
+def test_road_combined_equals_pytorch_grad_cams_with_its_own_draws():
     """``ROADCombined`` itself (float32, its solve cast to float32, ``torch.randn_like`` noise):
     its draws replayed from the same seed in the order it makes them (LeRF then MoRF, each
-    percentile, each image: (C, imputed pixels)) and handed to jaxviz in float32; the float32
+    percentile, each image: (C, imputed pixels)) and handed to jaxviz in float32; softmax
+    scores (``ClassifierOutputSoftmaxTarget``, the package's tutorial); the float32
     criterion (jaxviz's float32 conjugate gradients stop at a 1e-6 residual)."""
     from pytorch_grad_cam.metrics.road import ROADCombined
-    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget, ClassifierOutputTarget
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
     _, _, x, target, maps = _road_setup()
     sd = h.random_state_dict("resnet18", 3)
@@ -424,13 +426,12 @@ def test_road_combined_equals_pytorch_grad_cams_with_its_own_draws(score):
             for i, unknown in enumerate(_road_imputed_pixels(maps, percentile, lerf)):
                 drawn[p, i][unknown] = torch.randn(x.shape[-1], int(unknown.sum())).numpy().T
         draws[lerf] = drawn
-    kind = ClassifierOutputSoftmaxTarget if score == "probability" else ClassifierOutputTarget
     torch.manual_seed(7)
-    theirs = ROADCombined(percentiles=percentiles)(h.nchw(x), maps, [kind(int(t)) for t in target], tm)
-    ours = jaxviz.metrics.road(model, x, target, maps, percentiles=percentiles, draws=(draws[False], draws[True]),
-                               score=score)
+    theirs = ROADCombined(percentiles=percentiles)(h.nchw(x), maps, [ClassifierOutputSoftmaxTarget(int(t))
+                                                                     for t in target], tm)
+    ours = jaxviz.metrics.road(model, x, target, maps, percentiles=percentiles, draws=(draws[False], draws[True]))
     assert np.abs(theirs).min() > 0
-    h.assert_close(ours.score, theirs, h.ATTR_TOL["float32"], f"ROADCombined ({score})")
+    h.assert_close(ours.score, theirs, h.ATTR_TOL["float32"], "ROADCombined")
 
 
 def _quantus_saliency(model, inputs, targets, **kwargs):

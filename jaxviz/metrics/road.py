@@ -118,11 +118,11 @@ def _percentile_thresholds(values, percentiles):
     return jnp.percentile(flat, jnp.asarray(percentiles, flat.dtype), axis=1)
 
 
-@functools.partial(jax.jit, static_argnames=("percentiles", "lerf", "chunk", "score", "tol", "max_iterations"))
+@functools.partial(jax.jit, static_argnames=("percentiles", "chunk", "score", "tol", "max_iterations"))
 def _road_changes(model, x, target, maps, percentiles, lerf, noise, key, draws, chunk, score, tol, max_iterations):
     """(P, N) score changes after imputing the pixels at or above each percentile of the
-    maps (MoRF) or of 1 − maps (LeRF)."""
-    values = 1 - maps if lerf else maps
+    maps (MoRF) or of 1 − maps (LeRF; a traced flag: both orders share one program)."""
+    values = jnp.where(lerf, 1 - maps, maps)
     draws_for = _common.perturbations_for(draws, key, lambda k, v: jax.random.normal(k, v.shape, v.dtype),
                                           len(percentiles), x, name="draws")
     thresholds = _percentile_thresholds(values, percentiles)  # (P, N)
@@ -220,7 +220,7 @@ def road(model, x, target, attributions, *, order: str = "combined", percentiles
     for i, name in enumerate(orders):
         order_key = None if key is None else jax.random.fold_in(key, ORDERS.index(name) - 1)
         order_draws = None if draws is None else _checked_draws(draws[i], (len(percentiles),) + x.shape, x.dtype)
-        changes[name] = _road_changes(model, x, target, maps, percentiles, name == "lerf", float(noise), order_key,
+        changes[name] = _road_changes(model, x, target, maps, percentiles, jnp.asarray(name == "lerf"), float(noise), order_key,
                                       order_draws, chunk, score, float(tol), max_iterations).T
     means = {name: c.mean(axis=1) for name, c in changes.items()}
     result = (means["lerf"] - means["morf"]) / 2 if order == "combined" else means[order]
