@@ -56,8 +56,8 @@ def impute(x, unknown, *, tol: float | None = None, max_iterations: int | None =
     Args:
       x: (..., H, W, C) images.
       unknown: (..., H, W) boolean, the pixels to impute (some pixel of each image known).
-      tol: relative residual at which an image's solve stops (default 1e-12 in float64,
-        1e-6 in float32).
+      tol: the residual, relative to the start's, at which an image's solve stops (both
+        weighted by the diagonal's inverse; default 1e-12 in float64, 1e-6 in float32).
       max_iterations: cap on conjugate-gradient steps (default 4·(H + W)).
 
     Returns:
@@ -77,36 +77,39 @@ def impute(x, unknown, *, tol: float | None = None, max_iterations: int | None =
 
 @functools.partial(jax.jit, static_argnames=("tol", "max_iterations"))
 def _impute(x, unknown, tol, max_iterations):
+    # one image at a time: a batched loop would run every image as long as the slowest
+    flat = jax.lax.map(lambda args: _impute_one(*args, tol, max_iterations),
+                       (x.reshape((-1,) + x.shape[-3:]), unknown.reshape((-1,) + unknown.shape[-2:])))
+    return flat.reshape(x.shape)
+
+
+def _impute_one(x, unknown, tol, max_iterations):
+    """One (H, W, C) image: preconditioned (Jacobi) conjugate gradients."""
     m = unknown[..., None].astype(x.dtype)
-    # each pixel's weight inside the image: the diagonal of the system
-    inside = _neighbour_sum(jnp.ones((1,) * (x.ndim - 3) + x.shape[-3:-1] + (1,), x.dtype))
+    inside = _neighbour_sum(jnp.ones(x.shape[:2] + (1,), x.dtype))  # the system's diagonal
     known = x * (1 - m)
     b = m * _neighbour_sum(known)
 
     def system(u):  # m ⊙ (inside · u − Σ w·(m ⊙ u)): symmetric, positive definite on the unknowns
         return m * (inside * u - _neighbour_sum(m * u))
 
-    def dot(a, c):  # per image (all but the last three axes)
-        return jnp.sum(a * c, axis=(-3, -2, -1), keepdims=True)
-
-    limit = (tol ** 2) * dot(b, b)
     z = b / inside
-    state = (jnp.zeros_like(b), b, z, dot(b, z), 0)
+    rz = jnp.vdot(b, z)
+    limit = (tol ** 2) * rz  # on the residual's norm weighted by the preconditioner: r·z
+    state = (jnp.zeros_like(b), b, z, rz, 0)
 
     def unfinished(state):
-        _, r, _, _, k = state
-        return (k < max_iterations) & jnp.any(dot(r, r) > limit)
+        k, rz = state[4], state[3]
+        return (k < max_iterations) & (rz > limit)
 
-    def step(state):  # preconditioned CG (Jacobi); a converged image keeps its solution
+    def step(state):
         u, r, p, rz, k = state
-        active = dot(r, r) > limit
         ap = system(p)
-        alpha = jnp.where(active, rz / jnp.where(active, dot(p, ap), 1), 0)
+        alpha = rz / jnp.vdot(p, ap)
         u, r = u + alpha * p, r - alpha * ap
         z = r / inside
-        rz_next = dot(r, z)
-        beta = jnp.where(active, rz_next / jnp.where(active, rz, 1), 0)
-        return u, r, z + beta * p, rz_next, k + 1
+        rz_next = jnp.vdot(r, z)
+        return u, r, z + (rz_next / rz) * p, rz_next, k + 1
 
     u = jax.lax.while_loop(unfinished, step, state)[0]
     return known + m * u
