@@ -735,6 +735,34 @@ def w30_road(_model, _tm, quick, notes):
             {"pytorch-grad-cam ROADCombined": lambda: metric(xt, maps, targets, tm)}, None)
 
 
+def _rise_paper(tm, xt, yt, masks, p1, gpu_batch):
+    """RISE's ``forward`` (the paper's code) for each image: all masked copies scored
+    ``gpu_batch`` at a time, the target's row of p^T·masks / (N·p1)."""
+    n = masks.shape[0]
+    out = []
+    with torch.no_grad():
+        for img, t in zip(xt, yt):
+            stack = masks * img[None]
+            p = torch.cat([torch.softmax(tm(stack[i:i + gpu_batch]), dim=1) for i in range(0, n, gpu_batch)])
+            out.append((p[:, t] @ masks.reshape(n, -1)).reshape(masks.shape[2:]) / n / p1)
+    return torch.stack(out)
+
+
+def w31_rise(_model, _tm, quick, notes):
+    from jaxviz.attribution.rise import rise_masks
+
+    model, tm = pair("squeezenet1_1")
+    n, n_masks = (1, 50) if quick else (4, 1000)
+    x, y, xt, yt = _targets_and_images(n)
+    key = jax.random.key(0)
+    masks = torch.from_numpy(np.asarray(rise_masks(key, n_masks, 224, 224)))[:, None]
+    notes.append("W31: the reference is the RISE paper's PyTorch module (its forward, one image at a time, the "
+                 "masks made beforehand); jaxviz makes each mask from its key inside the compiled loop.")
+    refs = {f"RISE (paper's code), gpu_batch {b}": (lambda b=b: _rise_paper(tm, xt, yt, masks, 0.5, b))
+            for b in ((n_masks,) if quick else (50, 100, 250))}
+    return (lambda: jaxviz.rise(model, x, y, n_masks=n_masks, key=key)), refs, None
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -766,6 +794,7 @@ WORKLOADS = {
     "W28 mprt cascading over 26 layers (saliency), SqueezeNet, 8 images": w28_mprt,
     "W29 faithfulness_correlation 100 runs of 224, SqueezeNet, 8 images": w29_faithfulness_correlation,
     "W30 road combined, 5 percentiles (GradCAM), SqueezeNet, 8 images": w30_road,
+    "W31 rise 1000 masks, SqueezeNet, 4 images": w31_rise,
 }
 
 

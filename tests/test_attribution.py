@@ -67,6 +67,7 @@ TARGETED = {
         m, x, t, layer="features.12", layer_mask=(np.arange(512) % 5).reshape(1, 512, 1, 1)),
     "shapley_value_sampling": lambda m, x, t: jaxviz.shapley_value_sampling(
         m, x, t, feature_mask=jaxviz.masks.patches(40, 48, 20), n_samples=2, key=jax.random.key(0)),
+    "rise": lambda m, x, t: jaxviz.rise(m, x, t, n_masks=6, key=jax.random.key(0)),
 }
 
 
@@ -663,3 +664,28 @@ def test_layer_gradients_equal_the_full_logits_float64(layer):
         assert np.abs(expected_grads).max() > 0
         np.testing.assert_allclose(grads, expected_grads, rtol=1e-11, atol=1e-15)
         np.testing.assert_allclose(input_grads, expected_input, rtol=1e-11, atol=1e-15)
+
+
+def test_rise_draws_each_mask_from_its_key_whatever_the_chunks(model, x):
+    from jaxviz.attribution.rise import rise_masks
+
+    key = jax.random.key(3)
+    masks = np.asarray(rise_masks(key, 10, 40, 48, cells=5, p=0.3))
+    assert masks.shape == (10, 40, 48) and masks.min() >= 0 and masks.max() <= 1
+    assert abs(masks.mean() - 0.3) < 0.15 and len({m.tobytes() for m in masks}) == 10
+    target = np.array([1, 2])
+    drawn = jaxviz.rise(model, x, target, n_masks=10, cells=5, p=0.3, key=key, masks_per_eval=3)
+    given = jaxviz.rise(model, x, target, masks=masks, p=0.3, masks_per_eval=10)
+    np.testing.assert_allclose(drawn, given, rtol=1e-5, atol=1e-7)
+    states = (masks[:, None, :, :, None] * x[None]).reshape(20, 40, 48, 3)
+    probabilities = np.asarray(jax.nn.softmax(model(states), -1)).reshape(10, 2, -1)[:, [0, 1], target]  # (10, 2)
+    expected = np.einsum("kn,khw->nhw", probabilities, masks) / (10 * 0.3)
+    np.testing.assert_allclose(given, expected, rtol=1e-4, atol=1e-7)
+    with pytest.raises(jaxviz.InputError, match="`key`"):
+        jaxviz.rise(model, x, target, n_masks=4)
+    with pytest.raises(jaxviz.InputError, match="`masks` must have shape"):
+        jaxviz.rise(model, x, target, masks=masks[:, :20])
+    with pytest.raises(jaxviz.InputError, match="`p`"):
+        jaxviz.rise(model, x, target, masks=masks, p=0)
+    with pytest.raises(jaxviz.InputError, match="`cells`"):
+        jaxviz.rise(model, x, target, key=key, cells=41)

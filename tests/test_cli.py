@@ -66,6 +66,7 @@ ATTRIBUTION_ARGS = {
     # batch sizes: one image per batch, as the API call below
     "layercam": ["--layer", "features.9", "features.12", "--aug-smooth", "-b", "1"],
     "scorecam": ["--layer", "features.5", "--masked-batch", "8", "--eigen-smooth", "-b", "1"],
+    "rise": ["--n-masks", "12", "--cells", "4", "--p", "0.4", "--masks-per-eval", "5", "--seed", "4"],
 }
 
 
@@ -109,6 +110,10 @@ def _api(name, model, x, key):
                                           aug_smooth=True))
     if name == "scorecam":
         return np.asarray(jaxviz.scorecam(model, x, t, layer="features.5", resolution="input", eigen_smooth=True))
+    if name == "rise":  # one mask set, from the seed alone
+        import jax
+
+        return np.asarray(jaxviz.rise(model, x, t, n_masks=12, cells=4, p=0.4, key=jax.random.key(4)))
     if name == "feature-ablation":
         mask = jaxviz.masks.patches(x.shape[1], x.shape[2], 20)
         return np.asarray(jaxviz.feature_ablation(model, x, t, feature_mask=mask, baselines=0.1))

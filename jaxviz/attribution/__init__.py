@@ -37,6 +37,7 @@ from jaxviz.attribution.neuron_gradient_shap import neuron_gradient_shap
 from jaxviz.attribution.neuron_guided_backprop import neuron_guided_backprop
 from jaxviz.attribution.neuron_integrated_gradients import neuron_integrated_gradients
 from jaxviz.attribution.occlusion import occlusion
+from jaxviz.attribution.rise import rise
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
 from jaxviz.attribution.shapley_value_sampling import shapley_value_sampling
@@ -87,6 +88,7 @@ __all__ = [
     "occlusion",
     "saliency",
     "saliency_map",
+    "rise",
     "scorecam",
     "shapley_value_sampling",
     "smooth",

@@ -392,6 +392,20 @@ def _coalition_cli(name, summary, function, sample):
                                                           "--out maps")
 
 
+def _rise(model, x, target, options):
+    # one mask set for every image (RISE's), from the seed alone: no image depends on its batch
+    return {"saliency": jaxviz.rise(model, x, target, n_masks=options["n_masks"], cells=options["cells"],
+                                    p=options["p"], key=jax.random.key(options["seed"]),
+                                    masks_per_eval=options["masks_per_eval"])}
+
+
+def _check_rise(options):
+    for name in ("n_masks", "cells", "masks_per_eval"):
+        positive(name, options[name])
+    if not 0 < options["p"] <= 1:
+        raise InputError(f"--p must be in (0, 1], got {options['p']}")
+
+
 def _check_feature_ablation(options):
     for name in ("n_segments", "patch", "perturbations_per_eval", "n_samples"):
         if name in options:
@@ -526,6 +540,16 @@ DECLARED = (
                 jaxviz.ablationcam,
                 extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
+    Method(
+        "rise", "RISE: the class probability under random smooth masks (Petsiuk et al.)",
+        (TARGET, Option("n_masks", int, 4000, "random masks (default 4000, the paper's for ResNet-50)"),
+         Option("cells", int, 7, "grid cells per side of a mask (default 7)"),
+         Option("p", float, 0.5, "probability that a cell is kept (default 0.5)"),
+         Option("masks_per_eval", int, 16, "masks per forward pass (memory bound, default 16)"),
+         Option("seed", int, 0, "random seed of the masks (one set for every image, as in RISE)"), *DISPLAY),
+        _rise, _attribution_saver(_cam_heat, main="saliency"), check=_check_rise,
+        examples="jaxviz rise photos/ --n-masks 2000 --out maps",
+    ),
     Method(
         "feature-ablation", "feature ablation over superpixels or patches (Captum FeatureAblation)",
         (TARGET, *FEATURES, BASELINE, PERTURBATIONS_PER_EVAL, *DISPLAY),

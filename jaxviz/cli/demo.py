@@ -27,11 +27,12 @@ from jaxviz.labels import class_names
 from jaxviz.models import describe
 from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 
-# the CAM family's figure: pytorch-grad-cam's output convention, side by side
+# the CAM family's figure: pytorch-grad-cam's output convention, side by side (and RISE's
+# black-box map)
 CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise", "GradCAM element-wise"),
         ("gradcam-plus-plus", "GradCAM++"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM"),
         ("eigencam", "EigenCAM"), ("eigen-gradcam", "EigenGradCAM"), ("scorecam", "ScoreCAM"),
-        ("ablationcam", "AblationCAM"))
+        ("ablationcam", "AblationCAM"), ("rise", "RISE"))
 
 # Captum's other methods' figure: each method's map, side by side
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
@@ -130,8 +131,10 @@ def demo_job(args) -> tuple[Job, dict]:
                                "metrics": ["deletion", "insertion", "sparseness"] + ([] if quick else ["mprt"])}))
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
-    runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name], {"resolution": "input"}), f"cam-{name}",
-                       METHODS[name].size) for name, _ in CAMS]
+    cam_options = {"rise": {"n_masks": 64 if quick else 4000}}  # the black-box map beside the CAMs
+    runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name],
+                                                           cam_options.get(name, {"resolution": "input"})),
+                       f"cam-{name}", METHODS[name].size) for name, _ in CAMS]
     style_opts = {"styles": styles, "num_iterations": 5 if quick else 200, "data": str(styles_folder or "")}
     style_run = MethodRun(METHODS["style"], batch.method_options(METHODS["style"], style_opts), "style",
                           METHODS["style"].size)
