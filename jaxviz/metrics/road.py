@@ -168,7 +168,10 @@ def road(model, x, target, attributions, *, order: str = "combined", percentiles
     the p-th percentile of 1 − map, as pytorch-grad-cam does.  Imputed pixels take the
     linear imputation (:func:`impute`) of the normalised image plus ``noise`` times a
     standard normal draw per channel.  Every percentile of every image is imputed and
-    scored inside one compiled program, ``states_per_eval`` percentiles at a time.
+    scored inside one compiled program, ``states_per_eval`` percentiles at a time.  A
+    constant map removes every pixel at every percentile: with nothing known to impute
+    from, they become 0 (the mean colour) plus noise (the package's system is singular
+    there).
 
     Args:
       model: a :class:`jaxviz.Model`.
