@@ -33,6 +33,15 @@ def chunk_size(n: int, height: int, width: int) -> int:
     return min(size, n)
 
 
+def copies_per_eval(n: int, height: int, width: int, *, chunks: int = 4) -> int:
+    """How many copies of an (n, height, width) batch one evaluation takes by default: as
+    many as hold about ``chunks·PIXELS_PER_CHUNK`` pixels on a CPU (4 for forward passes
+    alone), 64 on an accelerator."""
+    if jax.default_backend() != "cpu":
+        return 64
+    return max(1, chunks * PIXELS_PER_CHUNK // (n * height * width))
+
+
 def map_chunks(fn, *args, chunk: int | None = None):
     """``fn(*args)`` evaluated ``chunk`` images at a time in one ``lax.map``.
 

@@ -77,6 +77,13 @@ def rise_masks(key, n_masks: int, height: int, width: int, *, cells: int = DEFAU
     return rise_masks_at(key, jnp.arange(n_masks), height, width, cells, p, dtype)
 
 
+def rise_masks_at(key, ids, height, width, cells, p, dtype):
+    """The masks of :func:`rise_masks` with ids ``ids`` (k,), (k, H, W)."""
+    cell_h, cell_w = cell_sizes(height, width, cells)
+    grids, shifts = jax.vmap(lambda i: _draws(jax.random.fold_in(key, i), cells, p, cell_h, cell_w, dtype))(ids)
+    return masks_from(grids, shifts, height, width)
+
+
 @functools.partial(jax.jit, static_argnames=("n_masks", "cells", "p", "chunk"))
 def _rise(model, x, target, key, masks, n_masks, cells, p, chunk):
     n, height, width = x.shape[:3]
@@ -96,13 +103,6 @@ def _rise(model, x, target, key, masks, n_masks, cells, p, chunk):
     ids = _paths.split_chunks(jnp.arange(n_masks), chunk, fill=n_masks)
     total, _ = jax.lax.scan(evaluate, jnp.zeros((n, height, width), x.dtype), ids)
     return total / (n_masks * p)
-
-
-def rise_masks_at(key, ids, height, width, cells, p, dtype):
-    """The masks of :func:`rise_masks` with ids ``ids`` (k,), (k, H, W)."""
-    cell_h, cell_w = cell_sizes(height, width, cells)
-    grids, shifts = jax.vmap(lambda i: _draws(jax.random.fold_in(key, i), cells, p, cell_h, cell_w, dtype))(ids)
-    return masks_from(grids, shifts, height, width)
 
 
 def rise(model, x, target, *, n_masks: int = DEFAULT_N_MASKS, cells: int = DEFAULT_CELLS, p: float = DEFAULT_P,
@@ -156,8 +156,7 @@ def rise(model, x, target, *, n_masks: int = DEFAULT_N_MASKS, cells: int = DEFAU
         if _checks.is_concrete(masks) and not bool(jnp.isfinite(masks).all()):
             raise InputError("`masks` contains NaN or inf values")
         n_masks, cells, key = masks.shape[0], 0, None
-    if masks_per_eval is None:  # forward passes alone: four chunks' pixels on a CPU
-        masks_per_eval = (max(1, 4 * _chunks.PIXELS_PER_CHUNK // (x.shape[0] * height * width))
-                          if jax.default_backend() == "cpu" else 64)
+    if masks_per_eval is None:
+        masks_per_eval = _chunks.copies_per_eval(*x.shape[:3])
     chunk = _paths.balanced_chunk(n_masks, _checks.check_positive_int(masks_per_eval, "masks_per_eval"))
     return _rise(model, x, target, key, masks, n_masks, cells, float(p), chunk)

@@ -48,6 +48,15 @@ def _curve(result):
     return result.auc, result.probabilities
 
 
+def _road(order):
+    """ROAD on the |map| scaled to [0, 1]; for one order, its changes per percentile as the curve."""
+    def run(m, x, t, a, f, k, o):
+        result = metrics.road(m, x, t, _unit_maps(a), order=order, key=k, percentiles=o["percentiles"])
+        return result.score if order == "combined" else (result.score, getattr(result, order))
+
+    return run
+
+
 METRICS = {
     "deletion": (False, lambda m, x, t, a, f, k, o: _curve(metrics.deletion(m, x, t, _pixels(a), step=o["step"]))),
     "insertion": (False, lambda m, x, t, a, f, k, o: _curve(metrics.insertion(m, x, t, _pixels(a), step=o["step"]))),
@@ -58,14 +67,9 @@ METRICS = {
         m, x, t, a, key=k, n_runs=o["samples"])),
     "infidelity": (True, lambda m, x, t, a, f, k, o: metrics.infidelity(m, x, t, a, key=k,
                                                                         n_perturb_samples=o["samples"])),
-    "road": (True, lambda m, x, t, a, f, k, o: metrics.road(m, x, t, _unit_maps(a), key=k,
-                                                            percentiles=o["percentiles"]).score),
-    "road-morf": (True, lambda m, x, t, a, f, k, o: (
-        lambda r: (r.score, r.morf))(metrics.road(m, x, t, _unit_maps(a), order="morf", key=k,
-                                                  percentiles=o["percentiles"]))),
-    "road-lerf": (True, lambda m, x, t, a, f, k, o: (
-        lambda r: (r.score, r.lerf))(metrics.road(m, x, t, _unit_maps(a), order="lerf", key=k,
-                                                  percentiles=o["percentiles"]))),
+    "road": (True, _road("combined")),
+    "road-morf": (True, _road("morf")),
+    "road-lerf": (True, _road("lerf")),
     "monotonicity-correlation": (True, lambda m, x, t, a, f, k, o: metrics.monotonicity_correlation(
         m, x, t, a, key=k, n_samples=o["samples"])),
     "completeness": (False, lambda m, x, t, a, f, k, o: metrics.completeness(m, x, t, a)),

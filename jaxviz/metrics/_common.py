@@ -135,9 +135,7 @@ def states_per_eval(states_per_eval: int | None, n_states: int, x, *, name: str 
     them itself) and 64 batches on an accelerator, balanced so that the last evaluation is
     not padded (:func:`jaxviz.attribution._paths.balanced_chunk`)."""
     if states_per_eval is None:
-        n, h, w = x.shape[:3]
-        states_per_eval = (max(1, chunks * _chunks.PIXELS_PER_CHUNK // (n * h * w))
-                           if jax.default_backend() == "cpu" else 64)
+        states_per_eval = _chunks.copies_per_eval(*x.shape[:3], chunks=chunks)
     most = _checks.check_positive_int(states_per_eval, name)
     return _paths.balanced_chunk(n_states, most)
 

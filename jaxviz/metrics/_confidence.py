@@ -13,9 +13,14 @@ from jaxviz.metrics import _common
 SCORES = ("probability", "logit")
 
 
+def score_function(score: str):
+    """The per-image target score a metric follows: the softmax probability or the logit."""
+    return scoring.batch_target_probabilities if score == "probability" else scoring.batch_target_logits
+
+
 @functools.partial(jax.jit, static_argnames=("score",))
 def _change(model, x, target, maps, score):
-    evaluate = scoring.batch_target_probabilities if score == "probability" else scoring.batch_target_logits
+    evaluate = score_function(score)
     return evaluate(model, x * maps, target) - evaluate(model, x, target)
 
 

@@ -68,11 +68,16 @@ def impute(x, unknown, *, tol: float | None = None, max_iterations: int | None =
     if unknown.shape != x.shape[:-1]:
         raise InputError(f"`unknown` must have shape {x.shape[:-1]} (the images' without channels), "
                          f"got {unknown.shape}")
+    return _impute(x, unknown, *_solver_settings(x, tol, max_iterations))
+
+
+def _solver_settings(x, tol, max_iterations) -> tuple[float, int]:
+    """The imputation solver's (tol, max_iterations), defaults from x's dtype and size."""
     if tol is None:
         tol = 1e-12 if x.dtype == jnp.float64 else 1e-6
     if max_iterations is None:
         max_iterations = 4 * (x.shape[-3] + x.shape[-2])
-    return _impute(x, unknown, float(tol), _checks.check_positive_int(max_iterations, "max_iterations"))
+    return float(tol), _checks.check_positive_int(max_iterations, "max_iterations")
 
 
 @functools.partial(jax.jit, static_argnames=("tol", "max_iterations"))
@@ -129,7 +134,7 @@ def _road_changes(model, x, target, maps, percentiles, lerf, noise, key, draws, 
     draws_for = _common.perturbations_for(draws, key, lambda k, v: jax.random.normal(k, v.shape, v.dtype),
                                           len(percentiles), x, name="draws")
     thresholds = _percentile_thresholds(values, percentiles)  # (P, N)
-    evaluate = (scoring.batch_target_probabilities if score == "probability" else scoring.batch_target_logits)
+    evaluate = _confidence.score_function(score)
     n_states = len(percentiles)
 
     def keeps_input(ids):  # pytorch-grad-cam keeps the values below the threshold
@@ -207,11 +212,7 @@ def road(model, x, target, attributions, *, order: str = "combined", percentiles
     percentiles = tuple(float(p) for p in np.atleast_1d(np.asarray(percentiles, float)))
     if not percentiles or not all(0 < p < 100 for p in percentiles):
         raise InputError(f"`percentiles` must be one or more values in (0, 100), got {percentiles}")
-    if tol is None:
-        tol = 1e-12 if x.dtype == jnp.float64 else 1e-6
-    if max_iterations is None:
-        max_iterations = 4 * (x.shape[1] + x.shape[2])
-    max_iterations = _checks.check_positive_int(max_iterations, "max_iterations")
+    tol, max_iterations = _solver_settings(x, tol, max_iterations)
     orders = ("morf", "lerf") if order == "combined" else (order,)
     if draws is not None and order != "combined":
         draws = (draws,)
@@ -226,8 +227,8 @@ def road(model, x, target, attributions, *, order: str = "combined", percentiles
     for i, name in enumerate(orders):
         order_key = None if key is None else jax.random.fold_in(key, ORDERS.index(name) - 1)
         order_draws = None if draws is None else _checked_draws(draws[i], (len(percentiles),) + x.shape, x.dtype)
-        changes[name] = _road_changes(model, x, target, maps, percentiles, jnp.asarray(name == "lerf"), float(noise), order_key,
-                                      order_draws, chunk, score, float(tol), max_iterations).T
+        changes[name] = _road_changes(model, x, target, maps, percentiles, jnp.asarray(name == "lerf"), float(noise),
+                                      order_key, order_draws, chunk, score, tol, max_iterations).T
     means = {name: c.mean(axis=1) for name, c in changes.items()}
     result = (means["lerf"] - means["morf"]) / 2 if order == "combined" else means[order]
     return ROADScores(result, changes.get("morf"), changes.get("lerf"))
