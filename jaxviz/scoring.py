@@ -162,14 +162,14 @@ def layers_gradients_and_eval(model, x, target, layers: tuple[str, ...], *, guid
     """:func:`layer_gradients_and_eval` at several layers from one forward and one backward
     pass (under a backward rule with ``guided``): a tuple of outputs and a tuple of
     gradients, in the order of ``layers``."""
-    evaluate = functools.partial(_layer_pass, model, layers=tuple(layers), guided=guided, with_input=False)
+    evaluate = functools.partial(gradient_pass, model, layers=tuple(layers), guided=guided, with_input=False)
     return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
 
 
 def layer_and_input_gradients(model, x, target, layer: str, *, guided: bool = False, chunk: int | None = None):
     """``layer``'s output, the target scores' gradient there and at the input, from one
     forward and one backward pass (``guided``: with guided-backprop ReLUs)."""
-    evaluate = functools.partial(_layer_pass, model, layers=(layer,), guided=guided, with_input=True)
+    evaluate = functools.partial(gradient_pass, model, layers=(layer,), guided=guided, with_input=True)
     (activation,), (grads,), input_grads = _chunks.map_chunks(evaluate, x, target, chunk=chunk)
     return activation, grads, input_grads
 
@@ -181,12 +181,17 @@ def layer_outputs(model, x, layers: tuple[str, ...], *, chunk: int | None = None
                               x, chunk=chunk)
 
 
-def _layer_pass(model, x, target, *, layers, guided, with_input):
+def gradient_pass(model, x, target, layers: tuple[str, ...], *, guided=False, with_input: bool = False):
+    """One forward and one backward pass over a batch (no chunking): the outputs of
+    ``layers``, the target scores' gradients there and, ``with_input``, at the input:
+    ``(outputs, grads)`` or ``(outputs, grads, input_grads)``, tuples in the order of
+    ``layers``.  Inside a compiled function, what the caller does not use is not computed."""
     def score(v, deltas):
         perturb = dict(zip(layers, deltas))
         scores, outputs = target_logits(model, v, target, capture=layers, perturb=perturb, guided=guided)
         return scores.sum(), tuple(outputs[name] for name in layers)
 
+    layers = tuple(layers)
     shapes = jax.eval_shape(lambda: model.apply(model.params, x, capture=layers))
     deltas = tuple(jnp.zeros(shapes[name].shape, shapes[name].dtype) for name in layers)
     if not with_input:

@@ -13,6 +13,10 @@ Which steps of the package are float32, and what each comparison is held to:
 - ``resolution="input"``: the package's ``scale_cam_image`` turns the map into float32 before
   ``cv2.resize`` and returns float32; compared at 1e-6 relative (float32 rounding of values
   in [0, 1] is 6e-8).
+- FullGrad: compared at 1e-9 with the package's own float64 gradients and biases scaled
+  and resized in float64 (its steps without the casts), and with the package at 1e-5: its
+  map is a float32 sum of 3 + L min–max scaled maps (L = 16 to 26 bias layers here), each
+  rounded to float32, before the final min–max.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ import jax
 import numpy as np
 import pytest
 import torch
-from pytorch_grad_cam import (AblationCAM, EigenCAM, EigenGradCAM, GradCAM, GradCAMElementWise, GradCAMPlusPlus,
-                              HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
+import cv2
+from pytorch_grad_cam import (AblationCAM, EigenCAM, EigenGradCAM, FullGrad, GradCAM, GradCAMElementWise,
+                              GradCAMPlusPlus, HiResCAM, LayerCAM, ScoreCAM, XGradCAM)
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 
 import jaxviz
@@ -211,3 +216,43 @@ def test_several_layers_eigen_smooth_and_aug_smooth_equal_the_package(arch, laye
         if call.get("eigen_smooth"):  # the layer map itself, projection in float32 in the package
             ours_layer = _ours(function, model, x, target, layer=layers[0], eigen_smooth=True)
             h.assert_close(ours_layer, raw, TOL_PACKAGE32, f"{arch} {cam_class.__name__} eigen_smooth layer map")
+
+
+def _fullgrad64(tm, x, target):
+    """FullGrad's definition in float64: the package's own gradients at its bias layers and
+    its biases (a float64 model), scaled and resized as it does, without its float32 casts."""
+    xt = h.nchw(x)
+    with FullGrad(tm, []) as cam:
+        cam(xt, [ClassifierOutputTarget(int(t)) for t in target])
+        grads = [g.numpy() for g in cam.activations_and_grads.gradients]
+        biases = cam.bias_data
+    xg = xt.clone().requires_grad_(True)
+    tm(xg)[torch.arange(len(target)), torch.from_numpy(target)].sum().backward()
+    size = (xt.shape[3], xt.shape[2])  # cv2's (width, height)
+
+    def scaled(maps):  # (N, C, h, w): each channel min–max scaled and resized
+        maps = maps - maps.min(axis=(2, 3), keepdims=True)
+        maps = maps / (1e-7 + maps.max(axis=(2, 3), keepdims=True))
+        return np.stack([[cv2.resize(m, size) for m in image] for image in maps])
+
+    total = scaled(np.abs(xg.grad.numpy() * xt.numpy())).sum(axis=1)
+    for bias, grad in zip(biases, grads):
+        total += scaled(np.abs(bias[None, :, None, None] * grad)).sum(axis=1)
+    total -= total.min(axis=(1, 2), keepdims=True)
+    return total / (1e-7 + total.max(axis=(1, 2), keepdims=True))
+
+
+# SqueezeNet: biased convolutions (its class convolution among them); ResNet-18: BatchNorms
+# after unbiased convolutions (VGG-11-BN, which has both, agrees as well: 24 s more)
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18"])
+def test_fullgrad_against_its_float64_definition_and_the_float32_package(arch):
+    model, tm, x, target = _setup(arch)
+    calls = ({}, {"eigen_smooth": True}, {"aug_smooth": True}) if arch == "resnet18" else ({},)
+    cams = {str(call): (FullGrad, functools.partial(jaxviz.fullgrad, **call)) for call in calls}
+    ours = _all_of(cams, model, x, target)
+    h.assert_close(ours["{}"], _fullgrad64(tm, x, target), TOL64, f"{arch} fullgrad, definition")
+    for call in calls:
+        with FullGrad(tm, []) as cam:
+            package = cam(h.nchw(x), [ClassifierOutputTarget(int(t)) for t in target], **call)
+        assert ours[str(call)].shape == package.shape == x.shape[:3]
+        h.assert_close(ours[str(call)], package, 1e-5, f"{arch} fullgrad {call}, package")

@@ -9,6 +9,7 @@ from jaxviz.attribution.deeplift_shap import deeplift_shap
 from jaxviz.attribution.eigen_gradcam import eigen_gradcam
 from jaxviz.attribution.eigencam import eigencam
 from jaxviz.attribution.feature_ablation import feature_ablation
+from jaxviz.attribution.fullgrad import fullgrad
 from jaxviz.attribution.gradcam import gradcam, guided_gradcam, layer_gradcam
 from jaxviz.attribution.gradcam_elementwise import gradcam_elementwise
 from jaxviz.attribution.gradcam_plus_plus import gradcam_plus_plus
@@ -55,6 +56,7 @@ __all__ = [
     "eigen_gradcam",
     "eigencam",
     "feature_ablation",
+    "fullgrad",
     "gradcam",
     "gradcam_elementwise",
     "gradcam_plus_plus",

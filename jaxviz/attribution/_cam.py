@@ -86,24 +86,27 @@ def to_input(maps: Sequence, size: tuple[int, int]):
 @functools.partial(jax.jit, static_argnames=("rule", "layers", "gradients", "eigen_smooth", "resolution", "aug_smooth",
                                              "rule_options"))
 def _evaluate(model, x, target, rule, layers, gradients, eigen_smooth, resolution, aug_smooth, rule_options):
-    def maps(images):
+    def maps(images, targets):
         if gradients:
-            activations, grads = scoring.layers_gradients_and_eval(model, images, target_of(images), layers)
+            activations, grads = scoring.layers_gradients_and_eval(model, images, targets, layers)
         else:
             activations = scoring.layer_outputs(model, images, layers)
             grads = (None,) * len(layers)
-        return [rule(model, images, target_of(images), name, a, g, eigen_smooth, *rule_options)
+        return [rule(model, images, targets, name, a, g, eigen_smooth, *rule_options)
                 for name, a, g in zip(layers, activations, grads)]
 
-    def target_of(images):  # the augmented batch repeats the images
-        return jnp.tile(target, images.shape[0] // x.shape[0])
-
     if resolution == "layer":
-        return jax.nn.relu(maps(x)[0])
+        return jax.nn.relu(maps(x, target)[0])
     if not aug_smooth:
-        return to_input(maps(x), x.shape[1:3])
+        return to_input(maps(x, target), x.shape[1:3])
+    return augmented_mean(lambda images, targets: to_input(maps(images, targets), x.shape[1:3]), x, target)
+
+
+def augmented_mean(maps: Callable, x, target):
+    """The mean over :data:`AUGMENTATIONS` of ``maps(images, targets)`` → (N, H, W) maps at
+    the input's resolution, each flipped back (``aug_smooth``); one call on all six."""
     augmented = jnp.concatenate([factor * (x[:, :, ::-1] if flip else x) for flip, factor in AUGMENTATIONS])
-    cams = to_input(maps(augmented), x.shape[1:3]).reshape((len(AUGMENTATIONS),) + x.shape[:3])
+    cams = maps(augmented, jnp.tile(target, len(AUGMENTATIONS))).reshape((len(AUGMENTATIONS),) + x.shape[:3])
     cams = jnp.stack([cam[:, :, ::-1] if flip else cam for cam, (flip, _) in zip(cams, AUGMENTATIONS)])
     return cams.mean(axis=0)
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
+
 from jaxviz.errors import InputError, UnknownLayerError
 
 
@@ -36,6 +39,8 @@ class Architecture:
         logit, so their guided and standard backward passes agree.
       minimum_input_size: the smallest height and width the network accepts.
       style_content_layer, style_layers: the Gatys style-transfer preset.
+      bias_layers: the convolutions with a bias and the BatchNorms, in forward order
+        (FullGrad's layers; empty for your own model, whose layers jaxviz does not know).
     """
 
     name: str
@@ -51,6 +56,8 @@ class Architecture:
     style_content_layer: str | None
     style_layers: tuple[str, ...]
     style_weights: tuple[float, ...]
+    bias_layers: tuple[str, ...]
+    batch_norm_eps: dict = field(compare=False, repr=False)
     activations_after_layer: dict = field(compare=False, repr=False)
     network: object = field(compare=False, repr=False)
     layers_hint: str = ""  # how to read the layer list in an error message
@@ -79,8 +86,19 @@ class Architecture:
             feature_layers=network.feature_layers, monotone_relus=frozenset(network.monotone_relus),
             style_content_layer=network.style_content_layer, style_layers=tuple(network.style_layers),
             style_weights=tuple(network.style_weights),
+            bias_layers=tuple(n for n in names if n in listing.biases),
+            batch_norm_eps={n: eps for n, eps in listing.biases.items() if eps is not None},
             activations_after_layer=after, network=network, layers_hint=network.layers_hint,
         )
+
+    def layer_bias(self, params, name: str):
+        """(C,) what bias layer ``name`` adds to its output: a convolution's bias, or a
+        BatchNorm's β − μ·γ/√(σ² + ε) (its output is that plus a multiple of the input)."""
+        leaves = params[name]
+        if name not in self.batch_norm_eps:
+            return leaves["bias"]
+        eps = jnp.asarray(self.batch_norm_eps[name], leaves["var"].dtype)
+        return leaves["bias"] - leaves["mean"] * leaves["scale"] * jax.lax.rsqrt(leaves["var"] + eps)
 
     def relus_after(self, layer: str) -> tuple[str, ...]:
         """The activations that run after ``layer``'s output, in forward order (a functional

@@ -96,6 +96,7 @@ class Forward:
         self.calls: list[str] = []  # every named output, in call order
         self.shapes: dict[str, tuple[int, ...]] = {}  # each name's output shape
         self.activations: list[tuple[int, str | None, str]] = []  # (call index, name, kind)
+        self.biases: dict[str, float | None] = {}  # convolutions with a bias (None), BatchNorms (their eps)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -137,6 +138,7 @@ class Forward:
         b = None
         if bias:
             b = self.param(name, "bias", (out,), _bias_init(init, kernel * kernel * cin // groups))
+            self.biases[name] = None
         if self._for_target(name):  # a 1×1 class convolution, each image's class alone
             layer, extra = _target_conv1x1, (self.target,)
         elif groups == 1:
@@ -175,6 +177,7 @@ class Forward:
         shift = self.param(name, "bias", (c,), _zeros)
         mean = self.param(name, "mean", (c,), _zeros)
         var = self.param(name, "var", (c,), _ones)
+        self.biases[name] = eps
         if self.lrp is not None and self.lrp.merge_batch_norm and self._last_conv and self._last_conv[0] is x:
             # LRP's canonizer: the convolution whose output this reads, with the BatchNorm merged
             # into its weights and bias, takes its rule as one affine map
@@ -414,6 +417,7 @@ class CallListing:
     calls: tuple[str, ...]
     last_call: Mapping[str, int]
     activations: tuple[tuple[int, str | None, str], ...]
+    biases: Mapping[str, float | None]  # convolutions with a bias (None) and BatchNorms (their eps)
     params_like: object  # the parameters' shapes and dtypes (jax.ShapeDtypeStruct leaves)
     shapes: Mapping[str, tuple[int, ...]]  # each layer's output shape at the traced size
     output_shape: tuple[int, ...]
@@ -454,7 +458,7 @@ def call_listing(network: Network) -> CallListing:
     last = {}
     for index, name in enumerate(f.calls):
         last[name] = index
-    return CallListing(tuple(f.calls), last, tuple(f.activations), params_like, dict(f.shapes),
+    return CallListing(tuple(f.calls), last, tuple(f.activations), dict(f.biases), params_like, dict(f.shapes),
                        tuple(logits.shape))
 
 
