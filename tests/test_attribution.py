@@ -42,6 +42,7 @@ TARGETED = {
     "eigen_gradcam": lambda m, x, t: jaxviz.eigen_gradcam(m, x, t, resolution="input", aug_smooth=True),
     "scorecam": lambda m, x, t: jaxviz.scorecam(m, x, t, layer="features.3"),
     "ablationcam": lambda m, x, t: jaxviz.ablationcam(m, x, t, layer="features.4"),
+    "fullgrad": lambda m, x, t: jaxviz.fullgrad(m, x, t),
     "input_x_gradient": lambda m, x, t: jaxviz.input_x_gradient(m, x, t),
     "deconvolution": lambda m, x, t: jaxviz.deconvolution(m, x, t, rule="all"),
     "deeplift": lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=0.1),

@@ -99,10 +99,13 @@ def test_guided_backprop_through_control_flow_is_refused_not_silently_plain():
         jaxviz.guided_backprop(model, x, 0)
 
 
-def test_lrp_on_an_own_model_is_refused_not_silently_a_gradient():
+def test_lrp_and_fullgrad_on_an_own_model_are_refused_not_silently_a_gradient():
     model = jaxviz.from_function(lambda p, x: jax.nn.relu(x @ p).mean(axis=(1, 2)), jnp.eye(3), input_size=4)
     with pytest.raises(InputError, match="LRP's rules need to know each convolution"):
         jaxviz.lrp(model, _images(1, 4), 0)
+    assert model.architecture.bias_layers == ()
+    with pytest.raises(InputError, match="FullGrad needs the network's convolution and BatchNorm biases"):
+        jaxviz.fullgrad(model, _images(1, 4), 0)
 
 
 def test_guided_rules_on_an_own_model():

@@ -392,6 +392,11 @@ def _coalition_cli(name, summary, function, sample):
                                                           "--out maps")
 
 
+def _fullgrad(model, x, target, options):
+    return {"cam": jaxviz.fullgrad(model, x, target, eigen_smooth=options["eigen_smooth"],
+                                   aug_smooth=options["aug_smooth"])}
+
+
 def _rise(model, x, target, options):
     # one mask set for every image (RISE's), from the seed alone: no image depends on its batch
     return {"saliency": jaxviz.rise(model, x, target, n_masks=options["n_masks"], cells=options["cells"],
@@ -540,6 +545,15 @@ DECLARED = (
                 jaxviz.ablationcam,
                 extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
+    Method(
+        "fullgrad", "FullGrad: input-gradient and every bias-gradient map, summed (Srinivas & Fleuret; "
+        "pytorch-grad-cam FullGrad)",
+        (TARGET, Option("eigen_smooth", bool, False, "first principal component of the maps instead of their sum"),
+         Option("aug_smooth", bool, False, "mean over the six test-time augmentations (flip × brightness)"),
+         *DISPLAY),
+        _fullgrad, _attribution_saver(_cam_heat, main="cam"),
+        examples="jaxviz fullgrad photos/ --arch resnet50 --out maps",
+    ),
     Method(
         "rise", "RISE: the class probability under random smooth masks (Petsiuk et al.)",
         (TARGET, Option("n_masks", int, 4000, "random masks (default 4000, the paper's for ResNet-50)"),
