@@ -158,11 +158,12 @@ def layer_gradients_and_eval(model, x, target, layer: str, *, guided=False, chun
 
 
 def layers_gradients_and_eval(model, x, target, layers: tuple[str, ...], *, guided=False,
-                              chunk: int | None = None):
+                              chunk: int | None = None, score=None):
     """:func:`layer_gradients_and_eval` at several layers from one forward and one backward
-    pass (under a backward rule with ``guided``): a tuple of outputs and a tuple of
-    gradients, in the order of ``layers``."""
-    evaluate = functools.partial(gradient_pass, model, layers=tuple(layers), guided=guided, with_input=False)
+    pass (under a backward rule with ``guided``; of ``score`` as in :func:`layer_scores`): a
+    tuple of outputs and a tuple of gradients, in the order of ``layers``."""
+    evaluate = functools.partial(gradient_pass, model, layers=tuple(layers), guided=guided, with_input=False,
+                                 score=score)
     return _chunks.map_chunks(evaluate, x, target, chunk=chunk)
 
 
@@ -181,21 +182,41 @@ def layer_outputs(model, x, layers: tuple[str, ...], *, chunk: int | None = None
                               x, chunk=chunk)
 
 
-def gradient_pass(model, x, target, layers: tuple[str, ...], *, guided=False, with_input: bool = False):
+def layer_scores(model, x, target, layers: tuple[str, ...], deltas, *, guided=False, score=None):
+    """Σ over the batch of the target scores with ``deltas`` added to the outputs of
+    ``layers``, and those outputs (a tuple).  ``score``: ``(logits (N, K), target) → (N,)``
+    instead of each image's target logit (every class is then evaluated)."""
+    perturb = dict(zip(layers, deltas))
+    if score is None:
+        scores, outputs = target_logits(model, x, target, capture=layers, perturb=perturb, guided=guided)
+    else:
+        output = model.architecture.output
+        outputs = model.apply(model.params, x, capture=tuple(layers) + (output,), perturb=perturb, guided=guided)
+        scores = score(outputs[output], target)
+    return scores.sum(), tuple(outputs[name] for name in layers)
+
+
+def zero_deltas(model, x, layers: tuple[str, ...]):
+    """Zeros shaped as the outputs of ``layers`` for ``x``: the perturbations whose gradient
+    is the layers' gradient."""
+    shapes = jax.eval_shape(lambda: model.apply(model.params, x, capture=layers))
+    return tuple(jnp.zeros(shapes[name].shape, shapes[name].dtype) for name in layers)
+
+
+def gradient_pass(model, x, target, layers: tuple[str, ...], *, guided=False, with_input: bool = False, score=None):
     """One forward and one backward pass over a batch (no chunking): the outputs of
     ``layers``, the target scores' gradients there and, ``with_input``, at the input:
     ``(outputs, grads)`` or ``(outputs, grads, input_grads)``, tuples in the order of
-    ``layers``.  Inside a compiled function, what the caller does not use is not computed."""
-    def score(v, deltas):
-        perturb = dict(zip(layers, deltas))
-        scores, outputs = target_logits(model, v, target, capture=layers, perturb=perturb, guided=guided)
-        return scores.sum(), tuple(outputs[name] for name in layers)
-
+    ``layers``; ``score`` as in :func:`layer_scores`.  Inside a compiled function, what
+    the caller does not use is not computed."""
     layers = tuple(layers)
-    shapes = jax.eval_shape(lambda: model.apply(model.params, x, capture=layers))
-    deltas = tuple(jnp.zeros(shapes[name].shape, shapes[name].dtype) for name in layers)
+
+    def total(v, deltas):
+        return layer_scores(model, v, target, layers, deltas, guided=guided, score=score)
+
+    deltas = zero_deltas(model, x, layers)
     if not with_input:
-        grads, activations = jax.grad(lambda d: score(x, d), has_aux=True)(deltas)
+        grads, activations = jax.grad(lambda d: total(x, d), has_aux=True)(deltas)
         return activations, grads
-    (input_grads, grads), activations = jax.grad(score, argnums=(0, 1), has_aux=True)(x, deltas)
+    (input_grads, grads), activations = jax.grad(total, argnums=(0, 1), has_aux=True)(x, deltas)
     return activations, grads, input_grads

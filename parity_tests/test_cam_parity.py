@@ -256,3 +256,65 @@ def test_fullgrad_against_its_float64_definition_and_the_float32_package(arch):
             package = cam(h.nchw(x), [ClassifierOutputTarget(int(t)) for t in target], **call)
         assert ours[str(call)].shape == package.shape == x.shape[:3]
         h.assert_close(ours[str(call)], package, 1e-5, f"{arch} fullgrad {call}, package")
+
+
+def _resnet18_head(tm):
+    """ResNet-18 from layer4's output on (avgpool, flatten, fc): its children run in order."""
+    return lambda a: tm.fc(torch.flatten(tm.avgpool(a), 1))
+
+
+def _shapleycam64(tm, x, target):
+    """ShapleyCAM's definition at ResNet-18's layer4 in float64, hook-free: the ReST score
+    differentiated twice from the layer's output, w = mean(G − ½ H·A)."""
+    xt = h.nchw(x)
+    activation = torch.from_numpy(h.torch_layer_outputs(tm, xt, ["layer4"])["layer4"]).permute(0, 3, 1, 2)
+    a = activation.clone().requires_grad_(True)
+    logits = _resnet18_head(tm)(a)
+    rows = torch.arange(len(target)), torch.from_numpy(target)
+    score = (logits[rows] + torch.log_softmax(logits, dim=1)[rows]).sum()
+    (grads,) = torch.autograd.grad(score, a, create_graph=True)
+    (hvp,) = torch.autograd.grad(grads, a, grad_outputs=activation)
+    weights = (grads - 0.5 * hvp).mean(dim=(2, 3))
+    return np.maximum((weights[:, :, None, None] * activation).sum(dim=1).detach().numpy(), 0)
+
+
+def test_shapleycam_against_its_float64_definition_and_the_float32_package():
+    from pytorch_grad_cam import ShapleyCAM
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputReST
+
+    model, tm, x, target = _setup("resnet18")
+    cams = {resolution: (ShapleyCAM, functools.partial(jaxviz.shapleycam, layer="layer4", score="rest",
+                                                       resolution=resolution)) for resolution in ("layer", "input")}
+    cams["logit"] = (GradCAM, functools.partial(jaxviz.shapleycam, layer="layer4"))
+    cams["gradcam"] = (GradCAM, functools.partial(jaxviz.gradcam, layer="layer4"))
+    ours = _all_of(cams, model, x, target)
+    expected = _shapleycam64(tm, x, target)
+    h.assert_close(ours["layer"], expected, TOL64, "resnet18 shapleycam, definition")
+    assert h.rel_err(expected, ours["gradcam"]) > 1e-3  # the Hessian term is there
+    # of the logit, after ReLUs and max-pools only: the Hessian is 0 and the map GradCAM's
+    h.assert_close(ours["logit"], ours["gradcam"], TOL64, "resnet18 shapleycam of the logit = gradcam")
+    with ShapleyCAM(tm, [tm.layer4]) as cam:
+        package = cam(h.nchw(x), [ClassifierOutputReST(int(t)) for t in target])
+    h.assert_close(ours["input"], package, TOL_PACKAGE32, "resnet18 shapleycam, package output")
+
+
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18"])
+def test_finercam_equals_the_package(arch):
+    """The package's FinerCAM given each image's target (``target_idx``, one image per call):
+    the layer map from its own float64 gradient of FinerWeightedTarget, and its output."""
+    from pytorch_grad_cam import FinerCAM
+
+    model, tm, x, target = _setup(arch)
+    layer = model.architecture.default_layer
+    cams = {resolution: (FinerCAM, functools.partial(jaxviz.finercam, alpha=0.7, resolution=resolution))
+            for resolution in ("layer", "input")}
+    ours = _all_of(cams, model, x, target)
+    for i, t in enumerate(target):
+        cam = FinerCAM(tm, [tm.get_submodule(layer)])
+        with cam:
+            package = cam(h.nchw(x[i : i + 1]), alpha=0.7, target_idx=int(t))
+            activation = cam.base_cam.activations_and_grads.activations[0].numpy()
+            grads = cam.base_cam.activations_and_grads.gradients[0].numpy()
+        raw = np.maximum((grads.mean(axis=(2, 3))[:, :, None, None] * activation).sum(axis=1), 0)
+        h.assert_close(ours["layer"][i : i + 1], raw, TOL64, f"{arch} finercam image {i}, layer map")
+        h.assert_close(ours["input"][i : i + 1], package, TOL_PACKAGE32, f"{arch} finercam image {i}, output")

@@ -9,6 +9,7 @@ from jaxviz.attribution.deeplift_shap import deeplift_shap
 from jaxviz.attribution.eigen_gradcam import eigen_gradcam
 from jaxviz.attribution.eigencam import eigencam
 from jaxviz.attribution.feature_ablation import feature_ablation
+from jaxviz.attribution.finercam import finercam
 from jaxviz.attribution.fullgrad import fullgrad
 from jaxviz.attribution.gradcam import gradcam, guided_gradcam, layer_gradcam
 from jaxviz.attribution.gradcam_elementwise import gradcam_elementwise
@@ -41,6 +42,7 @@ from jaxviz.attribution.occlusion import occlusion
 from jaxviz.attribution.rise import rise
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
+from jaxviz.attribution.shapleycam import shapleycam
 from jaxviz.attribution.shapley_value_sampling import shapley_value_sampling
 from jaxviz.attribution.smooth import NT_TYPES, noise_tunnel, smooth
 from jaxviz.attribution.xgradcam import xgradcam
@@ -56,6 +58,7 @@ __all__ = [
     "eigen_gradcam",
     "eigencam",
     "feature_ablation",
+    "finercam",
     "fullgrad",
     "gradcam",
     "gradcam_elementwise",
@@ -92,6 +95,7 @@ __all__ = [
     "saliency_map",
     "rise",
     "scorecam",
+    "shapleycam",
     "shapley_value_sampling",
     "smooth",
     "xgradcam",

@@ -84,11 +84,11 @@ def to_input(maps: Sequence, size: tuple[int, int]):
 
 
 @functools.partial(jax.jit, static_argnames=("rule", "layers", "gradients", "eigen_smooth", "resolution", "aug_smooth",
-                                             "rule_options"))
-def _evaluate(model, x, target, rule, layers, gradients, eigen_smooth, resolution, aug_smooth, rule_options):
+                                             "rule_options", "score"))
+def _evaluate(model, x, target, rule, layers, gradients, eigen_smooth, resolution, aug_smooth, rule_options, score):
     def maps(images, targets):
         if gradients:
-            activations, grads = scoring.layers_gradients_and_eval(model, images, targets, layers)
+            activations, grads = scoring.layers_gradients_and_eval(model, images, targets, layers, score=score)
         else:
             activations = scoring.layer_outputs(model, images, layers)
             grads = (None,) * len(layers)
@@ -141,17 +141,18 @@ def check_layers(model, layer) -> tuple[str, ...]:
 
 
 def run(model, x, target, rule: Callable, *, layer, eigen_smooth: bool, resolution: str, aug_smooth: bool,
-        gradients: bool = True, rule_options: tuple = ()):
+        gradients: bool = True, rule_options: tuple = (), score=None):
     """Checks the arguments and evaluates ``rule(model, x, target, layer, A, G, eigen_smooth,
     *rule_options)`` at each layer in one compiled program (``rule_options``: hashable,
-    static)."""
+    static); G is the gradient of ``score`` (:func:`jaxviz.scoring.layer_scores`, hashable;
+    default each image's target logit)."""
     _checks.check_choice(resolution, "resolution", RESOLUTIONS)
     layers = check_layers(model, layer)
     if resolution == "layer" and (len(layers) > 1 or aug_smooth):
         raise InputError("several layers and aug_smooth give maps at the input's resolution: pass resolution='input'")
     x, target = scoring.prepare(model, x, target, layers=layers)
     return _evaluate(model, x, target, rule, layers, gradients, bool(eigen_smooth), resolution, bool(aug_smooth),
-                     tuple(rule_options))
+                     tuple(rule_options), score)
 
 
 def cam_method(rule: Callable, *, name: str, doc: str, gradients: bool = True) -> Callable:

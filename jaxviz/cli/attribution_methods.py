@@ -263,11 +263,17 @@ def _neuron_method(name, summary, compute, extra=(), check=lambda options: None)
                   target="none", check=checks, examples=f"jaxviz {name} photos/ --layer features.7 --neuron 12 3 4 --out maps")
 
 
-def _cam_computation(function):
+# CAM options whose flag is not the keyword (--alpha is the overlay's opacity)
+CAM_KEYWORDS = {"masked_batch": "batch_size", "comparison_alpha": "alpha"}
+
+
+def _cam_computation(function, extra=()):
+    """A CAM's computation: its common options and its ``extra`` ones (keywords by
+    :data:`CAM_KEYWORDS`)."""
     def compute(model, x, target, options):
-        extra = {"batch_size": options["masked_batch"]} if "masked_batch" in options else {}  # ScoreCAM, AblationCAM
+        more = {CAM_KEYWORDS.get(option.name, option.name): options[option.name] for option in extra}
         return {"cam": function(model, x, target, layer=tuple(options["layer"]), eigen_smooth=options["eigen_smooth"],
-                                resolution=options["resolution"], aug_smooth=options["aug_smooth"], **extra)}
+                                resolution=options["resolution"], aug_smooth=options["aug_smooth"], **more)}
 
     return compute
 
@@ -291,7 +297,7 @@ def _cam_method(name, summary, function, *, resolution="input", extra=(), exampl
                choices=_cam.RESOLUTIONS),
         *extra, *DISPLAY,
     )
-    return Method(name, summary, options, _cam_computation(function), _attribution_saver(_cam_heat, main="cam"),
+    return Method(name, summary, options, _cam_computation(function, extra), _attribution_saver(_cam_heat, main="cam"),
                   check=_check_cam, examples=examples or f"jaxviz {name} photos/ --out maps")
 
 
@@ -545,6 +551,18 @@ DECLARED = (
                 jaxviz.ablationcam,
                 extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
+    _cam_method("shapleycam", "ShapleyCAM: gradient and Hessian-vector product weights (Cai & Xu; pytorch-grad-cam "
+                "ShapleyCAM)", jaxviz.shapleycam,
+                extra=(Option("score", str, "logit", "what is differentiated: the target's logit, or 'rest', logit + "
+                              "log-probability (the paper's; default logit)", choices=("logit", "rest")),),
+                examples="jaxviz shapleycam photos/ --score rest --arch resnet50 --out maps"),
+    _cam_method("finercam", "FinerCAM: GradCAM of the target against its most similar classes (Zhang et al.; "
+                "pytorch-grad-cam FinerCAM)", jaxviz.finercam,
+                extra=(Option("comparison_alpha", float, 1.0, "FinerCAM's α: how much of the similar classes' logits "
+                              "is subtracted (default 1)"),
+                       Option("comparison_categories", int, (1, 2, 3), "ranks of the similar classes by logit distance "
+                              "(default 1 2 3)", many=True)),
+                examples="jaxviz finercam photos/ --comparison-alpha 0.6 --comparison-categories 1 2 --out maps"),
     Method(
         "fullgrad", "FullGrad: input-gradient and every bias-gradient map, summed (Srinivas & Fleuret; "
         "pytorch-grad-cam FullGrad)",

@@ -32,7 +32,8 @@ from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise", "GradCAM element-wise"),
         ("gradcam-plus-plus", "GradCAM++"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM"),
         ("eigencam", "EigenCAM"), ("eigen-gradcam", "EigenGradCAM"), ("scorecam", "ScoreCAM"),
-        ("ablationcam", "AblationCAM"), ("fullgrad", "FullGrad"), ("rise", "RISE"))
+        ("ablationcam", "AblationCAM"), ("shapleycam", "ShapleyCAM (ReST)"), ("finercam", "FinerCAM"),
+        ("fullgrad", "FullGrad"), ("rise", "RISE"))
 
 # Captum's other methods' figure: each method's map, side by side
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
@@ -132,7 +133,8 @@ def demo_job(args) -> tuple[Job, dict]:
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
     # RISE, the black-box map beside the CAMs; FullGrad, at the input's resolution alone
-    cam_options = {"rise": {"n_masks": 64 if quick else 4000}, "fullgrad": {}}
+    cam_options = {"rise": {"n_masks": 64 if quick else 4000}, "fullgrad": {},
+                   "shapleycam": {"resolution": "input", "score": "rest"}}
     runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name],
                                                            cam_options.get(name, {"resolution": "input"})),
                        f"cam-{name}", METHODS[name].size) for name, _ in CAMS]
