@@ -318,3 +318,38 @@ def test_finercam_equals_the_package(arch):
         raw = np.maximum((grads.mean(axis=(2, 3))[:, :, None, None] * activation).sum(axis=1), 0)
         h.assert_close(ours["layer"][i : i + 1], raw, TOL64, f"{arch} finercam image {i}, layer map")
         h.assert_close(ours["input"][i : i + 1], package, TOL_PACKAGE32, f"{arch} finercam image {i}, output")
+
+
+def _kpca64(activation, kernel, gamma=None):
+    """``get_2d_projection_kernel`` without its float32 cast: scikit-learn's KernelPCA on each
+    image's centred float64 activations (NCHW) → (N, h, w)."""
+    from sklearn.decomposition import KernelPCA
+
+    out = []
+    for a in activation:
+        points = a.reshape(a.shape[0], -1).T
+        points = points - points.mean(axis=0)
+        out.append(KernelPCA(n_components=1, kernel=kernel, gamma=gamma).fit_transform(points).reshape(a.shape[1:]))
+    return np.stack(out)
+
+
+# ResNet-18's layer1 at 40×43 holds 110 points (scikit-learn's dense eigensolver), SqueezeNet's
+# features.1 399 (its ARPACK solver, > 200)
+@pytest.mark.parametrize("arch,layer", [("resnet18", "layer1"), ("squeezenet1_1", "features.1")])
+def test_kpca_cam_against_kernel_pca_in_float64_and_the_float32_package(arch, layer):
+    from pytorch_grad_cam import KPCA_CAM
+
+    model, tm, x, target = _setup(arch)
+    kernels = {"sigmoid": None, "rbf": 0.05, "poly": 0.01, "cosine": None}
+    cams = {kernel: (KPCA_CAM, functools.partial(jaxviz.kpca_cam, layer=layer, kernel=kernel, gamma=gamma))
+            for kernel, gamma in kernels.items()}
+    cams["input"] = (KPCA_CAM, functools.partial(jaxviz.kpca_cam, layer=layer, resolution="input"))
+    ours = _all_of(cams, model, x, target)
+    activation = np.moveaxis(h.torch_layer_outputs(tm, h.nchw(x), [layer])[layer], 3, 1)
+    assert activation.shape[2] * activation.shape[3] > (200 if arch == "squeezenet1_1" else 100)
+    for kernel, gamma in kernels.items():
+        h.assert_close(ours[kernel], np.maximum(_kpca64(activation, kernel, gamma), 0), TOL64,
+                       f"{arch} kpca_cam {kernel}, KernelPCA")
+    package, raw32, _, _ = _package(KPCA_CAM, tm, x, target, [layer])
+    h.assert_close(ours["sigmoid"], raw32, TOL_PACKAGE32, f"{arch} kpca_cam, package")
+    h.assert_close(ours["input"], package, TOL_PACKAGE32, f"{arch} kpca_cam, package output")

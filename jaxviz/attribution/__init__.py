@@ -20,6 +20,7 @@ from jaxviz.attribution.integrated_gradients import integrated_gradients
 from jaxviz.attribution.hirescam import hirescam
 from jaxviz.attribution.input_x_gradient import input_x_gradient
 from jaxviz.attribution.kernel_shap import kernel_shap
+from jaxviz.attribution.kpca_cam import kpca_cam
 from jaxviz.attribution.internal_influence import internal_influence
 from jaxviz.attribution.layer_feature_ablation import layer_feature_ablation
 from jaxviz.attribution.layer_gradient_shap import layer_gradient_shap
@@ -70,6 +71,7 @@ __all__ = [
     "input_x_gradient",
     "integrated_gradients",
     "kernel_shap",
+    "kpca_cam",
     "internal_influence",
     "layer_feature_ablation",
     "layer_gradient_shap",

@@ -282,6 +282,8 @@ def _check_cam(options):
     if options["resolution"] == "layer" and (len(options["layer"] or ()) > 1 or options["aug_smooth"]):
         raise InputError("several layers and --aug-smooth give maps at the input's resolution: use --resolution input")
     positive("masked_batch", options.get("masked_batch"))
+    if options.get("gamma") is not None and not 0 < options["gamma"] < float("inf"):  # KPCA-CAM
+        raise InputError(f"--gamma must be a positive number, got {options['gamma']}")
 
 
 def _cam_method(name, summary, function, *, resolution="input", extra=(), examples=""):
@@ -551,6 +553,12 @@ DECLARED = (
                 jaxviz.ablationcam,
                 extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
+    _cam_method("kpca-cam", "KPCA-CAM: first kernel principal component of the activations (Karmani et al.; "
+                "pytorch-grad-cam KPCA_CAM)", jaxviz.kpca_cam,
+                extra=(Option("kernel", str, "sigmoid", "kernel of the kernel PCA (default sigmoid)",
+                              choices=("sigmoid", "rbf", "poly", "linear", "cosine")),
+                       Option("gamma", float, None, "the kernel's scale (default 1 / channels)")),
+                examples="jaxviz kpca-cam photos/ --kernel rbf --arch resnet50 --out maps"),
     _cam_method("shapleycam", "ShapleyCAM: gradient and Hessian-vector product weights (Cai & Xu; pytorch-grad-cam "
                 "ShapleyCAM)", jaxviz.shapleycam,
                 extra=(Option("score", str, "logit", "what is differentiated: the target's logit, or 'rest', logit + "

@@ -31,9 +31,9 @@ from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 # black-box map)
 CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise", "GradCAM element-wise"),
         ("gradcam-plus-plus", "GradCAM++"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM"),
-        ("eigencam", "EigenCAM"), ("eigen-gradcam", "EigenGradCAM"), ("scorecam", "ScoreCAM"),
-        ("ablationcam", "AblationCAM"), ("shapleycam", "ShapleyCAM (ReST)"), ("finercam", "FinerCAM"),
-        ("fullgrad", "FullGrad"), ("rise", "RISE"))
+        ("eigencam", "EigenCAM"), ("kpca-cam", "KPCA-CAM"), ("eigen-gradcam", "EigenGradCAM"),
+        ("scorecam", "ScoreCAM"), ("ablationcam", "AblationCAM"), ("shapleycam", "ShapleyCAM (ReST)"),
+        ("finercam", "FinerCAM"), ("fullgrad", "FullGrad"), ("rise", "RISE"))
 
 # Captum's other methods' figure: each method's map, side by side
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
