@@ -42,6 +42,7 @@ from jaxviz.attribution import (
     neuron_guided_backprop,
     neuron_integrated_gradients,
     occlusion,
+    random_cam,
     rise,
     saliency,
     saliency_map,
@@ -49,6 +50,7 @@ from jaxviz.attribution import (
     shapleycam,
     shapley_value_sampling,
     smooth,
+    sobel_cam,
     xgradcam,
 )
 from jaxviz.errors import (
@@ -175,6 +177,7 @@ __all__ = [
     "occlusion",
     "preprocess",
     "relevance",
+    "random_cam",
     "rise",
     "saliency",
     "saliency_map",
@@ -182,6 +185,7 @@ __all__ = [
     "shapleycam",
     "shapley_value_sampling",
     "smooth",
+    "sobel_cam",
     "style_loss",
     "style_transfer",
     "tv_loss",

@@ -353,3 +353,35 @@ def test_kpca_cam_against_kernel_pca_in_float64_and_the_float32_package(arch, la
     package, raw32, _, _ = _package(KPCA_CAM, tm, x, target, [layer])
     h.assert_close(ours["sigmoid"], raw32, TOL_PACKAGE32, f"{arch} kpca_cam, package")
     h.assert_close(ours["input"], package, TOL_PACKAGE32, f"{arch} kpca_cam, package output")
+
+
+def test_random_cam_given_the_package_draws_equals_the_package():
+    """RandomCAM's weights are NumPy's global uniform draws, one (N, C) per layer in order:
+    replayed from the same seed and handed to jaxviz."""
+    from pytorch_grad_cam import RandomCAM
+
+    model, tm, x, target = _setup("resnet18")
+    layers = ("layer3", "layer4")
+    np.random.seed(11)
+    with RandomCAM(tm, [tm.get_submodule(name) for name in layers]) as cam:
+        package = cam(h.nchw(x), [ClassifierOutputTarget(int(t)) for t in target], eigen_smooth=True)
+    np.random.seed(11)
+    weights = [np.random.uniform(-1, 1, size=(2, channels)) for channels in (256, 512)]
+    ours = _ours(jaxviz.random_cam, model, x, target, weights=weights, layer=layers, eigen_smooth=True,
+                 resolution="input")
+    h.assert_close(ours, package, TOL_PACKAGE32, "resnet18 random_cam")
+    other = _ours(jaxviz.random_cam, model, x, target, key=jax.random.key(0), layer=layers, resolution="input")
+    assert h.rel_err(other, package) > 1e-2  # the weights matter
+
+
+def test_sobel_cam_equals_opencv_exactly():
+    from pytorch_grad_cam.sobel_cam import sobel_cam
+
+    images, _ = h.course_images(3)
+    x = jaxviz.preprocess(images)
+    rough = h.random_images((1, 37, 45, 3), 2)  # saturates: |Sobel| > 255 and clipped pixels
+    for batch in (x, rough):
+        ours = np.asarray(jaxviz.sobel_cam(jaxviz.load_model(), batch, np.zeros(len(batch), np.int64))) * 255
+        expected = np.stack([sobel_cam(image) for image in jaxviz.deprocess(batch)])
+        np.testing.assert_array_equal(np.round(ours).astype(np.uint8), expected)
+        np.testing.assert_allclose(ours, expected, atol=1e-4)

@@ -43,6 +43,8 @@ TARGETED = {
     "scorecam": lambda m, x, t: jaxviz.scorecam(m, x, t, layer="features.3"),
     "ablationcam": lambda m, x, t: jaxviz.ablationcam(m, x, t, layer="features.4"),
     "fullgrad": lambda m, x, t: jaxviz.fullgrad(m, x, t),
+    "random_cam": lambda m, x, t: jaxviz.random_cam(m, x, t, key=jax.random.key(0)),
+    "sobel_cam": lambda m, x, t: jaxviz.sobel_cam(m, x, t),
     "kpca_cam": lambda m, x, t: jaxviz.kpca_cam(m, x, t, kernel="rbf"),
     "shapleycam": lambda m, x, t: jaxviz.shapleycam(m, x, t, score="rest"),
     "finercam": lambda m, x, t: jaxviz.finercam(m, x, t, comparison_categories=(2, 1000)),

@@ -71,3 +71,37 @@ def test_bad_options_are_clear_errors(model, x):
         jaxviz.scorecam(model, x, T, batch_size=0)
     with pytest.raises(jaxviz.InputError, match="`batch_size`"):
         jaxviz.ablationcam(model, x, T, batch_size=0)
+
+
+def test_bad_options_of_the_newer_cams_are_clear_errors(model, x):
+    import jax
+
+    with pytest.raises(jaxviz.InputError, match="exactly one of `key`"):
+        jaxviz.random_cam(model, x, T)
+    with pytest.raises(jaxviz.InputError, match="exactly one of `key`"):
+        jaxviz.random_cam(model, x, T, key=jax.random.key(0), weights=np.zeros((2, 512)))
+    with pytest.raises(jaxviz.InputError, match=r"one \(N, C\) array per layer, shapes \[\(2, 512\)\]"):
+        jaxviz.random_cam(model, x, T, weights=np.zeros((2, 256)))
+    with pytest.raises(jaxviz.InputError, match="pass `key`, not `weights`"):
+        jaxviz.random_cam(model, x, T, weights=np.zeros((2, 512)), resolution="input", aug_smooth=True)
+    with pytest.raises(jaxviz.InputError, match="`kernel` must be one of"):
+        jaxviz.kpca_cam(model, x, T, kernel="laplacian")
+    with pytest.raises(jaxviz.InputError, match="`gamma` must be a positive number"):
+        jaxviz.kpca_cam(model, x, T, gamma=0)
+    with pytest.raises(jaxviz.InputError, match="at least one rank below the number of classes"):
+        jaxviz.finercam(model, x, T, comparison_categories=(1000,))
+    with pytest.raises(jaxviz.InputError, match="`score` must be one of"):
+        jaxviz.shapleycam(model, x, T, score="probability")
+    resnet = jaxviz.models.init_model(jax.random.key(0), "resnet18")  # takes 7×7 images; eigen_smooth shrinks 8×
+    with pytest.raises(jaxviz.InputError, match="8 pixels a side"):
+        jaxviz.fullgrad(resnet, x[:, :7, :9], T, eigen_smooth=True)
+
+
+def test_random_cam_weights_from_a_key_are_the_given_weights(model, x):
+    import jax
+
+    key = jax.random.key(4)
+    drawn = np.asarray(jax.random.uniform(jax.random.fold_in(key, 0), (2, 512), jax.numpy.float32, -1, 1))
+    np.testing.assert_array_equal(np.asarray(jaxviz.random_cam(model, x, T, key=key)),
+                                  np.asarray(jaxviz.random_cam(model, x, T, weights=drawn)))
+    assert drawn.min() >= -1 and drawn.max() < 1 and abs(drawn.mean()) < 0.1

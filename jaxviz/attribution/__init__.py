@@ -40,6 +40,7 @@ from jaxviz.attribution.neuron_gradient_shap import neuron_gradient_shap
 from jaxviz.attribution.neuron_guided_backprop import neuron_guided_backprop
 from jaxviz.attribution.neuron_integrated_gradients import neuron_integrated_gradients
 from jaxviz.attribution.occlusion import occlusion
+from jaxviz.attribution.random_cam import random_cam, sobel_cam
 from jaxviz.attribution.rise import rise
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
@@ -95,10 +96,12 @@ __all__ = [
     "occlusion",
     "saliency",
     "saliency_map",
+    "random_cam",
     "rise",
     "scorecam",
     "shapleycam",
     "shapley_value_sampling",
     "smooth",
+    "sobel_cam",
     "xgradcam",
 ]

@@ -263,15 +263,20 @@ def _neuron_method(name, summary, compute, extra=(), check=lambda options: None)
                   target="none", check=checks, examples=f"jaxviz {name} photos/ --layer features.7 --neuron 12 3 4 --out maps")
 
 
-# CAM options whose flag is not the keyword (--alpha is the overlay's opacity)
-CAM_KEYWORDS = {"masked_batch": "batch_size", "comparison_alpha": "alpha"}
+# CAM options that are not the function's keyword as they are (--alpha is the overlay's
+# opacity; a seed is a key): option → (keyword, conversion)
+CAM_KEYWORDS = {"masked_batch": ("batch_size", int), "comparison_alpha": ("alpha", float),
+                "seed": ("key", lambda seed: jax.random.key(seed))}
 
 
 def _cam_computation(function, extra=()):
     """A CAM's computation: its common options and its ``extra`` ones (keywords by
     :data:`CAM_KEYWORDS`)."""
     def compute(model, x, target, options):
-        more = {CAM_KEYWORDS.get(option.name, option.name): options[option.name] for option in extra}
+        more = {}
+        for option in extra:
+            keyword, convert = CAM_KEYWORDS.get(option.name, (option.name, lambda value: value))
+            more[keyword] = convert(options[option.name])
         return {"cam": function(model, x, target, layer=tuple(options["layer"]), eigen_smooth=options["eigen_smooth"],
                                 resolution=options["resolution"], aug_smooth=options["aug_smooth"], **more)}
 
@@ -571,6 +576,13 @@ DECLARED = (
                        Option("comparison_categories", int, (1, 2, 3), "ranks of the similar classes by logit distance "
                               "(default 1 2 3)", many=True)),
                 examples="jaxviz finercam photos/ --comparison-alpha 0.6 --comparison-categories 1 2 --out maps"),
+    _cam_method("random-cam", "RandomCAM: channels weighted uniformly at random in [-1, 1), a baseline for the "
+                "metrics (pytorch-grad-cam RandomCAM)", jaxviz.random_cam,
+                extra=(Option("seed", int, 0, "random seed of the weights (drawn for each batch; default 0)"),),
+                examples="jaxviz random-cam photos/ --seed 3 --out baseline"),
+    Method("sobel-cam", "the Sobel edge map of each image, a baseline for the metrics (pytorch-grad-cam sobel_cam)",
+           (TARGET, *DISPLAY), lambda model, x, target, options: {"cam": jaxviz.sobel_cam(model, x, target)},
+           _attribution_saver(_cam_heat, main="cam"), examples="jaxviz sobel-cam photos/ --out edges"),
     Method(
         "fullgrad", "FullGrad: input-gradient and every bias-gradient map, summed (Srinivas & Fleuret; "
         "pytorch-grad-cam FullGrad)",

@@ -28,6 +28,11 @@ EXPLAINERS = {
     "integrated-gradients": jaxviz.integrated_gradients,
     "deconvolution": jaxviz.deconvolution,
     "lrp": jaxviz.lrp,
+    "fullgrad": jaxviz.fullgrad,
+    # pytorch-grad-cam's baselines, which a faithful method should beat (RandomCAM's weights are
+    # drawn for each batch, the same key every time)
+    "random-cam": functools.partial(jaxviz.random_cam, key=jax.random.key(0), resolution="input"),
+    "sobel-cam": jaxviz.sobel_cam,
 }
 
 
