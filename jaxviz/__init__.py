@@ -2,6 +2,7 @@
 
 from jaxviz.attribution import (
     ablationcam,
+    blur_ig,
     deconvolution,
     deeplift,
     deeplift_shap,
@@ -120,6 +121,7 @@ __all__ = [
     "ablationcam",
     "class_visualization",
     "content_loss",
+    "blur_ig",
     "deconvolution",
     "deeplift",
     "deeplift_shap",

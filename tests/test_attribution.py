@@ -43,6 +43,7 @@ TARGETED = {
     "scorecam": lambda m, x, t: jaxviz.scorecam(m, x, t, layer="features.3"),
     "ablationcam": lambda m, x, t: jaxviz.ablationcam(m, x, t, layer="features.4"),
     "fullgrad": lambda m, x, t: jaxviz.fullgrad(m, x, t),
+    "blur_ig": lambda m, x, t: jaxviz.blur_ig(m, x, t, steps=3, max_sigma=5.0),
     "random_cam": lambda m, x, t: jaxviz.random_cam(m, x, t, key=jax.random.key(0)),
     "sobel_cam": lambda m, x, t: jaxviz.sobel_cam(m, x, t),
     "kpca_cam": lambda m, x, t: jaxviz.kpca_cam(m, x, t, kernel="rbf"),

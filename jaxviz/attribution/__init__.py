@@ -2,6 +2,7 @@
 
 from jaxviz.attribution._paths import METHODS as QUADRATURE_METHODS
 from jaxviz.attribution.ablationcam import ablationcam
+from jaxviz.attribution.blur_ig import blur_ig
 from jaxviz.attribution.course import saliency_map
 from jaxviz.attribution.deconvolution import deconvolution
 from jaxviz.attribution.deeplift import deeplift
@@ -54,6 +55,7 @@ __all__ = [
     "NT_TYPES",
     "QUADRATURE_METHODS",
     "ablationcam",
+    "blur_ig",
     "deconvolution",
     "deeplift",
     "deeplift_shap",

@@ -405,6 +405,17 @@ def _coalition_cli(name, summary, function, sample):
                                                           "--out maps")
 
 
+def _blur_ig(model, x, target, options):
+    return {"attribution": jaxviz.blur_ig(model, x, target, max_sigma=options["max_sigma"], steps=options["steps"],
+                                          grad_step=options["grad_step"], sqrt=options["sqrt"],
+                                          internal_batch_size=options["internal_batch_size"])}
+
+
+def _check_blur_ig(options):
+    for name in ("steps", "internal_batch_size", "max_sigma", "grad_step"):
+        positive(name, options[name])
+
+
 def _fullgrad(model, x, target, options):
     return {"cam": jaxviz.fullgrad(model, x, target, eigen_smooth=options["eigen_smooth"],
                                    aug_smooth=options["aug_smooth"])}
@@ -636,6 +647,17 @@ DECLARED = (
          *DISPLAY),
         _integrated_gradients, _attribution_saver(_abs_heat), check=_check_ig,
         examples="jaxviz integrated-gradients cat.jpg --n-steps 32 --out maps",
+    ),
+    Method(
+        "blur-ig", "Blur IG: integrated gradients along a Gaussian-blur path (Xu et al.; PAIR saliency BlurIG)",
+        (TARGET, Option("max_sigma", float, 50.0, "the path's largest blur, pixels (default 50)"),
+         Option("steps", int, 100, "gradient evaluations along the path (default 100)"),
+         Option("grad_step", float, 0.01, "σ step of the blur's derivative (default 0.01)"),
+         Option("sqrt", bool, False, "square-root spacing of σ"),
+         Option("internal_batch_size", int, 128, "path points evaluated per pass (memory bound, default 128)"),
+         *DISPLAY),
+        _blur_ig, _attribution_saver(_abs_heat), check=_check_blur_ig,
+        examples="jaxviz blur-ig photos/ --steps 50 --out maps",
     ),
     Method(
         "occlusion", "occlusion with a sliding square window (Zeiler & Fergus; Captum Occlusion)",

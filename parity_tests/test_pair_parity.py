@@ -1,0 +1,51 @@
+"""Google PAIR's ``saliency`` (0.2.1, framework-agnostic) driven by the PyTorch model: the
+same weights, inputs and targets, float64 throughout (its blur is SciPy's on float64).
+Random weights with random BatchNorm statistics, two random images at 40×43."""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+import pytest
+import saliency.core as pair
+import torch
+
+import jaxviz
+from parity_tests import helpers as h
+
+pytestmark = pytest.mark.float64_only
+
+TOL64 = h.ATTR_TOL["float64"]
+
+
+def _call_model(tm, target):
+    """PAIR's ``call_model_function``: the input gradients of the target's logit, HWC."""
+    def call(batch, call_model_args=None, expected_keys=None):
+        xt = torch.from_numpy(np.ascontiguousarray(np.asarray(batch).transpose(0, 3, 1, 2))).requires_grad_(True)
+        tm(xt)[:, int(target)].sum().backward()
+        return {pair.INPUT_OUTPUT_GRADIENTS: xt.grad.numpy().transpose(0, 2, 3, 1)}
+
+    return call
+
+
+def _pair(method, tm, x, target, **options):
+    return np.stack([method.GetMask(image, _call_model(tm, t), **options) for image, t in zip(x, target)])
+
+
+# max_sigma 12 reaches 48 pixels, past the 40×43 image (the kernel's normalisation counts
+# the zeros outside); sqrt spacing with one step per call (PAIR weights a batch of steps by
+# the last one's Δσ)
+@pytest.mark.parametrize("arch,options", [
+    ("squeezenet1_1", {"max_sigma": 12.0, "steps": 6}),
+    ("resnet18", {"max_sigma": 4.0, "steps": 5, "sqrt": True, "grad_step": 0.05}),
+])
+def test_blur_ig_equals_pair(arch, options):
+    model, tm, x, target = h.random_case(arch)
+    with h.precision("float64"):
+        run = functools.partial(jaxviz.blur_ig, **options)
+        ours = np.asarray(run(model, x, target, internal_batch_size=4))  # steps in chunks, the last padded
+        whole = np.asarray(run(model, x, target, internal_batch_size=None)) if arch == "squeezenet1_1" else ours
+    expected = _pair(pair.BlurIG(), tm, x, target, batch_size=1, **options)
+    h.assert_close(ours, expected, TOL64, f"{arch} blur_ig")
+    h.assert_close(whole, expected, TOL64, f"{arch} blur_ig, every step at once")
