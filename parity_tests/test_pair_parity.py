@@ -5,6 +5,8 @@ Random weights with random BatchNorm statistics, two random images at 40×43."""
 from __future__ import annotations
 
 import functools
+import types
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -49,3 +51,29 @@ def test_blur_ig_equals_pair(arch, options):
     expected = _pair(pair.BlurIG(), tm, x, target, batch_size=1, **options)
     h.assert_close(ours, expected, TOL64, f"{arch} blur_ig")
     h.assert_close(whole, expected, TOL64, f"{arch} blur_ig, every step at once")
+
+
+def _numpy_with_quantile_interpolation():
+    """NumPy as PAIR 0.2.1's Guided IG calls it: ``np.quantile(..., interpolation=...)``, the
+    keyword NumPy 2 renamed ``method`` (same meaning) and then removed.  Only the module's
+    own ``np`` is swapped, for the duration of the reference's call."""
+    def quantile(a, q, interpolation="linear", **kwargs):
+        return np.quantile(a, q, method=interpolation, **kwargs)
+
+    return types.SimpleNamespace(**{**{name: getattr(np, name) for name in dir(np) if not name.startswith("__")},
+                                    "quantile": quantile})
+
+
+@pytest.mark.parametrize("arch,options", [
+    ("squeezenet1_1", {"steps": 8, "fraction": 0.25, "max_dist": 0.1}),
+    ("resnet18", {"steps": 6, "fraction": 0.4, "max_dist": 0.02, "baselines": 0.3}),
+])
+def test_guided_ig_equals_pair(arch, options):
+    model, tm, x, target = h.random_case(arch)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.guided_ig(model, x, target, **options))
+    pair_options = {("x_steps" if k == "steps" else k): v for k, v in options.items() if k != "baselines"}
+    baseline = np.full(x.shape[1:], options.get("baselines", 0.0))
+    with mock.patch("saliency.core.guided_ig.np", _numpy_with_quantile_interpolation()):
+        expected = _pair(pair.GuidedIG(), tm, x, target, x_baseline=baseline, **pair_options)
+    h.assert_close(ours, expected, TOL64, f"{arch} guided_ig")

@@ -44,6 +44,7 @@ TARGETED = {
     "ablationcam": lambda m, x, t: jaxviz.ablationcam(m, x, t, layer="features.4"),
     "fullgrad": lambda m, x, t: jaxviz.fullgrad(m, x, t),
     "blur_ig": lambda m, x, t: jaxviz.blur_ig(m, x, t, steps=3, max_sigma=5.0),
+    "guided_ig": lambda m, x, t: jaxviz.guided_ig(m, x, t, steps=3),
     "random_cam": lambda m, x, t: jaxviz.random_cam(m, x, t, key=jax.random.key(0)),
     "sobel_cam": lambda m, x, t: jaxviz.sobel_cam(m, x, t),
     "kpca_cam": lambda m, x, t: jaxviz.kpca_cam(m, x, t, kernel="rbf"),
@@ -696,3 +697,20 @@ def test_rise_draws_each_mask_from_its_key_whatever_the_chunks(model, x):
         jaxviz.rise(model, x, target, masks=masks, p=0)
     with pytest.raises(jaxviz.InputError, match="`cells`"):
         jaxviz.rise(model, x, target, key=key, cells=41)
+
+
+def test_kth_smallest_is_the_sorted_value():
+    """Guided IG's threshold: the bisection on bit patterns against a sort, with ties, zeros
+    and infinities, in float32 and float64."""
+    from jaxviz.attribution.guided_ig import kth_smallest
+
+    rng = np.random.default_rng(3)
+    values = np.abs(rng.normal(size=1001))
+    values[::7] = values[3]  # ties
+    values[::11] = 0.0
+    values[::5] = np.inf
+    for dtype in (np.float32, np.float64):
+        with jax.enable_x64(dtype == np.float64):
+            v = values.astype(dtype)
+            for k in (0, 250, 500, 800, 1000):
+                assert float(kth_smallest(jnp.asarray(v), k)) == float(np.sort(v)[k]), (dtype, k)

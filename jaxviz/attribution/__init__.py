@@ -17,6 +17,7 @@ from jaxviz.attribution.gradcam_elementwise import gradcam_elementwise
 from jaxviz.attribution.gradcam_plus_plus import gradcam_plus_plus
 from jaxviz.attribution.gradient_shap import gradient_shap
 from jaxviz.attribution.guided_backprop import guided_backprop
+from jaxviz.attribution.guided_ig import guided_ig
 from jaxviz.attribution.integrated_gradients import integrated_gradients
 from jaxviz.attribution.hirescam import hirescam
 from jaxviz.attribution.input_x_gradient import input_x_gradient
@@ -70,6 +71,7 @@ __all__ = [
     "gradient_shap",
     "guided_backprop",
     "guided_gradcam",
+    "guided_ig",
     "hirescam",
     "input_x_gradient",
     "integrated_gradients",

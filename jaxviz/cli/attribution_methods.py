@@ -416,6 +416,18 @@ def _check_blur_ig(options):
         positive(name, options[name])
 
 
+def _guided_ig(model, x, target, options):
+    return {"attribution": jaxviz.guided_ig(model, x, target, baselines=options["baseline"], steps=options["steps"],
+                                            fraction=options["fraction"], max_dist=options["max_dist"])}
+
+
+def _check_guided_ig(options):
+    positive("steps", options["steps"])
+    for name in ("fraction", "max_dist"):
+        if not 0 <= options[name] <= 1:
+            raise InputError(f"--{name.replace('_', '-')} must be in [0, 1], got {options[name]}")
+
+
 def _fullgrad(model, x, target, options):
     return {"cam": jaxviz.fullgrad(model, x, target, eigen_smooth=options["eigen_smooth"],
                                    aug_smooth=options["aug_smooth"])}
@@ -658,6 +670,16 @@ DECLARED = (
          *DISPLAY),
         _blur_ig, _attribution_saver(_abs_heat), check=_check_blur_ig,
         examples="jaxviz blur-ig photos/ --steps 50 --out maps",
+    ),
+    Method(
+        "guided-ig", "Guided IG: an adaptive path, small-gradient features first (Kapishnikov et al.; PAIR saliency "
+        "GuidedIG)",
+        (TARGET, Option("steps", int, 200, "gradient evaluations along the path (default 200)"),
+         Option("fraction", float, 0.25, "share of the features moved at a time (default 0.25)"),
+         Option("max_dist", float, 0.02, "how far a feature may stray from the straight line, in α (default 0.02)"),
+         BASELINE, *DISPLAY),
+        _guided_ig, _attribution_saver(_abs_heat), check=_check_guided_ig,
+        examples="jaxviz guided-ig photos/ --steps 100 --out maps",
     ),
     Method(
         "occlusion", "occlusion with a sliding square window (Zeiler & Fergus; Captum Occlusion)",
