@@ -14,8 +14,10 @@ Writes ``<out>/<machine>.json`` and ``.md``.  ``--quick`` shrinks every workload
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import datetime
+import io
 import json
 import os
 import platform
@@ -763,6 +765,73 @@ def w31_rise(_model, _tm, quick, notes):
     return (lambda: jaxviz.rise(model, x, y, n_masks=n_masks, key=key)), refs, None
 
 
+def _fullgrad_workload(arch, n):
+    """jaxviz's FullGrad beside pytorch-grad-cam's, its images given ``b`` at a time (the
+    package takes a whole batch per call; smaller calls are swept)."""
+    from pytorch_grad_cam import FullGrad
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    model, tm = pair(arch)
+    x, y, xt, _ = _targets_and_images(n)
+    targets = [ClassifierOutputTarget(int(t)) for t in y]
+
+    def package(b):
+        def run():
+            with contextlib.redirect_stdout(io.StringIO()):  # its warning that target_layers is ignored
+                cam = FullGrad(tm, [])
+            try:
+                return np.concatenate([cam(xt[i:i + b], targets[i:i + b]) for i in range(0, n, b)])
+            finally:
+                cam.activations_and_grads.release()
+        return run
+
+    refs = {f"grad-cam FullGrad, {b} images per call": package(b) for b in sorted({1, min(2, n), n})}
+    return (lambda: jaxviz.fullgrad(model, x, y)), refs, None
+
+
+def w32_fullgrad_resnet50(_model, _tm, quick, notes):
+    return _fullgrad_workload("resnet50", 2 if quick else 8)
+
+
+def w33_fullgrad_squeezenet(_model, _tm, quick, notes):
+    return _fullgrad_workload("squeezenet1_1", 2 if quick else 8)
+
+
+def w34_guided_ig(_model, _tm, quick, notes):
+    import saliency.core as pair_saliency
+
+    from parity_tests import pair_reference
+
+    model, tm = pair("squeezenet1_1")
+    n, steps = (1, 10) if quick else (4, 200)
+    x, y, _, _ = _targets_and_images(n)
+    notes.append("W34/W35: PAIR saliency explains one image at a time (its API), driven by the PyTorch model "
+                 "(float32 input gradients of the target's logit); Guided IG takes one gradient per step.")
+
+    def reference():
+        with pair_reference.quantile_interpolation():
+            return pair_reference.masks(pair_saliency.GuidedIG(), tm, x, y, dtype=np.float32, x_steps=steps)
+
+    return (lambda: jaxviz.guided_ig(model, x, y, steps=steps)), {"PAIR GuidedIG": reference}, None
+
+
+def w35_blur_ig(_model, _tm, quick, notes):
+    import saliency.core as pair_saliency
+
+    from parity_tests import pair_reference
+
+    model, tm = pair("squeezenet1_1")
+    n, steps = (1, 10) if quick else (4, 100)
+    x, y, _, _ = _targets_and_images(n)
+
+    def reference(batch_size):
+        return lambda: pair_reference.masks(pair_saliency.BlurIG(), tm, x, y, dtype=np.float32, steps=steps,
+                                            batch_size=batch_size)
+
+    refs = {f"PAIR BlurIG, batch_size {b}": reference(b) for b in ((steps,) if quick else (1, 20, 100))}
+    return (lambda: jaxviz.blur_ig(model, x, y, steps=steps)), refs, None
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -795,6 +864,10 @@ WORKLOADS = {
     "W29 faithfulness_correlation 100 runs of 224, SqueezeNet, 8 images": w29_faithfulness_correlation,
     "W30 road combined, 5 percentiles (GradCAM), SqueezeNet, 8 images": w30_road,
     "W31 rise 1000 masks, SqueezeNet, 4 images": w31_rise,
+    "W32 fullgrad, ResNet-50, 8 images": w32_fullgrad_resnet50,
+    "W33 fullgrad, SqueezeNet, 8 images": w33_fullgrad_squeezenet,
+    "W34 guided_ig 200 steps, SqueezeNet, 4 images": w34_guided_ig,
+    "W35 blur_ig 100 steps, SqueezeNet, 4 images": w35_blur_ig,
 }
 
 

@@ -5,34 +5,18 @@ Random weights with random BatchNorm statistics, two random images at 40×43."""
 from __future__ import annotations
 
 import functools
-import types
-from unittest import mock
 
 import numpy as np
 import pytest
 import saliency.core as pair
-import torch
 
 import jaxviz
 from parity_tests import helpers as h
+from parity_tests import pair_reference
 
 pytestmark = pytest.mark.float64_only
 
 TOL64 = h.ATTR_TOL["float64"]
-
-
-def _call_model(tm, target):
-    """PAIR's ``call_model_function``: the input gradients of the target's logit, HWC."""
-    def call(batch, call_model_args=None, expected_keys=None):
-        xt = torch.from_numpy(np.ascontiguousarray(np.asarray(batch).transpose(0, 3, 1, 2))).requires_grad_(True)
-        tm(xt)[:, int(target)].sum().backward()
-        return {pair.INPUT_OUTPUT_GRADIENTS: xt.grad.numpy().transpose(0, 2, 3, 1)}
-
-    return call
-
-
-def _pair(method, tm, x, target, **options):
-    return np.stack([method.GetMask(image, _call_model(tm, t), **options) for image, t in zip(x, target)])
 
 
 # max_sigma 12 reaches 48 pixels, past the 40×43 image (the kernel's normalisation counts
@@ -48,20 +32,9 @@ def test_blur_ig_equals_pair(arch, options):
         run = functools.partial(jaxviz.blur_ig, **options)
         ours = np.asarray(run(model, x, target, internal_batch_size=4))  # steps in chunks, the last padded
         whole = np.asarray(run(model, x, target, internal_batch_size=None)) if arch == "squeezenet1_1" else ours
-    expected = _pair(pair.BlurIG(), tm, x, target, batch_size=1, **options)
+    expected = pair_reference.masks(pair.BlurIG(), tm, x, target, batch_size=1, **options)
     h.assert_close(ours, expected, TOL64, f"{arch} blur_ig")
     h.assert_close(whole, expected, TOL64, f"{arch} blur_ig, every step at once")
-
-
-def _numpy_with_quantile_interpolation():
-    """NumPy as PAIR 0.2.1's Guided IG calls it: ``np.quantile(..., interpolation=...)``, the
-    keyword NumPy 2 renamed ``method`` (same meaning) and then removed.  Only the module's
-    own ``np`` is swapped, for the duration of the reference's call."""
-    def quantile(a, q, interpolation="linear", **kwargs):
-        return np.quantile(a, q, method=interpolation, **kwargs)
-
-    return types.SimpleNamespace(**{**{name: getattr(np, name) for name in dir(np) if not name.startswith("__")},
-                                    "quantile": quantile})
 
 
 @pytest.mark.parametrize("arch,options", [
@@ -74,6 +47,6 @@ def test_guided_ig_equals_pair(arch, options):
         ours = np.asarray(jaxviz.guided_ig(model, x, target, **options))
     pair_options = {("x_steps" if k == "steps" else k): v for k, v in options.items() if k != "baselines"}
     baseline = np.full(x.shape[1:], options.get("baselines", 0.0))
-    with mock.patch("saliency.core.guided_ig.np", _numpy_with_quantile_interpolation()):
-        expected = _pair(pair.GuidedIG(), tm, x, target, x_baseline=baseline, **pair_options)
+    with pair_reference.quantile_interpolation():
+        expected = pair_reference.masks(pair.GuidedIG(), tm, x, target, x_baseline=baseline, **pair_options)
     h.assert_close(ours, expected, TOL64, f"{arch} guided_ig")

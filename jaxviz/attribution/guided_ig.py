@@ -67,6 +67,9 @@ def _move(point, grad, end, start, low, high, l1_target, alpha_max, alpha_min, r
                           jnp.inf)
         moved = jnp.where(gamma > 1.0, high, x + (high - x) * gamma)
         x = jnp.where(selected & ~done, moved, x)
+        # nothing left to move: what is left of the distance is rounding (in float32 the end
+        # point start + (end − start) is not always end), where PAIR, in float64, stops
+        done = done | (l1_selected == 0)
         return x, marked, gained + (x - old) * grad, gamma, done, moves + 1
 
     state = (point, grad, jnp.zeros_like(point), jnp.asarray(jnp.inf, point.dtype), jnp.asarray(False),
