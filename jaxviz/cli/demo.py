@@ -33,7 +33,9 @@ CAMS = (("gradcam", "GradCAM"), ("hirescam", "HiResCAM"), ("gradcam-elementwise"
         ("gradcam-plus-plus", "GradCAM++"), ("xgradcam", "XGradCAM"), ("layercam", "LayerCAM"),
         ("eigencam", "EigenCAM"), ("kpca-cam", "KPCA-CAM"), ("eigen-gradcam", "EigenGradCAM"),
         ("scorecam", "ScoreCAM"), ("ablationcam", "AblationCAM"), ("shapleycam", "ShapleyCAM (ReST)"),
-        ("finercam", "FinerCAM"), ("fullgrad", "FullGrad"), ("rise", "RISE"))
+        ("finercam", "FinerCAM"), ("fullgrad", "FullGrad"), ("rise", "RISE"),
+        # the baselines a faithful map should beat
+        ("random-cam", "RandomCAM (baseline)"), ("sobel-cam", "Sobel (baseline)"))
 
 # Captum's other methods' figure: each method's map, side by side
 CAPTUM = (("input-x-gradient", "input × gradient"), ("deconvolution", "deconvolution"), ("deeplift", "DeepLift"),
@@ -108,6 +110,7 @@ def demo_job(args) -> tuple[Job, dict]:
     specs = [
         ("saliency", {}), ("guided-backprop", {}), ("gradcam", {}), ("guided-gradcam", {}),
         ("integrated-gradients", {"n_steps": 8 if quick else 50}),
+        ("blur-ig", {"steps": 4 if quick else 100}), ("guided-ig", {"steps": 4 if quick else 200}),
         ("smoothgrad", {"nt_samples": 4 if quick else 25}),
         ("occlusion", {"window": 56 if quick else 30, "stride": 56 if quick else 15}),
         ("fool", {"target": FOOL_TARGET, "learning_rate": 10.0, "max_iter": 5 if quick else 100}),
@@ -133,7 +136,7 @@ def demo_job(args) -> tuple[Job, dict]:
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
     # RISE, the black-box map beside the CAMs; FullGrad, at the input's resolution alone
-    cam_options = {"rise": {"n_masks": 64 if quick else 4000}, "fullgrad": {},
+    cam_options = {"rise": {"n_masks": 64 if quick else 4000}, "fullgrad": {}, "sobel-cam": {},
                    "shapleycam": {"resolution": "input", "score": "rest"}}
     runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name],
                                                            cam_options.get(name, {"resolution": "input"})),
@@ -200,6 +203,7 @@ def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> lis
             ("guided backprop", row("guided-backprop", ".map.png")), ("GradCAM", row("gradcam", ".overlay.png")),
             ("guided GradCAM", row("guided-gradcam", ".map.png")),
             ("Integrated Gradients", row("integrated-gradients", ".map.png")),
+            ("Blur IG", row("blur-ig", ".map.png")), ("Guided IG", row("guided-ig", ".map.png")),
             ("SmoothGrad", row("smoothgrad", ".map.png")), ("occlusion", row("occlusion", ".overlay.png"))]
     rows = [(t, r) for t, r in rows if all(img is not None for img in r)]
     if len(rows) > 1:

@@ -18,6 +18,12 @@ from jaxviz.cli.registry import Method, Option, per_image_keys, positive
 from jaxviz.errors import InputError
 from jaxviz.metrics.road import PERCENTILES as ROAD_PERCENTILES
 
+def _random_cam(model, x, target):
+    """RandomCAM at the input's size, its weights drawn for each batch from the same key (made
+    here, not at import: a multi-process run starts JAX's backend later)."""
+    return jaxviz.random_cam(model, x, target, key=jax.random.key(0), resolution="input")
+
+
 # methods as the metrics see them: maps at the input's size
 EXPLAINERS = {
     "saliency": jaxviz.saliency,
@@ -29,9 +35,8 @@ EXPLAINERS = {
     "deconvolution": jaxviz.deconvolution,
     "lrp": jaxviz.lrp,
     "fullgrad": jaxviz.fullgrad,
-    # pytorch-grad-cam's baselines, which a faithful method should beat (RandomCAM's weights are
-    # drawn for each batch, the same key every time)
-    "random-cam": functools.partial(jaxviz.random_cam, key=jax.random.key(0), resolution="input"),
+    # pytorch-grad-cam's baselines, which a faithful method should beat
+    "random-cam": _random_cam,
     "sobel-cam": jaxviz.sobel_cam,
 }
 
