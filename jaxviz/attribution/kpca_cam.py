@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import jax
 import jax.numpy as jnp
 
 from jaxviz import _checks
@@ -39,10 +40,18 @@ def first_component(matrix):
     square root of its eigenvalue (0 where that is not positive)."""
     rows = matrix.mean(axis=1, keepdims=True)
     centred = matrix - rows - matrix.mean(axis=2, keepdims=True) + rows.mean(axis=2, keepdims=True)
-    values, vectors = jnp.linalg.eigh(centred)
-    value, vector = values[:, -1], vectors[:, :, -1]
+    value, vector = jax.lax.map(_top_eigenpair, centred)
     biggest = jnp.take_along_axis(vector, jnp.argmax(jnp.abs(vector), axis=1)[:, None], axis=1)
     return vector * jnp.sign(biggest) * jnp.sqrt(jnp.maximum(value, 0))[:, None]
+
+
+def _top_eigenpair(matrix):
+    """One symmetric matrix's largest eigenvalue and its eigenvector.  One matrix per LAPACK
+    call (``lax.map``): jaxlib spreads a batch over XLA's thread pool and blocks a pool thread
+    until it is done, so two batched calls at once (two layers, two CAMs in one program)
+    can take every thread of a 2-core pool and wait on each other for ever."""
+    values, vectors = jnp.linalg.eigh(matrix)
+    return values[-1], vectors[:, -1]
 
 
 def _rule(model, x, target, layer, activation, grads, eigen_smooth, kernel, gamma):
