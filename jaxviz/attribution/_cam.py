@@ -42,8 +42,10 @@ def projection(maps):
     flat = maps.reshape(n, h * w, c)
     flat = jnp.where(jnp.isnan(flat), 0.0, flat)
     centred = flat - flat.mean(axis=1, keepdims=True)
-    _, _, vt = jnp.linalg.svd(centred, full_matrices=False)
-    return jnp.einsum("npc,nc->np", centred, vt[:, 0, :]).reshape(n, h, w)
+    # one image per LAPACK call: a batched call blocks a thread of XLA's pool until its
+    # pieces are done, and two at once (several layers) can deadlock a 2-core pool
+    first = jax.lax.map(lambda m: jnp.linalg.svd(m, full_matrices=False)[2][0], centred)
+    return jnp.einsum("npc,nc->np", centred, first).reshape(n, h, w)
 
 
 def channel_sum(maps, eigen_smooth: bool):
