@@ -42,12 +42,13 @@ from jaxviz.attribution.neuron_gradient_shap import neuron_gradient_shap
 from jaxviz.attribution.neuron_guided_backprop import neuron_guided_backprop
 from jaxviz.attribution.neuron_integrated_gradients import neuron_integrated_gradients
 from jaxviz.attribution.occlusion import occlusion
-from jaxviz.attribution.random_cam import random_cam, sobel_cam
+from jaxviz.attribution.random_cam import random_cam
 from jaxviz.attribution.rise import rise
 from jaxviz.attribution.saliency import saliency
 from jaxviz.attribution.scorecam import scorecam
 from jaxviz.attribution.shapleycam import shapleycam
 from jaxviz.attribution.shapley_value_sampling import shapley_value_sampling
+from jaxviz.attribution.sobel_cam import sobel_cam
 from jaxviz.attribution.smooth import NT_TYPES, noise_tunnel, smooth
 from jaxviz.attribution.xgradcam import xgradcam
 

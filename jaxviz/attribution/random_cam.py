@@ -1,5 +1,5 @@
-"""RandomCAM and the Sobel map (pytorch-grad-cam's ``RandomCAM`` and ``sobel_cam``): the
-baselines a faithfulness metric should rank below every real explanation."""
+"""RandomCAM (pytorch-grad-cam's ``RandomCAM``): random channel weights, a baseline a
+faithfulness metric should rank below every real explanation."""
 
 from __future__ import annotations
 
@@ -13,12 +13,6 @@ import numpy as np
 from jaxviz import _checks, scoring
 from jaxviz.attribution import _cam
 from jaxviz.errors import InputError
-from jaxviz.images import MEAN, STD
-
-# cv2.cvtColor(RGB2GRAY) on uint8: fixed point, 15 bits (OpenCV 4.x; the 14-bit weights of its
-# older scalar code differ in ~0.1 % of pixels)
-GRAY_WEIGHTS, GRAY_SHIFT = (9798, 19235, 3735), 15
-SOBEL = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]])
 
 
 @functools.partial(jax.jit, static_argnames=("layers", "eigen_smooth", "resolution", "aug_smooth"))
@@ -69,35 +63,3 @@ random_cam.__doc__ = """RandomCAM: Σ_k w_k A_k with channel weights w drawn uni
 """ + _cam.ARGS + """      key: a ``jax.random`` key; layer i's weights come from ``fold_in(key, i)``.
       weights: instead of ``key``, the weights: one (N, C) array per layer (C: its channels).
 """
-
-
-def _sobel(gray, kernel):
-    """3×3 correlation with OpenCV's default border (BORDER_REFLECT_101), (N, H, W)."""
-    padded = jnp.pad(gray, ((0, 0), (1, 1), (1, 1)), mode="reflect")
-    height, width = gray.shape[1:]
-    return sum(int(kernel[i, j]) * padded[:, i:i + height, j:j + width]
-               for i in range(3) for j in range(3) if kernel[i, j])
-
-
-@jax.jit
-def _sobel_cam(x):
-    # deprocess's uint8 image, in its float32 arithmetic
-    rgb = x.astype(jnp.float32) * STD.reshape(1, 1, 1, 3) + MEAN.reshape(1, 1, 1, 3)
-    rgb = jnp.round(jnp.clip(rgb, 0.0, 1.0) * 255.0).astype(jnp.int32)
-    gray = (sum(w * rgb[..., c] for c, w in enumerate(GRAY_WEIGHTS)) + (1 << (GRAY_SHIFT - 1))) >> GRAY_SHIFT
-    magnitudes = [jnp.minimum(jnp.abs(_sobel(gray, k)), 255) for k in (SOBEL, SOBEL.T)]  # convertScaleAbs
-    # addWeighted(·, 0.5, ·, 0.5, 0): rounded half to even, as OpenCV's cvRound
-    return jnp.round((magnitudes[0] + magnitudes[1]).astype(jnp.float32) * 0.5) / 255.0
-
-
-def sobel_cam(model, x, target):
-    """pytorch-grad-cam's ``sobel_cam`` of each image (the edge map a saliency method should
-    not reduce to), / 255: (N, H, W) in [0, 1].
-
-    The images are turned back into uint8 RGB first (``deprocess``: x·std + mean, ×255,
-    rounded); then, as OpenCV computes it, the gray image (RGB2GRAY's 15-bit fixed point),
-    |Sobel x| and |Sobel y| (3×3, reflect-101 border, saturated at 255) and their mean,
-    rounded.  ``model`` and ``target`` are only checked: the map depends on the image alone.
-    """
-    x, target = scoring.prepare(model, x, target)
-    return _sobel_cam(x).astype(x.dtype)
