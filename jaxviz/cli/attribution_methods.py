@@ -15,7 +15,9 @@ from jaxviz.attribution.lrp import composite_named
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
 from jaxviz.attribution.gradient_shap import sample_draws
 from jaxviz.attribution.kernel_shap import sample_coalitions as kernel_shap_coalitions
+from jaxviz.attribution.kpca_cam import KERNELS as KPCA_KERNELS
 from jaxviz.attribution.lime import sample_coalitions as lime_coalitions
+from jaxviz.attribution.shapleycam import SCORES as SHAPLEY_SCORES
 from jaxviz.cli.registry import Method, Option, per_image_keys, per_image_normal, positive
 from jaxviz.errors import InputError
 from jaxviz.interpolation import INTERPOLATE_MODES
@@ -263,6 +265,10 @@ def _neuron_method(name, summary, compute, extra=(), check=lambda options: None)
                   target="none", check=checks, examples=f"jaxviz {name} photos/ --layer features.7 --neuron 12 3 4 --out maps")
 
 
+# pytorch-grad-cam's smoothing options, of every CAM and of FullGrad
+EIGEN_SMOOTH = Option("eigen_smooth", bool, False, "first principal component of the maps instead of their sum")
+AUG_SMOOTH = Option("aug_smooth", bool, False, "mean over the six test-time augmentations (flip × brightness)")
+
 # CAM options that are not the function's keyword as they are (--alpha is the overlay's
 # opacity; a seed is a key): option → (keyword, conversion)
 CAM_KEYWORDS = {"masked_batch": ("batch_size", int), "comparison_alpha": ("alpha", float),
@@ -297,8 +303,7 @@ def _cam_method(name, summary, function, *, resolution="input", extra=(), exampl
         TARGET,
         Option("layer", str, None, "layer(s), torchvision module paths; several are averaged as pytorch-grad-cam "
                "does (default: the model's last convolutional block)", many=True, kind="layer"),
-        Option("eigen_smooth", bool, False, "first principal component instead of the channel sum"),
-        Option("aug_smooth", bool, False, "mean over the six test-time augmentations (flip × brightness)"),
+        EIGEN_SMOOTH, AUG_SMOOTH,
         Option("resolution", str, resolution, f"'layer': the map at the layer's resolution; 'input': "
                f"pytorch-grad-cam's min–max map at the input's size (default {resolution})",
                choices=_cam.RESOLUTIONS),
@@ -584,13 +589,13 @@ DECLARED = (
     _cam_method("kpca-cam", "KPCA-CAM: first kernel principal component of the activations (Karmani et al.; "
                 "pytorch-grad-cam KPCA_CAM)", jaxviz.kpca_cam,
                 extra=(Option("kernel", str, "sigmoid", "kernel of the kernel PCA (default sigmoid)",
-                              choices=("sigmoid", "rbf", "poly", "linear", "cosine")),
+                              choices=KPCA_KERNELS),
                        Option("gamma", float, None, "the kernel's scale (default 1 / channels)")),
                 examples="jaxviz kpca-cam photos/ --kernel rbf --arch resnet50 --out maps"),
     _cam_method("shapleycam", "ShapleyCAM: gradient and Hessian-vector product weights (Cai & Xu; pytorch-grad-cam "
                 "ShapleyCAM)", jaxviz.shapleycam,
                 extra=(Option("score", str, "logit", "what is differentiated: the target's logit, or 'rest', logit + "
-                              "log-probability (the paper's; default logit)", choices=("logit", "rest")),),
+                              "log-probability (the paper's; default logit)", choices=SHAPLEY_SCORES),),
                 examples="jaxviz shapleycam photos/ --score rest --arch resnet50 --out maps"),
     _cam_method("finercam", "FinerCAM: GradCAM of the target against its most similar classes (Zhang et al.; "
                 "pytorch-grad-cam FinerCAM)", jaxviz.finercam,
@@ -609,9 +614,7 @@ DECLARED = (
     Method(
         "fullgrad", "FullGrad: input-gradient and every bias-gradient map, summed (Srinivas & Fleuret; "
         "pytorch-grad-cam FullGrad)",
-        (TARGET, Option("eigen_smooth", bool, False, "first principal component of the maps instead of their sum"),
-         Option("aug_smooth", bool, False, "mean over the six test-time augmentations (flip × brightness)"),
-         *DISPLAY),
+        (TARGET, EIGEN_SMOOTH, AUG_SMOOTH, *DISPLAY),
         _fullgrad, _attribution_saver(_cam_heat, main="cam"),
         examples="jaxviz fullgrad photos/ --arch resnet50 --out maps",
     ),
