@@ -24,12 +24,14 @@ def _reference(case, dtype, theirs_fn):
     return h.nhwc(theirs_fn(tm, h.nchw(x).requires_grad_(), _t(target)))
 
 
-def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what="", float32_near_ties=False):
+def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what="", float32_near_ties=False, ill_conditioned=False):
     """``float32_near_ties``: in float32 the plain input gradient of the pretrained images
     cannot reach 1e-4 (max-pool near-ties route it by rounding; measured on an AMD EPYC:
     PyTorch float32 and jaxviz float32 both 3.0e-3 from float64, 99.4–99.5% of elements
     within 1e-4), so there the float32 criterion is helpers.assert_float32_as_accurate_as_torch
-    against PyTorch's float64 result.  float64 is held to 1e-9 as everywhere."""
+    against PyTorch's float64 result.  float64 is held to 1e-9 as everywhere.
+    ``ill_conditioned``: the float32 max error may also reach twice the float64 result's
+    own move under float32 rounding of the input (h.rounding_sensitivity)."""
     with h.precision(dtype):
         model, tm, x, target = h.setup(case, dtype)
         ours = np.asarray(ours_fn(model, x, target))
@@ -38,7 +40,12 @@ def _run(case, dtype, ours_fn, theirs_fn, *, tol=None, what="", float32_near_tie
     if float32_near_ties and dtype == "float32":
         with h.precision("float64"):
             truth = _reference(case, "float64", theirs_fn)
-        return h.assert_float32_as_accurate_as_torch(ours, theirs, truth, what)
+            sensitivity = 0.0
+            if ill_conditioned:
+                _, tm64, _, _ = h.setup(case, "float64")
+                sensitivity = h.rounding_sensitivity(
+                    lambda v: h.nhwc(theirs_fn(tm64, h.nchw(v).requires_grad_(), _t(target))), x)
+        return h.assert_float32_as_accurate_as_torch(ours, theirs, truth, what, sensitivity)
     return h.assert_close(ours, theirs, tol or h.ATTR_TOL[dtype], what)
 
 
@@ -534,6 +541,13 @@ NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.p
 # has such a window (features.8, channel 53: values 4e-8 apart): pretrained LRP is tested
 # on the other two below.
 PRETRAINED_FLOAT32 = ["deeplift", "gradient_shap", "input_x_gradient"]
+# DeepLift's rule divides by each unit's input difference Δin, which float32 rounds to
+# |x|·6e-8: on these images moving the input by one float32 ulp moved the float64 result
+# by 6.3e-6, 1.1e-2, 4.9e-3 and 9.6e-3 (the four draws the test makes).  jaxviz float32
+# measured 1.01e-4 from float64 on a Xeon with AVX-512 (CI passed 1e-4 elsewhere),
+# PyTorch float32 3.1e-6 on the unmoved input and 8e-4 – 1.1e-2 on four moved ones.  The
+# fraction of elements within 1e-4 is held as for the other methods; float64 meets 1e-9.
+ILL_CONDITIONED = {"deeplift"}
 
 
 @pytest.mark.parametrize("case, name", [("random", name) for name in sorted(NEW_CAPTUM_METHODS)]
@@ -543,7 +557,8 @@ def test_float32(case, name):
     224 the near-tie criterion (h.assert_float32_as_accurate_as_torch)."""
     x_shape = {"random": (2, 61, 75, 3), "pretrained": (3, 224, 224, 3)}[case]
     ours, theirs = NEW_CAPTUM_METHODS[name](x_shape)
-    _run(case, "float32", ours, theirs, what=name, float32_near_ties=case == "pretrained")
+    _run(case, "float32", ours, theirs, what=name, float32_near_ties=case == "pretrained",
+         ill_conditioned=name in ILL_CONDITIONED)
 
 
 def test_lrp_float32_pretrained():

@@ -121,7 +121,10 @@ def course_loop(tm, content, style, *, cw, sw, tw, num_iterations, decay_at=180,
 PRESET = st.PRESETS["starry_night"]
 
 
-def _loops(dtype, num_iterations, **schedule):
+def _loops(dtype, num_iterations, *, torch_content_ulps=(), **schedule):
+    """jaxviz's loop and the course loop on the same images; ``torch_content_ulps``: seeds of
+    extra course loops whose content image is moved by one float32 ulp per pixel (random
+    signs), their final losses returned too."""
     content = load("tubingen.jpg", 192, dtype)
     style = load(PRESET["style"], PRESET["style_size"], dtype)
     kwargs = dict(cw=PRESET["content_weight"], sw=PRESET["style_weights"], tw=PRESET["tv_weight"])
@@ -132,7 +135,13 @@ def _loops(dtype, num_iterations, **schedule):
         ours = np.asarray(ours.images), np.asarray(ours.losses)
     tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
     img, losses = course_loop(tm, h.nchw(content), h.nchw(style), num_iterations=num_iterations, **kwargs, **schedule)
-    return ours, (h.nhwc(img), losses)
+    moved = []
+    for seed in torch_content_ulps:
+        signs = np.random.default_rng(seed).choice(np.array([-1, 1], content.dtype), content.shape)
+        nudged = content * (1 + signs * np.finfo(content.dtype).eps)
+        moved.append(course_loop(tm, h.nchw(nudged), h.nchw(style), num_iterations=num_iterations,
+                                 **kwargs, **schedule)[1][-1])
+    return ours, (h.nhwc(img), losses), np.array(moved)
 
 
 def test_loop_float32_starry_night_200_iterations():
@@ -141,23 +150,32 @@ def test_loop_float32_starry_night_200_iterations():
     curve leaves its float64 curve by up to 5.3e-3 within 20 iterations, and no float32
     implementation can hold 1e-3.  The criterion: jaxviz float32's curve is within
     max(1e-3, 2× PyTorch float32's distance) of the float64 curve (measured 3.5e-3 vs 5.3e-3);
-    float64 agrees to 1e-9 (next test).  The final images are reported."""
-    (img, losses), (t_img, t_losses) = _loops("float32", 200)
-    _, (_, truth) = _loops("float64", 20)
+    float64 agrees to 1e-9 (next test).
+
+    After 200 steps the loss is chaotic in the rounding: moving the content image by one
+    float32 ulp per pixel moved PyTorch float32's own final loss from 12148 to 12702 and
+    12878 (the test's two draws; three others gave 12583, 12983, 12809: up to 6.9%), on a
+    Xeon with AVX-512 where jaxviz's was 12833, 5.6% from the unmoved run.  So the final
+    loss must lie within the spread of the course loop's final losses (the unmoved run and
+    the two moved ones), or 5% of their median, from their median."""
+    (img, losses), (t_img, t_losses), moved = _loops("float32", 200, torch_content_ulps=(1, 2))
+    _, (_, truth), _ = _loops("float64", 20)
     ours_err = (np.abs(losses[:20] - truth) / truth).max()
     torch_err = (np.abs(t_losses[:20] - truth) / truth).max()
+    finals = np.append(moved, t_losses[-1])
     pixels = np.abs(jaxviz.deprocess(img).astype(int) - jaxviz.deprocess(t_img).astype(int))
     print(f"first-20 loss curve vs float64: jaxviz {ours_err:.2e}, PyTorch float32 {torch_err:.2e}; "
           f"vs PyTorch float32 {(np.abs(losses[:20] - t_losses[:20]) / t_losses[:20]).max():.2e}; "
-          f"final loss {losses[-1]:.1f} vs {t_losses[-1]:.1f}; "
+          f"final loss {losses[-1]:.1f} vs {t_losses[-1]:.1f} (content moved by an ulp: {moved.round(1)}); "
           f"final image pixel diff max {pixels.max()} mean {pixels.mean():.2f} (of 255)")
     assert ours_err <= max(1e-3, 2 * torch_err)
-    assert abs(losses[-1] - t_losses[-1]) / t_losses[-1] <= 0.05
+    median = np.median(finals)
+    assert abs(losses[-1] - median) <= max(0.05 * median, finals.max() - finals.min()), (losses[-1], finals)
 
 
 def test_loop_float64_with_decay_and_clamp_release():
     # a shortened schedule so the fresh-Adam switch and the end of clamping are both reached
-    (img, losses), (t_img, t_losses) = _loops("float64", 30, decay_at=22, clamp_until=26)
+    (img, losses), (t_img, t_losses), _ = _loops("float64", 30, decay_at=22, clamp_until=26)
     assert np.abs(losses - t_losses).max() / np.abs(t_losses).max() <= 1e-9
     curve = np.abs(losses[:20] - t_losses[:20]) / np.abs(t_losses[:20])
     assert curve.max() <= 1e-9
