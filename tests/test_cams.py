@@ -37,6 +37,19 @@ def test_the_layer_convention_is_the_relud_map_at_the_layer(model, x):
                                   np.asarray(jaxviz.layer_gradcam(model, x, T, relu_attributions=True))[..., 0])
 
 
+def test_the_projection_sign_makes_the_largest_magnitude_positive():
+    """A singular vector's sign is LAPACK's choice; the projection's is not: negated maps
+    (whose singular vectors are the same up to sign) project to the same map."""
+    from jaxviz.attribution import _cam
+
+    maps = np.random.default_rng(2).normal(size=(3, 5, 6, 7))
+    maps[..., 0] *= 4  # a clear first component
+    projected = np.asarray(_cam.projection(maps))
+    flat = projected.reshape(3, -1)
+    assert (flat[np.arange(3), np.abs(flat).argmax(axis=1)] > 0).all()
+    np.testing.assert_allclose(np.asarray(_cam.projection(-maps)), projected, rtol=1e-5, atol=1e-5)
+
+
 def test_eigencam_does_not_depend_on_the_target(model, x):
     np.testing.assert_array_equal(np.asarray(jaxviz.eigencam(model, x, T)),
                                   np.asarray(jaxviz.eigencam(model, x, T[::-1].copy())))

@@ -12,7 +12,8 @@ forward and backward pass, and gives the map in one of two conventions:
   layers, ReLU'd and min–max scaled again; (N, H, W) in [0, 1].
 
 ``eigen_smooth`` replaces the channel sum by the projection on the first principal
-component (``get_2d_projection``); ``aug_smooth`` averages the input-resolution maps over
+component (``get_2d_projection``, its sign made deterministic as in
+``get_2d_projection_with_sign_correction``: :func:`projection`); ``aug_smooth`` averages the input-resolution maps over
 the package's test-time augmentations (horizontal flip × brightness 0.9, 1, 1.1).
 """
 
@@ -37,7 +38,9 @@ AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.
 
 def projection(maps):
     """(N, h, w, C) → (N, h, w): each image's centred (h·w, C) matrix projected on its first
-    right singular vector, as ``get_2d_projection`` (its sign is LAPACK's, as there)."""
+    right singular vector, as ``get_2d_projection``, with the sign that makes the largest
+    magnitude positive (``get_2d_projection_with_sign_correction``): LAPACK's sign is
+    arbitrary and differs between machines."""
     n, h, w, c = maps.shape
     flat = maps.reshape(n, h * w, c)
     flat = jnp.where(jnp.isnan(flat), 0.0, flat)
@@ -45,7 +48,9 @@ def projection(maps):
     # one image per LAPACK call: a batched call blocks a thread of XLA's pool until its
     # pieces are done, and two at once (several layers) can deadlock a 2-core pool
     first = jax.lax.map(lambda m: jnp.linalg.svd(m, full_matrices=False)[2][0], centred)
-    return jnp.einsum("npc,nc->np", centred, first).reshape(n, h, w)
+    projected = jnp.einsum("npc,nc->np", centred, first)
+    flip = jnp.abs(projected.min(axis=1)) > jnp.abs(projected.max(axis=1))
+    return jnp.where(flip[:, None], -projected, projected).reshape(n, h, w)
 
 
 def channel_sum(maps, eigen_smooth: bool):
@@ -121,7 +126,7 @@ ARGS = """
       layer: a layer name (torchvision module path), or several for ``resolution="input"``;
         default: the model's last convolutional block.
       eigen_smooth: the first principal component of the weighted activations instead of
-        their sum over channels.
+        their sum over channels (its sign: the largest magnitude positive).
       resolution: ``"layer"``: (N, h, w) ReLU'd map at the layer's resolution; ``"input"``:
         (N, H, W) in [0, 1], pytorch-grad-cam's output (per-layer min–max, bilinear resize,
         mean over layers, min–max).

@@ -80,7 +80,8 @@ def fullgrad(model, x, target, *, eigen_smooth: bool = False, aug_smooth: bool =
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
       eigen_smooth: the package's option: the 3 + L maps shrunk 8×, projected on their
-        first principal component and resized back.
+        first principal component (its sign: the largest magnitude positive) and resized
+        back.
       aug_smooth: the mean over pytorch-grad-cam's six test-time augmentations (horizontal
         flip × brightness 0.9, 1, 1.1).
 
