@@ -54,6 +54,7 @@ from jaxviz.attribution import (
     smooth,
     sobel_cam,
     xgradcam,
+    xrai,
 )
 from jaxviz.errors import (
     ArchitectureMismatchError,
@@ -194,4 +195,5 @@ __all__ = [
     "style_transfer",
     "tv_loss",
     "xgradcam",
+    "xrai",
 ]

@@ -5,6 +5,7 @@ Random weights with random BatchNorm statistics, two random images at 40×43."""
 from __future__ import annotations
 
 import functools
+import importlib
 
 import numpy as np
 import pytest
@@ -50,3 +51,91 @@ def test_guided_ig_equals_pair(arch, options):
     with pair_reference.quantile_interpolation():
         expected = pair_reference.masks(pair.GuidedIG(), tm, x, target, x_baseline=baseline, **pair_options)
     h.assert_close(ours, expected, TOL64, f"{arch} guided_ig")
+
+
+def _pair_xrai(tm, x, target, **call):
+    """PAIR's ``XRAI.GetMaskWithDetails`` of each image, driven by the PyTorch model:
+    (maps, its IG attributions averaged over its baselines (float32-accumulated, as its
+    ``IntegratedGradients`` does))."""
+    xrai = pair.XRAI()
+    maps, attributions = [], []
+    for image, t in zip(x, target):
+        out = xrai.GetMaskWithDetails(image, pair_reference.call_model(tm, t), **call)
+        maps.append(out.attribution_mask)
+        attributions.append(None if out.ig_attribution is None else np.mean(out.ig_attribution, axis=0))
+    return np.stack(maps), attributions
+
+
+def _ig_definition(tm, x, target, baselines, n_steps):
+    """PAIR's IG averaged over ``baselines`` with a float64 sum (PAIR's sums in float32)."""
+    out = []
+    for image, t in zip(x, target):
+        call = pair_reference.call_model(tm, t)
+        per_baseline = []
+        for b in baselines(image):
+            points = b + np.linspace(0, 1, n_steps)[:, None, None, None] * (image - b)
+            grads = call(points)[pair.INPUT_OUTPUT_GRADIENTS].sum(axis=0)
+            per_baseline.append(grads * (image - b) / n_steps)
+        out.append(np.mean(per_baseline, axis=0))
+    return np.stack(out)
+
+
+def _min_max_baselines(image):
+    return [np.full_like(image, image.min()), np.full_like(image, image.max())]
+
+
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"])
+def test_xrai_equals_pair(arch):
+    """The segments: the same dilated Felzenszwalb masks as PAIR's (exactly).  The IG it
+    ranks: PAIR's definition in float64 at 1e-9 (PAIR adds each batch's gradients into a
+    float32 sum: compared with that at 1e-6).  The ranking: given PAIR's own attributions,
+    the map equals PAIR's at 1e-9; and end to end (jaxviz's float64 IG) at 1e-6."""
+    from saliency.core import xrai as pair_xrai
+
+    ours = importlib.import_module("jaxviz.attribution.xrai")  # the module (the package exports the function)
+    model, tm, x, target = h.random_case(arch)
+    n_steps = 6
+    labels = ours.segment_labels(x[:1])
+    masks = np.asarray(ours.region_masks(labels[0], ours._label_counts(labels), ours.DILATION_RADIUS))
+    expected = np.stack(pair_xrai._get_segments_felzenszwalb(x[0]))
+    np.testing.assert_array_equal(masks[masks.any(axis=(1, 2))], expected[expected.any(axis=(1, 2))])
+
+    with h.precision("float64"):
+        # 8 images per evaluation: 2 steps of 2 images × 2 baselines, as xrai's program below
+        ig = np.asarray(ours._ig_attributions(model, x, target, ours._baseline_stack(None, x), n_steps, 2))
+        maps = np.asarray(jaxviz.xrai(model, x, target, n_steps=n_steps, internal_batch_size=8))
+    h.assert_close(ig, _ig_definition(tm, x, target, _min_max_baselines, n_steps), TOL64, f"{arch} xrai's IG")
+    theirs, their_ig = _pair_xrai(tm, x, target, batch_size=4,
+                                  extra_parameters=_parameters(steps=n_steps, return_ig_attributions=True))
+    h.assert_close(ig, np.stack(their_ig), 1e-6, f"{arch} xrai's IG vs PAIR's float32 sum")
+    with h.precision("float64"):
+        ranked = np.asarray(jaxviz.xrai(model, x, target, attributions=np.stack(their_ig)))
+    h.assert_close(ranked, theirs, TOL64, f"{arch} xrai given PAIR's IG")
+    h.assert_close(maps, theirs, 1e-6, f"{arch} xrai end to end")
+
+
+def _parameters(**values):
+    parameters = pair.XRAIParameters()
+    for name, value in values.items():
+        setattr(parameters, name, value)
+    return parameters
+
+
+def test_xrai_options_equal_pair():
+    """Given segments (not dilated), an area threshold below 1 (uncovered pixels take their
+    mean), a smaller min_pixel_diff and one baseline of the caller's."""
+    model, tm, x, target = h.random_case("squeezenet1_1")
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 5, size=(2, 2, 8, 9)).repeat(5, axis=2).repeat(5, axis=3)[:, :, : x.shape[1], : x.shape[2]]
+    segments = np.concatenate([labels[:, s, None] == np.arange(5)[:, None, None] for s in range(2)], axis=1)
+    options = {"area_threshold": 0.6, "min_pixel_diff": 20}
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.xrai(model, x, target, baselines=[0.5], n_steps=5, segments=segments, **options))
+    expected = []
+    for image, t, image_segments in zip(x, target, segments):
+        parameters = _parameters(steps=5, area_threshold=0.6)
+        parameters.experimental_params["min_pixel_diff"] = 20
+        expected.append(pair.XRAI().GetMask(image, pair_reference.call_model(tm, t), baselines=[np.full_like(image, 0.5)],
+                                            segments=list(image_segments), batch_size=5,
+                                            extra_parameters=parameters))
+    h.assert_close(ours, np.stack(expected), 1e-6, "xrai options")

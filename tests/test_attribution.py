@@ -45,6 +45,7 @@ TARGETED = {
     "fullgrad": lambda m, x, t: jaxviz.fullgrad(m, x, t),
     "blur_ig": lambda m, x, t: jaxviz.blur_ig(m, x, t, steps=3, max_sigma=5.0),
     "guided_ig": lambda m, x, t: jaxviz.guided_ig(m, x, t, steps=3),
+    "xrai": lambda m, x, t: jaxviz.xrai(m, x, t, n_steps=2, min_pixel_diff=10),
     "random_cam": lambda m, x, t: jaxviz.random_cam(m, x, t, key=jax.random.key(0)),
     "sobel_cam": lambda m, x, t: jaxviz.sobel_cam(m, x, t),
     "kpca_cam": lambda m, x, t: jaxviz.kpca_cam(m, x, t, kernel="rbf"),
@@ -714,3 +715,56 @@ def test_kth_smallest_is_the_sorted_value():
             v = values.astype(dtype)
             for k in (0, 250, 500, 800, 1000):
                 assert float(kth_smallest(jnp.asarray(v), k)) == float(np.sort(v)[k]), (dtype, k)
+
+
+def test_xrai_dilation_is_scikit_images_disk():
+    """XRAI's segments are dilated in the compiled program: equal to scikit-image's
+    ``dilation(mask, disk(r))`` (PAIR's), borders included."""
+    from skimage.morphology import dilation, disk
+
+    from jaxviz.attribution.xrai import dilate
+
+    rng = np.random.default_rng(5)
+    masks = rng.random((3, 23, 31)) < 0.01
+    masks[0, 0, 0] = masks[1, 22, 30] = masks[2, 11, 0] = True  # at corners and an edge
+    for radius in (1, 2, 5, 7):
+        expected = np.stack([dilation(m, footprint=disk(radius)) for m in masks])
+        np.testing.assert_array_equal(np.asarray(dilate(jnp.asarray(masks), radius)), expected, err_msg=str(radius))
+
+
+def test_xrai_ranks_denser_regions_first_and_fills_what_is_left(model, x):
+    """Given attributions and regions: the densest region's new pixels take its mean, the
+    next region only its new pixels' mean; past the area threshold nothing more is added
+    and the uncovered pixels take their own mean."""
+    attributions = np.zeros((2, 40, 48))
+    attributions[:, :20] = 1.0
+    attributions[:, 20:, :24] = 3.0
+    attributions[:, 20:, 24:] = -1.0
+    segments = np.zeros((2, 3, 40, 48), bool)
+    segments[:, 0, :30] = True  # mean 1; after the others, its new pixels' mean is 1/3
+    segments[:, 1, 20:, :24] = True  # mean 3: first
+    segments[:, 2, :, :24] = True  # mean 2; after the second, its new pixels' (rows 0–19) mean is 1
+    maps = np.asarray(jaxviz.xrai(model, x, np.array([1, 2]), attributions=attributions, segments=segments))
+    assert (maps[:, 20:, :24] == 3).all() and (maps[:, :20, :24] == 1).all()
+    assert np.allclose(maps[:, :20, 24:], 1 / 3) and np.allclose(maps[:, 20:30, 24:], 1 / 3)
+    assert (maps[:, 30:, 24:] == -1).all()  # never covered: their own mean
+    half = np.asarray(jaxviz.xrai(model, x, np.array([1, 2]), attributions=attributions, segments=segments,
+                                  area_threshold=0.2))
+    assert (half[:, 20:, :24] == 3).all()  # half the image covered after the first region: it stops
+    rest = np.ones((40, 48), bool)
+    rest[20:, :24] = False
+    np.testing.assert_allclose(half[:, rest], attributions[0][rest].mean())
+
+
+def test_xrai_rejects_bad_options(model, x):
+    t = np.array([1, 2])
+    with pytest.raises(jaxviz.InputError, match="`area_threshold`"):
+        jaxviz.xrai(model, x, t, area_threshold=0)
+    with pytest.raises(jaxviz.InputError, match="`min_pixel_diff`"):
+        jaxviz.xrai(model, x, t, min_pixel_diff=0)
+    with pytest.raises(jaxviz.InputError, match="`attributions` must have shape"):
+        jaxviz.xrai(model, x, t, attributions=np.zeros((2, 40, 47)))
+    with pytest.raises(jaxviz.InputError, match="`segments` must be boolean"):
+        jaxviz.xrai(model, x, t, attributions=np.zeros((2, 40, 48)), segments=np.zeros((2, 3, 40, 48)))
+    with pytest.raises(jaxviz.InputError, match="at least one baseline"):
+        jaxviz.xrai(model, x, t, baselines=[])

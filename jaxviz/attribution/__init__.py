@@ -51,6 +51,7 @@ from jaxviz.attribution.shapley_value_sampling import shapley_value_sampling
 from jaxviz.attribution.sobel_cam import sobel_cam
 from jaxviz.attribution.smooth import NT_TYPES, noise_tunnel, smooth
 from jaxviz.attribution.xgradcam import xgradcam
+from jaxviz.attribution.xrai import xrai
 
 # ``smooth`` wraps a method rather than being one; ``noise_tunnel`` is its deprecated form.
 __all__ = [
@@ -109,4 +110,5 @@ __all__ = [
     "smooth",
     "sobel_cam",
     "xgradcam",
+    "xrai",
 ]

@@ -10,11 +10,11 @@ import jax.numpy as jnp
 from jaxviz import _checks, _deprecation, scoring
 from jaxviz.attribution import _paths
 
-@functools.partial(jax.jit, static_argnames=("n_steps", "method", "chunk", "with_delta"))
-def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, with_delta):
-    alphas, weights = _paths.quadrature(method, n_steps)
-    alphas = jnp.asarray(alphas, x.dtype)
-    weights = jnp.asarray(weights, x.dtype)
+
+def path_gradient_sum(model, x, target, baselines, alphas, weights, chunk: int):
+    """Σ_k w_k ∇F(b + α_k(x − b)), (N, H, W, C): the (k,) ``alphas`` and ``weights`` taken
+    ``chunk`` steps (of the whole batch) per gradient evaluation inside one ``lax.scan``,
+    zero-weight steps filling the last chunk."""
     diff = x - baselines
 
     def weighted_grads(group):  # group: (chunk,) alphas and weights
@@ -28,9 +28,17 @@ def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, w
     def body(acc, group):
         return acc + weighted_grads(group), None
 
-    # zero-weight steps fill the last chunk
     groups = (_paths.split_chunks(alphas, chunk), _paths.split_chunks(weights, chunk))
     summed, _ = jax.lax.scan(body, jnp.zeros_like(x), groups)
+    return summed
+
+
+@functools.partial(jax.jit, static_argnames=("n_steps", "method", "chunk", "with_delta"))
+def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, with_delta):
+    alphas, weights = _paths.quadrature(method, n_steps)
+    diff = x - baselines
+    summed = path_gradient_sum(model, x, target, baselines, jnp.asarray(alphas, x.dtype),
+                               jnp.asarray(weights, x.dtype), chunk)
     attributions = diff * summed
     if not with_delta:
         return attributions

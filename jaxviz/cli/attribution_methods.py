@@ -433,6 +433,19 @@ def _check_guided_ig(options):
             raise InputError(f"--{name.replace('_', '-')} must be in [0, 1], got {options[name]}")
 
 
+def _xrai(model, x, target, options):
+    return {"xrai": jaxviz.xrai(model, x, target, baselines=options["baselines"], n_steps=options["n_steps"],
+                                area_threshold=options["area_threshold"], min_pixel_diff=options["min_pixel_diff"],
+                                internal_batch_size=options["internal_batch_size"])}
+
+
+def _check_xrai(options):
+    for name in ("n_steps", "min_pixel_diff", "internal_batch_size"):
+        positive(name, options[name])
+    if not 0 < options["area_threshold"] <= 1:
+        raise InputError(f"--area-threshold must be in (0, 1], got {options['area_threshold']}")
+
+
 def _fullgrad(model, x, target, options):
     return {"cam": jaxviz.fullgrad(model, x, target, eigen_smooth=options["eigen_smooth"],
                                    aug_smooth=options["aug_smooth"])}
@@ -683,6 +696,19 @@ DECLARED = (
          BASELINE, *DISPLAY),
         _guided_ig, _attribution_saver(_abs_heat), check=_check_guided_ig,
         examples="jaxviz guided-ig photos/ --steps 100 --out maps",
+    ),
+    Method(
+        "xrai", "XRAI: Felzenszwalb regions ranked by their density of integrated gradients (Kapishnikov et al.; "
+        "PAIR saliency XRAI)",
+        (TARGET, Option("n_steps", int, 100, "IG points per baseline (default 100)"),
+         Option("baselines", float, None, "IG baselines: constant images at these values, normalised units "
+                "(default: each image's minimum and its maximum, PAIR's)", many=True),
+         Option("area_threshold", float, 1.0, "stop once this fraction of the image is covered (default 1)"),
+         Option("min_pixel_diff", int, 50, "drop regions adding fewer new pixels (default 50)"),
+         Option("internal_batch_size", int, 128, "path points evaluated per pass (memory bound, default 128)"),
+         *DISPLAY),
+        _xrai, _attribution_saver(_cam_heat, main="xrai"), check=_check_xrai,
+        examples="jaxviz xrai photos/ --n-steps 50 --out maps",
     ),
     Method(
         "occlusion", "occlusion with a sliding square window (Zeiler & Fergus; Captum Occlusion)",

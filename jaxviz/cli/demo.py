@@ -111,6 +111,7 @@ def demo_job(args) -> tuple[Job, dict]:
         ("saliency", {}), ("guided-backprop", {}), ("gradcam", {}), ("guided-gradcam", {}),
         ("integrated-gradients", {"n_steps": 8 if quick else 50}),
         ("blur-ig", {"steps": 4 if quick else 100}), ("guided-ig", {"steps": 4 if quick else 200}),
+        ("xrai", {"n_steps": 4 if quick else 100}),
         ("smoothgrad", {"nt_samples": 4 if quick else 25}),
         ("occlusion", {"window": 56 if quick else 30, "stride": 56 if quick else 15}),
         ("fool", {"target": FOOL_TARGET, "learning_rate": 10.0, "max_iter": 5 if quick else 100}),
@@ -204,6 +205,7 @@ def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> lis
             ("guided GradCAM", row("guided-gradcam", ".map.png")),
             ("Integrated Gradients", row("integrated-gradients", ".map.png")),
             ("Blur IG", row("blur-ig", ".map.png")), ("Guided IG", row("guided-ig", ".map.png")),
+            ("XRAI", row("xrai", ".overlay.png")),
             ("SmoothGrad", row("smoothgrad", ".map.png")), ("occlusion", row("occlusion", ".overlay.png"))]
     rows = [(t, r) for t, r in rows if all(img is not None for img in r)]
     if len(rows) > 1:
