@@ -832,6 +832,26 @@ def w35_blur_ig(_model, _tm, quick, notes):
     return (lambda: jaxviz.blur_ig(model, x, y, steps=steps)), refs, None
 
 
+def w36_xrai(_model, _tm, quick, notes):
+    import saliency.core as pair_saliency
+
+    from parity_tests import pair_reference
+
+    model, tm = pair("squeezenet1_1")
+    n, steps = (1, 10) if quick else (8, 100)
+    x, y, _, _ = _targets_and_images(n)
+    notes.append("W36: PAIR's XRAI (IG from the image's minimum and maximum, Felzenszwalb segments, greedy "
+                 "ranking), one image at a time, driven by the PyTorch model; jaxviz segments on the host too.")
+
+    def reference(batch_size):
+        parameters = pair_saliency.XRAIParameters(steps=steps)
+        return lambda: pair_reference.masks(pair_saliency.XRAI(), tm, x, y, dtype=np.float32, batch_size=batch_size,
+                                            extra_parameters=parameters)
+
+    refs = {f"PAIR XRAI, batch_size {b}": reference(b) for b in ((steps,) if quick else (25, 100))}
+    return (lambda: jaxviz.xrai(model, x, y, n_steps=steps)), refs, None
+
+
 WORKLOADS = {
     "W1 forward 1300 images, batch 50": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -868,6 +888,7 @@ WORKLOADS = {
     "W33 fullgrad, SqueezeNet, 8 images": w33_fullgrad_squeezenet,
     "W34 guided_ig 200 steps, SqueezeNet, 4 images": w34_guided_ig,
     "W35 blur_ig 100 steps, SqueezeNet, 4 images": w35_blur_ig,
+    "W36 xrai 100 steps, SqueezeNet, 8 images": w36_xrai,
 }
 
 
