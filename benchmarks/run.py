@@ -797,14 +797,21 @@ def w33_fullgrad_squeezenet(_model, _tm, quick, notes):
     return _fullgrad_workload("squeezenet1_1", 2 if quick else 8)
 
 
+def _pair_workload(quick, full):
+    """SqueezeNet (jaxviz and PyTorch), course images and labels, and steps for a PAIR
+    workload: ``full`` = (images, steps), or one image and 10 steps when ``quick``."""
+    model, tm = pair("squeezenet1_1")
+    n, steps = (1, 10) if quick else full
+    x, y, _, _ = _targets_and_images(n)
+    return model, tm, x, y, steps
+
+
 def w34_guided_ig(_model, _tm, quick, notes):
     import saliency.core as pair_saliency
 
     from parity_tests import pair_reference
 
-    model, tm = pair("squeezenet1_1")
-    n, steps = (1, 10) if quick else (4, 200)
-    x, y, _, _ = _targets_and_images(n)
+    model, tm, x, y, steps = _pair_workload(quick, (4, 200))
     notes.append("W34/W35: PAIR saliency explains one image at a time (its API), driven by the PyTorch model "
                  "(float32 input gradients of the target's logit); Guided IG takes one gradient per step.")
 
@@ -820,9 +827,7 @@ def w35_blur_ig(_model, _tm, quick, notes):
 
     from parity_tests import pair_reference
 
-    model, tm = pair("squeezenet1_1")
-    n, steps = (1, 10) if quick else (4, 100)
-    x, y, _, _ = _targets_and_images(n)
+    model, tm, x, y, steps = _pair_workload(quick, (4, 100))
 
     def reference(batch_size):
         return lambda: pair_reference.masks(pair_saliency.BlurIG(), tm, x, y, dtype=np.float32, steps=steps,
@@ -837,9 +842,7 @@ def w36_xrai(_model, _tm, quick, notes):
 
     from parity_tests import pair_reference
 
-    model, tm = pair("squeezenet1_1")
-    n, steps = (1, 10) if quick else (8, 100)
-    x, y, _, _ = _targets_and_images(n)
+    model, tm, x, y, steps = _pair_workload(quick, (8, 100))
     notes.append("W36: PAIR's XRAI (IG from the image's minimum and maximum, Felzenszwalb segments, greedy "
                  "ranking), one image at a time, driven by the PyTorch model; jaxviz segments on the host too.")
 
