@@ -84,7 +84,11 @@ def _min_max_baselines(image):
     return [np.full_like(image, image.min()), np.full_like(image, image.max())]
 
 
-@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"])
+# XRAI's own steps (segments, dilation, ranking) do not depend on the network, and its IG
+# path sum is integrated_gradients', tested on every family (test_families_attribution.py);
+# VGG-11-BN and MobileNetV2 passed this test too (2026-12-01), at 90–100 s each in the
+# float64 lane: two architectures keep the suite's time.
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18"])
 def test_xrai_equals_pair(arch):
     """The segments: the same dilated Felzenszwalb masks as PAIR's (exactly).  The IG it
     ranks: PAIR's definition in float64 at 1e-9 (PAIR adds each batch's gradients into a

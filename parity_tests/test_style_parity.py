@@ -121,13 +121,9 @@ def course_loop(tm, content, style, *, cw, sw, tw, num_iterations, decay_at=180,
 PRESET = st.PRESETS["starry_night"]
 
 
-def _loops(dtype, num_iterations, *, torch_content_ulps=(), **schedule):
-    """jaxviz's loop and the course loop on the same images; ``torch_content_ulps``: seeds of
-    extra course loops whose content image is moved by one float32 ulp per pixel (random
-    signs), their final losses returned too."""
-    content = load("tubingen.jpg", 192, dtype)
-    style = load(PRESET["style"], PRESET["style_size"], dtype)
-    kwargs = dict(cw=PRESET["content_weight"], sw=PRESET["style_weights"], tw=PRESET["tv_weight"])
+def _loops(dtype, num_iterations, **schedule):
+    """jaxviz's loop and the course loop on the same images: (images, losses) of each."""
+    content, style, kwargs = _inputs(dtype)
     with h.precision(dtype):
         m = h.jax_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
         ours = st.style_transfer(m, content, style, content_weight=kwargs["cw"], style_weights=kwargs["sw"],
@@ -135,13 +131,26 @@ def _loops(dtype, num_iterations, *, torch_content_ulps=(), **schedule):
         ours = np.asarray(ours.images), np.asarray(ours.losses)
     tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
     img, losses = course_loop(tm, h.nchw(content), h.nchw(style), num_iterations=num_iterations, **kwargs, **schedule)
-    moved = []
-    for seed in torch_content_ulps:
+    return ours, (h.nhwc(img), losses)
+
+
+def _inputs(dtype):
+    content = load("tubingen.jpg", 192, dtype)
+    style = load(PRESET["style"], PRESET["style_size"], dtype)
+    return content, style, dict(cw=PRESET["content_weight"], sw=PRESET["style_weights"], tw=PRESET["tv_weight"])
+
+
+def _course_final_losses_moved(seeds, num_iterations):
+    """The course loop's final loss (float32) with the content image moved by one float32
+    ulp per pixel, random signs from each seed."""
+    content, style, kwargs = _inputs("float32")
+    tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), "float32")
+    finals = []
+    for seed in seeds:
         signs = np.random.default_rng(seed).choice(np.array([-1, 1], content.dtype), content.shape)
         nudged = content * (1 + signs * np.finfo(content.dtype).eps)
-        moved.append(course_loop(tm, h.nchw(nudged), h.nchw(style), num_iterations=num_iterations,
-                                 **kwargs, **schedule)[1][-1])
-    return ours, (h.nhwc(img), losses), np.array(moved)
+        finals.append(course_loop(tm, h.nchw(nudged), h.nchw(style), num_iterations=num_iterations, **kwargs)[1][-1])
+    return np.array(finals)
 
 
 def test_loop_float32_starry_night_200_iterations():
@@ -157,11 +166,15 @@ def test_loop_float32_starry_night_200_iterations():
     12878 (the test's two draws; three others gave 12583, 12983, 12809: up to 6.9%), on a
     Xeon with AVX-512 where jaxviz's was 12833, 5.6% from the unmoved run.  So the final
     loss must lie within the spread of the course loop's final losses (the unmoved run and
-    the two moved ones), or 5% of their median, from their median."""
-    (img, losses), (t_img, t_losses), moved = _loops("float32", 200, torch_content_ulps=(1, 2))
-    _, (_, truth), _ = _loops("float64", 20)
+    the two moved ones), or 5% of their median, from their median.  (The moved runs are made
+    only when the final loss is more than 5% from the unmoved run's.)"""
+    (img, losses), (t_img, t_losses) = _loops("float32", 200)
+    _, (_, truth) = _loops("float64", 20)
     ours_err = (np.abs(losses[:20] - truth) / truth).max()
     torch_err = (np.abs(t_losses[:20] - truth) / truth).max()
+    moved = np.array([])
+    if abs(losses[-1] - t_losses[-1]) > 0.05 * t_losses[-1]:  # then the spread decides (it is ≥ 5% or moot)
+        moved = _course_final_losses_moved((1, 2), 200)
     finals = np.append(moved, t_losses[-1])
     pixels = np.abs(jaxviz.deprocess(img).astype(int) - jaxviz.deprocess(t_img).astype(int))
     print(f"first-20 loss curve vs float64: jaxviz {ours_err:.2e}, PyTorch float32 {torch_err:.2e}; "
@@ -175,7 +188,7 @@ def test_loop_float32_starry_night_200_iterations():
 
 def test_loop_float64_with_decay_and_clamp_release():
     # a shortened schedule so the fresh-Adam switch and the end of clamping are both reached
-    (img, losses), (t_img, t_losses), _ = _loops("float64", 30, decay_at=22, clamp_until=26)
+    (img, losses), (t_img, t_losses) = _loops("float64", 30, decay_at=22, clamp_until=26)
     assert np.abs(losses - t_losses).max() / np.abs(t_losses).max() <= 1e-9
     curve = np.abs(losses[:20] - t_losses[:20]) / np.abs(t_losses[:20])
     assert curve.max() <= 1e-9
