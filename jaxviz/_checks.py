@@ -95,6 +95,13 @@ def check_positive_int(value, name: str, *, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_fraction(value, name: str) -> float:
+    """A number in (0, 1] (a probability, a share of the image)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or not 0 < value <= 1:
+        raise InputError(f"`{name}` must be in (0, 1], got {value!r}")
+    return float(value)
+
+
 def check_choice(value, name: str, choices) -> str:
     if value not in choices:
         raise InputError(f"`{name}` must be one of {list(choices)}, got {value!r}")

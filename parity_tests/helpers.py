@@ -51,7 +51,7 @@ def float32_accuracy(result, truth, tol=1e-4):
     return float(err.max()), float((err <= tol).mean())
 
 
-def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what="", rounding_sensitivity=0.0):
+def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what="", rounding_sensitivity=None):
     """float32 criterion where float32 itself cannot reach 1e-4 in the max norm.
 
     Methods that sum many gradient evaluations on real images (IG, SmoothGrad) or take
@@ -64,18 +64,17 @@ def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what="", round
     (or 1e-4), and a fraction within 1e-4 no more than 0.5% below it.  The same methods
     meet 1e-9 in float64.
 
-    ``rounding_sensitivity`` (from :func:`rounding_sensitivity`; a function giving it is
-    called only when the max error needs it): where the exact result itself moves that far
-    when the input moves by float32 rounding, the max error may too.
+    ``rounding_sensitivity``: a function giving :func:`rounding_sensitivity` for this
+    input, called only when the max error needs it: where the exact result itself moves
+    that far when the input moves by float32 rounding, the max error may too.
     """
     truth64 = np.asarray(truth64, np.float64)
     ours_max, ours_within = float32_accuracy(ours32, truth64)
     torch_max, torch_within = float32_accuracy(torch32, truth64)
-    if callable(rounding_sensitivity):
-        rounding_sensitivity = rounding_sensitivity() if ours_max > max(1e-4, 2 * torch_max) else 0.0
-    assert ours_max <= max(1e-4, 2 * torch_max, 2 * rounding_sensitivity), (
+    moves = rounding_sensitivity() if rounding_sensitivity and ours_max > max(1e-4, 2 * torch_max) else 0.0
+    assert ours_max <= max(1e-4, 2 * torch_max, 2 * moves), (
         f"{what}: max {ours_max:.3g} vs PyTorch float32 {torch_max:.3g} "
-        f"(the exact result moves by {rounding_sensitivity:.3g} under float32 rounding of the input)")
+        f"(the exact result moves by {moves:.3g} under float32 rounding of the input)")
     assert ours_within >= torch_within - 0.005, f"{what}: within 1e-4 {ours_within:.4f} vs PyTorch {torch_within:.4f}"
     return (ours_max, ours_within), (torch_max, torch_within)
 

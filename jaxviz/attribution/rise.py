@@ -140,8 +140,7 @@ def rise(model, x, target, *, n_masks: int = DEFAULT_N_MASKS, cells: int = DEFAU
     """
     x, target = scoring.prepare(model, x, target)
     height, width = x.shape[1:3]
-    if not 0 < p <= 1:
-        raise InputError(f"`p` must be in (0, 1], got {p}")
+    p = _checks.check_fraction(p, "p")
     if masks is None:
         if key is None:
             raise InputError("`key` (a jax.random key) is required unless `masks` is given")

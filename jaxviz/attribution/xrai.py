@@ -201,9 +201,7 @@ def xrai(model, x, target, *, baselines=None, n_steps: int = 100, attributions=N
     x, target = scoring.prepare(model, x, target)
     min_pixel_diff = _checks.check_positive_int(min_pixel_diff, "min_pixel_diff")
     dilation_radius = _checks.check_positive_int(dilation_radius, "dilation_radius", minimum=0)
-    if isinstance(area_threshold, bool) or not isinstance(area_threshold, (int, float)) or \
-            not 0 < area_threshold <= 1:
-        raise InputError(f"`area_threshold` must be in (0, 1], got {area_threshold!r}")
+    area_threshold = _checks.check_fraction(area_threshold, "area_threshold")
     n, h, w = x.shape[:3]
     if attributions is None:
         n_steps = _checks.check_positive_int(n_steps, "n_steps")

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import jaxviz
-from jaxviz import figures, scoring
+from jaxviz import _checks, figures, scoring
 from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
 from jaxviz.attribution.lrp import composite_named
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
@@ -442,8 +442,7 @@ def _xrai(model, x, target, options):
 def _check_xrai(options):
     for name in ("n_steps", "min_pixel_diff", "internal_batch_size"):
         positive(name, options[name])
-    if not 0 < options["area_threshold"] <= 1:
-        raise InputError(f"--area-threshold must be in (0, 1], got {options['area_threshold']}")
+    _checks.check_fraction(options["area_threshold"], "area_threshold")
 
 
 def _fullgrad(model, x, target, options):
@@ -461,8 +460,7 @@ def _rise(model, x, target, options):
 def _check_rise(options):
     for name in ("n_masks", "cells", "masks_per_eval"):
         positive(name, options[name])
-    if not 0 < options["p"] <= 1:
-        raise InputError(f"--p must be in (0, 1], got {options['p']}")
+    _checks.check_fraction(options["p"], "p")
 
 
 def _check_feature_ablation(options):
