@@ -460,16 +460,40 @@ def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, c
 # --------------------------------------------------------------------------- demo
 
 
+def test_demo_runs_every_method():
+    """The demo's job holds every subcommand's method (the run itself is tested below on a
+    few: with every method it is an hour of compiling under the test suite's settings)."""
+    from jaxviz.cli import demo
+
+    job, info = demo.demo_job(build_parser().parse_args(["demo", "--out", "unused", "--quick"]))
+    assert {run.method.name for run in job.runs} == set(METHODS)
+    assert info["class_run"] is not None and info["style_run"] in job.runs
+
+
+# one method per figure: attribution (saliency), cams (gradcam is both), captum (deeplift),
+# fooling, class visualisation and style
+DEMO_METHODS = ("saliency", "gradcam", "deeplift", "fool", "class-viz", "style")
+
+
 def test_demo_writes_the_course_figure_set(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert _cli("demo", "--out", out, "--quick", "--data", SHARED / "data") == 0
+    assert _cli("demo", "--out", out, "--quick", "--methods", ",".join(DEMO_METHODS), "--data", SHARED / "data") == 0
     err = capsys.readouterr().err
     for name in ("attribution.png", "cams.png", "captum.png", "fooling.png", "class_visualization.png",
                  "style_transfer.png"):
         assert (out / name).is_file(), err
-    methods = {r["method"] for r in _ok(out)}
-    assert methods == set(METHODS)
+    assert {r["method"] for r in _ok(out)} == set(DEMO_METHODS)
+    assert {p.name for p in out.iterdir() if p.is_dir()} >= {"saliency", "gradcam", "cam-gradcam", "deeplift"}
     assert len(_ok(out, "style")) == 3  # the three presets on tubingen
+
+
+def test_demo_refuses_an_unknown_method(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        _cli("demo", "--out", tmp_path / "demo", "--methods", "saliency,grdcam")
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert "unknown method grdcam" in err and "gradcam" in err
+    assert not (tmp_path / "demo").exists()
 
 
 def test_demo_falls_back_to_scikit_image_photos(tmp_path):

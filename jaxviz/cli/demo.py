@@ -64,7 +64,8 @@ def register(sub) -> None:
         description=__doc__,
         epilog="examples:\n"
                "  jaxviz demo --out demo\n"
-               "  jaxviz demo --out demo --quick      # fewer iterations: a smoke test in a minute\n"
+               "  jaxviz demo --out demo --quick      # every method once, a few iterations each\n"
+               "  jaxviz demo --out demo --methods gradcam,xrai,fool   # only these rows and figures\n"
                "  JAXVIZ_SHARED=../shared jaxviz demo --out demo   # the course's images and styles\n"
                "\nWithout the course's data it uses scikit-image's photos (chelsea, coffee, astronaut, rocket)\n"
                "and says so.  Re-running finishes an interrupted demo; --force redoes it.\n",
@@ -73,11 +74,24 @@ def register(sub) -> None:
     parser.add_argument("--data", metavar="DIR",
                         help="the course's data folder (default $JAXVIZ_SHARED/data): imagenet_val_25.npz, styles/")
     parser.add_argument("--images", type=int, default=5, help="how many course images (default 5)")
-    parser.add_argument("--quick", action="store_true", help="a few iterations per method, 2 images")
+    parser.add_argument("--quick", action="store_true",
+                        help="a few iterations per method, 2 images (its time is mostly compiling: "
+                             "about ten minutes on 2 cores for every method)")
+    parser.add_argument("--methods", type=_method_names, metavar="NAME[,NAME...]",
+                        help="only these methods (subcommand names; default every method)")
     parser.add_argument("--force", action="store_true", help="recompute everything")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress")
     common.add_model_options(parser)
     parser.set_defaults(func=run)
+
+
+def _method_names(text: str) -> frozenset[str]:
+    names = frozenset(name.strip() for name in text.split(",") if name.strip())
+    unknown = sorted(names - set(METHODS))
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown method {', '.join(unknown) or repr(text)}: "
+                                         f"choose from {', '.join(sorted(METHODS))}")
+    return names
 
 
 def _data_folder(args) -> Path | None:
@@ -134,6 +148,8 @@ def demo_job(args) -> tuple[Job, dict]:
     specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
     specs.append(("evaluate", {"methods": ["saliency", "gradcam", "guided-backprop"],
                                "metrics": ["deletion", "insertion", "sparseness"] + ([] if quick else ["mprt"])}))
+    wanted = getattr(args, "methods", None) or frozenset(METHODS)
+    specs = [(name, opts) for name, opts in specs if name in wanted]
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
     # RISE, the black-box map beside the CAMs; FullGrad, at the input's resolution alone
@@ -141,7 +157,7 @@ def demo_job(args) -> tuple[Job, dict]:
                    "shapleycam": {"resolution": "input", "score": "rest"}}
     runs += [MethodRun(METHODS[name], batch.method_options(METHODS[name],
                                                            cam_options.get(name, {"resolution": "input"})),
-                       f"cam-{name}", METHODS[name].size) for name, _ in CAMS]
+                       f"cam-{name}", METHODS[name].size) for name, _ in CAMS if name in wanted]
     style_opts = {"styles": styles, "num_iterations": 5 if quick else 200, "data": str(styles_folder or "")}
     style_run = MethodRun(METHODS["style"], batch.method_options(METHODS["style"], style_opts), "style",
                           METHODS["style"].size)
@@ -154,11 +170,11 @@ def demo_job(args) -> tuple[Job, dict]:
     sources = sources[:n_images]
     style_sources, style_problems = inputs_mod.collect(style_inputs, exclude=Path(args.out))
     # style runs over its own content image: the same job, its sources told apart by run
-    with_style = bool(describe(arch).style_layers)
+    with_style = bool(describe(arch).style_layers) and "style" in wanted
     job = Job(runs=runs + [style_run] * with_style, sources=sources, problems=problems + style_problems,
               out=Path(args.out), batch_size=8, force=args.force, quiet=args.quiet, arch=arch,
               weights=args.weights, run_sources={len(runs): style_sources} if with_style else {})
-    class_run = next(r for r, (name, _) in zip(runs, specs) if METHODS[name].classes is not None)
+    class_run = next((r for r, (name, _) in zip(runs, specs) if METHODS[name].classes is not None), None)
     return job, {"notes": notes, "styles": styles, "class_run": class_run, "style_run": style_run}
 
 
@@ -184,7 +200,7 @@ def _read(path: Path) -> np.ndarray | None:
         return np.asarray(image.convert("RGB"))
 
 
-def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> list[Path]:
+def compose_figures(job: Job, class_run: MethodRun | None, style_run: MethodRun) -> list[Path]:
     """The course's grids from the job's outputs: one column per image, one row per method."""
     out = job.out
     records = read_records(out)
@@ -231,7 +247,8 @@ def compose_figures(job: Job, class_run: MethodRun, style_run: MethodRun) -> lis
         save_grid(path, [originals, fooled, difference], row_titles=["image", "fooled: stingray", "difference ×10"])
         written.append(path)
     class_keys = [k for (folder, k) in records if folder == "class-viz"]
-    wanted = [k for c in class_run.method.classes(class_run.options) for k in class_keys if k.startswith(f"{c:03d}-")]
+    classes = class_run.method.classes(class_run.options) if class_run is not None else ()
+    wanted = [k for c in classes for k in class_keys if k.startswith(f"{c:03d}-")]
     images = [_read(out / "class-viz" / f"{k}.png") for k in wanted]
     if images and all(i is not None for i in images):
         path = out / "class_visualization.png"
