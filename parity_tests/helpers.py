@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 from pathlib import Path
 
 import jax
 import numpy as np
+import pytest
 import torch
 import torchvision
 
@@ -21,12 +23,22 @@ from jaxviz.models import weights as jw
 
 from conftest import SHARED, WEIGHTS_10, WEIGHTS_11
 
-torch.set_num_threads(2)
+# make test runs two test processes on two cores and sets OMP_NUM_THREADS=1: a second
+# PyTorch thread in each only contends (measured: the course's fooling loop on 25 images
+# 45 s with two threads beside a busy core, 27 s with one)
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
 
 PRETRAINED = {"squeezenet1_1": WEIGHTS_11, "squeezenet1_0": WEIGHTS_10,
               "mobilenet_v2": SHARED / "weights" / "mobilenet_v2_tv_qnnpack_fp16.npz"}
 TOL = {"float32": 1e-5, "float64": 1e-10}  # model outputs
 ATTR_TOL = {"float32": 1e-4, "float64": 1e-9}  # attribution methods
+
+
+def exhaustive(*cases):
+    """Parametrize cases that ``make test`` leaves to ``make test-exhaustive`` (marked
+    ``exhaustive``): a method's parity on further families, once the families that exercise
+    its rules are in the suite.  A tuple case is unpacked for a multi-name parametrize."""
+    return [pytest.param(*(c if isinstance(c, tuple) else (c,)), marks=pytest.mark.exhaustive) for c in cases]
 
 
 def rel_err(a, b) -> float:

@@ -54,7 +54,9 @@ def sign_corrected_projection(monkeypatch):
         if name.startswith("pytorch_grad_cam") and getattr(module, "get_2d_projection", None) is uncorrected:
             monkeypatch.setattr(module, "get_2d_projection", svd_on_activations.get_2d_projection_with_sign_correction)
 
-ARCHS = ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"]
+# VGG-11-BN under make test-exhaustive (its layers are the others'; it runs in make test at
+# several layers at once, test_several_layers…)
+ARCHS = ["squeezenet1_1", "resnet18", "mobilenet_v2", *h.exhaustive("vgg11_bn")]
 GRADIENT_CAMS = {
     "gradcam": (GradCAM, jaxviz.gradcam),
     "hirescam": (HiResCAM, jaxviz.hirescam),

@@ -37,7 +37,9 @@ from parity_tests import helpers as h
 
 pytestmark = pytest.mark.float64_only
 
-ARCHS = ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"]
+# VGG-11-BN (no layer the other three lack) under make test-exhaustive; the tests below
+# that name it (DeepLift's max-pool rule, neuron and layer cases) run it in make test
+ARCHS = ["squeezenet1_1", "resnet18", "mobilenet_v2", *h.exhaustive("vgg11_bn")]
 TOL = h.ATTR_TOL["float64"]
 EPS = 1e-10  # Captum's DeepLift eps
 

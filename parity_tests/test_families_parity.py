@@ -9,9 +9,15 @@ import pytest
 import torch
 
 import jaxviz
+from jaxviz.models import weights as jw
 from parity_tests import helpers as h
 
 FAMILIES = [a for a in jaxviz.ARCHITECTURES if not a.startswith("squeezenet")]  # SqueezeNet: test_model_parity
+# further depths of a family already in the suite (the same layer code and a deeper stack):
+# every layer in float64 under make test-exhaustive; make test checks each one's parameter
+# shapes and minimum size against torchvision's module (test_minimum_size_and_shapes…)
+DEEPER = ("resnet34", "resnet101", "resnet152", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19", "vgg19_bn",
+          "densenet169", "densenet201")
 # one architecture per family for float32 and the 224 case
 REPRESENTATIVES = ["resnet18", "resnext50_32x4d", "vgg11_bn", "alexnet", "mobilenet_v2", "mobilenet_v3_small",
                    "densenet121", "googlenet"]
@@ -42,7 +48,7 @@ def _sizes(arch):
 
 
 @pytest.mark.float64_only
-@pytest.mark.parametrize("arch", FAMILIES)
+@pytest.mark.parametrize("arch", [a for a in FAMILIES if a not in DEEPER] + h.exhaustive(*DEEPER))
 def test_every_layer_float64(arch):
     # each family at its smallest accepted size and an odd one; the other depths and
     # widths of a family (the same layer code) at the odd size
@@ -91,9 +97,11 @@ def test_logits_at_224(arch):
 
 
 @pytest.mark.parametrize("arch", FAMILIES)
-def test_minimum_size_matches_torchvision(arch):
+def test_minimum_size_and_shapes_match_torchvision(arch):
     smallest = jaxviz.models.minimum_input_size(arch)
     tm = h.torchvision_module(arch).eval()
+    theirs = {k: tuple(v.shape) for k, v in tm.state_dict().items() if not k.endswith("num_batches_tracked")}
+    assert {k: tuple(s) for k, s in jw.state_dict_shapes(arch).items()} == theirs
     with torch.no_grad():
         tm(torch.zeros(1, 3, smallest, smallest))
         if smallest > 1:

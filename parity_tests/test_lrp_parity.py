@@ -29,7 +29,6 @@ from parity_tests import helpers as h
 
 pytestmark = pytest.mark.float64_only
 
-ARCHS = ["squeezenet1_1", "resnet18", "vgg11_bn", "mobilenet_v2"]
 TOL = h.ATTR_TOL["float64"]
 LOW, HIGH = -jaxviz.images.MEAN / jaxviz.images.STD, (1 - jaxviz.images.MEAN) / jaxviz.images.STD
 
@@ -75,7 +74,10 @@ def _ours(arch, composite):
         return np.asarray(jaxviz.lrp(model, x, target, composite=composite)), x, target
 
 
-@pytest.mark.parametrize("arch", ARCHS)
+# VGG-11-BN's and MobileNetV2's composites run under make test-exhaustive: their rules are
+# the same code as ResNet-18's (canonizers merge every BatchNorm) and MobileNetV2's plain
+# residual sums are tested by test_without_canonizers; MobileNetV2's took 111–690 s.
+@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18", *h.exhaustive("vgg11_bn", "mobilenet_v2")])
 def test_composites_equal_zennits(arch):
     errors = {}
     for name, make in ZENNIT_COMPOSITES.items():
@@ -101,7 +103,7 @@ RULES = [
 ]
 
 
-@pytest.mark.parametrize("arch", ["resnet18", "vgg11_bn"])
+@pytest.mark.parametrize("arch", ["resnet18", *h.exhaustive("vgg11_bn")])
 def test_every_rule_equals_zennits(arch):
     low, high = LOW * 1.5, HIGH * 0.8
     for ours_rule, their_rule in RULES:
