@@ -76,7 +76,7 @@ def register(sub) -> None:
     parser.add_argument("--images", type=int, default=5, help="how many course images (default 5)")
     parser.add_argument("--quick", action="store_true",
                         help="a few iterations per method, 2 images (its time is mostly compiling: "
-                             "about ten minutes on 2 cores for every method)")
+                             "12 minutes on 2 cores for every method)")
     parser.add_argument("--methods", type=_method_names, metavar="NAME[,NAME...]",
                         help="only these methods (subcommand names; default every method)")
     parser.add_argument("--force", action="store_true", help="recompute everything")
@@ -148,7 +148,7 @@ def demo_job(args) -> tuple[Job, dict]:
     specs += [(name, captum_options.get(name, {})) for name, _ in CAPTUM]
     specs.append(("evaluate", {"methods": ["saliency", "gradcam", "guided-backprop"],
                                "metrics": ["deletion", "insertion", "sparseness"] + ([] if quick else ["mprt"])}))
-    wanted = getattr(args, "methods", None) or frozenset(METHODS)
+    wanted = args.methods or frozenset(METHODS)
     specs = [(name, opts) for name, opts in specs if name in wanted]
     runs = [MethodRun(METHODS[name], batch.method_options(METHODS[name], opts), name, METHODS[name].size)
             for name, opts in specs]
