@@ -1,61 +1,8 @@
 """jaxviz: look inside an ImageNet CNN and synthesise images with it, in JAX."""
 
-from jaxviz.attribution import (
-    ablationcam,
-    blur_ig,
-    deconvolution,
-    deeplift,
-    deeplift_shap,
-    eigen_gradcam,
-    eigencam,
-    feature_ablation,
-    finercam,
-    fullgrad,
-    gradcam,
-    gradcam_elementwise,
-    gradcam_plus_plus,
-    gradient_shap,
-    guided_backprop,
-    guided_gradcam,
-    guided_ig,
-    hirescam,
-    input_x_gradient,
-    integrated_gradients,
-    kernel_shap,
-    kpca_cam,
-    internal_influence,
-    layer_feature_ablation,
-    layer_gradient_shap,
-    layer_gradient_x_activation,
-    layer_integrated_gradients,
-    layer_conductance,
-    layer_deeplift,
-    layer_lrp,
-    layer_gradcam,
-    layercam,
-    lime,
-    lrp,
-    noise_tunnel,
-    neuron_conductance,
-    neuron_deconvolution,
-    neuron_deeplift,
-    neuron_gradient,
-    neuron_gradient_shap,
-    neuron_guided_backprop,
-    neuron_integrated_gradients,
-    occlusion,
-    random_cam,
-    rise,
-    saliency,
-    saliency_map,
-    scorecam,
-    shapleycam,
-    shapley_value_sampling,
-    smooth,
-    sobel_cam,
-    xgradcam,
-    xrai,
-)
+import importlib
+
+from jaxviz.choices import ARCHITECTURES
 from jaxviz.errors import (
     ArchitectureMismatchError,
     ImageError,
@@ -66,36 +13,59 @@ from jaxviz.errors import (
     WeightsError,
     WeightsNotFoundError,
 )
-from jaxviz.images import deprocess, load_image, preprocess
-from jaxviz import masks, metrics
-from jaxviz.models import relevance
-from jaxviz.interpolation import interpolate
-from jaxviz.models import (
-    ARCHITECTURES,
-    Model,
-    from_flax,
-    from_function,
-    from_torchvision,
-    init_model,
-    layer_activation,
-    layer_names,
-    load_model,
-)
-from jaxviz.models.architecture import Architecture
-from jaxviz.synthesis import (
-    ClassVisualization,
-    ClassVisualizationResult,
-    FoolingResult,
-    StyleTransferResult,
-    class_visualization,
-    content_loss,
-    fooling_images,
-    gram_matrix,
-    make_fooling_images,
-    style_loss,
-    style_transfer,
-    tv_loss,
-)
+
+# Where each public function and class lives.  They load on first use, and jax with them:
+# ``import jaxviz`` (and ``jaxviz --help``) does not wait for jax, flax and every method.
+_HOMES = {
+    "jaxviz.attribution": (
+        "ablationcam", "blur_ig", "deconvolution", "deeplift", "deeplift_shap", "eigen_gradcam", "eigencam",
+        "feature_ablation", "finercam", "fullgrad", "gradcam", "gradcam_elementwise", "gradcam_plus_plus",
+        "gradient_shap", "guided_backprop", "guided_gradcam", "guided_ig", "hirescam", "input_x_gradient",
+        "integrated_gradients", "internal_influence", "kernel_shap", "kpca_cam", "layer_conductance",
+        "layer_deeplift", "layer_feature_ablation", "layer_gradcam", "layer_gradient_shap",
+        "layer_gradient_x_activation", "layer_integrated_gradients", "layer_lrp", "layercam", "lime", "lrp",
+        "neuron_conductance", "neuron_deconvolution", "neuron_deeplift", "neuron_gradient",
+        "neuron_gradient_shap", "neuron_guided_backprop", "neuron_integrated_gradients", "noise_tunnel",
+        "occlusion", "random_cam", "rise", "saliency", "saliency_map", "scorecam", "shapley_value_sampling",
+        "shapleycam", "smooth", "sobel_cam", "xgradcam", "xrai",
+    ),
+    "jaxviz.images": (
+        "deprocess", "load_image", "preprocess",
+    ),
+    "jaxviz.interpolation": (
+        "interpolate",
+    ),
+    "jaxviz.models": (
+        "Model", "from_flax", "from_function", "from_torchvision", "init_model", "layer_activation",
+        "layer_names", "load_model",
+    ),
+    "jaxviz.models.architecture": (
+        "Architecture",
+    ),
+    "jaxviz.synthesis": (
+        "ClassVisualization", "ClassVisualizationResult", "FoolingResult", "StyleTransferResult",
+        "class_visualization", "content_loss", "fooling_images", "gram_matrix", "make_fooling_images",
+        "style_loss", "style_transfer", "tv_loss",
+    ),
+}
+_HOME_OF = {name: module for module, names in _HOMES.items() for name in names}
+_SUBMODULES = {"masks": "jaxviz.masks", "metrics": "jaxviz.metrics", "relevance": "jaxviz.models.relevance"}
+
+
+def __getattr__(name: str):
+    if name in _SUBMODULES:
+        value = importlib.import_module(_SUBMODULES[name])
+    elif name in _HOME_OF:
+        value = getattr(importlib.import_module(_HOME_OF[name]), name)
+    else:
+        raise AttributeError(f"module 'jaxviz' has no attribute {name!r}")
+    globals()[name] = value  # found once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 
@@ -105,95 +75,7 @@ __version__ = "0.1.0"
 DEPRECATED = ("ClassVisualization", "make_fooling_images", "noise_tunnel")
 
 __all__ = [
-    "ARCHITECTURES",
-    "Architecture",
-    "ArchitectureMismatchError",
-    "ClassVisualization",
-    "ClassVisualizationResult",
-    "FoolingResult",
-    "ImageError",
-    "InputError",
-    "InputTypeError",
-    "JaxvizError",
-    "Model",
-    "StyleTransferResult",
-    "UnknownLayerError",
-    "WeightsError",
-    "WeightsNotFoundError",
-    "ablationcam",
-    "class_visualization",
-    "content_loss",
-    "blur_ig",
-    "deconvolution",
-    "deeplift",
-    "deeplift_shap",
-    "deprocess",
-    "eigen_gradcam",
-    "eigencam",
-    "feature_ablation",
-    "finercam",
-    "fullgrad",
-    "fooling_images",
-    "from_flax",
-    "from_function",
-    "from_torchvision",
-    "gradcam",
-    "gradcam_elementwise",
-    "gradcam_plus_plus",
-    "gradient_shap",
-    "gram_matrix",
-    "guided_backprop",
-    "guided_gradcam",
-    "guided_ig",
-    "hirescam",
-    "init_model",
-    "input_x_gradient",
-    "integrated_gradients",
-    "interpolate",
-    "layer_activation",
-    "kernel_shap",
-    "kpca_cam",
-    "internal_influence",
-    "layer_feature_ablation",
-    "layer_gradient_shap",
-    "layer_gradient_x_activation",
-    "layer_integrated_gradients",
-    "layer_conductance",
-    "layer_deeplift",
-    "layer_lrp",
-    "layer_gradcam",
-    "layer_names",
-    "layercam",
-    "lime",
-    "lrp",
-    "load_image",
-    "load_model",
-    "make_fooling_images",
-    "masks",
-    "metrics",
-    "noise_tunnel",
-    "neuron_conductance",
-    "neuron_deconvolution",
-    "neuron_deeplift",
-    "neuron_gradient",
-    "neuron_gradient_shap",
-    "neuron_guided_backprop",
-    "neuron_integrated_gradients",
-    "occlusion",
-    "preprocess",
-    "relevance",
-    "random_cam",
-    "rise",
-    "saliency",
-    "saliency_map",
-    "scorecam",
-    "shapleycam",
-    "shapley_value_sampling",
-    "smooth",
-    "sobel_cam",
-    "style_loss",
-    "style_transfer",
-    "tv_loss",
-    "xgradcam",
-    "xrai",
+    "ARCHITECTURES", "ArchitectureMismatchError", "ImageError", "InputError", "InputTypeError", "JaxvizError",
+    "UnknownLayerError", "WeightsError", "WeightsNotFoundError",
 ]
+__all__ += sorted([*_HOME_OF, *_SUBMODULES])

@@ -10,8 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz import _checks
-
-INTERPOLATE_MODES = ("nearest", "bilinear", "bicubic")
+from jaxviz.choices import INTERPOLATE_MODES
 
 
 @functools.cache

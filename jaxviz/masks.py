@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 
 from jaxviz import _checks
+from jaxviz.choices import SEGMENTATIONS
 from jaxviz.errors import InputError
 
-SEGMENTATIONS = ("slic", "quickshift", "felzenszwalb")
 # Lime's defaults for quickshift; SLIC with 50 segments, as the benchmarks use
 DEFAULTS = {
     "slic": {"n_segments": 50, "compactness": 10.0, "sigma": 1.0},

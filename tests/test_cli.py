@@ -406,6 +406,33 @@ def test_every_subcommand_has_help_with_examples():
         assert "examples:" in text and f"jaxviz {name}" in text, name
 
 
+def test_help_is_answered_without_jax():
+    """``jaxviz --help`` and every ``jaxviz COMMAND --help`` in a fresh interpreter import
+    neither jax nor the methods (their time is a benchmark, benchmarks/cli_help.py)."""
+    script = """
+import contextlib, io, sys
+from jaxviz.cli.main import main
+names = [None] + sys.argv[1:]
+for name in names:
+    with contextlib.redirect_stdout(io.StringIO()) as text:
+        try:
+            main(([name] if name else []) + ["--help"])
+        except SystemExit as done:
+            assert done.code == 0, name
+    assert "usage: jaxviz" in text.getvalue(), name
+heavy = sorted({m.split(".")[0] for m in sys.modules} & {"jax", "jaxlib", "flax", "optax", "torch", "matplotlib",
+                                                          "skimage", "scipy"})
+heavy += sorted({".".join(m.split(".")[:2]) for m in sys.modules if m.startswith(
+    ("jaxviz.attribution", "jaxviz.models", "jaxviz.synthesis", "jaxviz.metrics", "jaxviz.cli.engine"))})
+print(" ".join(heavy))
+"""
+    commands = [*METHODS, "run", "demo", "classify", "weights"]
+    done = subprocess.run([sys.executable, "-c", script, *commands], capture_output=True, text=True, env=_env(),
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [], f"imported to answer --help: {done.stdout}"
+
+
 # --------------------------------------------------------------------------- interruption and resume
 
 

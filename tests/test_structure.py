@@ -5,6 +5,7 @@ deprecated names still working (with a warning)."""
 from __future__ import annotations
 
 import ast
+import importlib
 import inspect
 import warnings
 from pathlib import Path
@@ -15,13 +16,14 @@ import pytest
 
 import jaxviz
 import jaxviz.attribution
-from jaxviz.models import ARCHITECTURES, describe
+from jaxviz import choices
+from jaxviz.models import ARCHITECTURES, describe, relevance
 
 PACKAGE = Path(jaxviz.__file__).parent
 
 # Each module's layer: a module may import only from its own layer or lower ones.
 LAYERS = {
-    "jaxviz.errors": 0, "jaxviz._io": 1, "jaxviz._checks": 1, "jaxviz._chunks": 1, "jaxviz._compiled": 1,
+    "jaxviz.errors": 0, "jaxviz.choices": 0, "jaxviz._io": 1, "jaxviz._checks": 1, "jaxviz._chunks": 1, "jaxviz._compiled": 1,
     "jaxviz._deprecation": 1, "jaxviz.labels": 1, "jaxviz.images": 2, "jaxviz.interpolation": 2,
     "jaxviz.models": 3, "jaxviz.scoring": 4, "jaxviz.attribution": 5, "jaxviz.synthesis": 5,
     "jaxviz.figures": 5, "jaxviz.sharding": 5, "jaxviz": 6, "jaxviz.cli": 7,
@@ -106,6 +108,16 @@ def test_the_checks_import_nothing_above_them():
     assert {i for i in _imports(name, path, tree) if i.startswith("jaxviz")} <= {"jaxviz.errors",
                                                                                  "jaxviz.errors.InputError",
                                                                                  "jaxviz.errors.InputTypeError"}
+
+
+def test_the_choices_are_what_the_library_implements():
+    """``jaxviz.choices`` (plain Python: the command line reads it before jax loads) names
+    exactly the architectures each family module builds and the composites LRP has."""
+    for family, archs in choices.FAMILIES.items():
+        assert importlib.import_module(f"jaxviz.models.families.{family}").ARCHITECTURES == archs, family
+    assert tuple(relevance.COMPOSITES) == choices.LRP_COMPOSITES
+    name, path, tree = next(m for m in _modules() if m[0] == "jaxviz.choices")
+    assert list(_imports(name, path, tree)) == []
 
 
 @pytest.fixture(scope="module")

@@ -28,10 +28,10 @@ import jax.numpy as jnp
 
 from jaxviz import _checks, scoring
 from jaxviz.attribution import _paths
+from jaxviz.choices import CAM_RESOLUTIONS as RESOLUTIONS
 from jaxviz.errors import InputError
 from jaxviz.interpolation import interpolate
 
-RESOLUTIONS = ("layer", "input")
 # tta.Compose([HorizontalFlip(), Multiply(factors=[0.9, 1, 1.1])]): the product of the two
 AUGMENTATIONS = tuple((flip, factor) for flip in (False, True) for factor in (0.9, 1.0, 1.1))
 

@@ -10,11 +10,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz import _checks, scoring
+from jaxviz.choices import QUADRATURE_METHODS
 from jaxviz.errors import InputError
 
 DEFAULT_INTERNAL_BATCH_SIZE = 128
 
-METHODS = ("gausslegendre", "riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid")
+METHODS = QUADRATURE_METHODS
 
 
 @functools.cache

@@ -10,9 +10,9 @@ import jax.numpy as jnp
 
 from jaxviz import _checks
 from jaxviz.attribution import _cam
+from jaxviz.choices import KPCA_KERNELS as KERNELS
 from jaxviz.errors import InputError
 
-KERNELS = ("sigmoid", "rbf", "poly", "linear", "cosine")
 COEF0, DEGREE = 1.0, 3  # KernelPCA's defaults, which the package keeps
 
 

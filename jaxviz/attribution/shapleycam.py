@@ -12,8 +12,7 @@ import jax.numpy as jnp
 
 from jaxviz import _checks, _chunks, scoring
 from jaxviz.attribution import _cam
-
-SCORES = ("logit", "rest")
+from jaxviz.choices import SHAPLEYCAM_SCORES as SCORES
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz import _checks, scoring
+from jaxviz.choices import NT_TYPES
 from jaxviz.errors import InputError
-
-NT_TYPES = ("smoothgrad", "smoothgrad_sq", "vargrad")
 
 
 def _is_array(value) -> bool:

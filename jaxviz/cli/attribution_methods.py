@@ -3,25 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import importlib
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 import jaxviz
-from jaxviz import _checks, figures, scoring
-from jaxviz.attribution import NT_TYPES, QUADRATURE_METHODS, _cam
-from jaxviz.attribution.lrp import composite_named
+from jaxviz import choices, figures
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
-from jaxviz.attribution.gradient_shap import sample_draws
-from jaxviz.attribution.kernel_shap import sample_coalitions as kernel_shap_coalitions
-from jaxviz.attribution.kpca_cam import KERNELS as KPCA_KERNELS
-from jaxviz.attribution.lime import sample_coalitions as lime_coalitions
-from jaxviz.attribution.shapleycam import SCORES as SHAPLEY_SCORES
 from jaxviz.cli.registry import Method, Option, per_image_keys, per_image_normal, positive
 from jaxviz.errors import InputError
-from jaxviz.interpolation import INTERPOLATE_MODES
-from jaxviz.models.network import GUIDED_RULES
 
 
 def _abs_heat(attribution, image_shape, options):
@@ -63,11 +53,11 @@ TARGET = Option("target", int, None, "class for every image (default: labels fil
                 kind="class")
 SEED = Option("seed", int, 0, "random seed (each image's noise comes from the seed and its name)")
 RULE = Option("rule", str, "modules", "activations whose backward pass changes: 'modules', the nn.ReLU modules "
-              "(Captum's), or 'all' ReLU-like ones (default modules)", choices=GUIDED_RULES)
+              "(Captum's), or 'all' ReLU-like ones (default modules)", choices=choices.GUIDED_RULES)
 BASELINE = Option("baseline", float, 0.0, "baseline value in normalised units (default 0: the mean colour)")
 FEATURES = (
     Option("segments", str, "slic", "features: scikit-image superpixels or square patches (default slic)",
-           choices=(*jaxviz.masks.SEGMENTATIONS, "patches")),
+           choices=(*choices.SEGMENTATIONS, "patches")),
     Option("n_segments", int, 50, "SLIC segments per image (default 50)"),
     Option("patch", int, 16, "patch side in pixels, with --segments patches (default 16)"),
 )
@@ -100,10 +90,14 @@ def _deeplift(model, x, target, options):
 
 
 def _constant_images(values, x):
+    import jax.numpy as jnp
+
     return jnp.stack([jnp.full(x.shape[1:], v, x.dtype) for v in values])
 
 
 def _composite(options):
+    from jaxviz.attribution.lrp import composite_named
+
     composite = composite_named(options["composite"])
     if options["no_canonizers"]:
         composite = dataclasses.replace(composite, merge_batch_norm=False, residual_sums=False)
@@ -120,6 +114,11 @@ def _deeplift_shap(model, x, target, options):
 
 
 def _gradient_shap_options(x, seeds, options):
+    import jax
+    import jax.numpy as jnp
+
+    from jaxviz.attribution.gradient_shap import sample_draws
+
     n, baselines = options["n_samples"], _constant_images(options["baselines"], x)
     # each image's draws come from the seed and its name, whatever batch it is in
     per_image = jax.vmap(lambda key: sample_draws(key, n, 1, baselines.shape[0], x.shape[1:], options["stdevs"],
@@ -143,6 +142,8 @@ def _layer(model, options):
 
 def _neuron(model, x, layer, options):
     """``--neuron``, or each image's most active unit of ``layer`` (PyTorch's order)."""
+    from jaxviz import scoring
+
     if options["neuron"]:
         return tuple(options["neuron"])
     (outputs,) = scoring.layer_outputs(model, x, (layer,))
@@ -153,12 +154,14 @@ def _neuron(model, x, layer, options):
 
 
 def _neuron_computation(function, **names):
-    """A neuron method's computation: ``names`` maps its keywords to option names."""
+    """A neuron method's computation: ``function`` names the jaxviz function, ``names`` maps
+    its keywords to option names."""
 
     def compute(model, x, options):
         layer = _layer(model, options)
         kwargs = {keyword: options[name] for keyword, name in names.items()}
-        return {"attribution": function(model, x, _neuron(model, x, layer, options), layer=layer, **kwargs)}
+        neuron = _neuron(model, x, layer, options)
+        return {"attribution": getattr(jaxviz, function)(model, x, neuron, layer=layer, **kwargs)}
 
     return compute
 
@@ -178,11 +181,13 @@ def _layer_heat(attribution, image_shape, options):
 
 
 def _layer_computation(function, **names):
-    """A layer method's computation: ``names`` maps its keywords to option names."""
+    """A layer method's computation: ``function`` names the jaxviz function, ``names`` maps
+    its keywords to option names."""
 
     def compute(model, x, target, options):
         layer = _layer(model, options)
-        return _spatial(layer, function(model, x, target, layer=layer, **{k: options[v] for k, v in names.items()}))
+        kwargs = {keyword: options[name] for keyword, name in names.items()}
+        return _spatial(layer, getattr(jaxviz, function)(model, x, target, layer=layer, **kwargs))
 
     return compute
 
@@ -206,6 +211,8 @@ def _layer_lrp(model, x, target, options):
 
 
 def _layer_feature_ablation(model, x, target, options):
+    from jaxviz import scoring
+
     layer = _layer(model, options)
     mask = None
     if options["ablate"] == "channels":  # one feature per channel, PyTorch's (1, C, 1, …) layout
@@ -226,7 +233,7 @@ def _neuron_conductance(model, x, target, options):
 N_STEPS = Option("n_steps", int, 50, "Gauss–Legendre steps (default 50)")
 LRP_OPTIONS = (
     Option("composite", str, "epsilon_plus", "rules per layer kind (zennit's composites, or 'captum': Captum LRP's "
-           "defaults; default epsilon_plus)", choices=tuple(jaxviz.relevance.COMPOSITES)),
+           "defaults; default epsilon_plus)", choices=choices.LRP_COMPOSITES),
     Option("no_canonizers", bool, False, "keep BatchNorms apart from their convolutions and residual sums plain "
            "(zennit without canonizers)"),
 )
@@ -271,20 +278,26 @@ AUG_SMOOTH = Option("aug_smooth", bool, False, "mean over the six test-time augm
 
 # CAM options that are not the function's keyword as they are (--alpha is the overlay's
 # opacity; a seed is a key): option → (keyword, conversion)
-CAM_KEYWORDS = {"masked_batch": ("batch_size", int), "comparison_alpha": ("alpha", float),
-                "seed": ("key", lambda seed: jax.random.key(seed))}
+def _key(seed: int):
+    import jax
+
+    return jax.random.key(seed)
+
+
+CAM_KEYWORDS = {"masked_batch": ("batch_size", int), "comparison_alpha": ("alpha", float), "seed": ("key", _key)}
 
 
 def _cam_computation(function, extra=()):
-    """A CAM's computation: its common options and its ``extra`` ones (keywords by
-    :data:`CAM_KEYWORDS`)."""
+    """A CAM's computation: ``function`` names the jaxviz function; its common options and its
+    ``extra`` ones (keywords by :data:`CAM_KEYWORDS`)."""
     def compute(model, x, target, options):
         more = {}
         for option in extra:
             keyword, convert = CAM_KEYWORDS.get(option.name, (option.name, lambda value: value))
             more[keyword] = convert(options[option.name])
-        return {"cam": function(model, x, target, layer=tuple(options["layer"]), eigen_smooth=options["eigen_smooth"],
-                                resolution=options["resolution"], aug_smooth=options["aug_smooth"], **more)}
+        cam = getattr(jaxviz, function)
+        return {"cam": cam(model, x, target, layer=tuple(options["layer"]), eigen_smooth=options["eigen_smooth"],
+                           resolution=options["resolution"], aug_smooth=options["aug_smooth"], **more)}
 
     return compute
 
@@ -298,7 +311,8 @@ def _check_cam(options):
 
 
 def _cam_method(name, summary, function, *, resolution="input", extra=(), examples=""):
-    """A pytorch-grad-cam CAM's subcommand: its layers, smoothing and output convention."""
+    """A pytorch-grad-cam CAM's subcommand (``function`` names the jaxviz function): its layers,
+    smoothing and output convention."""
     options = (
         TARGET,
         Option("layer", str, None, "layer(s), torchvision module paths; several are averaged as pytorch-grad-cam "
@@ -306,7 +320,7 @@ def _cam_method(name, summary, function, *, resolution="input", extra=(), exampl
         EIGEN_SMOOTH, AUG_SMOOTH,
         Option("resolution", str, resolution, f"'layer': the map at the layer's resolution; 'input': "
                f"pytorch-grad-cam's min–max map at the input's size (default {resolution})",
-               choices=_cam.RESOLUTIONS),
+               choices=choices.CAM_RESOLUTIONS),
         *extra, *DISPLAY,
     )
     return Method(name, summary, options, _cam_computation(function, extra), _attribution_saver(_cam_heat, main="cam"),
@@ -334,6 +348,8 @@ def _occlusion(model, x, target, options):
 
 
 def _smoothgrad(model, x, target, seeds, options):
+    import jax.numpy as jnp
+
     n = options["nt_samples"]
     noise = per_image_normal(options["seed"], seeds, (n,) + tuple(x.shape[1:]), x.dtype)  # (N, n, H, W, C)
     noise = options["stdevs"] * jnp.moveaxis(noise, 1, 0)
@@ -366,6 +382,9 @@ def _feature_ablation(model, x, target, options):
 
 
 def _shapley_value_sampling(model, x, target, seeds, options):
+    import jax
+    import jax.numpy as jnp
+
     mask = _feature_mask(x, options)
     n_features, n = int(np.max(mask)) + 1, options["n_samples"]
     # each image's orders from the seed and its name: uniform priorities per (sample, feature
@@ -390,22 +409,28 @@ def _per_image_coalitions(sample, mask, x, seeds, options):
     return coalitions
 
 
-def _coalition_method(function, sample):
+def _coalition_method(function):
+    """A coalition method's computation: ``function`` names the jaxviz function and the module
+    whose ``sample_coalitions`` draws its coalitions."""
+
     def compute(model, x, target, seeds, options):
         mask = _feature_mask(x, options)
+        sample = importlib.import_module(f"jaxviz.attribution.{function}").sample_coalitions
         coalitions = _per_image_coalitions(sample, mask, x, seeds, options)
-        return {"attribution": function(model, x, target, feature_mask=mask, baselines=options["baseline"],
-                                        n_samples=options["n_samples"], coalitions=coalitions,
-                                        perturbations_per_eval=options["perturbations_per_eval"])}
+        method = getattr(jaxviz, function)
+        return {"attribution": method(model, x, target, feature_mask=mask, baselines=options["baseline"],
+                                      n_samples=options["n_samples"], coalitions=coalitions,
+                                      perturbations_per_eval=options["perturbations_per_eval"])}
 
     return compute
 
 
-def _coalition_cli(name, summary, function, sample):
-    """A coalition method's subcommand (KernelShap, Lime): features, baseline, samples, seed."""
+def _coalition_cli(name, summary, function):
+    """A coalition method's subcommand (KernelShap, Lime; ``function`` names the jaxviz function):
+    features, baseline, samples, seed."""
     options = (TARGET, *FEATURES, BASELINE, Option("n_samples", int, 200, "coalitions per image (default 200)"),
                PERTURBATIONS_PER_EVAL, SEED, *DISPLAY)
-    return Method(name, summary, options, _coalition_method(function, sample), _attribution_saver(_abs_heat),
+    return Method(name, summary, options, _coalition_method(function), _attribution_saver(_abs_heat),
                   check=_check_feature_ablation, examples=f"jaxviz {name} photos/ --n-segments 50 --n-samples 200 "
                                                           "--out maps")
 
@@ -440,6 +465,8 @@ def _xrai(model, x, target, options):
 
 
 def _check_xrai(options):
+    from jaxviz import _checks
+
     for name in ("n_steps", "min_pixel_diff", "internal_batch_size"):
         positive(name, options[name])
     _checks.check_fraction(options["area_threshold"], "area_threshold")
@@ -453,11 +480,13 @@ def _fullgrad(model, x, target, options):
 def _rise(model, x, target, options):
     # one mask set for every image (RISE's), from the seed alone: no image depends on its batch
     return {"saliency": jaxviz.rise(model, x, target, n_masks=options["n_masks"], cells=options["cells"],
-                                    p=options["p"], key=jax.random.key(options["seed"]),
+                                    p=options["p"], key=_key(options["seed"]),
                                     masks_per_eval=options["masks_per_eval"])}
 
 
 def _check_rise(options):
+    from jaxviz import _checks
+
     for name in ("n_masks", "cells", "masks_per_eval"):
         positive(name, options[name])
     _checks.check_fraction(options["p"], "p")
@@ -514,32 +543,32 @@ DECLARED = (
         examples="jaxviz lrp photos/ --arch vgg16_bn --composite epsilon_gamma_box --out maps",
     ),
     _neuron_method("neuron-gradient", "input gradient of one unit of a layer (Captum NeuronGradient)",
-                   _neuron_computation(jaxviz.neuron_gradient)),
+                   _neuron_computation("neuron_gradient")),
     _neuron_method("neuron-guided-backprop", "guided backprop from one unit of a layer (Captum NeuronGuidedBackprop)",
-                   _neuron_computation(jaxviz.neuron_guided_backprop, rule="rule"), (RULE,)),
+                   _neuron_computation("neuron_guided_backprop", rule="rule"), (RULE,)),
     _neuron_method("neuron-deconvolution", "deconvolution from one unit of a layer (Captum NeuronDeconvolution)",
-                   _neuron_computation(jaxviz.neuron_deconvolution, rule="rule"), (RULE,)),
+                   _neuron_computation("neuron_deconvolution", rule="rule"), (RULE,)),
     _neuron_method("neuron-integrated-gradients", "Integrated Gradients of one unit of a layer (Captum "
-                   "NeuronIntegratedGradients)", _neuron_computation(jaxviz.neuron_integrated_gradients,
+                   "NeuronIntegratedGradients)", _neuron_computation("neuron_integrated_gradients",
                                                                      n_steps="n_steps", baselines="baseline"),
                    (N_STEPS, BASELINE), _check_steps),
     _neuron_method("neuron-deeplift", "DeepLift of one unit of a layer (Captum NeuronDeepLift)",
-                   _neuron_computation(jaxviz.neuron_deeplift, baselines="baseline", rule="rule"), (BASELINE, RULE)),
+                   _neuron_computation("neuron_deeplift", baselines="baseline", rule="rule"), (BASELINE, RULE)),
     _neuron_method("neuron-gradient-shap", "GradientShap of one unit of a layer (Captum NeuronGradientShap)",
                    _neuron_gradient_shap,
                    GRADIENT_SHAP_OPTIONS, _check_gradient_shap),
     _layer_method("layer-gradient-x-activation", "a layer's activation × gradient (Captum LayerGradientXActivation)",
-                  _layer_computation(jaxviz.layer_gradient_x_activation)),
+                  _layer_computation("layer_gradient_x_activation")),
     _layer_method("internal-influence", "layer gradients integrated along the input path (Leino et al.; Captum "
-                  "InternalInfluence)", _layer_computation(jaxviz.internal_influence, n_steps="n_steps",
+                  "InternalInfluence)", _layer_computation("internal_influence", n_steps="n_steps",
                                                            baselines="baseline"),
                   (N_STEPS, BASELINE), _check_steps),
     _layer_method("layer-integrated-gradients", "Integrated Gradients in a layer's output (Captum "
-                  "LayerIntegratedGradients)", _layer_computation(jaxviz.layer_integrated_gradients,
+                  "LayerIntegratedGradients)", _layer_computation("layer_integrated_gradients",
                                                                   n_steps="n_steps", baselines="baseline"),
                   (N_STEPS, BASELINE), _check_steps),
     _layer_method("layer-deeplift", "DeepLift at a layer (Captum LayerDeepLift)",
-                  _layer_computation(jaxviz.layer_deeplift, baselines="baseline", rule="rule"), (BASELINE, RULE)),
+                  _layer_computation("layer_deeplift", baselines="baseline", rule="rule"), (BASELINE, RULE)),
     _layer_method("layer-gradient-shap", "GradientShap at a layer (Captum LayerGradientShap)", _layer_gradient_shap,
                   GRADIENT_SHAP_OPTIONS, _check_gradient_shap),
     _layer_method("layer-lrp", "the relevance LRP sends to a layer's output (Captum LayerLRP)", _layer_lrp,
@@ -555,7 +584,7 @@ DECLARED = (
            _attribution_saver(_abs_heat), check=lambda options: (_check_neuron(options), _check_steps(options)),
            examples="jaxviz neuron-conductance photos/ --layer features.7 --neuron 12 3 4 --out maps"),
     _layer_method("layer-conductance", "conductance of a layer's units (Dhamdhere et al.; Captum LayerConductance)",
-                  _layer_computation(jaxviz.layer_conductance, n_steps="n_steps", baselines="baseline"),
+                  _layer_computation("layer_conductance", n_steps="n_steps", baselines="baseline"),
                   (N_STEPS, BASELINE), _check_steps),
     Method(
         "deeplift-shap", "DeepLiftShap: DeepLift averaged over a baseline distribution (Captum DeepLiftShap)",
@@ -571,52 +600,52 @@ DECLARED = (
     ),
     _cam_method(
         "gradcam", "GradCAM at a layer, ReLU'd (Selvaraju et al.; the course's GradCAM; pytorch-grad-cam GradCAM)",
-        jaxviz.gradcam, resolution="layer",
+        "gradcam", resolution="layer",
         examples="jaxviz gradcam photos/ --labels labels.tsv --out maps\n"
                  "jaxviz gradcam photos/ --layer features.9 --out maps-f9\n"
                  "jaxviz gradcam photos/ --layer layer3 layer4 --resolution input --arch resnet50 --out maps",
     ),
     _cam_method("hirescam", "HiResCAM: gradient ⊙ activation summed over channels (Draelos & Carin)",
-                jaxviz.hirescam),
+                "hirescam"),
     _cam_method("gradcam-elementwise", "GradCAM element-wise: ReLU(gradient ⊙ activation) summed (pytorch-grad-cam)",
-                jaxviz.gradcam_elementwise),
+                "gradcam_elementwise"),
     _cam_method("gradcam-plus-plus", "GradCAM++ (Chattopadhay et al.; pytorch-grad-cam GradCAMPlusPlus)",
-                jaxviz.gradcam_plus_plus),
-    _cam_method("xgradcam", "XGradCAM (Fu et al.; pytorch-grad-cam XGradCAM)", jaxviz.xgradcam),
+                "gradcam_plus_plus"),
+    _cam_method("xgradcam", "XGradCAM (Fu et al.; pytorch-grad-cam XGradCAM)", "xgradcam"),
     _cam_method("layercam", "LayerCAM: ReLU(gradient) ⊙ activation (Jiang et al.; pytorch-grad-cam LayerCAM)",
-                jaxviz.layercam),
+                "layercam"),
     _cam_method("eigencam", "EigenCAM: first principal component of the activations (Muhammad & Yeasin)",
-                jaxviz.eigencam),
+                "eigencam"),
     _cam_method("eigen-gradcam", "EigenGradCAM: first principal component of gradient ⊙ activation",
-                jaxviz.eigen_gradcam),
+                "eigen_gradcam"),
     _cam_method("scorecam", "ScoreCAM: channels weighted by the masked input's score (Wang et al.)",
-                jaxviz.scorecam,
+                "scorecam",
                 extra=(Option("masked_batch", int, 16, "masked images per forward pass (memory bound, default 16)"),),
                 examples="jaxviz scorecam photos/ --arch resnet50 --out maps"),
     _cam_method("ablationcam", "AblationCAM: channels weighted by the score drop when ablated (Desai & Ramaswamy)",
-                jaxviz.ablationcam,
+                "ablationcam",
                 extra=(Option("masked_batch", int, 32, "ablated images per forward pass (memory bound, default 32)"),),
                 examples="jaxviz ablationcam photos/ --arch resnet50 --out maps"),
     _cam_method("kpca-cam", "KPCA-CAM: first kernel principal component of the activations (Karmani et al.; "
-                "pytorch-grad-cam KPCA_CAM)", jaxviz.kpca_cam,
+                "pytorch-grad-cam KPCA_CAM)", "kpca_cam",
                 extra=(Option("kernel", str, "sigmoid", "kernel of the kernel PCA (default sigmoid)",
-                              choices=KPCA_KERNELS),
+                              choices=choices.KPCA_KERNELS),
                        Option("gamma", float, None, "the kernel's scale (default 1 / channels)")),
                 examples="jaxviz kpca-cam photos/ --kernel rbf --arch resnet50 --out maps"),
     _cam_method("shapleycam", "ShapleyCAM: gradient and Hessian-vector product weights (Cai & Xu; pytorch-grad-cam "
-                "ShapleyCAM)", jaxviz.shapleycam,
+                "ShapleyCAM)", "shapleycam",
                 extra=(Option("score", str, "logit", "what is differentiated: the target's logit, or 'rest', logit + "
-                              "log-probability (the paper's; default logit)", choices=SHAPLEY_SCORES),),
+                              "log-probability (the paper's; default logit)", choices=choices.SHAPLEYCAM_SCORES),),
                 examples="jaxviz shapleycam photos/ --score rest --arch resnet50 --out maps"),
     _cam_method("finercam", "FinerCAM: GradCAM of the target against its most similar classes (Zhang et al.; "
-                "pytorch-grad-cam FinerCAM)", jaxviz.finercam,
+                "pytorch-grad-cam FinerCAM)", "finercam",
                 extra=(Option("comparison_alpha", float, 1.0, "FinerCAM's α: how much of the similar classes' logits "
                               "is subtracted (default 1)"),
                        Option("comparison_categories", int, (1, 2, 3), "ranks of the similar classes by logit distance "
                               "(default 1 2 3)", many=True)),
                 examples="jaxviz finercam photos/ --comparison-alpha 0.6 --comparison-categories 1 2 --out maps"),
     _cam_method("random-cam", "RandomCAM: channels weighted uniformly at random in [-1, 1), a baseline for the "
-                "metrics (pytorch-grad-cam RandomCAM)", jaxviz.random_cam,
+                "metrics (pytorch-grad-cam RandomCAM)", "random_cam",
                 extra=(Option("seed", int, 0, "random seed of the weights (drawn for each batch; default 0)"),),
                 examples="jaxviz random-cam photos/ --seed 3 --out baseline"),
     Method("sobel-cam", "the Sobel edge map of each image, a baseline for the metrics (pytorch-grad-cam sobel_cam)",
@@ -654,20 +683,20 @@ DECLARED = (
         examples="jaxviz shapley-value-sampling photos/ --n-segments 30 --n-samples 50 --out maps",
     ),
     _coalition_cli("kernel-shap", "KernelShap over superpixels or patches (Lundberg & Lee; Captum KernelShap)",
-                   jaxviz.kernel_shap, kernel_shap_coalitions),
+                   "kernel_shap"),
     _coalition_cli("lime", "Lime over superpixels or patches: a Lasso model of coalitions (Ribeiro et al.; "
-                   "Captum Lime)", jaxviz.lime, lime_coalitions),
+                   "Captum Lime)", "lime"),
     Method(
         "guided-gradcam", "guided GradCAM: guided backprop × upsampled GradCAM (Captum GuidedGradCam)",
         (TARGET, LAYER, Option("interpolate_mode", str, "nearest", "GradCAM upsampling (default nearest, Captum's)",
-                               choices=INTERPOLATE_MODES), RULE, *DISPLAY),
+                               choices=choices.INTERPOLATE_MODES), RULE, *DISPLAY),
         _guided_gradcam, _attribution_saver(_abs_heat),
         examples="jaxviz guided-gradcam photos/ --out maps --batch-size 16",
     ),
     Method(
         "integrated-gradients", "Integrated Gradients (Sundararajan et al.; Captum IntegratedGradients)",
         (TARGET, Option("n_steps", int, 50, "quadrature points (default 50)"),
-         Option("method", str, "gausslegendre", "quadrature (default gausslegendre)", choices=QUADRATURE_METHODS),
+         Option("method", str, "gausslegendre", "quadrature (default gausslegendre)", choices=choices.QUADRATURE_METHODS),
          BASELINE,
          Option("internal_batch_size", int, 128, "path points evaluated per pass (memory bound, default 128)"),
          *DISPLAY),
@@ -722,7 +751,7 @@ DECLARED = (
         "smoothgrad", "SmoothGrad: saliency averaged over noisy copies (Smilkov et al.; Captum NoiseTunnel)",
         (TARGET, Option("nt_samples", int, 25, "noisy samples per image (default 25)"),
          Option("stdevs", float, 0.15, "noise standard deviation, normalised units (default 0.15)"),
-         Option("nt_type", str, "smoothgrad", "aggregate (default smoothgrad)", choices=NT_TYPES),
+         Option("nt_type", str, "smoothgrad", "aggregate (default smoothgrad)", choices=choices.NT_TYPES),
          SEED, *DISPLAY),
         _smoothgrad, _attribution_saver(_abs_heat), check=_check_smoothgrad,
         examples="jaxviz smoothgrad photos/ --nt-samples 50 --seed 1 --out maps",

@@ -7,14 +7,13 @@ import dataclasses
 import tomllib
 from pathlib import Path
 
-from jaxviz import sharding
 from jaxviz._io import shown
-from jaxviz.cli import common, engine, inputs
+from jaxviz.choices import ARCHITECTURES
+from jaxviz.cli import common, inputs
 from jaxviz.cli.methods import METHODS
 from jaxviz.cli.plan import Job, MethodRun
 from jaxviz.cli.registry import Method, positive
 from jaxviz.errors import InputError, UnknownLayerError
-from jaxviz.models import ARCHITECTURES, describe
 
 FIGURES = ("overlay", "map", "grid")
 COMMON_HELP = """
@@ -116,7 +115,7 @@ a job file (TOML; relative paths are relative to the file):
   n_steps = 32
   [[guided-gradcam]]             # a method twice: give each a folder
   folder = "ggc-f9"
-  layer = "{example_layer}"
+  layer = "features.9"
   [fool]
   target = 6
   [class-viz]
@@ -126,7 +125,7 @@ Top-level keys: inputs, out, batch_size, size, crop, labels, target, arrays, fig
 workers, devices, arch, weights.  A method table takes that method's options (as in
 `jaxviz METHOD --help`, with _ for -) and folder, size, crop.  The model and each
 compiled function are built once for the whole job.
-""".replace("{example_layer}", describe(common.DEFAULT_ARCH).feature_layers[9]) + COMMON_HELP
+""" + COMMON_HELP
 
 
 def _figures(value) -> frozenset:
@@ -159,6 +158,8 @@ def resolve_for_arch(runs: list[MethodRun], arch: str, target, where: str = "") 
     architecture's defaults (a layer left unset becomes its default layer)."""
     if not isinstance(arch, str) or arch not in ARCHITECTURES:
         raise InputError(f"{where}`arch` must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
+    from jaxviz.models import describe
+
     description = describe(arch)
 
     def check_class(value, name):
@@ -196,6 +197,10 @@ def build_job(settings: dict, runs: list[MethodRun], args, where: str = "") -> J
 
     Everything that can be checked without the model is checked here, before the output
     folder exists: options, classes and layers against the architecture, the inputs."""
+    from jaxviz import sharding
+    from jaxviz.cli import engine
+    from jaxviz.models import describe
+
     def pick(name, default=None):
         value = getattr(args, name, None)
         return value if value is not None else settings.get(name, default)
@@ -241,6 +246,8 @@ def run_method(args) -> int:
 def _execute(job: Job) -> int:
     if not job.sources and not job.problems and any(r.method.inputs == "images" for r in job.runs):
         raise InputError("no images found in the inputs")
+    from jaxviz.cli import engine
+
     summary = engine.execute(job)
     return common.EXIT_PARTIAL if summary.exit_code else common.EXIT_OK
 

@@ -13,7 +13,7 @@ import sys
 
 import jaxviz
 from jaxviz._io import shown
-from jaxviz.models import ARCHITECTURES
+from jaxviz.choices import ARCHITECTURES
 
 DEFAULT_ARCH = "squeezenet1_1"
 EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, EXIT_ERROR, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -17,15 +17,14 @@ import numpy as np
 from PIL import Image
 
 import jaxviz
-from jaxviz.cli import batch, common, engine
+from jaxviz.choices import STYLE_CONTENT_IMAGE, STYLE_PRESETS
+from jaxviz.cli import batch, common
 from jaxviz.cli import inputs as inputs_mod
 from jaxviz.cli.methods import METHODS
 from jaxviz.cli.outputs import read_records
 from jaxviz.cli.plan import Job, MethodRun
 from jaxviz.figures import save_grid
 from jaxviz.labels import class_names
-from jaxviz.models import describe
-from jaxviz.synthesis.style_transfer import CONTENT_IMAGE, PRESETS
 
 # the CAM family's figure: pytorch-grad-cam's output convention, side by side (and RISE's
 # black-box map)
@@ -102,6 +101,8 @@ def _data_folder(args) -> Path | None:
 
 
 def demo_job(args) -> tuple[Job, dict]:
+    from jaxviz.models import describe
+
     data = _data_folder(args)
     notes = []
     n_images = 2 if args.quick else args.images
@@ -114,8 +115,8 @@ def demo_job(args) -> tuple[Job, dict]:
                      "using scikit-image's chelsea, coffee, astronaut and rocket, with the model's top-1 targets")
     styles_folder = data / "styles" if data else None
 
-    if styles_folder is not None and all((styles_folder / p["style"]).is_file() for p in PRESETS.values()):
-        styles, style_inputs = list(PRESETS), [str(styles_folder / CONTENT_IMAGE)]
+    if styles_folder is not None and all((styles_folder / p["style"]).is_file() for p in STYLE_PRESETS.values()):
+        styles, style_inputs = list(STYLE_PRESETS), [str(styles_folder / STYLE_CONTENT_IMAGE)]
     else:
         styles, style_inputs = ["skimage:coffee"], ["skimage:chelsea"]
         notes.append("the course's style images are not there: styling chelsea with coffee (scikit-image)")
@@ -179,6 +180,8 @@ def demo_job(args) -> tuple[Job, dict]:
 
 
 def run(args) -> int:
+    from jaxviz.cli import engine
+
     job, info = demo_job(args)
     for note in info["notes"]:
         common.progress(f"jaxviz demo: {note}", quiet=False)

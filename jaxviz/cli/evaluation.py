@@ -4,40 +4,49 @@ per image, and a summary over the images (mean ± standard error per method × m
 from __future__ import annotations
 
 import csv
-import functools
 import io
 import json
 from pathlib import Path
 
-import jax
 import numpy as np
 
 import jaxviz
-from jaxviz import metrics
+from jaxviz.choices import ROAD_PERCENTILES
 from jaxviz.cli.registry import Method, Option, per_image_keys, positive
 from jaxviz.errors import InputError
-from jaxviz.metrics.road import PERCENTILES as ROAD_PERCENTILES
+
+def _explainer(function: str, **options):
+    """``jaxviz.<function>`` with ``options``: one function object per method, so the metrics'
+    compiled programs are cached, and jax loaded only when it runs."""
+
+    def explain(model, x, target):
+        return getattr(jaxviz, function)(model, x, target, **options)
+
+    return explain
+
 
 def _random_cam(model, x, target):
     """RandomCAM at the input's size, its weights drawn for each batch from the same key (made
     here, not at import: a multi-process run starts JAX's backend later)."""
+    import jax
+
     return jaxviz.random_cam(model, x, target, key=jax.random.key(0), resolution="input")
 
 
 # methods as the metrics see them: maps at the input's size
 EXPLAINERS = {
-    "saliency": jaxviz.saliency,
-    "input-x-gradient": jaxviz.input_x_gradient,
-    "guided-backprop": jaxviz.guided_backprop,
-    "gradcam": functools.partial(jaxviz.gradcam, resolution="input"),
-    "guided-gradcam": jaxviz.guided_gradcam,
-    "integrated-gradients": jaxviz.integrated_gradients,
-    "deconvolution": jaxviz.deconvolution,
-    "lrp": jaxviz.lrp,
-    "fullgrad": jaxviz.fullgrad,
+    "saliency": _explainer("saliency"),
+    "input-x-gradient": _explainer("input_x_gradient"),
+    "guided-backprop": _explainer("guided_backprop"),
+    "gradcam": _explainer("gradcam", resolution="input"),
+    "guided-gradcam": _explainer("guided_gradcam"),
+    "integrated-gradients": _explainer("integrated_gradients"),
+    "deconvolution": _explainer("deconvolution"),
+    "lrp": _explainer("lrp"),
+    "fullgrad": _explainer("fullgrad"),
     # pytorch-grad-cam's baselines, which a faithful method should beat
     "random-cam": _random_cam,
-    "sobel-cam": jaxviz.sobel_cam,
+    "sobel-cam": _explainer("sobel_cam"),
 }
 
 
@@ -61,43 +70,46 @@ def _curve(result):
 def _road(order):
     """ROAD on the |map| scaled to [0, 1]; for one order, its changes per percentile as the curve."""
     def run(m, x, t, a, f, k, o):
-        result = metrics.road(m, x, t, _unit_maps(a), order=order, key=k, percentiles=o["percentiles"])
+        result = jaxviz.metrics.road(m, x, t, _unit_maps(a), order=order, key=k, percentiles=o["percentiles"])
         return result.score if order == "combined" else (result.score, getattr(result, order))
 
     return run
 
 
 METRICS = {
-    "deletion": (False, lambda m, x, t, a, f, k, o: _curve(metrics.deletion(m, x, t, _pixels(a), step=o["step"]))),
-    "insertion": (False, lambda m, x, t, a, f, k, o: _curve(metrics.insertion(m, x, t, _pixels(a), step=o["step"]))),
-    "pixel-flipping": (False, lambda m, x, t, a, f, k, o: _curve(metrics.pixel_flipping(m, x, t, a))),
+    "deletion": (False, lambda m, x, t, a, f, k, o: _curve(
+        jaxviz.metrics.deletion(m, x, t, _pixels(a), step=o["step"]))),
+    "insertion": (False, lambda m, x, t, a, f, k, o: _curve(
+        jaxviz.metrics.insertion(m, x, t, _pixels(a), step=o["step"]))),
+    "pixel-flipping": (False, lambda m, x, t, a, f, k, o: _curve(jaxviz.metrics.pixel_flipping(m, x, t, a))),
     "region-perturbation": (False, lambda m, x, t, a, f, k, o: (
-        lambda drops: (drops.mean(axis=1), drops))(metrics.region_perturbation(m, x, t, a))),
-    "faithfulness-correlation": (True, lambda m, x, t, a, f, k, o: metrics.faithfulness_correlation(
+        lambda drops: (drops.mean(axis=1), drops))(jaxviz.metrics.region_perturbation(m, x, t, a))),
+    "faithfulness-correlation": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.faithfulness_correlation(
         m, x, t, a, key=k, n_runs=o["samples"])),
-    "infidelity": (True, lambda m, x, t, a, f, k, o: metrics.infidelity(m, x, t, a, key=k,
-                                                                        n_perturb_samples=o["samples"])),
+    "infidelity": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.infidelity(
+        m, x, t, a, key=k, n_perturb_samples=o["samples"])),
     "road": (True, _road("combined")),
     "road-morf": (True, _road("morf")),
     "road-lerf": (True, _road("lerf")),
-    "monotonicity-correlation": (True, lambda m, x, t, a, f, k, o: metrics.monotonicity_correlation(
+    "monotonicity-correlation": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.monotonicity_correlation(
         m, x, t, a, key=k, n_samples=o["samples"])),
-    "completeness": (False, lambda m, x, t, a, f, k, o: metrics.completeness(m, x, t, a)),
-    "drop-in-confidence": (False, lambda m, x, t, a, f, k, o: metrics.drop_in_confidence(m, x, t, _unit_maps(a))),
-    "increase-in-confidence": (False, lambda m, x, t, a, f, k, o: metrics.increase_in_confidence(
+    "completeness": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.completeness(m, x, t, a)),
+    "drop-in-confidence": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.drop_in_confidence(
         m, x, t, _unit_maps(a))),
-    "sensitivity-max": (True, lambda m, x, t, a, f, k, o: metrics.sensitivity_max(m, x, t, f, key=k,
-                                                                                  n_perturb_samples=o["samples"])),
-    "avg-sensitivity": (True, lambda m, x, t, a, f, k, o: metrics.avg_sensitivity(
+    "increase-in-confidence": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.increase_in_confidence(
+        m, x, t, _unit_maps(a))),
+    "sensitivity-max": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.sensitivity_max(
         m, x, t, f, key=k, n_perturb_samples=o["samples"])),
-    "local-lipschitz-estimate": (True, lambda m, x, t, a, f, k, o: metrics.local_lipschitz_estimate(
+    "avg-sensitivity": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.avg_sensitivity(
+        m, x, t, f, key=k, n_perturb_samples=o["samples"])),
+    "local-lipschitz-estimate": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.local_lipschitz_estimate(
         m, x, t, f, key=k, n_perturb_samples=o["samples"])),
     "mprt": (True, lambda m, x, t, a, f, k, o: (
         lambda r: (r.similarity["spearman_abs"][-1], r.similarity["spearman_abs"].T))(
-        metrics.mprt(m, x, t, f, key=k, measures=("spearman_abs",)))),
-    "random-logit": (True, lambda m, x, t, a, f, k, o: metrics.random_logit(m, x, t, f, key=k)),
-    "sparseness": (False, lambda m, x, t, a, f, k, o: metrics.sparseness(a)),
-    "complexity": (False, lambda m, x, t, a, f, k, o: metrics.complexity(a)),
+        jaxviz.metrics.mprt(m, x, t, f, key=k, measures=("spearman_abs",)))),
+    "random-logit": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.random_logit(m, x, t, f, key=k)),
+    "sparseness": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.sparseness(a)),
+    "complexity": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.complexity(a)),
 }
 
 
@@ -114,6 +126,8 @@ def _check(options) -> None:
 
 
 def _evaluate(model, x, target, seeds, options):
+    import jax
+
     arrays = {}
     keys = per_image_keys(options["seed"], seeds)
     for method_name in options["methods"]:

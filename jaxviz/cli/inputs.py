@@ -24,7 +24,6 @@ import numpy as np
 
 from jaxviz._io import file_sha256, load_npz, shown
 from jaxviz.errors import ImageError, InputError
-from jaxviz.images import load_image
 
 IMAGE_SUFFIXES = frozenset(
     ".jpg .jpeg .jpe .jfif .png .webp .bmp .gif .tif .tiff .ppm .pgm .pbm .pnm .tga .ico .jp2".split()
@@ -197,6 +196,8 @@ class ImageReader:
         if source.path is None:
             return sample_image(source.name[len("skimage:"):])
         if source.index is None:
+            from jaxviz.images import load_image  # jax: not needed to parse the command line
+
             return load_image(source.path)
         with self._lock:
             if source.path not in self._arrays:

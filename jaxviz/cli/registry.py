@@ -7,6 +7,9 @@ Options are declared once and serve both the command line (``--n-steps 32``) and
 files (``n_steps = 32``).  ``compute`` maps a padded batch to arrays with a leading
 batch axis; ``save`` turns one image's slice into output files (name suffix → bytes) and
 manifest extras.  Both are called with only the arguments they name (:func:`call_with`).
+
+The declarations are read to build the parser, so the command line's modules import jax
+and the methods inside the functions that compute: ``jaxviz --help`` does not wait for them.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxviz.errors import InputError
@@ -38,12 +39,17 @@ def positive(name: str, value, minimum=None):
 def per_image_keys(seed: int, seeds):
     """One ``jax.random`` key per image: the job's seed folded with the image's own, so
     results do not depend on batching, sharding or process count."""
+    import jax
+    import jax.numpy as jnp
+
     base = jax.random.key(seed)
     return jax.vmap(lambda s: jax.random.fold_in(base, s))(jnp.asarray(seeds, jnp.uint32))
 
 
 def per_image_normal(seed: int, seeds, shape, dtype):
     """One standard-normal draw of ``shape`` per image, keyed by (seed, image seed)."""
+    import jax
+
     return jax.vmap(lambda k: jax.random.normal(k, shape, dtype))(per_image_keys(seed, seeds))
 
 

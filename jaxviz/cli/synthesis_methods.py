@@ -8,19 +8,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 from PIL import Image
 
 import jaxviz
-from jaxviz import figures
+from jaxviz import choices, figures
 from jaxviz.cli.inputs import sample_image
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
 from jaxviz.cli.registry import Method, Option, per_image_keys, positive
 from jaxviz.errors import InputError
-from jaxviz.synthesis import PRESETS
-from jaxviz.synthesis.fooling import NORMS
 
 SEED = Option("seed", int, 0, "random seed (each image's noise comes from the seed and its name)")
 
@@ -69,6 +65,9 @@ def _check_fool(options):
 def per_image_class_viz_start(options, seeds, size, dtype):
     """Initial images and jitter offsets drawn per image from its seed (the course's
     ``randn`` start and ``randint(0, max_jitter + 1)`` rolls)."""
+    import jax
+    import jax.numpy as jnp
+
     init_keys, jitter_keys = jax.vmap(jax.random.split, out_axes=1)(per_image_keys(options["seed"], seeds))
     init = jax.vmap(lambda k: jax.random.normal(k, (size, size, 3), dtype))(init_keys)
     jitter = jax.vmap(lambda k: jax.random.randint(k, (options["num_iterations"], 2), 0, options["max_jitter"] + 1))(
@@ -130,13 +129,13 @@ class StyleSpec:
 
     @property
     def is_preset(self) -> bool:
-        return self.source in PRESETS
+        return self.source in choices.STYLE_PRESETS
 
     def path(self) -> Path:
         if not self.is_preset:
             return Path(self.source)
         folder = Path(self.data) if self.data else Path(os.environ.get("JAXVIZ_SHARED", "shared")) / "data" / "styles"
-        path = folder / PRESETS[self.source]["style"]
+        path = folder / choices.STYLE_PRESETS[self.source]["style"]
         if not path.is_file():
             raise InputError(f"style preset {self.source!r} needs {path}: give the course's styles folder "
                              f"(--data DIR or $JAXVIZ_SHARED), or an image path")
@@ -148,13 +147,14 @@ class StyleSpec:
         return _load_style(str(self.path()))
 
     def normalised(self, content_short_side: int) -> np.ndarray:
-        size = PRESETS[self.source]["style_size"] if self.is_preset else (self.style_size or content_short_side)
+        size = (choices.STYLE_PRESETS[self.source]["style_size"] if self.is_preset
+                else self.style_size or content_short_side)
         return jaxviz.preprocess(self.uint8(), size=size)
 
     def settings(self) -> dict:
         if not self.is_preset:
             return {}
-        return {k: v for k, v in PRESETS[self.source].items() if k not in ("style", "style_size")}
+        return {k: v for k, v in choices.STYLE_PRESETS[self.source].items() if k not in ("style", "style_size")}
 
 
 @functools.lru_cache(maxsize=16)
@@ -171,6 +171,8 @@ def _style(model, x, options, variant):
     settings = variant.settings()
     if len(settings.get("style_weights", ())) != len(model.architecture.style_layers):
         settings.pop("style_weights", None)  # the course's weights are for SqueezeNet's four layers
+    import jax.numpy as jnp
+
     result = jaxviz.style_transfer(model, x, style, num_iterations=options["num_iterations"],
                                    preserve_colors=options["preserve_colors"], **settings)
     return {"image": result.images, "loss": jnp.broadcast_to(result.losses[-1], (x.shape[0],))}
@@ -190,7 +192,7 @@ DECLARED = (
          Option("max_iter", int, 100, "most steps per image (default 100)"),
          Option("epsilon", float, 0.0, "L-inf/L2 budget in pixel units, e.g. 0.0314 (default 0: unbounded, "
                                        "the course's loop)"),
-         Option("norm", str, "linf", "budget norm with --epsilon (default linf)", choices=NORMS),
+         Option("norm", str, "linf", "budget norm with --epsilon (default linf)", choices=choices.FOOLING_NORMS),
          Option("magnify", float, 10.0, "difference image magnification (default 10)"),
          Option("slots", int, 0, "images stepped together (default 0: 1 on CPU, 16 on accelerators)")),
         _fool, _save_fool, target="explicit", check=_check_fool, on_devices=_fool_on_devices,
@@ -214,7 +216,7 @@ DECLARED = (
     ),
     Method(
         "style", "Gatys style transfer of each input onto each style",
-        (Option("styles", str, [], f"presets ({', '.join(PRESETS)}) or image paths", many=True),
+        (Option("styles", str, [], f"presets ({', '.join(choices.STYLE_PRESETS)}) or image paths", many=True),
          Option("num_iterations", int, 200, "Adam steps (default 200)"),
          Option("style_size", int, 0, "short side of style images given as paths (default 0: the content's)"),
          Option("preserve_colors", bool, False, "keep the content's colours"),

@@ -6,7 +6,6 @@ import argparse
 import json
 
 from jaxviz.cli import common
-from jaxviz.models import model, weights
 
 
 def register(sub) -> None:
@@ -33,6 +32,7 @@ def register(sub) -> None:
 
 
 def run_convert(args) -> int:
+    from jaxviz.models import weights
 
     out = weights.convert(args.src, args.out, arch=args.arch)
     print(out)
@@ -40,6 +40,7 @@ def run_convert(args) -> int:
 
 
 def run_info(args) -> int:
+    from jaxviz.models import model, weights
 
     arch = args.arch or common.DEFAULT_ARCH
     source = weights.resolve_weights(arch, args.weights)

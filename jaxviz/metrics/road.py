@@ -13,11 +13,11 @@ import numpy as np
 
 from jaxviz import _checks, scoring
 from jaxviz.attribution import _perturbations
+from jaxviz.choices import ROAD_PERCENTILES as PERCENTILES
 from jaxviz.errors import InputError
 from jaxviz.metrics import _common, _confidence
 
 ORDERS = ("combined", "morf", "lerf")
-PERCENTILES = (10, 20, 30, 40, 50, 60, 70, 80, 90)
 # The ROAD paper's weights of the 8 neighbours: 1/6 across an edge, 1/12 across a corner.
 NEIGHBOUR_WEIGHTS = (((-1, -1), 1 / 12), ((-1, 0), 1 / 6), ((-1, 1), 1 / 12), ((0, -1), 1 / 6),
                      ((0, 1), 1 / 6), ((1, -1), 1 / 12), ((1, 0), 1 / 6), ((1, 1), 1 / 12))

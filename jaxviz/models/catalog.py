@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import functools
+import importlib
 
+from jaxviz.choices import ARCHITECTURES, FAMILIES
 from jaxviz.errors import InputError
 from jaxviz.models import network as _network
 from jaxviz.models.architecture import Architecture
-from jaxviz.models.families import densenet, googlenet, mobilenet, resnet, squeezenet, vgg
 
-_FAMILIES = (squeezenet, resnet, vgg, mobilenet, densenet, googlenet)
-_FAMILY_OF = {arch: family for family in _FAMILIES for arch in family.ARCHITECTURES}
-ARCHITECTURES = tuple(_FAMILY_OF)
+_FAMILY_OF = {arch: family for family, archs in FAMILIES.items() for arch in archs}
 
 
 def check_arch(arch: str) -> str:
@@ -28,7 +27,7 @@ def network(arch: str | _network.Network) -> _network.Network:
 
 @functools.cache
 def _catalog_network(arch: str) -> _network.Network:
-    return _FAMILY_OF[arch].network(arch)
+    return importlib.import_module(f"jaxviz.models.families.{_FAMILY_OF[arch]}").network(arch)
 
 
 @functools.cache

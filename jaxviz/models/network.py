@@ -29,11 +29,10 @@ from typing import Callable, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 
+from jaxviz.choices import GUIDED_RULES
 from jaxviz.errors import InputError
 from jaxviz.models import layers, relevance
 
-# which activations a backward rule reaches: the ``nn.ReLU`` modules (Captum's hooks) or all
-GUIDED_RULES = ("modules", "all")
 # the backward rules an activation can take (``layers.BACKWARD_RULES``)
 BACKWARD_RULES = ("guided", "deconvolution", "deeplift")
 

@@ -17,11 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxviz import _checks, _deprecation, scoring
+from jaxviz.choices import FOOLING_NORMS as NORMS
 from jaxviz.errors import InputError
 from jaxviz.images import STD, pixel_bounds
-
-
-NORMS = ("linf", "l2")
 
 
 class FoolingResult(NamedTuple):

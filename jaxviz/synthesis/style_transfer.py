@@ -17,20 +17,13 @@ import numpy as np
 import optax
 
 from jaxviz import _checks
+from jaxviz.choices import STYLE_CONTENT_IMAGE, STYLE_IMAGE_SIZE, STYLE_PRESETS
 from jaxviz.errors import InputError
 from jaxviz.images import MEAN, STD
 from jaxviz.synthesis._snapshots import Snapshots, check_snapshot_at
 
-PRESETS = {
-    # content tubingen.jpg at 192, content layer 3, style layers (1, 4, 6, 7)
-    "composition_vii": dict(style="composition_vii.jpg", style_size=512, content_weight=5e-2,
-                            style_weights=(20000, 500, 12, 1), tv_weight=5e-2),
-    "the_scream": dict(style="the_scream.jpg", style_size=224, content_weight=3e-2,
-                       style_weights=(200000, 800, 12, 1), tv_weight=2e-2),
-    "starry_night": dict(style="starry_night.jpg", style_size=192, content_weight=6e-2,
-                         style_weights=(300000, 1000, 15, 3), tv_weight=2e-2),
-}
-CONTENT_IMAGE, IMAGE_SIZE = "tubingen.jpg", 192
+PRESETS = STYLE_PRESETS
+CONTENT_IMAGE, IMAGE_SIZE = STYLE_CONTENT_IMAGE, STYLE_IMAGE_SIZE
 
 
 def features(model, x, layers: Sequence[str | int]) -> dict:
