@@ -1,6 +1,7 @@
 """jaxviz: look inside an ImageNet CNN and synthesise images with it, in JAX."""
 
 import importlib
+import importlib.util
 
 from jaxviz.choices import ARCHITECTURES
 from jaxviz.errors import (
@@ -57,6 +58,8 @@ def __getattr__(name: str):
         value = importlib.import_module(_SUBMODULES[name])
     elif name in _HOME_OF:
         value = getattr(importlib.import_module(_HOME_OF[name]), name)
+    elif not name.startswith("__") and importlib.util.find_spec(f"jaxviz.{name}") is not None:
+        value = importlib.import_module(f"jaxviz.{name}")  # ``jaxviz.attribution`` and the like, as ever
     else:
         raise AttributeError(f"module 'jaxviz' has no attribute {name!r}")
     globals()[name] = value  # found once

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import Sequence
 
 import numpy as np
@@ -120,3 +121,44 @@ def grid_png(
 def save_grid(path: str | os.PathLike, rows, **kwargs) -> None:
     """Writes :func:`grid_png` to ``path`` atomically."""
     atomic_write_bytes(path, grid_png(rows, **kwargs))
+
+
+def randomisation_columns(n_steps: int) -> list[int]:
+    """The steps a randomisation figure shows out of ``n_steps``: the trained model (0), the
+    first three steps, a third and two thirds of the way, and the last."""
+    return sorted(s for s in {0, 1, 2, 3, n_steps // 3, 2 * n_steps // 3, n_steps} if s <= n_steps)
+
+
+def randomisation_png(image, maps: dict, titles: Sequence[str], *, caption: str = "") -> bytes:
+    """Adebayo et al.'s cascading randomisation figure as PNG bytes: ``image``, then a row per
+    method of its maps at the shown steps (|map| clipped at Captum's 2 %, resized to the image).
+
+    Args:
+      image: (H, W, 3) uint8.
+      maps: ``{method: (steps, h, w) maps}``, the steps :func:`randomisation_columns` picks.
+      titles: one per step ("trained", the layer randomised last, ...).
+      caption: the image column's title (e.g. its class).
+
+    Saved in a 96-colour palette: noisy maps do not compress, and figures live in git."""
+    rows = []
+    for steps in maps.values():
+        steps = np.abs(np.asarray(steps, np.float32))
+        if steps.shape[1:] != image.shape[:2]:
+            steps = resize_maps(steps, image.shape[:2])
+        rows.append([image] + [percentile_clip(steps[i:i + 1])[0] for i in range(len(steps))])
+    grid = grid_png(rows, row_titles=[_wrap(m) for m in maps], col_titles=[_wrap(t) for t in (caption, *titles)],
+                    cell=1.2)
+    buffer = io.BytesIO()
+    Image.open(io.BytesIO(grid)).convert("RGB").quantize(colors=96).save(buffer, format="PNG", optimize=True)
+    return buffer.getvalue()
+
+
+def _wrap(text: str, width: int = 14) -> str:
+    """``text`` on lines of about ``width`` characters, broken after '.', '-' or ' ' (layer
+    names and method names are long beside a small panel)."""
+    lines = [""]
+    for piece in re.findall(r"[^.\- ]*[.\- ]?", text):
+        if lines[-1] and len(lines[-1]) + len(piece) > width:
+            lines.append("")
+        lines[-1] += piece
+    return "\n".join(line.strip() for line in lines)

@@ -84,15 +84,6 @@ def curves_png(result: dict, names: list[str]) -> bytes:
     return buffer.getvalue()
 
 
-def small_png(data: bytes) -> bytes:
-    """A 96-colour palette copy: noisy maps do not compress, and the figure lives in git."""
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.open(io.BytesIO(data)).convert("RGB").quantize(colors=96).save(buffer, format="PNG", optimize=True)
-    return buffer.getvalue()
-
-
 def main() -> None:
     p = parser(__doc__, "sanity_check")
     p.add_argument("--arch", default="squeezenet1_1", choices=sorted(WEIGHTS))
@@ -103,22 +94,18 @@ def main() -> None:
     x = jaxviz.preprocess(X)
     randomisation = steps(model)
     names = [step_name(s) for s in randomisation]
-    shown = sorted({0, 1, 2, 3, len(names) // 3, 2 * len(names) // 3, len(names)})
-    rows, result = [], {}
+    shown = figures.randomisation_columns(len(names))
+    shown_maps, result = {}, {}
     for label, method in methods(args.arch).items():
         say(f"{label}: {len(names)} steps ...")
         r = metrics.mprt(model, x, y, method, key=jax.random.key(0), layers=randomisation,
                          measures=("spearman_abs", "ssim"), keep_maps=True)
         result[label] = {m: np.nanmean(np.asarray(v), axis=1).round(4).tolist() for m, v in r.similarity.items()}
-        maps = np.abs(np.asarray(r.maps[:, 0]))
-        if maps.shape[1:] != x.shape[1:3]:
-            maps = figures.resize_maps(maps, x.shape[1:3])
-        rows.append([figures.percentile_clip(maps[i:i + 1])[0] for i in shown])
+        shown_maps[label] = np.asarray(r.maps)[shown, 0]
     out = Path(args.out)
     titles = ["trained" if i == 0 else f"… {names[i - 1]}" for i in shown]
-    grid = figures.grid_png([[X[0]] + row for row in rows], row_titles=list(result),
-                            col_titles=[class_names()[y[0]]] + titles, cell=0.9)
-    atomic_write_bytes(out / f"sanity_check_{args.arch}.png", small_png(grid))
+    figure = figures.randomisation_png(X[0], shown_maps, titles, caption=class_names()[y[0]])
+    atomic_write_bytes(out / f"sanity_check_{args.arch}.png", figure)
     atomic_write_bytes(out / f"sanity_check_{args.arch}_curves.png", curves_png(result, names))
     atomic_write_bytes(out / f"sanity_check_{args.arch}.json",
                        json.dumps({"arch": args.arch, "images": args.images, "steps": names, "similarity": result},

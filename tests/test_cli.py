@@ -633,3 +633,32 @@ def test_evaluate_writes_each_images_scores_and_a_summary_that_resumes(photos, t
     assert _cli("evaluate", photos, "-b", 2, *common) == 0
     assert len(_ok(out, "evaluate")) == 3 and (out / "evaluate" / "summary.md").is_file()
     assert _cli("evaluate", photos, "--metrics", "nonsense", "--out", out, "-q") == 3  # bad options
+
+
+def test_evaluate_draws_the_randomisation_figure(photos, tmp_path):
+    """``--metrics mprt``: each method's Spearman, SSIM and HOG curves equal to the API's with
+    the image's own key, the steps in the JSON, and the cascading randomisation figure."""
+    from jaxviz.cli.registry import per_image_keys
+    from jaxviz.metrics.mprt import parameter_layers
+
+    out = tmp_path / "out"
+    assert _cli("evaluate", photos, "--methods", "saliency", "smoothgrad", "--metrics", "mprt", "--size", SIZE,
+                "--out", out, "-q") == 0
+    record = next(r for r in _ok(out, "evaluate") if r["key"] == "photos/a.png")
+    document = json.loads((out / "evaluate" / "photos/a.png.metrics.json").read_text())
+    model = jaxviz.load_model()
+    steps = list(reversed(parameter_layers(model)))
+    assert document["randomisation"] == {"steps": steps, "shown": [0, 1, 2, 3, len(steps) // 3,
+                                                                   2 * len(steps) // 3, len(steps)]}
+    x = jaxviz.preprocess(jaxviz.load_image(photos / "a.png"), size=SIZE)
+    key = per_image_keys(0, [inputs.key_seed("photos/a.png")])[0]
+    api = jaxviz.metrics.mprt(model, x, np.array([record["target"]]), jaxviz.saliency, key=key,
+                              measures=("spearman_abs", "ssim", "hog"))
+    for curve, measure in (("mprt", "spearman_abs"), ("mprt-ssim", "ssim"), ("mprt-hog", "hog")):
+        np.testing.assert_allclose(document["curves"][f"saliency/{curve}"], np.asarray(api.similarity[measure])[:, 0],
+                                   rtol=1e-4, atol=1e-5, err_msg=curve)
+        assert len(document["curves"][f"smoothgrad/{curve}"]) == len(steps) + 1
+    assert record["scores"]["saliency"]["mprt"] == pytest.approx(float(api.similarity["spearman_abs"][-1, 0]),
+                                                                 rel=1e-4, abs=1e-5)
+    figure = Image.open(out / "evaluate" / "photos/a.png.randomisation.png")
+    assert figure.format == "PNG" and figure.width > figure.height  # two rows of eight panels

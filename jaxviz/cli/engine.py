@@ -256,7 +256,8 @@ class _Runner:
     def _save(self, run: MethodRun, unit: Unit, x, arrays, target: int, seconds: float) -> None:
         image = None if x is None else jaxviz.deprocess(x)
         files, extras = call_with(run.method.save, image=image, x=x, arrays=arrays, options=run.options,
-                                  variant=unit.variant, arrays_format=self.job.arrays, wanted_figures=self.job.figures)
+                                  variant=unit.variant, arrays_format=self.job.arrays, wanted_figures=self.job.figures,
+                                  model=self.model)
         written = []
         for suffix, data in files.items():
             relative = f"{run.folder}/{unit.key}{suffix}"

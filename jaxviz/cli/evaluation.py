@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 import jaxviz
+from jaxviz import figures
 from jaxviz.choices import ROAD_PERCENTILES
 from jaxviz.cli.registry import Method, Option, per_image_keys, positive
 from jaxviz.errors import InputError
@@ -33,6 +34,15 @@ def _random_cam(model, x, target):
     return jaxviz.random_cam(model, x, target, key=jax.random.key(0), resolution="input")
 
 
+def _smoothgrad(model, x, target):
+    """SmoothGrad, 10 samples at σ 0.15 (the sanity-check paper's), the same noise for every
+    batch from one key: a deterministic method, as the robustness metrics need."""
+    import jax
+
+    smoothgrad = jaxviz.smooth(jaxviz.saliency, nt_samples=10, stdevs=0.15)
+    return smoothgrad(model, x, target, key=jax.random.key(0))
+
+
 # methods as the metrics see them: maps at the input's size
 EXPLAINERS = {
     "saliency": _explainer("saliency"),
@@ -41,6 +51,10 @@ EXPLAINERS = {
     "gradcam": _explainer("gradcam", resolution="input"),
     "guided-gradcam": _explainer("guided_gradcam"),
     "integrated-gradients": _explainer("integrated_gradients"),
+    "smoothgrad": _smoothgrad,
+    **{name: _explainer(name.replace("-", "_"), resolution="input")
+       for name in ("hirescam", "gradcam-plus-plus", "xgradcam", "layercam", "eigencam", "eigen-gradcam",
+                    "scorecam", "ablationcam")},
     "deconvolution": _explainer("deconvolution"),
     "lrp": _explainer("lrp"),
     "fullgrad": _explainer("fullgrad"),
@@ -62,7 +76,6 @@ def _unit_maps(a):
     return ((m - low) / np.where(high > low, high - low, 1)).astype(np.float32)
 
 
-# metric → (needs a key, function(model, x, target, attributions, method, key, options) → score or (score, curve))
 def _curve(result):
     return result.auc, result.probabilities
 
@@ -76,6 +89,20 @@ def _road(order):
     return run
 
 
+def _mprt(model, x, target, method, key):
+    """Cascading randomisation: the score and curve are the Spearman correlation of |map| (the
+    score after the last step); SSIM and HOG (maps of 24 × 24 or more) are further curves; the
+    maps of the steps a figure shows are kept."""
+    measures = ("spearman_abs", "ssim") + (("hog",) if min(x.shape[1:3]) >= 24 else ())
+    result = jaxviz.metrics.mprt(model, x, target, method, key=key, measures=measures, keep_maps=True)
+    shown = figures.randomisation_columns(len(result.layers))
+    spearman = result.similarity["spearman_abs"]
+    extras = {f"mprt-{m}": result.similarity[m].T for m in measures[1:]}
+    return spearman[-1], spearman.T, {**extras, "maps": np.moveaxis(np.asarray(result.maps)[shown], 0, 1)}
+
+
+# metric → (needs a key, function(model, x, target, attributions, method, key, options) → a score,
+# (score, curve), or (score, curve, {a further curve's name or "maps": (N, ...) array}))
 METRICS = {
     "deletion": (False, lambda m, x, t, a, f, k, o: _curve(
         jaxviz.metrics.deletion(m, x, t, _pixels(a), step=o["step"]))),
@@ -104,9 +131,7 @@ METRICS = {
         m, x, t, f, key=k, n_perturb_samples=o["samples"])),
     "local-lipschitz-estimate": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.local_lipschitz_estimate(
         m, x, t, f, key=k, n_perturb_samples=o["samples"])),
-    "mprt": (True, lambda m, x, t, a, f, k, o: (
-        lambda r: (r.similarity["spearman_abs"][-1], r.similarity["spearman_abs"].T))(
-        jaxviz.metrics.mprt(m, x, t, f, key=k, measures=("spearman_abs",)))),
+    "mprt": (True, lambda m, x, t, a, f, k, o: _mprt(m, x, t, f, k)),
     "random-logit": (True, lambda m, x, t, a, f, k, o: jaxviz.metrics.random_logit(m, x, t, f, key=k)),
     "sparseness": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.sparseness(a)),
     "complexity": (False, lambda m, x, t, a, f, k, o: jaxviz.metrics.complexity(a)),
@@ -141,10 +166,15 @@ def _evaluate(model, x, target, seeds, options):
                 result = jax.tree_util.tree_map(lambda *p: np.concatenate([np.asarray(v) for v in p]), *parts)
             else:
                 result = function(model, x, target, a, explain, None, options)
-            score, curve = result if isinstance(result, tuple) else (result, None)
+            score, curve, extras = (*result, {})[:3] if isinstance(result, tuple) else (result, None, {})
             arrays[f"score/{method_name}/{metric_name}"] = np.asarray(score, np.float64)
             if curve is not None:
                 arrays[f"curve/{method_name}/{metric_name}"] = np.asarray(curve, np.float64)
+            for name, value in extras.items():
+                if name == "maps":
+                    arrays[f"maps/{method_name}/{metric_name}"] = np.asarray(value, np.float32)
+                else:
+                    arrays[f"curve/{method_name}/{name}"] = np.asarray(value, np.float64)
     return arrays
 
 
@@ -167,17 +197,29 @@ def _curves_png(curves: dict) -> bytes:
     return buffer.getvalue()
 
 
-def _save(arrays, wanted_figures):
-    scores, curves = {}, {}
+def _save(model, image, arrays, wanted_figures):
+    scores, curves, randomised = {}, {}, {}
     for name, value in arrays.items():
         kind, method, metric = name.split("/")
         if kind == "score":
             scores.setdefault(method, {})[metric] = float(value)
+        elif kind == "maps":
+            randomised[method] = value
         else:
             curves[(method, metric)] = np.asarray(value).tolist()
     document = {"scores": scores,
                 "curves": {f"{method}/{metric}": values for (method, metric), values in curves.items()}}
-    files = {".metrics.json": json.dumps(document, indent=1).encode()}
+    files = {}
+    if randomised:
+        from jaxviz.metrics.mprt import parameter_layers
+
+        steps = tuple(reversed(parameter_layers(model)))  # cascading: the logits' layer first
+        shown = figures.randomisation_columns(len(steps))
+        document["randomisation"] = {"steps": list(steps), "shown": shown}
+        if wanted_figures:
+            titles = ["trained" if i == 0 else f"… {steps[i - 1]}" for i in shown]
+            files[".randomisation.png"] = figures.randomisation_png(image, randomised, titles)
+    files[".metrics.json"] = json.dumps(document, indent=1).encode()
     if curves and wanted_figures:
         files[".curves.png"] = _curves_png(curves)
     return files, {"scores": scores}

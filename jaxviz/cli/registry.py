@@ -125,7 +125,7 @@ class Method:
     Attributes:
       compute: ``(model, x, target, seeds, options, variant)`` → dict of (N, ...) arrays;
         it names only the arguments it uses.
-      save: ``(image, x, arrays, options, variant, arrays_format, figures)`` →
+      save: ``(image, x, arrays, options, variant, arrays_format, wanted_figures, model)`` →
         (files, manifest extras), for one image; likewise by name.
       inputs: ``"images"``, or ``"classes"``: one unit per class of ``classes(options)``.
       target: ``"any"`` (top-1 when not given), ``"explicit"`` (must be given), ``"none"``.
