@@ -797,22 +797,23 @@ def w33_fullgrad_squeezenet(_model, _tm, quick, notes):
     return _fullgrad_workload("squeezenet1_1", 2 if quick else 8)
 
 
-def _pair_workload(quick, full):
-    """SqueezeNet (jaxviz and PyTorch), course images and labels, and steps for a PAIR
-    workload: ``full`` = (images, steps), or one image and 10 steps when ``quick``."""
-    model, tm = pair("squeezenet1_1")
+def _pair_workload(quick, full, arch="squeezenet1_1"):
+    """``arch`` (jaxviz and PyTorch; SqueezeNet pretrained, others random), course images and
+    labels, and steps for a PAIR workload: ``full`` = (images, steps), or one image and 10
+    steps when ``quick``."""
+    model, tm = pair(arch)
     n, steps = (1, 10) if quick else full
     x, y, _, _ = _targets_and_images(n)
     return model, tm, x, y, steps
 
 
-def w34_guided_ig(_model, _tm, quick, notes):
+def _guided_ig_workload(quick, notes, arch, full):
     import saliency.core as pair_saliency
 
     from parity_tests import pair_reference
 
-    model, tm, x, y, steps = _pair_workload(quick, (4, 200))
-    notes.append("W34/W35: PAIR saliency explains one image at a time (its API), driven by the PyTorch model "
+    model, tm, x, y, steps = _pair_workload(quick, full, arch)
+    notes.append("W34/W35/W37: PAIR saliency explains one image at a time (its API), driven by the PyTorch model "
                  "(float32 input gradients of the target's logit); Guided IG takes one gradient per step.")
 
     def reference():
@@ -820,6 +821,14 @@ def w34_guided_ig(_model, _tm, quick, notes):
             return pair_reference.masks(pair_saliency.GuidedIG(), tm, x, y, dtype=np.float32, x_steps=steps)
 
     return (lambda: jaxviz.guided_ig(model, x, y, steps=steps)), {"PAIR GuidedIG": reference}, None
+
+
+def w34_guided_ig(_model, _tm, quick, notes):
+    return _guided_ig_workload(quick, notes, "squeezenet1_1", (4, 200))
+
+
+def w37_guided_ig_resnet50(_model, _tm, quick, notes):
+    return _guided_ig_workload(quick, notes, "resnet50", (2, 200))
 
 
 def w35_blur_ig(_model, _tm, quick, notes):
@@ -837,13 +846,13 @@ def w35_blur_ig(_model, _tm, quick, notes):
     return (lambda: jaxviz.blur_ig(model, x, y, steps=steps)), refs, None
 
 
-def w36_xrai(_model, _tm, quick, notes):
+def _xrai_workload(quick, notes, arch, full):
     import saliency.core as pair_saliency
 
     from parity_tests import pair_reference
 
-    model, tm, x, y, steps = _pair_workload(quick, (8, 100))
-    notes.append("W36: PAIR's XRAI (IG from the image's minimum and maximum, Felzenszwalb segments, greedy "
+    model, tm, x, y, steps = _pair_workload(quick, full, arch)
+    notes.append("W36/W38: PAIR's XRAI (IG from the image's minimum and maximum, Felzenszwalb segments, greedy "
                  "ranking), one image at a time, driven by the PyTorch model; jaxviz segments on the host too.")
 
     def reference(batch_size):
@@ -853,6 +862,14 @@ def w36_xrai(_model, _tm, quick, notes):
 
     refs = {f"PAIR XRAI, batch_size {b}": reference(b) for b in ((steps,) if quick else (25, 100))}
     return (lambda: jaxviz.xrai(model, x, y, n_steps=steps)), refs, None
+
+
+def w36_xrai(_model, _tm, quick, notes):
+    return _xrai_workload(quick, notes, "squeezenet1_1", (8, 100))
+
+
+def w38_xrai_resnet50(_model, _tm, quick, notes):
+    return _xrai_workload(quick, notes, "resnet50", (2, 100))
 
 
 WORKLOADS = {
@@ -892,6 +909,8 @@ WORKLOADS = {
     "W34 guided_ig 200 steps, SqueezeNet, 4 images": w34_guided_ig,
     "W35 blur_ig 100 steps, SqueezeNet, 4 images": w35_blur_ig,
     "W36 xrai 100 steps, SqueezeNet, 8 images": w36_xrai,
+    "W37 guided_ig 200 steps, ResNet-50, 2 images": w37_guided_ig_resnet50,
+    "W38 xrai 100 steps, ResNet-50, 2 images": w38_xrai_resnet50,
 }
 
 
