@@ -17,6 +17,7 @@ import argparse
 import contextlib
 import copy
 import datetime
+import functools
 import io
 import json
 import os
@@ -612,13 +613,13 @@ def _rise_batched(tm, xt, yt, maps, mode, step, substrate_fn, batch):
     return scores
 
 
-def w25_deletion_insertion(_model, _tm, quick, notes):
+def w25_deletion_insertion(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     import torch.nn.functional as F
 
     from jaxviz.metrics import _common
 
-    model, tm = pair("squeezenet1_1")
-    n = 2 if quick else 8
+    model, tm = pair(arch)
+    n = 2 if quick else images
     x, y, xt, yt = _targets_and_images(n)
     maps = np.asarray(jaxviz.saliency(model, x, y)).sum(-1)
     kernel = torch.from_numpy(np.float32(_common.rise_blur_kernel()))
@@ -639,14 +640,14 @@ def w25_deletion_insertion(_model, _tm, quick, notes):
     notes.append("W25: the reference is RISE's batched CausalMetric.evaluate ported to this harness (each step "
                  "moves every image's next pixels, then scores the images a batch at a time); 225 states per image "
                  "for deletion and for insertion.")
-    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in ((n,) if quick else (4, 8))}, None
+    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in ((n,) if quick else (n // 2, n))}, None
 
 
-def w26_infidelity(_model, _tm, quick, notes):
+def w26_infidelity(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     from captum.metrics import infidelity
 
-    model, tm = pair("squeezenet1_1")
-    n, samples = (2, 4) if quick else (8, 50)
+    model, tm = pair(arch)
+    n, samples = (2, 4) if quick else (images, 50)
     x, y, xt, yt = _targets_and_images(n)
     a = np.asarray(jaxviz.saliency(model, x, y, absolute=False))
     at = nchw(a)
@@ -662,12 +663,12 @@ def w26_infidelity(_model, _tm, quick, notes):
     return (lambda: jaxviz.metrics.infidelity(model, x, y, a, key=key, n_perturb_samples=samples)), refs, None
 
 
-def w27_sensitivity_max(_model, _tm, quick, notes):
+def w27_sensitivity_max(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     from captum.attr import Saliency
     from captum.metrics import sensitivity_max
 
-    model, tm = pair("squeezenet1_1")
-    n, samples = (2, 2) if quick else (8, 20)
+    model, tm = pair(arch)
+    n, samples = (2, 2) if quick else (images, 20)
     x, y, xt, yt = _targets_and_images(n)
     explain = Saliency(tm).attribute
     key = jax.random.key(0)
@@ -686,26 +687,35 @@ def _quantus_saliency(model, inputs, targets, **kwargs):
     return Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
 
 
-def w28_mprt(_model, _tm, quick, notes):
+def _quantus_guided_backprop(model, inputs, targets, **kwargs):
+    from captum.attr import GuidedBackprop
+
+    inputs = torch.from_numpy(np.asarray(inputs, np.float32)).requires_grad_()
+    return GuidedBackprop(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
+
+
+def w28_mprt(_model, _tm, quick, notes, arch="squeezenet1_1", images=8, method="saliency"):
     import quantus
 
-    model, tm = pair("squeezenet1_1")
-    n = 2 if quick else 8
+    model, tm = pair(arch)
+    n = 2 if quick else images
     x, y, xt, yt = _targets_and_images(n)
     key = jax.random.key(0)
     metric = quantus.MPRT(disable_warnings=True)
+    explain, reference = {"saliency": (jaxviz.saliency, _quantus_saliency),
+                          "guided_backprop": (jaxviz.guided_backprop, _quantus_guided_backprop)}[method]
     refs = {f"Quantus MPRT (cascading, every layer), batch_size {b}": (
         lambda b=b: metric(model=tm, x_batch=xt.numpy(), y_batch=yt.numpy(), a_batch=None,
-                           explain_func=_quantus_saliency, channel_first=True, device="cpu", batch_size=b))
-        for b in ((n,) if quick else (4, 8))}
-    return (lambda: jaxviz.metrics.mprt(model, x, y, jaxviz.saliency, key=key)), refs, None
+                           explain_func=reference, channel_first=True, device="cpu", batch_size=b))
+        for b in ((n,) if quick else (n // 2, n))}
+    return (lambda: jaxviz.metrics.mprt(model, x, y, explain, key=key)), refs, None
 
 
-def w29_faithfulness_correlation(_model, _tm, quick, notes):
+def w29_faithfulness_correlation(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     import quantus
 
-    model, tm = pair("squeezenet1_1")
-    n, runs = (2, 4) if quick else (8, 100)
+    model, tm = pair(arch)
+    n, runs = (2, 4) if quick else (images, 100)
     x, y, xt, yt = _targets_and_images(n)
     a = np.asarray(jaxviz.saliency(model, x, y, absolute=False))
     metric = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=224, return_aggregate=False,
@@ -717,12 +727,12 @@ def w29_faithfulness_correlation(_model, _tm, quick, notes):
     return (lambda: jaxviz.metrics.faithfulness_correlation(model, x, y, a, key=key, n_runs=runs)), refs, None
 
 
-def w30_road(_model, _tm, quick, notes):
+def w30_road(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     from pytorch_grad_cam.metrics.road import ROADCombined
     from pytorch_grad_cam.utils.model_targets import ClassifierOutputSoftmaxTarget
 
-    model, tm = pair("squeezenet1_1")
-    n = 2 if quick else 8
+    model, tm = pair(arch)
+    n = 2 if quick else images
     x, y, xt, yt = _targets_and_images(n)
     maps = np.asarray(jaxviz.gradcam(model, x, y, resolution="input"), np.float32)
     percentiles = (10, 30, 50, 70, 90)
@@ -911,6 +921,17 @@ WORKLOADS = {
     "W36 xrai 100 steps, SqueezeNet, 8 images": w36_xrai,
     "W37 guided_ig 200 steps, ResNet-50, 2 images": w37_guided_ig_resnet50,
     "W38 xrai 100 steps, ResNet-50, 2 images": w38_xrai_resnet50,
+    # #18's metric workloads at its size: 16 images, SqueezeNet (pretrained) and ResNet-18 (random)
+    **{f"W{39 + 2 * i + j} {title}, {label}, 16 images": functools.partial(function, arch=arch, images=16, **extra)
+       for i, (title, function, extra) in enumerate((
+           ("deletion + insertion (224 px a step)", w25_deletion_insertion, {}),
+           ("infidelity 50 samples", w26_infidelity, {}),
+           ("sensitivity_max 20 samples (saliency)", w27_sensitivity_max, {}),
+           ("mprt cascading over every layer (saliency)", w28_mprt, {}),
+           ("mprt cascading over every layer (guided backprop)", w28_mprt, {"method": "guided_backprop"}),
+           ("faithfulness_correlation 100 runs of 224", w29_faithfulness_correlation, {}),
+           ("road combined, 5 percentiles (GradCAM)", w30_road, {})))
+       for j, (arch, label) in enumerate((("squeezenet1_1", "SqueezeNet"), ("resnet18", "ResNet-18")))},
 }
 
 
