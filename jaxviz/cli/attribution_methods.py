@@ -10,7 +10,7 @@ import numpy as np
 import jaxviz
 from jaxviz import choices, figures
 from jaxviz.cli.outputs import array_files, png_bytes, side_by_side
-from jaxviz.cli.registry import Method, Option, per_image_keys, per_image_normal, positive
+from jaxviz.cli.registry import Method, Option, per_image_keys, per_image_normal, positive, public_function
 from jaxviz.errors import InputError
 
 
@@ -156,6 +156,7 @@ def _neuron(model, x, layer, options):
 def _neuron_computation(function, **names):
     """A neuron method's computation: ``function`` names the jaxviz function, ``names`` maps
     its keywords to option names."""
+    public_function(function)
 
     def compute(model, x, options):
         layer = _layer(model, options)
@@ -183,6 +184,7 @@ def _layer_heat(attribution, image_shape, options):
 def _layer_computation(function, **names):
     """A layer method's computation: ``function`` names the jaxviz function, ``names`` maps
     its keywords to option names."""
+    public_function(function)
 
     def compute(model, x, target, options):
         layer = _layer(model, options)
@@ -290,6 +292,8 @@ CAM_KEYWORDS = {"masked_batch": ("batch_size", int), "comparison_alpha": ("alpha
 def _cam_computation(function, extra=()):
     """A CAM's computation: ``function`` names the jaxviz function; its common options and its
     ``extra`` ones (keywords by :data:`CAM_KEYWORDS`)."""
+    public_function(function)
+
     def compute(model, x, target, options):
         more = {}
         for option in extra:
@@ -412,6 +416,7 @@ def _per_image_coalitions(sample, mask, x, seeds, options):
 def _coalition_method(function):
     """A coalition method's computation: ``function`` names the jaxviz function and the module
     whose ``sample_coalitions`` draws its coalitions."""
+    public_function(function)
 
     def compute(model, x, target, seeds, options):
         mask = _feature_mask(x, options)

@@ -156,10 +156,10 @@ def resolve_for_arch(runs: list[MethodRun], arch: str, target, where: str = "") 
     """Checks what depends on the architecture — the architecture itself, class indices,
     layer names — before any model is loaded or any folder is made, and fills in the
     architecture's defaults (a layer left unset becomes its default layer)."""
-    if not isinstance(arch, str) or arch not in ARCHITECTURES:
-        raise InputError(f"{where}`arch` must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     from jaxviz.models import describe
 
+    if not isinstance(arch, str) or arch not in ARCHITECTURES:
+        raise InputError(f"{where}`arch` must be one of {', '.join(ARCHITECTURES)}, got {arch!r}")
     description = describe(arch)
 
     def check_class(value, name):
@@ -244,10 +244,10 @@ def run_method(args) -> int:
 
 
 def _execute(job: Job) -> int:
-    if not job.sources and not job.problems and any(r.method.inputs == "images" for r in job.runs):
-        raise InputError("no images found in the inputs")
     from jaxviz.cli import engine
 
+    if not job.sources and not job.problems and any(r.method.inputs == "images" for r in job.runs):
+        raise InputError("no images found in the inputs")
     summary = engine.execute(job)
     return common.EXIT_PARTIAL if summary.exit_code else common.EXIT_OK
 

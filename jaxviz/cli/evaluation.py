@@ -13,12 +13,13 @@ import numpy as np
 import jaxviz
 from jaxviz import figures
 from jaxviz.choices import ROAD_PERCENTILES
-from jaxviz.cli.registry import Method, Option, per_image_keys, positive
+from jaxviz.cli.registry import Method, Option, per_image_keys, positive, public_function
 from jaxviz.errors import InputError
 
 def _explainer(function: str, **options):
     """``jaxviz.<function>`` with ``options``: one function object per method, so the metrics'
     compiled programs are cached, and jax loaded only when it runs."""
+    public_function(function)
 
     def explain(model, x, target):
         return getattr(jaxviz, function)(model, x, target, **options)

@@ -53,6 +53,17 @@ def per_image_normal(seed: int, seeds, shape, dtype):
     return jax.vmap(lambda k: jax.random.normal(k, shape, dtype))(per_image_keys(seed, seeds))
 
 
+def public_function(name: str) -> str:
+    """``name``, checked to be a public jaxviz function's: declarations name the functions they
+    call (jaxviz loads them on first use), and a wrong name must fail at import, not when a
+    command runs."""
+    import jaxviz
+
+    if name not in jaxviz.__all__:
+        raise ValueError(f"jaxviz has no public function {name!r}")
+    return name
+
+
 def call_with(function: Callable, **available):
     """Calls ``function`` with the arguments it names, taken from ``available``."""
     names = inspect.signature(function).parameters
