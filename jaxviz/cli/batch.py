@@ -113,9 +113,11 @@ a job file (TOML; relative paths are relative to the file):
   [gradcam]                      # layer: default the model's last convolutional block
   [integrated-gradients]
   n_steps = 32
-  [[guided-gradcam]]             # a method twice: give each a folder
-  folder = "ggc-f9"
-  layer = "features.9"
+  [[occlusion]]                  # a method twice: give each a folder
+  folder = "occlusion-15"
+  [[occlusion]]
+  folder = "occlusion-30"
+  window = 30
   [fool]
   target = 6
   [class-viz]
