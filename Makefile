@@ -42,8 +42,16 @@ FAST_COMPILE := XLA_FLAGS="$(XLA_FLAGS) --xla_backend_optimization_level=0"
 # thread in each only contends (the course's fooling loop: 45 s with two, 27 s with one).
 test-parity test-float64 test-cli test-library: export OMP_NUM_THREADS ?= 1
 
+# One XLA compilation cache for the whole run, shared by the four processes and the CLI
+# processes the tests start: the same program (a model's forward and gradient at one size)
+# is compiled in many test modules, and conftest.py's per-module release would compile
+# it again each time; from the disk cache it loads in a fraction of the time.  Its keys are
+# the program, the XLA flags and the jax version, so a hit is the same executable.  A fresh
+# folder each run, removed afterwards: what `make test` measures is what CI runs.
 test: install
-	@$(MAKE) --no-print-directory -k -j2 --output-sync=target \
+	@cache=$$(mktemp -d) && trap 'rm -rf "$$cache"' EXIT && \
+	JAX_COMPILATION_CACHE_DIR=$$cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 \
+	$(MAKE) --no-print-directory -k -j2 --output-sync=target \
 		test-parity test-float64 test-cli test-library
 
 test-exhaustive: install

@@ -18,7 +18,8 @@ from jaxviz import sharding
 from jaxviz.errors import InputError
 from conftest import ROOT, SHARED
 
-FOUR_DEVICES = "--xla_force_host_platform_device_count=4"
+# Added to the lane's own XLA flags (make test compiles these at -O0), not in their place.
+FOUR_DEVICES = f"{os.environ.get('XLA_FLAGS', '')} --xla_force_host_platform_device_count=4".strip()
 
 
 def _env(**extra) -> dict:
