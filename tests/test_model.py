@@ -71,6 +71,32 @@ def test_max_pool_gradient_goes_to_first_maximum():
     np.testing.assert_array_equal(g[0, :, :, 0], expected)
 
 
+@pytest.mark.parametrize("stride, padding, kernel", [(1, 1, 3), (2, 1, 3), (2, 2, 5)])
+def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stride, padding, kernel):
+    """The depthwise convolution's and the average pool's own backward passes (written for
+    XLA:CPU's fusion, jaxviz.models.layers) against autodiff of the same forward, with a
+    second derivative on top (ShapleyCAM takes a JVP of a gradient)."""
+    from jaxviz.models import layers
+
+    rng = np.random.default_rng(stride + kernel)
+    with jax.enable_x64(True):
+        x = jnp.asarray(rng.normal(size=(2, 10, 13, 4)))
+        w = jnp.asarray(rng.normal(size=(kernel, kernel, 1, 4)))
+        cases = [(lambda a, b: layers._depthwise_conv(a, b, stride, padding),
+                  lambda a, b: layers._depthwise_taps(a, b, stride, padding)),
+                 (lambda a, b: layers.avg_pool(a * b.mean(), kernel - 1, stride),
+                  lambda a, b: layers._avg_pool_taps(a * b.mean(), kernel - 1, stride))]
+        for ours, plain in cases:
+            def loss(f):
+                return lambda a, b: jnp.sum(jnp.tanh(f(a, b)) ** 2)
+
+            for got, want in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(plain), (0, 1))(x, w)):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+            got = jax.jvp(jax.grad(loss(ours)), (x, w), (w.sum() * x, w))[1]
+            want = jax.jvp(jax.grad(loss(plain)), (x, w), (w.sum() * x, w))[1]
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
 def test_repeated_calls_do_not_recompile(model):
     from jaxviz.models.model import _logits
 

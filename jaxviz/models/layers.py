@@ -73,6 +73,19 @@ def conv_windows(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0) -> l
     ]
 
 
+def _computed_once(g):
+    """``g``, computed once (g + 0 is g).
+
+    XLA:CPU fuses an elementwise producer into every consumer.  A backward pass that reads
+    its cotangent at kh·kw shifted positions (a pool's routing or average) would therefore
+    recompute the cotangent's producer -- a chain of ReLU masks and BatchNorms, summed over
+    DenseNet's concatenated layers -- kh·kw times per element.  A reduction is not fused into
+    its consumers, so its output is a buffer.  (``lax.optimization_barrier`` says the same,
+    but XLA:CPU drops it before fusion.)
+    """
+    return jnp.sum(jnp.stack([g, jnp.zeros_like(g)], axis=-1), axis=-1)
+
+
 def relu(x):
     """Standard ReLU; its gradient at 0 is 0, like PyTorch's."""
     return jax.nn.relu(x)
@@ -342,6 +355,7 @@ def _route_to_first_maxima(x, y, g, kernel, stride, padding, ceil_mode):
     if copies > 1:
         first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
+    g = _computed_once(g)  # read below at each of the kernel² taps
     routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
     return _scatter_windows(routed, x.shape[:-1] + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding)
 
@@ -427,6 +441,28 @@ def max_pool_ceil(x, kernel: int = 3, stride: int = 2):
 def avg_pool(x, kernel: int, stride: int | None = None):
     """``torch.nn.AvgPool2d(kernel, stride)`` (no padding, floor mode) on an NHWC batch."""
     stride = kernel if stride is None else stride
+    return _avg_pool(x, kernel, stride)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
+def _avg_pool(x, kernel: int, stride: int):
+    return _avg_pool_taps(x, kernel, stride)
+
+
+def _avg_pool_fwd(x, kernel, stride):
+    return _avg_pool_taps(x, kernel, stride), x
+
+
+def _avg_pool_bwd(kernel, stride, x, g):
+    # autodiff's own transpose (kernel² padded copies of g, summed), of g computed once
+    _, vjp = jax.vjp(lambda a: _avg_pool_taps(a, kernel, stride), x)
+    return vjp(_computed_once(g))
+
+
+_avg_pool.defvjp(_avg_pool_fwd, _avg_pool_bwd)
+
+
+def _avg_pool_taps(x, kernel: int, stride: int):
     _, h, w, _ = x.shape
     oh, ow = pool_output_size(h, kernel, stride, 0, False), pool_output_size(w, kernel, stride, 0, False)
     if oh < 1 or ow < 1:
@@ -479,19 +515,52 @@ def target_column_linear(x, kernel, bias, target):
     return y if bias is None else y + bias[target]
 
 
+def _depthwise_taps(x, kernel, stride: int, padding: int):
+    kh, kw, _, cout = kernel.shape
+    windows = conv_windows(x, kh, kw, stride=stride, padding=padding)
+    taps = kernel.reshape(kh * kw, 1, 1, 1, cout)
+    return functools.reduce(jnp.add, (window * taps[k] for k, window in enumerate(windows)))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _depthwise_conv(x, kernel, stride: int, padding: int):
+    return _depthwise_taps(x, kernel, stride, padding)
+
+
+def _depthwise_conv_fwd(x, kernel, stride, padding):
+    return _depthwise_taps(x, kernel, stride, padding), (x, kernel)
+
+
+def _depthwise_conv_bwd(stride, padding, residuals, g):
+    # The input gradient is XLA's transposed convolution, not autodiff's transpose of the
+    # taps (kh·kw padded, shifted products summed): XLA fuses the cotangent's producer -- the
+    # next layer's ReLU6 mask, which recomputes this convolution's taps -- into each of those
+    # kh·kw products (an optimization barrier does not survive XLA:CPU's passes), and
+    # MobileNetV2's input gradient took twice torch's time.  A convolution is not fused: its
+    # operand is computed once.  (As the forward, the same convolution is slower than the taps.)
+    x, kernel = residuals
+    _, vjp_x = jax.vjp(lambda a: lax.conv_general_dilated(
+        a, kernel, (stride, stride), ((padding, padding), (padding, padding)),
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1]), x)
+    _, vjp_k = jax.vjp(lambda b: _depthwise_taps(x, b, stride, padding), kernel)
+    return vjp_x(g)[0], vjp_k(g)[0]
+
+
+_depthwise_conv.defvjp(_depthwise_conv_fwd, _depthwise_conv_bwd)
+
+
 def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups: int = 1):
     """NHWC convolution with ``groups`` groups (kernel (kh, kw, Cin/groups, Cout)).
 
     A depthwise convolution (one input channel per group, Cout = Cin) is a sum of kh·kw
-    shifted, scaled views: elementwise work that XLA fuses into one pass.
+    shifted, scaled views: elementwise work that XLA fuses into one pass (its input gradient
+    is a transposed convolution, :func:`_depthwise_conv`).
     """
     kh, kw, cin_group, cout = kernel.shape
     if groups == 1:
         y = conv2d(x, kernel, None, stride=stride, padding=padding)
     elif cin_group == 1 and cout == x.shape[-1]:
-        windows = conv_windows(x, kh, kw, stride=stride, padding=padding)
-        taps = kernel.reshape(kh * kw, 1, 1, 1, cout)
-        y = functools.reduce(jnp.add, (window * taps[k] for k, window in enumerate(windows)))
+        y = _depthwise_conv(x, kernel, stride, padding)
     else:
         if x.shape[1] + 2 * padding < kh or x.shape[2] + 2 * padding < kw:
             raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {x.shape[1]}×{x.shape[2]}")
