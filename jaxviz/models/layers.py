@@ -532,18 +532,14 @@ def _depthwise_conv_fwd(x, kernel, stride, padding):
 
 
 def _depthwise_conv_bwd(stride, padding, residuals, g):
-    # The input gradient is XLA's transposed convolution, not autodiff's transpose of the
-    # taps (kh·kw padded, shifted products summed): XLA fuses the cotangent's producer -- the
-    # next layer's ReLU6 mask, which recomputes this convolution's taps -- into each of those
-    # kh·kw products (an optimization barrier does not survive XLA:CPU's passes), and
-    # MobileNetV2's input gradient took twice torch's time.  A convolution is not fused: its
-    # operand is computed once.  (As the forward, the same convolution is slower than the taps.)
+    # autodiff's own transpose of the taps (kh·kw padded, shifted products of g, summed), of
+    # g computed once: otherwise XLA fuses g's producer -- the next layer's ReLU6 mask, which
+    # recomputes this convolution's taps -- into each of the kh·kw products (MobileNetV2's
+    # input gradient took twice torch's time).  XLA's transposed convolution in its place was
+    # faster on some batches and 5x slower on others (and in float64).
     x, kernel = residuals
-    _, vjp_x = jax.vjp(lambda a: lax.conv_general_dilated(
-        a, kernel, (stride, stride), ((padding, padding), (padding, padding)),
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), feature_group_count=x.shape[-1]), x)
-    _, vjp_k = jax.vjp(lambda b: _depthwise_taps(x, b, stride, padding), kernel)
-    return vjp_x(g)[0], vjp_k(g)[0]
+    _, vjp = jax.vjp(lambda a, b: _depthwise_taps(a, b, stride, padding), x, kernel)
+    return vjp(_computed_once(g))
 
 
 _depthwise_conv.defvjp(_depthwise_conv_fwd, _depthwise_conv_bwd)
@@ -553,8 +549,8 @@ def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups
     """NHWC convolution with ``groups`` groups (kernel (kh, kw, Cin/groups, Cout)).
 
     A depthwise convolution (one input channel per group, Cout = Cin) is a sum of kh·kw
-    shifted, scaled views: elementwise work that XLA fuses into one pass (its input gradient
-    is a transposed convolution, :func:`_depthwise_conv`).
+    shifted, scaled views: elementwise work that XLA fuses into one pass (and its backward
+    pass, :func:`_depthwise_conv`).
     """
     kh, kw, cin_group, cout = kernel.shape
     if groups == 1:
