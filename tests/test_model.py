@@ -82,7 +82,7 @@ def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stri
     with jax.enable_x64(True):
         x = jnp.asarray(rng.normal(size=(2, 10, 13, 4)))
         w = jnp.asarray(rng.normal(size=(kernel, kernel, 1, 4)))
-        cases = [(lambda a, b: layers._depthwise_conv(a, b, stride, padding),
+        cases = [(lambda a, b: layers.grouped_conv2d(a, b, None, stride=stride, padding=padding, groups=4),
                   lambda a, b: layers._depthwise_taps(a, b, stride, padding)),
                  (lambda a, b: layers.avg_pool(a * b.mean(), kernel - 1, stride),
                   lambda a, b: layers._avg_pool_taps(a * b.mean(), kernel - 1, stride))]

@@ -86,6 +86,16 @@ def _computed_once(g):
     return jnp.sum(jnp.stack([g, jnp.zeros_like(g)], axis=-1), axis=-1)
 
 
+def _reading_cotangent_once(forward):
+    """``forward`` (a function of arrays) with autodiff's own backward pass, taken of the
+    cotangent :func:`_computed_once`: for backward passes that read it at kh·kw shifted
+    positions (a depthwise convolution's, an average pool's)."""
+    function = jax.custom_vjp(forward)
+    function.defvjp(lambda *arrays: (forward(*arrays), arrays),
+                    lambda arrays, g: jax.vjp(forward, *arrays)[1](_computed_once(g)))
+    return function
+
+
 def relu(x):
     """Standard ReLU; its gradient at 0 is 0, like PyTorch's."""
     return jax.nn.relu(x)
@@ -441,25 +451,7 @@ def max_pool_ceil(x, kernel: int = 3, stride: int = 2):
 def avg_pool(x, kernel: int, stride: int | None = None):
     """``torch.nn.AvgPool2d(kernel, stride)`` (no padding, floor mode) on an NHWC batch."""
     stride = kernel if stride is None else stride
-    return _avg_pool(x, kernel, stride)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2))
-def _avg_pool(x, kernel: int, stride: int):
-    return _avg_pool_taps(x, kernel, stride)
-
-
-def _avg_pool_fwd(x, kernel, stride):
-    return _avg_pool_taps(x, kernel, stride), x
-
-
-def _avg_pool_bwd(kernel, stride, x, g):
-    # autodiff's own transpose (kernel² padded copies of g, summed), of g computed once
-    _, vjp = jax.vjp(lambda a: _avg_pool_taps(a, kernel, stride), x)
-    return vjp(_computed_once(g))
-
-
-_avg_pool.defvjp(_avg_pool_fwd, _avg_pool_bwd)
+    return _reading_cotangent_once(lambda a: _avg_pool_taps(a, kernel, stride))(x)
 
 
 def _avg_pool_taps(x, kernel: int, stride: int):
@@ -522,41 +514,22 @@ def _depthwise_taps(x, kernel, stride: int, padding: int):
     return functools.reduce(jnp.add, (window * taps[k] for k, window in enumerate(windows)))
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _depthwise_conv(x, kernel, stride: int, padding: int):
-    return _depthwise_taps(x, kernel, stride, padding)
-
-
-def _depthwise_conv_fwd(x, kernel, stride, padding):
-    return _depthwise_taps(x, kernel, stride, padding), (x, kernel)
-
-
-def _depthwise_conv_bwd(stride, padding, residuals, g):
-    # autodiff's own transpose of the taps (kh·kw padded, shifted products of g, summed), of
-    # g computed once: otherwise XLA fuses g's producer -- the next layer's ReLU6 mask, which
-    # recomputes this convolution's taps -- into each of the kh·kw products (MobileNetV2's
-    # input gradient took twice torch's time).  XLA's transposed convolution in its place was
-    # faster on some batches and 5x slower on others (and in float64).
-    x, kernel = residuals
-    _, vjp = jax.vjp(lambda a, b: _depthwise_taps(a, b, stride, padding), x, kernel)
-    return vjp(_computed_once(g))
-
-
-_depthwise_conv.defvjp(_depthwise_conv_fwd, _depthwise_conv_bwd)
-
-
 def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups: int = 1):
     """NHWC convolution with ``groups`` groups (kernel (kh, kw, Cin/groups, Cout)).
 
     A depthwise convolution (one input channel per group, Cout = Cin) is a sum of kh·kw
-    shifted, scaled views: elementwise work that XLA fuses into one pass (and its backward
-    pass, :func:`_depthwise_conv`).
+    shifted, scaled views: elementwise work that XLA fuses into one pass.
     """
     kh, kw, cin_group, cout = kernel.shape
     if groups == 1:
         y = conv2d(x, kernel, None, stride=stride, padding=padding)
     elif cin_group == 1 and cout == x.shape[-1]:
-        y = _depthwise_conv(x, kernel, stride, padding)
+        # Its backward pass reads the cotangent once: otherwise XLA fuses the cotangent's
+        # producer -- the next layer's ReLU6 mask, which recomputes these taps -- into each
+        # of the kh·kw shifted products (MobileNetV2's input gradient took twice torch's
+        # time).  XLA's transposed convolution in its place was faster on some batches and
+        # 5x slower on others, 8x in float64 (benchmarks/results/architectures/notes.md).
+        y = _reading_cotangent_once(lambda a, b: _depthwise_taps(a, b, stride, padding))(x, kernel)
     else:
         if x.shape[1] + 2 * padding < kh or x.shape[2] + 2 * padding < kw:
             raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {x.shape[1]}×{x.shape[2]}")
