@@ -191,14 +191,15 @@ def exact_hardsigmoid() -> torch.nn.Module:
 
 
 def torch_model(arch: str, state_dict, dtype: str = "float32") -> torch.nn.Module:
-    # Built on the meta device and given the state_dict's own tensors: torchvision's
-    # initialisation of VGG's 100M-parameter classifier took 3 s a model, only to be
-    # overwritten.  np.array copies, so no test's changes reach the cached state_dict.
+    # Built on the meta device and given copies of the state_dict's arrays in the model's
+    # dtype: torchvision's initialisation of VGG's 100M-parameter classifier took 3 s a
+    # model, only to be overwritten.  (astype copies: no test's changes reach the cached
+    # state_dict.)
     with torch.device("meta"):
         module = torchvision_module(arch)
     as_dtype = np.float64 if dtype == "float64" else np.float32
     missing, unexpected = module.load_state_dict(
-        {k: torch.from_numpy(np.array(v, np.float32).astype(as_dtype, copy=False)) for k, v in state_dict.items()},
+        {k: torch.from_numpy(np.asarray(v, np.float32).astype(as_dtype)) for k, v in state_dict.items()},
         strict=False, assign=True)
     assert not unexpected and all(k.endswith("num_batches_tracked") for k in missing), (missing, unexpected)
     for key in missing:

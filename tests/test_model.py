@@ -97,7 +97,6 @@ def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stri
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
 
 
-
 @pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (7, 2, 3), (11, 4, 2), (1, 2, 0), (5, 1, 2)])
 def test_patches_are_the_row_major_windows_exactly(kernel, stride, padding):
     """im2col gathered in two steps (layers.patches) holds each output position's window in
@@ -107,6 +106,7 @@ def test_patches_are_the_row_major_windows_exactly(kernel, stride, padding):
     x = jnp.asarray(np.random.default_rng(kernel).normal(size=(2, 23, 26, 3)), jnp.float32)
     want = jnp.concatenate(layers.conv_windows(x, kernel, kernel, stride=stride, padding=padding), axis=-1)
     np.testing.assert_array_equal(layers.patches(x, kernel, kernel, stride=stride, padding=padding), want)
+
 
 def test_repeated_calls_do_not_recompile(model):
     from jaxviz.models.model import _logits

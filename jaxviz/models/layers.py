@@ -54,15 +54,11 @@ def patches(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0):
     window order with channels innermost (the order of an HWIO kernel reshaped to 2-D).
 
     Gathered in two steps, the kw column offsets and then the kh row offsets of those
-    columns: kh + kw slices instead of kh·kw, each a kernel XLA compiles separately (a
-    ResNet's program compiles in less than half the time; it runs as fast).
+    columns: kh + kw slices instead of kh·kw, each a kernel XLA compiles on its own
+    (benchmarks/results/design-notes.md).
     """
-    if padding:
-        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    n, height, width, channels = x.shape
-    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
-    if out_h < 1 or out_w < 1:
-        raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
+    x, out_h, out_w = _padded_for_windows(x, kh, kw, stride, padding)
+    n, height, _, channels = x.shape
     columns = [lax.slice(x, (0, 0, j, 0), (n, height, j + stride * (out_w - 1) + 1, channels), (1, 1, stride, 1))
                for j in range(kw)]
     columns = jnp.concatenate(columns, axis=-1) if kw > 1 else columns[0]
@@ -75,18 +71,25 @@ def patches(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0):
 def conv_windows(x, kh: int, kw: int, *, stride: int = 1, padding: int = 0) -> list:
     """The kh·kw strided views of the zero-padded input a convolution reads, each
     (N, H', W', C), in row-major window order."""
-    if padding:
-        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
-    height, width = x.shape[1:3]
-    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
-    if out_h < 1 or out_w < 1:
-        raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
+    x, out_h, out_w = _padded_for_windows(x, kh, kw, stride, padding)
     return [
         lax.slice(x, (0, i, j, 0), (x.shape[0], i + stride * (out_h - 1) + 1, j + stride * (out_w - 1) + 1,
                                      x.shape[3]), (1, stride, stride, 1))
         for i in range(kh)
         for j in range(kw)
     ]
+
+
+def _padded_for_windows(x, kh: int, kw: int, stride: int, padding: int):
+    """(the zero-padded input, H', W') of a kh×kw convolution; an input smaller than one
+    window is an InputError."""
+    if padding:
+        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    height, width = x.shape[1:3]
+    out_h, out_w = (height - kh) // stride + 1, (width - kw) // stride + 1
+    if out_h < 1 or out_w < 1:
+        raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {height}×{width}")
+    return x, out_h, out_w
 
 
 def _computed_once(g):
