@@ -16,7 +16,38 @@ def test_quick_harness_writes_json_and_markdown(tmp_path):
         assert row["median_s"]["jaxviz"] > 0 and row["compile_s"] >= 0
         assert all(v > 0 for v in row["ratio_ref_over_jaxviz"].values())
     assert data["results"][0]["gflop_per_s"] > 0 and data["matmul_peak_gflop_per_s"] > 0
-    assert "| W2 saliency_map" in next(tmp_path.glob("*.md")).read_text()
+    w2 = data["results"][0]
+    assert set(w2["sweeps"]) == {"Captum Saliency"} and w2["target"]["factor"] == 1.5
+    assert w2["target"]["reference"].startswith("Captum Saliency, ")
+    assert w2["target"]["met"] == (w2["target"]["ratio_low"] >= 1.5)
+    text = next(tmp_path.glob("*.md")).read_text()
+    assert "| W2 saliency_map" in text and "| W2 | ≥ 1.5× | Captum Saliency, " in text
+
+
+def test_a_sweep_keeps_its_fastest_setting_and_every_time():
+    calls = []
+    slow = lambda: calls.append("slow") or run.time.sleep(0.02)  # noqa: E731
+    fast = lambda: calls.append("fast")  # noqa: E731
+    refs, sweeps = run.settle_sweeps({"plain": fast, "swept": run.Sweep({"a": slow, "b": fast})})
+    assert list(refs) == ["plain", "swept, b"] and refs["swept, b"] is fast
+    assert sweeps["swept"]["fastest"] == "b" and set(sweeps["swept"]["seconds"]) == {"a", "b"}
+    assert calls == ["slow", "fast"]  # each setting once; the plain reference not run
+    assert not sweeps["swept"]["fastest_at_an_end"]  # two settings: no inside to be at the edge of
+    _, sweeps = run.settle_sweeps({"swept": run.Sweep({"a": slow, "b": fast, "c": slow})})
+    assert sweeps["swept"]["fastest"] == "b" and not sweeps["swept"]["fastest_at_an_end"]
+    _, sweeps = run.settle_sweeps({"swept": run.Sweep({"a": slow, "b": slow, "c": fast})})
+    assert sweeps["swept"]["fastest_at_an_end"]
+
+
+def test_a_target_is_met_only_when_every_repeat_reaches_it():
+    times = {"jaxviz": [1.0, 1.0, 1.0], "Captum A": [2.5, 1.9, 3.0], "Captum B": [4.0, 4.0, 4.0], "course": [0.5] * 3}
+    verdict = run.target_verdict("W4", times)  # ≥ 2× the fastest Captum reference
+    assert verdict["reference"] == "Captum A" and verdict["ratio_median"] == 2.5
+    assert (verdict["ratio_low"], verdict["ratio_high"], verdict["met"]) == (1.9, 3.0, False)
+    times["Captum A"][1] = 2.0
+    assert run.target_verdict("W4", times)["met"]
+    assert run.target_verdict("W11", times)["reference"] == "course"  # every reference counts
+    assert run.target_verdict("W3", times) is None  # no target
 
 
 def test_cli_help_benchmark_writes_json_and_markdown(tmp_path):
