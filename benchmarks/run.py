@@ -228,7 +228,7 @@ def w4_integrated_gradients(model, tm, quick, notes):
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps)), {
         "Captum IntegratedGradients": Sweep({
             f"internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=n_steps, internal_batch_size=b))
-            for b in ((4,) if quick else (10, 25, 50, 125, 250))}),
+            for b in ((4,) if quick else (5, 10, 25, 50, 125, 250))}),
     }, gradient_flops * n_steps
 
 
@@ -247,7 +247,7 @@ def w5_occlusion(model, tm, quick, notes):
         "Captum Occlusion": Sweep({
             f"perturbations_per_eval {k}": (lambda k=k: occlusion.attribute(
                 xt, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), target=yt, perturbations_per_eval=k))
-            for k in ((16,) if quick else (8, 16, 32, 64, 128))}),
+            for k in ((16,) if quick else (1, 2, 4, 8, 16))}),
     }, None
 
 
