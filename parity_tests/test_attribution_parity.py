@@ -254,6 +254,7 @@ IG_CAPTUM_CASES = [
 ]
 
 
+@pytest.mark.float64_only
 @pytest.mark.parametrize("method", IG_METHODS)
 @pytest.mark.parametrize("case", CASES)
 def test_integrated_gradients_float64_vs_plain_loop(case, method):
@@ -360,6 +361,7 @@ OCCLUSION_CASES = [  # (window HWC, strides HWC, baseline)
 ]
 
 
+@pytest.mark.float64_only
 @pytest.mark.parametrize("window, strides, baseline", OCCLUSION_CASES)
 def test_occlusion_float64_vs_plain_loop(window, strides, baseline):
     with h.precision("float64"):

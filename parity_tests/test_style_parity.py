@@ -197,6 +197,7 @@ def test_loop_float32_starry_night_200_iterations():
     assert abs(losses[-1] - median) <= max(0.05 * median, finals.max() - finals.min()), (losses[-1], finals)
 
 
+@pytest.mark.float64_only
 def test_loop_float64_with_decay_and_clamp_release():
     # a shortened schedule so the fresh-Adam switch and the end of clamping are both reached
     (img, losses), (t_img, t_losses) = _loops("float64", 30, decay_at=22, clamp_until=26)
@@ -240,6 +241,7 @@ def _named_loop(tm, content, style, content_layer, style_layers, *, cw, sw, tw, 
     return img.detach(), np.array(losses)
 
 
+@pytest.mark.float64_only
 def test_vgg19_gatys_preset_float64_random_weights():
     """VGG-19's Gatys preset (content conv4_2 = features.22, style conv1_1 … conv5_1 =
     features.1, .6, .11, .20, .29, torchvision's ReLU outputs) against the loop in PyTorch,

@@ -43,6 +43,7 @@ def _fool_both(dtype, learning_rate, images):
 
 
 # CS7643's rate (10) in make test; CS231n's (1: more steps, 4–6 minutes) under make test-exhaustive
+@pytest.mark.float64_only
 @pytest.mark.parametrize("learning_rate", [10.0, *h.exhaustive(1.0)])
 def test_fooling_all_25_float64(learning_rate):
     """Same success flags on all 25 images; same iterations and images (1e-9) on all but the
@@ -146,6 +147,7 @@ CLASS_VIS_INIT = _rng.normal(size=(2, 96, 96, 3))
 CLASS_VIS_JITTER = _rng.integers(0, 17, size=(100, 2, 2))
 
 
+@pytest.mark.float64_only
 def test_class_visualization_same_init_and_jitter_float64():
     ours, theirs = _class_vis_both("float64", CLASS_VIS_TARGETS, CLASS_VIS_INIT, CLASS_VIS_JITTER)
     h.assert_close(ours, theirs, 1e-9)

@@ -106,7 +106,7 @@ def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mo
     Caution: like guided backprop, guided GradCAM fails the sanity check of Adebayo et al.
     (2018): with the logits' layer randomised its maps keep their look (SSIM 0.82 on
     pretrained SqueezeNet 1.1, 0.69 on MobileNetV2 with ``rule="all"``, where saliency
-    keeps 0.59 and 0.48 and GradCAM 0.17; parity_tests/test_sanity_checks.py,
+    keeps 0.59 and 0.48 and GradCAM 0.17; tests/test_sanity_checks.py,
     :func:`jaxviz.metrics.mprt`).
     """
     _checks.check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)

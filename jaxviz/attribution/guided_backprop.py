@@ -38,7 +38,7 @@ def guided_backprop(model, x, target, *, rule: str = "modules"):
     Caution: guided backprop fails the sanity check of Adebayo et al. (2018): with the
     logits' layer randomised its maps barely change (Spearman of |map| 0.96 on pretrained
     SqueezeNet 1.1, 1.00 on MobileNetV2 with ``rule="all"``, where saliency keeps 0.64
-    and 0.57; parity_tests/test_sanity_checks.py, :func:`jaxviz.metrics.mprt`).  They
+    and 0.57; tests/test_sanity_checks.py, :func:`jaxviz.metrics.mprt`).  They
     show the image's edges more than what the network uses.
 
     References:
