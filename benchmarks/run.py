@@ -919,6 +919,74 @@ def w38_xrai_resnet50(_model, _tm, quick, notes):
     return _xrai_workload(quick, notes, "resnet50", (2, 100))
 
 
+def _top_classes(model, x, k):
+    """Each image repeated ``k`` times with its ``k`` highest-scoring classes: the batch a
+    user sends to explain several classes of one image."""
+    top = np.argsort(-np.asarray(model(x)), axis=1)[:, :k]
+    return np.repeat(np.asarray(x), k, axis=0), top.reshape(-1)
+
+
+def _torch_saliency_shared(tm, x, target, k):
+    """Hand-written PyTorch at its best for several targets per image: one forward pass of
+    the distinct images, then one backward pass per target from the kept graph."""
+    xs = x[::k].clone().requires_grad_()
+    scores = tm(xs)
+    grads = []
+    for j in range(k):
+        (g,) = torch.autograd.grad(scores.gather(1, target[j::k].view(-1, 1)).sum(), xs, retain_graph=j < k - 1)
+        grads.append(g.abs().amax(dim=1))
+    return torch.stack(grads, 1).flatten(0, 1)
+
+
+def w53_saliency_top5(model, tm, quick, notes):
+    from captum.attr import Saliency
+
+    k = 2 if quick else 5
+    X, _ = course_images(2 if quick else 5)
+    x, y = _top_classes(model, jaxviz.preprocess(X), k)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    notes.append(f"W53: {len(x) // k} images, each asked for its top {k} classes ({len(x)} requests in one batch); "
+                 "jaxviz runs each image's forward pass once (scoring.find_repeats).")
+    return (lambda: jaxviz.saliency_map(model, x, y)), {
+        "Captum Saliency": thread_sweep(lambda: Saliency(tm).attribute(xt.clone().requires_grad_(), target=yt), quick),
+        "torch, one forward, a backward per target": thread_sweep(lambda: _torch_saliency_shared(tm, xt, yt, k), quick),
+    }, None
+
+
+def w54_integrated_gradients_top3(model, tm, quick, notes):
+    from captum.attr import IntegratedGradients
+
+    k, n_steps = (2, 4) if quick else (3, 50)
+    X, _ = course_images(2 if quick else 5)
+    x, y = _top_classes(model, jaxviz.preprocess(X), k)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    notes.append(f"W54: {len(x) // k} images × their top {k} classes; jaxviz evaluates each path point once for "
+                 "its images' targets.")
+    ig = IntegratedGradients(tm)
+    return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps)), {
+        "Captum IntegratedGradients": Sweep({
+            f"internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=n_steps, internal_batch_size=b))
+            for b in ((4,) if quick else (5, 10, 15, 30, 75))}),
+    }, None
+
+
+def w55_occlusion_top3(model, tm, quick, notes):
+    from captum.attr import Occlusion
+
+    k = 2 if quick else 3
+    X, _ = course_images(2)
+    x, y = _top_classes(model, jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X), k)
+    xt, yt = nchw(x), torch.from_numpy(y)
+    notes.append(f"W55: 2 images × their top {k} classes; jaxviz occludes each image once for its targets.")
+    occlusion = Occlusion(tm)
+    return (lambda: jaxviz.occlusion(model, x, y, sliding_window_shapes=(16, 16, 3), strides=(16, 16, 3))), {
+        "Captum Occlusion": Sweep({
+            f"perturbations_per_eval {p}": (lambda p=p: occlusion.attribute(
+                xt, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16), target=yt, perturbations_per_eval=p))
+            for p in ((16,) if quick else (2, 4, 16))}),
+    }, None
+
+
 WORKLOADS = {
     "W1 forward 1300 images": w1_forward,
     "W2 saliency_map, 25 images": w2_saliency,
@@ -969,6 +1037,9 @@ WORKLOADS = {
            ("faithfulness_correlation 100 runs of 224", w29_faithfulness_correlation, {}),
            ("road combined, 5 percentiles (GradCAM)", w30_road, {})))
        for j, (arch, label) in enumerate((("squeezenet1_1", "SqueezeNet"), ("resnet18", "ResNet-18")))},
+    "W53 saliency_map, 5 images x their top 5 classes": w53_saliency_top5,
+    "W54 integrated_gradients n_steps=50, 5 images x their top 3 classes": w54_integrated_gradients_top3,
+    "W55 occlusion 16x16 stride 16, 2 images x their top 3 classes": w55_occlusion_top3,
 }
 
 # The issues' speed targets, reference / jaxviz, against the fastest of the references whose

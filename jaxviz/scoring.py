@@ -135,6 +135,81 @@ def batch_target_probabilities(model, x, target):
     return _chunks.map_chunks(lambda v, t: target_probabilities(model, v, t), x, target)
 
 
+@jax.tree_util.register_pytree_node_class
+class Repeats:
+    """Which requests of a batch ask about the same image (several targets of one image):
+    ``images`` (U,) the first request of each distinct image, ``requests`` (U, K) each
+    image's requests (the shorter rows padded with their first), ``slots`` (N,) each
+    request's place in a (U·K) result.  Found by :func:`find_repeats`."""
+
+    def __init__(self, images, requests, slots):
+        self.images, self.requests, self.slots = images, requests, slots
+
+    def tree_flatten(self):
+        return (self.images, self.requests, self.slots), None
+
+    @classmethod
+    def tree_unflatten(cls, _, children):
+        return cls(*children)
+
+
+# targets evaluated together per image: a gradient's backward pass holds this many times one
+# image's activation gradients (a 9th target of an image starts another group)
+MOST_TARGETS_PER_PASS = 8
+
+
+def find_repeats(x, target, *also) -> Repeats | None:
+    """The requests of a concrete batch that share their image (and the rows of ``also``,
+    e.g. their baselines or feature masks), so that each image's forward passes serve all
+    its targets (:func:`per_image`); ``None`` when every request has its own image, when
+    ``target`` is a :class:`Neuron`, or inside a traced function.  Candidates are found from
+    a strided sample of each image and then compared whole; an image's requests go in groups
+    of at most :data:`MOST_TARGETS_PER_PASS`."""
+    arrays = (x,) + tuple(also)
+    if isinstance(target, Neuron) or x.shape[0] < 2 or not all(_checks.is_concrete(a) for a in arrays):
+        return None
+    sample = np.concatenate([np.asarray(a[:, ::7, ::7]).reshape(a.shape[0], -1) for a in arrays], axis=1)
+    groups: dict[bytes, list[list[int]]] = {}
+    for n in range(x.shape[0]):
+        candidates = groups.setdefault(sample[n].tobytes(), [])
+        same = next((g for g in candidates if all(bool(jnp.array_equal(a[g[0]], a[n])) for a in arrays)), None)
+        if same is None or len(same) == MOST_TARGETS_PER_PASS:
+            candidates.insert(0, [n])  # a full group stays behind the new one
+        else:
+            same.append(n)
+    images = [g for candidates in groups.values() for g in candidates]
+    if len(images) == x.shape[0]:
+        return None
+    images.sort()
+    width = max(len(g) for g in images)
+    slots = np.empty(x.shape[0], np.int32)
+    for u, g in enumerate(images):
+        slots[g] = u * width + np.arange(len(g))
+    requests = np.array([g + [g[0]] * (width - len(g)) for g in images], np.int32)
+    return Repeats(jnp.asarray(requests[:, 0]), jnp.asarray(requests), jnp.asarray(slots))
+
+
+def per_image(body, repeats: Repeats | None, x, target, *per_request):
+    """``body(x, target, *per_request)``, a method's computation on a batch, evaluated once
+    per distinct image for all its targets when ``repeats`` (:func:`find_repeats`) says
+    that requests share images: ``body`` is vectorised over each image's targets, so what
+    does not depend on the target — the forward pass, every perturbed or interpolated
+    forward pass — runs once and only the rest (the backward passes, the scores read out)
+    once per target.  Every leaf of the result has the batch first; each request gets what
+    it gets alone."""
+    if repeats is None:
+        return body(x, target, *per_request)
+    rows = [a[repeats.images] for a in (x,) + tuple(per_request)]
+    out = jax.vmap(lambda t: body(rows[0], t, *rows[1:]), in_axes=1, out_axes=1)(target[repeats.requests])
+    return jax.tree_util.tree_map(lambda leaf: ungroup(leaf, repeats), out)
+
+
+def ungroup(grouped, repeats: Repeats):
+    """A (U, K, …) result per image and target as (N, …), one per request."""
+    u, k = repeats.requests.shape
+    return grouped.reshape((u * k,) + grouped.shape[2:])[repeats.slots]
+
+
 def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None):
     """∇ₓ of the target scores, (N, H, W, C), ``chunk`` images at a time (default: by
     :func:`jaxviz._chunks.chunk_size`)."""

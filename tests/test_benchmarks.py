@@ -59,3 +59,24 @@ def test_cli_help_benchmark_writes_json_and_markdown(tmp_path):
     assert all(r["median_s"] > 0 for r in data["rows"])
     assert {r["command"] for r in data["rows"] if "met_by_median" in r} == set(cli_help.TIMED)
     assert "| `jaxviz --help` |" in (tmp_path / "cli-help.md").read_text()
+
+
+def test_the_shared_forward_torch_reference_equals_one_gradient_per_request():
+    """W53's hand-written PyTorch reference (one forward pass, a backward pass per target)
+    computes each request's saliency map."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    tm = torchvision.models.squeezenet1_1().eval()
+    x = torch.randn(2, 3, 48, 48).repeat_interleave(3, dim=0)
+    target = torch.tensor([1, 5, 9, 2, 6, 10])
+    ours = run._torch_saliency_shared(tm, x, target, 3)
+    each = []
+    for i in range(len(target)):
+        xi = x[i : i + 1].clone().requires_grad_()
+        (g,) = torch.autograd.grad(tm(xi)[0, target[i]], xi)
+        each.append(g.abs().amax(dim=1)[0])
+    expected = torch.stack(each)
+    assert expected.abs().max() > 0
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-7)

@@ -92,7 +92,14 @@ def to_input(maps: Sequence, size: tuple[int, int]):
 
 @functools.partial(jax.jit, static_argnames=("rule", "layers", "gradients", "eigen_smooth", "resolution", "aug_smooth",
                                              "rule_options", "score"))
-def _evaluate(model, x, target, rule, layers, gradients, eigen_smooth, resolution, aug_smooth, rule_options, score):
+def _evaluate(model, x, target, rule, layers, gradients, eigen_smooth, resolution, aug_smooth, rule_options, score,
+              repeats):
+    body = functools.partial(_cams, model, rule=rule, layers=layers, gradients=gradients, eigen_smooth=eigen_smooth,
+                             resolution=resolution, aug_smooth=aug_smooth, rule_options=rule_options, score=score)
+    return scoring.per_image(body, repeats, x, target)
+
+
+def _cams(model, x, target, *, rule, layers, gradients, eigen_smooth, resolution, aug_smooth, rule_options, score):
     def maps(images, targets):
         if gradients:
             activations, grads = scoring.layers_gradients_and_eval(model, images, targets, layers, score=score)
@@ -159,7 +166,7 @@ def run(model, x, target, rule: Callable, *, layer, eigen_smooth: bool, resoluti
         raise InputError("several layers and aug_smooth give maps at the input's resolution: pass resolution='input'")
     x, target = scoring.prepare(model, x, target, layers=layers)
     return _evaluate(model, x, target, rule, layers, gradients, bool(eigen_smooth), resolution, bool(aug_smooth),
-                     tuple(rule_options), score)
+                     tuple(rule_options), score, scoring.find_repeats(x, target))
 
 
 def cam_method(rule: Callable, *, name: str, doc: str, gradients: bool = True) -> Callable:

@@ -11,8 +11,9 @@ from jaxviz.models.network import GUIDED_RULES
 
 
 @functools.partial(jax.jit, static_argnames=("rule",))
-def _deconvolution(model, x, target, rule):
-    return scoring.input_gradients(model, x, target, guided=("deconvolution", rule))
+def _deconvolution(model, x, target, rule, repeats):
+    return scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t, guided=("deconvolution", rule)),
+                             repeats, x, target)
 
 
 def deconvolution(model, x, target, *, rule: str = "modules"):
@@ -37,4 +38,4 @@ def deconvolution(model, x, target, *, rule: str = "modules"):
     """
     _checks.check_choice(rule, "rule", GUIDED_RULES)
     x, target = scoring.prepare(model, x, target)
-    return _deconvolution(model, x, target, rule)
+    return _deconvolution(model, x, target, rule, scoring.find_repeats(x, target))

@@ -14,11 +14,14 @@ DEFAULT_PERTURBATIONS_PER_EVAL = 16
 
 
 @functools.partial(jax.jit, static_argnames=("n_features", "chunk"))
-def _feature_ablation(model, x, target, baselines, mask, n_features, chunk):
-    base = scoring.batch_target_logits(model, x, target)
-    ablated = _perturbations.mixture_scores(model, x, target, baselines, n_features,
-                                            lambda ids: mask[None] != ids[:, None, None, None, None], chunk)
-    return _perturbations.spread(base[None] - ablated, mask)
+def _feature_ablation(model, x, target, baselines, mask, n_features, chunk, repeats):
+    def body(x, target, baselines, mask):
+        base = scoring.batch_target_logits(model, x, target)
+        ablated = _perturbations.mixture_scores(model, x, target, baselines, n_features,
+                                                lambda ids: mask[None] != ids[:, None, None, None, None], chunk)
+        return _perturbations.spread(base[None] - ablated, mask)
+
+    return scoring.per_image(body, repeats, x, target, baselines, mask)
 
 
 def feature_ablation(model, x, target, *, feature_mask=None, baselines=0.0,
@@ -51,4 +54,5 @@ def feature_ablation(model, x, target, *, feature_mask=None, baselines=0.0,
     most = _checks.check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     baselines = _paths.broadcast_baselines(baselines, x)
     chunk = _paths.balanced_chunk(n_features, most)
-    return _feature_ablation(model, x, target, baselines, mask, n_features, chunk)
+    return _feature_ablation(model, x, target, baselines, mask, n_features, chunk,
+                             scoring.find_repeats(x, target, baselines, mask))

@@ -11,8 +11,8 @@ from jaxviz.models.network import GUIDED_RULES
 
 
 @functools.partial(jax.jit, static_argnames=("rule",))
-def _guided_backprop(model, x, target, rule):
-    return scoring.input_gradients(model, x, target, guided=rule)
+def _guided_backprop(model, x, target, rule, repeats):
+    return scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t, guided=rule), repeats, x, target)
 
 
 def guided_backprop(model, x, target, *, rule: str = "modules"):
@@ -47,4 +47,4 @@ def guided_backprop(model, x, target, *, rule: str = "modules"):
     """
     _checks.check_choice(rule, "rule", GUIDED_RULES)
     x, target = scoring.prepare(model, x, target)
-    return _guided_backprop(model, x, target, rule)
+    return _guided_backprop(model, x, target, rule, scoring.find_repeats(x, target))

@@ -8,8 +8,8 @@ from jaxviz import scoring
 
 
 @jax.jit
-def _input_x_gradient(model, x, target):
-    return x * scoring.input_gradients(model, x, target)
+def _input_x_gradient(model, x, target, repeats):
+    return x * scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t), repeats, x, target)
 
 
 def input_x_gradient(model, x, target):
@@ -29,4 +29,4 @@ def input_x_gradient(model, x, target):
       Propagating Activation Differences (2016).
     """
     x, target = scoring.prepare(model, x, target)
-    return _input_x_gradient(model, x, target)
+    return _input_x_gradient(model, x, target, scoring.find_repeats(x, target))

@@ -34,20 +34,23 @@ def path_gradient_sum(model, x, target, baselines, alphas, weights, chunk: int):
 
 
 @functools.partial(jax.jit, static_argnames=("n_steps", "method", "chunk", "with_delta"))
-def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, with_delta):
+def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, with_delta, repeats):
     alphas, weights = _paths.quadrature(method, n_steps)
-    diff = x - baselines
-    summed = path_gradient_sum(model, x, target, baselines, jnp.asarray(alphas, x.dtype),
-                               jnp.asarray(weights, x.dtype), chunk)
-    attributions = diff * summed
-    if not with_delta:
-        return attributions
 
-    def scores(v):
-        return scoring.target_logits(model, v, target)[0]
+    def body(x, target, baselines):
+        summed = path_gradient_sum(model, x, target, baselines, jnp.asarray(alphas, x.dtype),
+                                   jnp.asarray(weights, x.dtype), chunk)
+        attributions = (x - baselines) * summed
+        if not with_delta:
+            return attributions
 
-    delta = attributions.reshape(x.shape[0], -1).sum(axis=1) - (scores(x) - scores(baselines))
-    return attributions, delta
+        def scores(v):
+            return scoring.target_logits(model, v, target)[0]
+
+        delta = attributions.reshape(x.shape[0], -1).sum(axis=1) - (scores(x) - scores(baselines))
+        return attributions, delta
+
+    return scoring.per_image(body, repeats, x, target, baselines)
 
 
 @_deprecation.positional_keywords("baselines")
@@ -91,8 +94,9 @@ def integrated_gradients(
     _checks.check_choice(method, "method", _paths.METHODS)
     x, target = scoring.prepare(model, x, target)
     baselines = _paths.broadcast_baselines(baselines, x)
-    chunk = _paths.steps_per_chunk(internal_batch_size, x.shape[0], n_steps)
-    chunk = min(chunk, n_steps)
+    repeats = scoring.find_repeats(x, target, baselines)
+    images = x.shape[0] if repeats is None else repeats.requests.size  # gradients per step
+    chunk = min(_paths.steps_per_chunk(internal_batch_size, images, n_steps), n_steps)
     return _integrated_gradients(
-        model, x, target, baselines, n_steps, method, chunk, bool(return_convergence_delta)
+        model, x, target, baselines, n_steps, method, chunk, bool(return_convergence_delta), repeats
     )

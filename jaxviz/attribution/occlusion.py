@@ -41,7 +41,12 @@ def _check_triple(value, name, image_shape, *, default=None):
 
 
 @functools.partial(jax.jit, static_argnames=("window", "strides", "chunk"))
-def _occlusion(model, x, target, baselines, window, strides, chunk):
+def _occlusion(model, x, target, baselines, window, strides, chunk, repeats):
+    body = functools.partial(_occlusion_body, model, window=window, strides=strides, chunk=chunk)
+    return scoring.per_image(body, repeats, x, target, baselines)
+
+
+def _occlusion_body(model, x, target, baselines, *, window, strides, chunk):
     n, h, w, c = x.shape
     mh, mw, mc = (
         window_masks(size, win, stride) for size, win, stride in zip((h, w, c), window, strides)
@@ -117,4 +122,4 @@ def occlusion(
             )
     chunk = _checks.check_positive_int(windows_per_eval, "windows_per_eval")
     baselines = _paths.broadcast_baselines(baselines, x)
-    return _occlusion(model, x, target, baselines, window, strides, chunk)
+    return _occlusion(model, x, target, baselines, window, strides, chunk, scoring.find_repeats(x, target, baselines))

@@ -11,8 +11,8 @@ from jaxviz import _deprecation, scoring
 
 
 @functools.partial(jax.jit, static_argnames=("absolute",))
-def _saliency(model, x, target, absolute: bool):
-    grads = scoring.input_gradients(model, x, target)
+def _saliency(model, x, target, absolute: bool, repeats):
+    grads = scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t), repeats, x, target)
     return jnp.abs(grads) if absolute else grads
 
 
@@ -37,4 +37,4 @@ def saliency(model, x, target, *, absolute: bool = True):
       >>> attr = jaxviz.saliency(model, x, target=jnp.array([958, 85]))
     """
     x, target = scoring.prepare(model, x, target)
-    return _saliency(model, x, target, bool(absolute))
+    return _saliency(model, x, target, bool(absolute), scoring.find_repeats(x, target))
