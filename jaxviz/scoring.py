@@ -158,6 +158,11 @@ class Repeats:
 MOST_TARGETS_PER_PASS = 8
 
 
+def _on_one_device(array) -> bool:
+    sharding = getattr(array, "sharding", None)
+    return sharding is None or len(sharding.device_set) == 1
+
+
 def find_repeats(x, target, *also) -> Repeats | None:
     """The requests of a concrete batch that share their image (and the rows of ``also``,
     e.g. their baselines or feature masks), so that each image's forward passes serve all
@@ -166,8 +171,9 @@ def find_repeats(x, target, *also) -> Repeats | None:
     a strided sample of each image and then compared whole; an image's requests go in groups
     of at most :data:`MOST_TARGETS_PER_PASS`."""
     arrays = (x,) + tuple(also)
-    if isinstance(target, Neuron) or x.shape[0] < 2 or not all(_checks.is_concrete(a) for a in arrays):
-        return None
+    if isinstance(target, Neuron) or x.shape[0] < 2 or not all(_checks.is_concrete(a) and _on_one_device(a)
+                                                                for a in arrays):
+        return None  # inside a traced function, or a batch split over devices (kept as it is split)
     sample = np.concatenate([np.asarray(a[:, ::7, ::7]).reshape(a.shape[0], -1) for a in arrays], axis=1)
     groups: dict[bytes, list[list[int]]] = {}
     for n in range(x.shape[0]):
@@ -199,8 +205,16 @@ def per_image(body, repeats: Repeats | None, x, target, *per_request):
     it gets alone."""
     if repeats is None:
         return body(x, target, *per_request)
-    rows = [a[repeats.images] for a in (x,) + tuple(per_request)]
-    out = jax.vmap(lambda t: body(rows[0], t, *rows[1:]), in_axes=1, out_axes=1)(target[repeats.requests])
+    targets = target[repeats.requests]  # (U, K)
+    u, k = targets.shape
+
+    def each_target(images, targets, *rows):
+        return jax.vmap(lambda t: body(images, t, *rows), in_axes=1, out_axes=1)(targets)
+
+    # as many images per chunk as hold a chunk's pixels over their K backward passes
+    chunk = _chunks.chunk_size(u, x.shape[1], x.shape[2] * k)
+    out = _chunks.map_chunks(each_target, x[repeats.images], targets, *(a[repeats.images] for a in per_request),
+                             chunk=chunk)
     return jax.tree_util.tree_map(lambda leaf: ungroup(leaf, repeats), out)
 
 

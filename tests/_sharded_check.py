@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 import jaxviz
-from jaxviz import sharding
+from jaxviz import scoring, sharding
 
 
 def main() -> None:
@@ -48,6 +48,9 @@ def main() -> None:
                 "max_rel": float(np.abs(sharded - single).max() / scale) if scale else 0.0,
                 "devices": placement,
             }
+    repeated = sharding.shard(np.repeat(x_all[:2], 4, axis=0), mesh)  # one image's targets over the devices
+    report["repeats"] = {"on one device": scoring.find_repeats(np.asarray(repeated), y[:8]) is not None,
+                         "sharded": scoring.find_repeats(repeated, y[:8]) is not None}
     print(json.dumps(report))
 
 

@@ -58,7 +58,9 @@ def test_sharded_methods_equal_single_device():
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads(result.stdout.strip().splitlines()[-1])
     assert set(report) == {"saliency/5", "guided_gradcam/5", "integrated_gradients/5", "fooling/5", "saliency/6",
-                           "resnet18 guided_gradcam/5", "own saliency/5"}
+                           "resnet18 guided_gradcam/5", "own saliency/5", "repeats"}
+    # a batch split over devices keeps its split: its repeated images are not gathered
+    assert report.pop("repeats") == {"on one device": True, "sharded": False}
     for name, entry in report.items():
         assert entry["shape_ok"], name
         assert entry["devices"] == 4, name  # really spread over the mesh
