@@ -176,9 +176,16 @@ def find_repeats(x, target, *also) -> Repeats | None:
         return None  # inside a traced function, or a batch split over devices (kept as it is split)
     sample = np.concatenate([np.asarray(a[:, ::7, ::7]).reshape(a.shape[0], -1) for a in arrays], axis=1)
     groups: dict[bytes, list[list[int]]] = {}
+    host = []  # the whole arrays, copied to the host once a sample matches
+
+    def equal(i, j):
+        if not host:
+            host.extend(np.asarray(a) for a in arrays)
+        return all(np.array_equal(a[i], a[j]) for a in host)
+
     for n in range(x.shape[0]):
         candidates = groups.setdefault(sample[n].tobytes(), [])
-        same = next((g for g in candidates if all(bool(jnp.array_equal(a[g[0]], a[n])) for a in arrays)), None)
+        same = next((g for g in candidates if equal(g[0], n)), None)
         if same is None or len(same) == MOST_TARGETS_PER_PASS:
             candidates.insert(0, [n])  # a full group stays behind the new one
         else:
