@@ -983,7 +983,7 @@ def w55_occlusion_top3(model, tm, quick, notes):
         "Captum Occlusion": Sweep({
             f"perturbations_per_eval {p}": (lambda p=p: occlusion.attribute(
                 xt, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16), target=yt, perturbations_per_eval=p))
-            for p in ((16,) if quick else (2, 4, 16))}),
+            for p in ((16,) if quick else (1, 2, 4, 16))}),
     }, None
 
 

@@ -807,8 +807,10 @@ SHARED_FORWARD = {
 
 
 @pytest.mark.float64_only
-@pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18"])
-@pytest.mark.parametrize("method", sorted(SHARED_FORWARD))
+@pytest.mark.parametrize("arch, method", [("squeezenet1_1", m) for m in sorted(SHARED_FORWARD)]
+                         # one of each kind on a network with BatchNorm and residual blocks: a
+                         # gradient, forward passes alone, a CAM
+                         + [("resnet18", m) for m in ("saliency", "occlusion", "gradcam_plus_plus")])
 def test_several_targets_of_one_image_equal_each_alone_float64(arch, method):
     """A batch that asks for several targets of the same image runs that image's forward
     pass once (scoring.find_repeats); each request's map is the one it gets alone."""
