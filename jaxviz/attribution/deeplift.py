@@ -35,14 +35,18 @@ def multipliers(model, x, references, target, rule: str):
 
 
 @functools.partial(jax.jit, static_argnames=("rule", "multiply_by_inputs", "with_delta"))
-def _deeplift(model, x, target, baselines, rule, multiply_by_inputs, with_delta):
-    m = multipliers(model, x, baselines, target, rule)
-    attributions = (x - baselines) * m if multiply_by_inputs else m
-    if not with_delta:
-        return attributions
-    scores = scoring.batch_target_logits(model, jnp.concatenate([x, baselines]), scoring.repeat_targets(target, 2))
-    n = x.shape[0]
-    return attributions, attributions.reshape(n, -1).sum(axis=1) - (scores[:n] - scores[n:])
+def _deeplift(model, x, target, baselines, rule, multiply_by_inputs, with_delta, repeats):
+    def body(x, target, baselines):
+        m = multipliers(model, x, baselines, target, rule)
+        attributions = (x - baselines) * m if multiply_by_inputs else m
+        if not with_delta:
+            return attributions
+        scores = scoring.batch_target_logits(model, jnp.concatenate([x, baselines]),
+                                             scoring.repeat_targets(target, 2))
+        n = x.shape[0]
+        return attributions, attributions.reshape(n, -1).sum(axis=1) - (scores[:n] - scores[n:])
+
+    return scoring.per_image(body, repeats, x, target, baselines)
 
 
 def deeplift(model, x, target, *, baselines=None, rule: str = "modules", multiply_by_inputs: bool = True,
@@ -82,4 +86,5 @@ def deeplift(model, x, target, *, baselines=None, rule: str = "modules", multipl
     _checks.check_choice(rule, "rule", GUIDED_RULES)
     x, target = scoring.prepare(model, x, target)
     baselines = _paths.broadcast_baselines(baselines, x)
-    return _deeplift(model, x, target, baselines, rule, bool(multiply_by_inputs), bool(return_convergence_delta))
+    return _deeplift(model, x, target, baselines, rule, bool(multiply_by_inputs), bool(return_convergence_delta),
+                     scoring.find_repeats(x, target, baselines))

@@ -41,8 +41,8 @@ gradcam = _deprecation.positional_keywords("layer")(_cam.cam_method(
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "relu_attributions"))
-def _layer_gradcam(model, x, target, layer, relu_attributions):
-    cam = _layer_map(model, x, target, layer)
+def _layer_gradcam(model, x, target, layer, relu_attributions, repeats):
+    cam = scoring.per_image(lambda v, t: _layer_map(model, v, t, layer), repeats, x, target)
     return jax.nn.relu(cam) if relu_attributions else cam
 
 
@@ -67,11 +67,16 @@ def layer_gradcam(model, x, target, *, layer: str | None = None, relu_attributio
     """
     layer = model.architecture.default_layer if layer is None else layer
     x, target = scoring.prepare(model, x, target, layers=(layer,))
-    return _layer_gradcam(model, x, target, layer, bool(relu_attributions))
+    return _layer_gradcam(model, x, target, layer, bool(relu_attributions), scoring.find_repeats(x, target))
 
 
 @functools.partial(jax.jit, static_argnames=("layer", "mode", "rule"))
-def _guided_gradcam(model, x, target, layer, mode, rule):
+def _guided_gradcam(model, x, target, layer, mode, rule, repeats):
+    return scoring.per_image(functools.partial(_guided_gradcam_body, model, layer=layer, mode=mode, rule=rule),
+                             repeats, x, target)
+
+
+def _guided_gradcam_body(model, x, target, *, layer, mode, rule):
     architecture = model.architecture
     if rule == "modules" and set(architecture.relus_after(layer)) <= architecture.monotone_relus:
         # Above the layer every ReLU's upstream gradient is never negative: there the
@@ -113,4 +118,4 @@ def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mo
     _checks.check_choice(rule, "rule", GUIDED_RULES)
     layer = model.architecture.default_layer if layer is None else layer
     x, target = scoring.prepare(model, x, target, layers=(layer,))
-    return _guided_gradcam(model, x, target, layer, interpolate_mode, rule)
+    return _guided_gradcam(model, x, target, layer, interpolate_mode, rule, scoring.find_repeats(x, target))

@@ -13,11 +13,14 @@ from jaxviz.models import relevance
 
 
 @functools.partial(jax.jit, static_argnames=("composite",))
-def _lrp(model, x, target, composite):
-    relevance_ = scoring.input_gradients(model, x, target, guided=("lrp", composite))
-    if composite.scale_by_output:  # Captum's: from the target logit, not from 1
-        relevance_ = relevance_ * scoring.batch_target_logits(model, x, target)[:, None, None, None]
-    return relevance_
+def _lrp(model, x, target, composite, repeats):
+    def body(x, target):
+        relevance_ = scoring.input_gradients(model, x, target, guided=("lrp", composite))
+        if composite.scale_by_output:  # Captum's: from the target logit, not from 1
+            relevance_ = relevance_ * scoring.batch_target_logits(model, x, target)[:, None, None, None]
+        return relevance_
+
+    return scoring.per_image(body, repeats, x, target)
 
 
 def composite_named(name: str) -> relevance.Composite:
@@ -78,4 +81,4 @@ def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plu
     """
     composite = check_composite(composite, x)
     x, target = scoring.prepare(model, x, target, layers=tuple(name for name, _ in composite.layers))
-    return _lrp(model, x, target, composite)
+    return _lrp(model, x, target, composite, scoring.find_repeats(x, target))
