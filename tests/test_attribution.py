@@ -815,15 +815,21 @@ SHARED_FORWARD = {
                          # one of each kind on a network with BatchNorm and residual blocks: a
                          # gradient, forward passes alone, a CAM
                          + [("resnet18", m) for m in ("saliency", "occlusion", "gradcam_plus_plus")])
-def test_several_targets_of_one_image_equal_each_alone_float64(arch, method):
+def test_several_targets_of_one_image_equal_each_alone_float64(arch, method, monkeypatch):
     """A batch that asks for several targets of the same image runs that image's forward
     pass once (scoring.find_repeats); each request's map is the one it gets alone."""
+    grouped = []  # whether each scoring.per_image the method traces got the batch's repeats
+    per_image = scoring.per_image
+    monkeypatch.setattr(scoring, "per_image",
+                        lambda body, repeats, *args: grouped.append(repeats is not None) or per_image(body, repeats,
+                                                                                                      *args))
     with jax.enable_x64(True):
         model = jaxviz.init_model(jax.random.key(2), arch).astype(jnp.float64)
         images = np.random.default_rng(5).normal(size=(2, 33, 35, 3))
         x = jnp.asarray(images[[0, 1, 0, 0, 1]])
         target = jnp.asarray([3, 3, 500, 999, 42])
         ours = jax.tree_util.tree_leaves(SHARED_FORWARD[method](model, x, target))
+        assert True in grouped, "the method did not share the image's forward pass"
         alone = [SHARED_FORWARD[method](model, x[i:i + 1], target[i:i + 1]) for i in range(len(target))]
         expected = [np.concatenate([np.asarray(a) for a in leaves])
                     for leaves in zip(*map(jax.tree_util.tree_leaves, alone))]
