@@ -211,8 +211,6 @@ def w3_guided_gradcam(model, tm, quick, notes):
 
 
 def w4_integrated_gradients(model, tm, quick, notes):
-    from captum.attr import IntegratedGradients
-
     from jaxviz.attribution import _paths
 
     n_steps = 4 if quick else 50
@@ -222,19 +220,36 @@ def w4_integrated_gradients(model, tm, quick, notes):
     steps = _paths.steps_per_chunk(_paths.DEFAULT_INTERNAL_BATCH_SIZE, len(y), n_steps)
     notes.append(f"W4: jaxviz at its default internal_batch_size ({_paths.DEFAULT_INTERNAL_BATCH_SIZE}): "
                  f"{-(-n_steps // steps)} evaluation(s) of {steps} steps × {len(y)} images.")
-    ig = IntegratedGradients(tm)
     # n_steps input gradients per image, each what jaxviz's gradient of one image costs
     gradient_flops = per_image_flops(lambda m, v, t: scoring.input_gradients(m, v, t), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps)), {
-        "Captum IntegratedGradients": Sweep({
-            f"internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=n_steps, internal_batch_size=b))
-            for b in ((4,) if quick else (5, 10, 25, 50, 125, 250))}),
+        "Captum IntegratedGradients": captum_ig_sweep(tm, xt, yt, n_steps, (4,) if quick else (5, 10, 25, 50, 125, 250)),
     }, gradient_flops * n_steps
 
 
-def w5_occlusion(model, tm, quick, notes):
+def captum_ig_sweep(tm, xt, yt, n_steps, batch_sizes) -> Sweep:
+    """Captum's IntegratedGradients at each ``internal_batch_size``."""
+    from captum.attr import IntegratedGradients
+
+    ig = IntegratedGradients(tm)
+    return Sweep({f"internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=n_steps,
+                                                                          internal_batch_size=b))
+                  for b in batch_sizes})
+
+
+def captum_occlusion_sweep(tm, xt, yt, window, strides, per_eval) -> Sweep:
+    """Captum's Occlusion at each ``perturbations_per_eval``; ``window`` and ``strides`` in
+    jaxviz's (H, W, C) order."""
     from captum.attr import Occlusion
 
+    occlusion = Occlusion(tm)
+    chw = lambda hwc: (hwc[2], hwc[0], hwc[1])  # noqa: E731
+    return Sweep({f"perturbations_per_eval {k}": (lambda k=k: occlusion.attribute(
+        xt, sliding_window_shapes=chw(window), strides=chw(strides), target=yt, perturbations_per_eval=k))
+        for k in per_eval})
+
+
+def w5_occlusion(model, tm, quick, notes):
     from jaxviz.attribution.occlusion import DEFAULT_WINDOWS_PER_EVAL
 
     X, y = course_images(1 if quick else 5)
@@ -242,12 +257,9 @@ def w5_occlusion(model, tm, quick, notes):
     xt, yt = nchw(x), torch.from_numpy(y)
     notes.append(f"W5: jaxviz at its default windows_per_eval ({DEFAULT_WINDOWS_PER_EVAL} windows × the images "
                  "per forward pass).")
-    occlusion = Occlusion(tm)
     return (lambda: jaxviz.occlusion(model, x, y, sliding_window_shapes=(15, 15, 3), strides=(8, 8, 3))), {
-        "Captum Occlusion": Sweep({
-            f"perturbations_per_eval {k}": (lambda k=k: occlusion.attribute(
-                xt, sliding_window_shapes=(3, 15, 15), strides=(3, 8, 8), target=yt, perturbations_per_eval=k))
-            for k in ((16,) if quick else (1, 2, 4, 8, 16))}),
+        "Captum Occlusion": captum_occlusion_sweep(tm, xt, yt, (15, 15, 3), (8, 8, 3),
+                                                   (16,) if quick else (1, 2, 4, 8, 16)),
     }, None
 
 
@@ -919,11 +931,14 @@ def w38_xrai_resnet50(_model, _tm, quick, notes):
     return _xrai_workload(quick, notes, "resnet50", (2, 100))
 
 
-def _top_classes(model, x, k):
-    """Each image repeated ``k`` times with its ``k`` highest-scoring classes: the batch a
-    user sends to explain several classes of one image."""
-    top = np.argsort(-np.asarray(model(x)), axis=1)[:, :k]
-    return np.repeat(np.asarray(x), k, axis=0), top.reshape(-1)
+def _top_classes(model, n, k, size=224):
+    """The first ``n`` course images, each repeated ``k`` times with its ``k`` highest-scoring
+    classes (the batch a user sends to explain several classes of one image): x, y and
+    their PyTorch tensors."""
+    images = jaxviz.preprocess(course_images(n)[0], size=size)
+    top = np.argsort(-np.asarray(model(images)), axis=1)[:, :k]
+    x, y = np.repeat(np.asarray(images), k, axis=0), top.reshape(-1)
+    return x, y, nchw(x), torch.from_numpy(y)
 
 
 def _torch_saliency_shared(tm, x, target, k):
@@ -942,9 +957,7 @@ def w53_saliency_top5(model, tm, quick, notes):
     from captum.attr import Saliency
 
     k = 2 if quick else 5
-    X, _ = course_images(2 if quick else 5)
-    x, y = _top_classes(model, jaxviz.preprocess(X), k)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    x, y, xt, yt = _top_classes(model, 2 if quick else 5, k)
     notes.append(f"W53: {len(x) // k} images, each asked for its top {k} classes ({len(x)} requests in one batch); "
                  "jaxviz runs each image's forward pass once (scoring.find_repeats).")
     return (lambda: jaxviz.saliency_map(model, x, y)), {
@@ -954,36 +967,22 @@ def w53_saliency_top5(model, tm, quick, notes):
 
 
 def w54_integrated_gradients_top3(model, tm, quick, notes):
-    from captum.attr import IntegratedGradients
-
     k, n_steps = (2, 4) if quick else (3, 50)
-    X, _ = course_images(2 if quick else 5)
-    x, y = _top_classes(model, jaxviz.preprocess(X), k)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    x, y, xt, yt = _top_classes(model, 2 if quick else 5, k)
     notes.append(f"W54: {len(x) // k} images × their top {k} classes; jaxviz evaluates each path point once for "
                  "its images' targets.")
-    ig = IntegratedGradients(tm)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps)), {
-        "Captum IntegratedGradients": Sweep({
-            f"internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=n_steps, internal_batch_size=b))
-            for b in ((4,) if quick else (5, 10, 15, 30, 75))}),
+        "Captum IntegratedGradients": captum_ig_sweep(tm, xt, yt, n_steps, (4,) if quick else (5, 10, 15, 30, 75)),
     }, None
 
 
 def w55_occlusion_top3(model, tm, quick, notes):
-    from captum.attr import Occlusion
-
     k = 2 if quick else 3
-    X, _ = course_images(2)
-    x, y = _top_classes(model, jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X), k)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    x, y, xt, yt = _top_classes(model, 2, k, size=64 if quick else 224)
     notes.append(f"W55: 2 images × their top {k} classes; jaxviz occludes each image once for its targets.")
-    occlusion = Occlusion(tm)
     return (lambda: jaxviz.occlusion(model, x, y, sliding_window_shapes=(16, 16, 3), strides=(16, 16, 3))), {
-        "Captum Occlusion": Sweep({
-            f"perturbations_per_eval {p}": (lambda p=p: occlusion.attribute(
-                xt, sliding_window_shapes=(3, 16, 16), strides=(3, 16, 16), target=yt, perturbations_per_eval=p))
-            for p in ((16,) if quick else (1, 2, 4, 16))}),
+        "Captum Occlusion": captum_occlusion_sweep(tm, xt, yt, (16, 16, 3), (16, 16, 3),
+                                                   (16,) if quick else (1, 2, 4, 16)),
     }, None
 
 

@@ -138,15 +138,20 @@ def batch_target_probabilities(model, x, target):
 @jax.tree_util.register_pytree_node_class
 class Repeats:
     """Which requests of a batch ask about the same image (several targets of one image):
-    ``images`` (U,) the first request of each distinct image, ``requests`` (U, K) each
-    image's requests (the shorter rows padded with their first), ``slots`` (N,) each
-    request's place in a (U·K) result.  Found by :func:`find_repeats`."""
+    ``requests`` (U, K) each distinct image's requests (the shorter rows padded with their
+    first), ``slots`` (N,) each request's place in a (U·K) result.  Found by
+    :func:`find_repeats`."""
 
-    def __init__(self, images, requests, slots):
-        self.images, self.requests, self.slots = images, requests, slots
+    def __init__(self, requests, slots):
+        self.requests, self.slots = requests, slots
+
+    @property
+    def images(self):
+        """(U,) the first request of each distinct image."""
+        return self.requests[:, 0]
 
     def tree_flatten(self):
-        return (self.images, self.requests, self.slots), None
+        return (self.requests, self.slots), None
 
     @classmethod
     def tree_unflatten(cls, _, children):
@@ -199,7 +204,7 @@ def find_repeats(x, target, *also) -> Repeats | None:
     for u, g in enumerate(images):
         slots[g] = u * width + np.arange(len(g))
     requests = np.array([g + [g[0]] * (width - len(g)) for g in images], np.int32)
-    return Repeats(jnp.asarray(requests[:, 0]), jnp.asarray(requests), jnp.asarray(slots))
+    return Repeats(jnp.asarray(requests), jnp.asarray(slots))
 
 
 def per_image(body, repeats: Repeats | None, x, target, *per_request):
