@@ -20,6 +20,7 @@ import pytest
 import torch
 from captum import attr as ca
 from flax import nnx
+from zennit import attribution as za, canonizers as zc, composites as zcomp
 
 import jaxviz
 from parity_tests import helpers as h
@@ -183,6 +184,66 @@ def test_float32_as_today():
     h.assert_close(ours, h.nhwc(theirs), h.ATTR_TOL["float32"], "float32")
 
 
+def _zennit(tm, composite):
+    """zennit's ``Gradient`` attributor with a one-hot output relevance on ``tm`` (changed
+    while the canonizers are registered; merged BatchNorms given eps 0, as in
+    test_lrp_parity.py, so that they are the identity the canonizer means)."""
+    _, _, x, target = _setup()
+    onehot = torch.eye(7, dtype=torch.float64)[torch.from_numpy(target)]
+    with za.Gradient(tm, composite) as attributor:
+        for module in tm.modules():
+            if isinstance(module, torch.nn.BatchNorm2d) and bool((module.running_var == 1).all()):
+                module.eps = 0.0
+        _, relevance = attributor(h.nchw(x).requires_grad_(), onehot)
+    return h.nhwc(relevance)
+
+
+@pytest.mark.float64_only
+@pytest.mark.parametrize("composite", ["epsilon_plus_flat", "epsilon_alpha2_beta1", "without_canonizers", "captum"])
+def test_lrp(composite):
+    """The Flax module's convolutions and Dense layer take the rules with their biases, its
+    BatchNorm merges into the convolution before it (zennit's SequentialMergeBatchNorm) or,
+    without canonizers, passes relevance on; Captum's preset gives it the ε rule."""
+    model, tm, x, target = _setup()
+    ours_composite = {"without_canonizers": jaxviz.models.relevance.epsilon_plus(merge_batch_norm=False)}.get(
+        composite, composite)
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.lrp(model, x, target, composite=ours_composite))
+        plain = np.asarray(jaxviz.input_x_gradient(model, x, target))
+    if composite == "captum":
+        theirs = h.nhwc(ca.LRP(tm).attribute(h.nchw(x).requires_grad_(), target=torch.from_numpy(target)))
+    else:
+        theirs = _zennit(_twin(_variables()), {
+            "epsilon_plus_flat": lambda: zcomp.EpsilonPlusFlat(canonizers=[zc.SequentialMergeBatchNorm()]),
+            "epsilon_alpha2_beta1": lambda: zcomp.EpsilonAlpha2Beta1(canonizers=[zc.SequentialMergeBatchNorm()]),
+            "without_canonizers": lambda: zcomp.EpsilonPlus()}[composite]())
+    h.assert_close(ours, theirs, TOL, composite)
+    assert h.rel_err(ours, plain) > 1e-2  # the rules reached the layers
+    if composite == "captum":  # and LayerLRP, at the last convolution (its output, before the ReLU)
+        with h.precision("float64"):
+            ours = np.asarray(jaxviz.layer_lrp(model, x, target, layer="Conv_1", composite="captum"))
+        theirs = ca.LayerLRP(tm, tm.conv3).attribute(h.nchw(x).requires_grad_(), target=torch.from_numpy(target))
+        h.assert_close(ours, h.nhwc(theirs), TOL, "layer_lrp")
+
+
+class _FunctionalBatchNormTwin(torch.nn.Module):
+    """The twin with its BatchNorm written as arithmetic, as in ``_pure_apply``: no rule of
+    zennit's reaches it."""
+
+    def __init__(self, twin):
+        super().__init__()
+        self.twin = twin
+
+    def forward(self, x):
+        t = self.twin
+        x = t.pool(t.relu1(t.conv1(x)))
+        bn = t.bn2
+        x = (t.conv2(x) - bn.running_mean[:, None, None]) / torch.sqrt(bn.running_var[:, None, None] + 1e-5)
+        x = x * bn.weight[:, None, None] + bn.bias[:, None, None]
+        x = t.relu3(t.conv3(t.relu2(x)))
+        return t.fc(x.mean(dim=(2, 3)))
+
+
 def _pure_apply(p, x):
     """The same network as a pure function of a parameter dict (jax.nn.relu, lax ops)."""
     def conv(v, layer, padding):
@@ -236,3 +297,18 @@ def test_an_nnx_module():
                                  input_size=SIZE)
     assert model.layer_names == ("relu.0", "relu.1", "relu.2", "output")
     _compare(jaxviz.guided_backprop, lambda tm, x, t: ca.GuidedBackprop(tm).attribute(x, target=t), model=model)
+
+
+@pytest.mark.float64_only
+def test_lrp_on_a_pure_function():
+    """A plain function's ``lax.conv_general_dilated`` + bias and ``@`` + bias take the
+    rules; its BatchNorm arithmetic keeps its gradient, as zennit leaves a functional one."""
+    variables = _variables()
+    params = dict(variables["params"])
+    params["BatchNorm_0"] = {**params["BatchNorm_0"], **variables["batch_stats"]["BatchNorm_0"]}
+    _, _, x, target = _setup()
+    with h.precision("float64"):
+        model = jaxviz.from_function(_pure_apply, params, input_size=SIZE)
+        ours = np.asarray(jaxviz.lrp(model, x, target, composite="epsilon_plus_flat"))
+    theirs = _zennit(_FunctionalBatchNormTwin(_twin(variables)), zcomp.EpsilonPlusFlat())
+    h.assert_close(ours, theirs, TOL, "pure function")

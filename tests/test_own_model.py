@@ -97,12 +97,31 @@ def test_guided_backprop_through_control_flow_is_refused_not_silently_plain():
     jaxviz.saliency(model, x, 0)  # without guided the user's program runs as it is
     with pytest.raises(InputError, match="cannot reach a ReLU inside `scan`"):
         jaxviz.guided_backprop(model, x, 0)
+    with pytest.raises(InputError, match="LRP's rules cannot reach a ReLU, convolution or product inside `scan`"):
+        jaxviz.lrp(model, x, 0)
 
 
-def test_lrp_and_fullgrad_on_an_own_model_are_refused_not_silently_a_gradient():
+def test_lrp_rules_reach_an_own_models_products_and_fullgrad_is_refused():
+    """x @ p + b is an affine layer under LRP: its ε rule (to ε) spreads the logit over the
+    inputs' contributions, where the gradient × input would leave out the bias's share.
+    (The Flax and plain-function networks are held to zennit in test_own_model_parity.py.)"""
+    def apply(p, x):
+        return (x.mean(axis=(1, 2)) @ p["w"] + p["b"][None, :]) @ jnp.eye(2)
+
+    params = {"w": jnp.asarray([[1.0, -2.0], [0.5, 1.0], [-1.0, 0.25]]), "b": jnp.asarray([0.3, -0.2])}
+    model = jaxviz.from_function(apply, params, input_size=4)
+    x = _images(2, 4)
+    relevance = np.asarray(jaxviz.lrp(model, x, 0, composite=jaxviz.models.relevance.Composite(
+        conv=jaxviz.models.relevance.epsilon(1e-9), linear=jaxviz.models.relevance.epsilon(1e-9))))
+    means = np.asarray(x).mean(axis=(1, 2))
+    z = means @ np.asarray(params["w"]) + np.asarray(params["b"])
+    # the first product (with its bias) takes the ε rule: Σ R = 1 - b/z; the second (eye(2),
+    # no bias) passes its relevance on
+    np.testing.assert_allclose(relevance.sum(axis=(1, 2, 3)), 1 - 0.3 / z[:, 0], rtol=1e-5)
+    # each mean's share m_c w_c / z, sent back to the pixels by the mean's gradient (1/16 each)
+    share = means * np.asarray(params["w"])[:, 0] / z[:, :1]
+    np.testing.assert_allclose(relevance, np.broadcast_to(share[:, None, None, :] / 16, relevance.shape), rtol=1e-5)
     model = jaxviz.from_function(lambda p, x: jax.nn.relu(x @ p).mean(axis=(1, 2)), jnp.eye(3), input_size=4)
-    with pytest.raises(InputError, match="LRP's rules need to know each convolution"):
-        jaxviz.lrp(model, _images(1, 4), 0)
     assert model.architecture.bias_layers == ()
     with pytest.raises(InputError, match="FullGrad needs the network's convolution and BatchNorm biases"):
         jaxviz.fullgrad(model, _images(1, 4), 0)

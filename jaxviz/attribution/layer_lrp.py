@@ -26,7 +26,7 @@ def layer_lrp(model, x, target, *, layer: str | None = None,
     the layers after it pass back (Captum ``LayerLRP`` with ``composite="captum"``).
 
     Args:
-      model: a :class:`jaxviz.Model` of a jaxviz architecture.
+      model: a :class:`jaxviz.Model` (your own network too: see :func:`jaxviz.lrp`).
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
       layer: torchvision module path; default: the model's last convolutional block.

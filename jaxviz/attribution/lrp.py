@@ -60,7 +60,8 @@ def lrp(model, x, target, *, composite: str | relevance.Composite = "epsilon_plu
     the stabilisers and biases, for the conserving rules).
 
     Args:
-      model: a :class:`jaxviz.Model` of a jaxviz architecture.
+      model: a :class:`jaxviz.Model`: a jaxviz architecture, or your own network (see
+        :mod:`jaxviz.models.traced` for which of its operations take the rules).
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices (or one int for all).
       composite: a name of :data:`jaxviz.models.relevance.COMPOSITES` — zennit's

@@ -144,18 +144,39 @@ class Forward:
             layer, extra = functools.partial(_conv, stride=stride, padding=padding), ()
         else:
             layer, extra = functools.partial(_grouped_conv, stride=stride, padding=padding, groups=groups), ()
-        y = self.output(name, self._affine(name, "conv", layer, x, w, b, extra))
+        y = self.output(name, self.affine(name, "conv", layer, x, w, b, extra))
         if self.lrp is not None and name not in self.perturb:
-            self._last_conv = (y, layer, self._rule, x, w, b, extra)
+            self.follows_conv(y, layer, x, w, b, extra)
         return y
 
-    def _affine(self, name, kind, layer, x, w, b, extra):
-        """``layer(x, w, b, *extra)``; under LRP with its rule (kept in ``self._rule``)."""
+    def affine(self, name, kind, layer, x, w, b, extra=()):
+        """``layer(x, w, b, *extra)``, a ``"conv"`` or ``"linear"`` layer affine in ``x``;
+        under LRP with its rule (kept in ``self._rule``)."""
         if self.lrp is None:
             return layer(x, w, b, *extra)
         self._rule = self.lrp.rule(name, kind, first=self._lrp_layers == 0)
         self._lrp_layers += 1
         return relevance.affine(layer, self._rule, x, w, b, extra)
+
+    def follows_conv(self, y, layer, x, w, b, extra=(), out_axis: int = -1):
+        """Records that ``y`` is the output of the convolution just taken (``out_axis``: its
+        weights' output-channel axis), for a BatchNorm reading it to merge into."""
+        self._last_conv = (y, layer, self._rule, x, w, b, extra, out_axis)
+
+    def merged_into_conv(self, x, factor, shift):
+        """LRP's BatchNorm canonizer (zennit's ``MergeBatchNorm``): when ``x`` is the output
+        of the convolution just taken and the composite merges, that convolution with the
+        per-channel map ``u ↦ u · factor + shift`` merged into its weights and bias, under
+        its rule; else ``None``."""
+        if self.lrp is None or not self.lrp.merge_batch_norm or not self._last_conv or self._last_conv[0] is not x:
+            return None
+        _, layer, rule, conv_x, w, b, extra, out_axis = self._last_conv
+        axis = out_axis % w.ndim
+        w = w * factor.reshape(tuple(-1 if i == axis else 1 for i in range(w.ndim)))
+        if b is not None:  # a traced layer's bias may have the output's rank: (1, 1, 1, C)
+            channels = (1,) * (b.ndim - 1) + (-1,)
+            shift = b * factor.reshape(channels) + shift.reshape(channels)
+        return relevance.affine(layer, rule, conv_x, w, shift, extra)
 
     def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
         """``nn.Linear(in, out)`` on (N, in)."""
@@ -163,7 +184,7 @@ class Forward:
         w = self.param(name, "kernel", (cin, out), init)
         b = self.param(name, "bias", (out,), _bias_init(init, cin)) if bias else None
         layer, extra = (_target_linear, (self.target,)) if self._for_target(name) else (_linear, ())
-        return self.output(name, self._affine(name, "linear", layer, x, w, b, extra))
+        return self.output(name, self.affine(name, "linear", layer, x, w, b, extra))
 
     def bn(self, name, x, *, eps: float = 1e-5):
         """Eval-mode ``nn.BatchNorm2d`` with its running statistics.
@@ -177,14 +198,13 @@ class Forward:
         mean = self.param(name, "mean", (c,), _zeros)
         var = self.param(name, "var", (c,), _ones)
         self.biases[name] = eps
-        if self.lrp is not None and self.lrp.merge_batch_norm and self._last_conv and self._last_conv[0] is x:
+        if self.lrp is not None:
             # LRP's canonizer: the convolution whose output this reads, with the BatchNorm merged
             # into its weights and bias, takes its rule as one affine map
-            _, layer, rule, conv_x, w, b, extra = self._last_conv
             factor = scale * jax.lax.rsqrt(var + jnp.asarray(eps, var.dtype))
-            w = w * factor.reshape((1,) * (w.ndim - 1) + (-1,))
-            b = ((mean * 0 if b is None else b) - mean) * factor + shift
-            return self.output(name, relevance.affine(layer, rule, conv_x, w, b, extra))
+            merged = self.merged_into_conv(x, factor, shift - mean * factor)
+            if merged is not None:
+                return self.output(name, merged)
         if self.lrp is not None and self.lrp.batch_norm is not None:  # Captum's: the affine map's rule
             layer = functools.partial(_batch_norm, eps=eps)
             return self.output(name, relevance.affine(layer, self.lrp.batch_norm, x, scale, shift, (mean, var)))

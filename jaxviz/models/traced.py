@@ -16,6 +16,16 @@ last needed layer and guided backprop without hooks and without a change to the 
   ReLU6 is ``jax.nn.relu6``.
   Without ``guided`` every operation is the user's own, derivative rules included.
 
+* LRP: every convolution and ``dot_general`` of the images with weights that do not depend
+  on them (a ``nn.Conv``, ``nn.Dense``, ``x @ w``) is an affine layer that takes the
+  composite's rule, together with a bias added to its output right after (named by its
+  module when a linen module's output is exactly that); the ReLUs pass relevance on, as
+  activation modules do in zennit.  A linen ``nn.BatchNorm`` (over the last axis, running
+  averages) is recognised as well: merged into the convolution it reads when the composite
+  merges, else passing relevance on (zennit's ``Pass``; Captum's preset: its ε rule).  In an
+  NNX module or a plain function a BatchNorm is arithmetic and keeps its gradient, and so do
+  every other operation (residual sums and pools included).
+
 Limits: the program is entered through ``jit`` and ``checkpoint``; activations inside other
 higher-order operations (``scan``, ``while_loop``, ``cond``, a ``custom_vjp`` or other
 ``custom_jvp`` function) are not layers, and asking for guided backprop through one is an
@@ -29,16 +39,24 @@ import collections
 from dataclasses import dataclass
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from jax.ad_checkpoint import checkpoint_name
 from jax.extend import core as jcore
 
 from jaxviz.errors import InputError, InputTypeError
-from jaxviz.models import layers
+from jaxviz.models import layers, relevance
 from jaxviz.models.network import Forward, Network, sample_input
 
 # a Flax module's output is named with this prefix, which the layer name drops
 _MODULE_PREFIX = "jaxviz:"
+# a linen BatchNorm's input is marked with this prefix and its path (not a layer): LRP
+# recognises the operations between the mark and the module's output as the BatchNorm
+_BATCH_NORM_INPUT = "jaxviz-batch-norm-input:"
+# operations of the images with weights that LRP's rules treat as affine layers
+_AFFINE = {"conv_general_dilated": "conv", "dot_general": "linear"}
+# the element-wise operations an eval-mode BatchNorm is made of
+_ELEMENTWISE_AFFINE = {"add", "sub", "mul", "div", "neg", "convert_element_type"}
 # jaxpr operations whose body is the caller's program, evaluated here as if inlined
 _INLINED = {"jit": "jaxpr", "pjit": "jaxpr", "checkpoint": "jaxpr", "remat": "jaxpr", "closed_call": "call_jaxpr"}
 
@@ -92,13 +110,87 @@ def _activation(eqn):
     return None
 
 
-def _hides_activation(eqn) -> bool:
-    """Whether a sub-program of ``eqn`` holds a ReLU we would not reach."""
+def _hides_activation(eqn, affine: bool = False) -> bool:
+    """Whether a sub-program of ``eqn`` holds a ReLU (or, ``affine``, a convolution or
+    product) we would not reach."""
     for sub in jcore.jaxprs_in_params(eqn.params):
         for inner in sub.eqns:
-            if _activation(inner) or _hides_activation(inner):
+            if _activation(inner) or (affine and inner.primitive.name in _AFFINE) or _hides_activation(inner, affine):
                 return True
     return False
+
+
+def _is_var(v) -> bool:
+    return not isinstance(v, jcore.Literal)
+
+
+def _varying(jaxpr, varying_args) -> set:
+    """The variables of ``jaxpr`` that depend on the arguments flagged in ``varying_args``."""
+    varying = {v for v, vary in zip(jaxpr.invars, varying_args) if vary}
+    for eqn in jaxpr.eqns:
+        if any(_is_var(v) and v in varying for v in eqn.invars):
+            varying.update(eqn.outvars)
+    return varying
+
+
+@dataclass
+class _LrpPlan:
+    """Where LRP's rules reach in one jaxpr (equation indices)."""
+
+    skip: set  # evaluated as part of a later equation
+    affine_at: dict  # index → (affine equation, the images' operand, bias variable or None, layer name)
+    batch_norms: dict  # index of a BatchNorm's output name → (its input mark's variable, its equations)
+
+
+def _lrp_plan(jaxpr, varying: set) -> _LrpPlan:
+    eqns = jaxpr.eqns
+    uses = collections.Counter(v for eqn in eqns for v in eqn.invars if _is_var(v))
+    uses.update(v for v in jaxpr.outvars if _is_var(v))
+    consumer = {v: i for i, eqn in enumerate(eqns) for v in eqn.invars if _is_var(v)}
+
+    def only_use(var, primitive):
+        i = consumer.get(var) if uses[var] == 1 else None
+        return i if i is not None and eqns[i].primitive.name == primitive else None
+
+    plan = _LrpPlan(set(), {}, {})
+    for i, eqn in enumerate(eqns):
+        name = eqn.primitive.name
+        if name in _AFFINE and len(eqn.invars) == 2:
+            flags = [_is_var(v) and v in varying for v in eqn.invars]
+            if flags.count(True) != 1:
+                continue  # a product of two activations (or of two weights) is no layer
+            at, bias = i, None
+            add = only_use(eqn.outvars[0], "add")
+            if add is not None:
+                other = [v for v in eqns[add].invars if v is not eqn.outvars[0]]
+                if len(other) == 1 and not (_is_var(other[0]) and other[0] in varying):
+                    at, bias = add, other[0]
+                    plan.skip.add(i)
+            named = only_use(eqns[at].outvars[0], "name")
+            layer = None
+            if named is not None and eqns[named].params["name"].startswith(_MODULE_PREFIX):
+                layer = eqns[named].params["name"].removeprefix(_MODULE_PREFIX)
+            plan.affine_at[at] = (eqn, flags.index(True), bias, layer)
+        elif name == "name" and eqn.params["name"].startswith(_BATCH_NORM_INPUT):
+            output_name = _MODULE_PREFIX + eqn.params["name"].removeprefix(_BATCH_NORM_INPUT)
+            end = next((q for q in range(i + 1, len(eqns)) if eqns[q].primitive.name == "name"
+                        and eqns[q].params["name"] == output_name), None)
+            if end is None:
+                continue
+            reached, body = {eqn.outvars[0]}, []
+            for q in range(i + 1, end):
+                inputs = [_is_var(v) and v in reached for v in eqns[q].invars]
+                if any(inputs):
+                    if eqns[q].primitive.name not in _ELEMENTWISE_AFFINE or (
+                            eqns[q].primitive.name == "div" and inputs[1]):
+                        break  # not an eval-mode BatchNorm (batch statistics, say): left as it is
+                    reached.update(eqns[q].outvars)
+                    body.append(q)
+            else:
+                if _is_var(eqns[end].invars[0]) and eqns[end].invars[0] in reached:
+                    plan.skip.update(body)
+                    plan.batch_norms[end] = (eqn.outvars[0], [eqns[q] for q in body])
+    return plan
 
 
 def _bind(eqn, invals):
@@ -107,7 +199,7 @@ def _bind(eqn, invals):
     return out if eqn.primitive.multiple_results else [out]
 
 
-def _evaluate(jaxpr, consts, args, f: Forward, counts):
+def _evaluate(jaxpr, consts, args, f: Forward, counts, varying_args):
     env = {}
 
     def read(v):
@@ -117,15 +209,89 @@ def _evaluate(jaxpr, consts, args, f: Forward, counts):
         env[var] = value
     for var, value in zip(jaxpr.invars, args):
         env[var] = value
-    for eqn in jaxpr.eqns:
-        invals = [read(v) for v in eqn.invars]
-        outvals = _evaluate_eqn(eqn, invals, f, counts)
+    varying = _varying(jaxpr, varying_args)
+    plan = _lrp_plan(jaxpr, varying) if f.lrp is not None else None
+    for index, eqn in enumerate(jaxpr.eqns):
+        if plan is not None and index in plan.skip:
+            continue
+        if plan is not None and index in plan.affine_at:
+            outvals = [_affine_layer(f, *plan.affine_at[index], read)]
+        elif plan is not None and index in plan.batch_norms:
+            outvals = [f.output(eqn.params["name"].removeprefix(_MODULE_PREFIX),
+                                _batch_norm(f, *plan.batch_norms[index], eqn.invars[0], read))]
+        else:
+            invals = [read(v) for v in eqn.invars]
+            flags = [_is_var(v) and v in varying for v in eqn.invars]
+            outvals = _evaluate_eqn(eqn, invals, f, counts, flags)
         for var, value in zip(eqn.outvars, outvals):
             env[var] = value
     return [read(v) for v in jaxpr.outvars]
 
 
-def _evaluate_eqn(eqn, invals, f: Forward, counts):
+def _affine_layer(f: Forward, eqn, position, bias, layer_name, read):
+    """An affine layer under LRP: ``eqn`` (a convolution or product of the images'
+    operand ``position`` with weights), plus ``bias`` when one is added, under its rule."""
+    x, w = read(eqn.invars[position]), read(eqn.invars[1 - position])
+
+    def layer(v, w, b):
+        y = _bind(eqn, [v, w] if position == 0 else [w, v])[0]
+        return y if b is None else y + jnp.broadcast_to(b, y.shape)
+
+    b = None if bias is None else read(bias)
+    y = f.affine(layer_name, _AFFINE[eqn.primitive.name], layer, x, w, b)
+    out_axis = _output_channel_axis(eqn, position)
+    if out_axis is not None:
+        f.follows_conv(y, layer, x, w, b, out_axis=out_axis)
+    return y
+
+
+def _output_channel_axis(eqn, position):
+    """The weights' axis that becomes the output's last axis (a BatchNorm over that axis can
+    merge into the layer), or ``None``."""
+    if position != 0:
+        return None
+    rank = len(eqn.outvars[0].aval.shape)
+    if eqn.primitive.name == "conv_general_dilated":
+        numbers = eqn.params["dimension_numbers"]
+        return numbers.rhs_spec[0] if numbers.out_spec[1] == rank - 1 else None
+    (_, contracting), (_, batch) = eqn.params["dimension_numbers"]
+    free = [d for d in range(len(eqn.invars[1].aval.shape)) if d not in contracting and d not in batch]
+    return free[0] if len(free) == 1 else None
+
+
+def _scaled(u, scale, shift):
+    return u * scale if shift is None else u * scale + shift
+
+
+def _batch_norm(f: Forward, mark, eqns, output, read):
+    """A linen BatchNorm under LRP: merged into the convolution it reads, else passing
+    relevance on (or, Captum's preset, the ε rule of the affine map it is)."""
+    x = read(mark)
+    made = {mark} | {v for eqn in eqns for v in eqn.outvars}
+    # the statistics and parameters it reads, as arguments (a backward rule's function
+    # closes over no traced value)
+    read_in = list(dict.fromkeys(v for eqn in eqns for v in eqn.invars if _is_var(v) and v not in made))
+
+    def batch_norm(u, *values):
+        env = {mark: u, **dict(zip(read_in, values))}
+        for eqn in eqns:
+            outs = _bind(eqn, [env[v] if _is_var(v) else v.val for v in eqn.invars])
+            env.update(zip(eqn.outvars, outs))
+        return env[output]
+
+    values = [read(v) for v in read_in]
+    shift = batch_norm(jnp.zeros_like(x), *values)  # the map is u ↦ u · scale + shift, element-wise
+    scale = batch_norm(jnp.ones_like(x), *values) - shift
+    corner = (0,) * (x.ndim - 1)
+    merged = f.merged_into_conv(x, scale[corner], shift[corner])
+    if merged is not None:
+        return merged
+    if f.lrp.batch_norm is not None:
+        return relevance.affine(_scaled, f.lrp.batch_norm, x, scale, shift)
+    return relevance.passthrough(batch_norm, x, *values)
+
+
+def _evaluate_eqn(eqn, invals, f: Forward, counts, flags):
     name = eqn.primitive.name
     found = _activation(eqn)
     if found is not None:
@@ -138,12 +304,19 @@ def _evaluate_eqn(eqn, invals, f: Forward, counts):
 
         return [f.activation(kind, layer, invals[operand], standard)]
     if name == "name":  # checkpoint_name: a named value is a layer
+        if eqn.params["name"].startswith(_BATCH_NORM_INPUT):
+            return [invals[0]]
         return [f.output(eqn.params["name"].removeprefix(_MODULE_PREFIX), invals[0])]
     if name in _INLINED:
         closed = _closed(eqn.params[_INLINED[name]])
-        return _evaluate(closed.jaxpr, closed.consts, invals, f, counts)
+        return _evaluate(closed.jaxpr, closed.consts, invals, f, counts, flags)
     if name == "reduce_window_max" and f.guided and f.guided[0] == "deeplift":
         return [layers.rescale_pool(lambda v: _bind(eqn, [v])[0])(invals[0])]
+    if name == "reduce_window_max" and f.lrp is not None and f.lrp.max_pool_epsilon is not None:
+        return [relevance.normalized(lambda v: _bind(eqn, [v])[0], f.lrp.max_pool_epsilon)(invals[0])]
+    if f.lrp is not None and _hides_activation(eqn, affine=True):
+        raise InputError(f"LRP's rules cannot reach a ReLU, convolution or product inside `{name}`; only those "
+                         f"outside control flow and custom-derivative functions take a rule")
     if f.guided and _hides_activation(eqn):
         raise InputError(f"guided backprop cannot reach a ReLU inside `{name}`; only ReLUs outside "
                          f"control flow and custom-derivative functions can be guided")
@@ -152,18 +325,22 @@ def _evaluate_eqn(eqn, invals, f: Forward, counts):
 
 def _traced_forward(apply):
     def forward(f: Forward, x):
-        if f.lrp is not None:
-            raise InputError("LRP's rules need to know each convolution and linear layer: they work on jaxviz's "
-                             "architectures (jaxviz.ARCHITECTURES), not yet on a model from from_flax / from_function")
         closed = jax.make_jaxpr(apply)(f.params, x)
         leaves = jax.tree_util.tree_leaves((f.params, x))
-        (logits,) = _evaluate(closed.jaxpr, closed.consts, leaves, f, collections.Counter())
+        varying = [False] * (len(leaves) - 1) + [True]  # the images are the last argument
+        (logits,) = _evaluate(closed.jaxpr, closed.consts, leaves, f, collections.Counter(), varying)
         return logits
 
     return forward
 
 
 def _name_module_outputs(next_fun, args, kwargs, context):
+    from flax import linen
+
+    module = context.module
+    if (context.method_name == "__call__" and module.path and isinstance(module, linen.BatchNorm) and args
+            and isinstance(args[0], jax.Array) and module.axis in (-1, args[0].ndim - 1)):
+        args = (checkpoint_name(args[0], _BATCH_NORM_INPUT + ".".join(module.path)),) + tuple(args[1:])
     out = next_fun(*args, **kwargs)
     if context.method_name == "__call__" and context.module.path and isinstance(out, jax.Array):
         out = checkpoint_name(out, _MODULE_PREFIX + ".".join(context.module.path))
