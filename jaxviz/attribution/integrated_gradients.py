@@ -6,6 +6,7 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxviz import _checks, _deprecation, scoring
 from jaxviz.attribution import _paths
@@ -33,13 +34,11 @@ def path_gradient_sum(model, x, target, baselines, alphas, weights, chunk: int):
     return summed
 
 
-@functools.partial(jax.jit, static_argnames=("n_steps", "method", "chunk", "with_delta"))
-def _integrated_gradients(model, x, target, baselines, n_steps, method, chunk, with_delta, repeats):
-    alphas, weights = _paths.quadrature(method, n_steps)
-
+# the quadrature's points and weights are arguments: one program serves every method
+@functools.partial(jax.jit, static_argnames=("chunk", "with_delta"))
+def _integrated_gradients(model, x, target, baselines, alphas, weights, chunk, with_delta, repeats):
     def body(x, target, baselines):
-        summed = path_gradient_sum(model, x, target, baselines, jnp.asarray(alphas, x.dtype),
-                                   jnp.asarray(weights, x.dtype), chunk)
+        summed = path_gradient_sum(model, x, target, baselines, alphas, weights, chunk)
         attributions = (x - baselines) * summed
         if not with_delta:
             return attributions
@@ -97,6 +96,7 @@ def integrated_gradients(
     repeats = scoring.find_repeats(x, target, baselines)
     images = x.shape[0] if repeats is None else repeats.requests.size  # gradients per step
     chunk = min(_paths.steps_per_chunk(internal_batch_size, images, n_steps), n_steps)
+    alphas, weights = (np.asarray(v, x.dtype) for v in _paths.quadrature(method, n_steps))
     return _integrated_gradients(
-        model, x, target, baselines, n_steps, method, chunk, bool(return_convergence_delta), repeats
+        model, x, target, baselines, alphas, weights, chunk, bool(return_convergence_delta), repeats
     )
