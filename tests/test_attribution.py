@@ -82,8 +82,14 @@ TARGETED = {
 
 @pytest.mark.parametrize("name", list(TARGETED))
 def test_shapes(model, x, name):
-    out = TARGETED[name](model, x, np.array([1, 2]))
-    assert out.shape[0] == 2 and np.isfinite(np.asarray(out)).all()
+    """Every method accepts a batch of two non-square images.  Traced, not compiled
+    (jax.eval_shape): the values are the parity tests' (47 compilations took 117 s).
+    XRAI chooses its regions on the host, from computed maps: it runs."""
+    def run():
+        return TARGETED[name](model, x, np.array([1, 2]))
+
+    out = run() if name == "xrai" else jax.eval_shape(run)
+    assert out.shape[0] == 2 and out.dtype == np.float32
 
 
 @pytest.mark.parametrize("name", list(TARGETED))
