@@ -37,6 +37,7 @@ def test_image_already_of_its_target_takes_no_step(model, images):
     np.testing.assert_array_equal(result.images, x[:1])
 
 
+@pytest.mark.runs_long  # 100 steps at 224: 18 s compiled at -O0, 6 s at the default settings
 @pytest.mark.parametrize("norm", ["linf", "l2"])
 def test_epsilon_budget_is_respected(model, images, norm):
     x, _ = images
@@ -93,6 +94,7 @@ def test_fooling_bad_images(model, images):
 COURSE_TARGETS = [76, 78, 187, 683, 366, 604]  # tarantula, tick, Yorkshire terrier, oboe, gorilla, hourglass
 
 
+@pytest.mark.runs_long  # 6 images, 100 steps at 224: 59 s at -O0, 17 s at the default settings
 def test_class_visualizations_are_classified_as_their_targets(model):
     result = jaxviz.class_visualization(model, np.array(COURSE_TARGETS), key=jax.random.key(0),
                                         snapshot_at=(1, 25, 50, 75, 100))
