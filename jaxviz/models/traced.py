@@ -181,13 +181,19 @@ def _lrp_plan(jaxpr, varying: set) -> _LrpPlan:
             for q in range(i + 1, end):
                 inputs = [_is_var(v) and v in reached for v in eqns[q].invars]
                 if any(inputs):
-                    if eqns[q].primitive.name not in _ELEMENTWISE_AFFINE or (
-                            eqns[q].primitive.name == "div" and inputs[1]):
+                    others_vary = any(_is_var(v) and v in varying and not r for v, r in zip(eqns[q].invars, inputs))
+                    primitive = eqns[q].primitive.name
+                    if (primitive not in _ELEMENTWISE_AFFINE or others_vary or (primitive == "div" and inputs[1])
+                            or (primitive == "mul" and all(inputs))):
                         break  # not an eval-mode BatchNorm (batch statistics, say): left as it is
                     reached.update(eqns[q].outvars)
                     body.append(q)
             else:
-                if _is_var(eqns[end].invars[0]) and eqns[end].invars[0] in reached:
+                output, inside = eqns[end].invars[0], set(body) | {end}
+                own = reached - {output, eqn.outvars[0]}  # its intermediate values: nothing else may read them
+                leaks = any(_is_var(v) and v in own for q, e in enumerate(eqns) if q not in inside
+                            for v in e.invars) or any(_is_var(v) and v in own for v in jaxpr.outvars)
+                if _is_var(output) and output in reached and not leaks:
                     plan.skip.update(body)
                     plan.batch_norms[end] = (eqn.outvars[0], [eqns[q] for q in body])
     return plan
