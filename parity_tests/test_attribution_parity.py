@@ -3,6 +3,9 @@ inputs and weights.  Tolerances: float64 1e-9, float32 1e-4 (max|Δ|/max|ref|) u
 
 from __future__ import annotations
 
+import importlib
+
+import jax
 import numpy as np
 import pytest
 import torch
@@ -523,6 +526,43 @@ def _lrp_pair(x_shape):
     return jaxviz.lrp, theirs
 
 
+def _coalition_mask(x_shape):
+    """Patches of about a sixth of the shorter side: 20 features at 61×75, 36 at 224."""
+    return np.stack([jaxviz.masks.patches(*x_shape[1:3], max(16, x_shape[1] // 6))] * x_shape[0])
+
+
+def _kernel_shap_pair(x_shape):
+    """jaxviz's KernelShap given the coalitions Captum draws after seeding torch."""
+    from parity_tests.test_captum_methods_parity import _captum_coalitions
+
+    mask = _coalition_mask(x_shape)
+    coalitions = _captum_coalitions(torch.zeros((x_shape[0], x_shape[3], *x_shape[1:3])), int(mask.max()) + 1, 24,
+                                    seed=6)
+
+    def theirs(tm, x, t):
+        torch.manual_seed(6)
+        return ca.KernelShap(tm).attribute(x, target=t, baselines=0.1, n_samples=24,
+                                           feature_mask=torch.from_numpy(mask.astype(np.int64))[:, None])
+
+    return (lambda m, x, t: jaxviz.kernel_shap(m, x, t, feature_mask=mask, baselines=0.1, n_samples=24,
+                                               coalitions=coalitions), theirs)
+
+
+def _lime_pair(x_shape):
+    """jaxviz's Lime and the definition's (sklearn's Lasso run to convergence), given the
+    same coalitions: Captum stops the Lasso at sklearn's default tolerance, which is 1.1e-4
+    from the converged fit at 61×75 and 1.2e-2 on the pretrained images at 224 (its Lime
+    given these coalitions; jaxviz float32: 3.4e-6 and 1.6e-4)."""
+    from parity_tests.test_captum_methods_parity import _sklearn_lime
+
+    mask = _coalition_mask(x_shape)
+    sample = importlib.import_module("jaxviz.attribution.lime").sample_coalitions
+    coalitions = np.asarray(sample(jax.random.key(3), 24, [int(mask.max()) + 1] * x_shape[0]))
+    return (lambda m, x, t: jaxviz.lime(m, x, t, feature_mask=mask, baselines=0.2, n_samples=24,
+                                        coalitions=coalitions),
+            lambda tm, x, t: _sklearn_lime(tm, x.detach(), t, 0.2, mask, coalitions, 1e-12))
+
+
 NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.py, test_lrp_parity.py
     "input_x_gradient": lambda x_shape: (jaxviz.input_x_gradient,
                                          lambda tm, x, t: ca.InputXGradient(tm).attribute(x, target=t)),
@@ -533,6 +573,8 @@ NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.p
     "feature_ablation": _feature_ablation_pair,
     "shapley_value_sampling": _shapley_pair,
     "lrp": _lrp_pair,  # zennit's
+    "kernel_shap": _kernel_shap_pair,
+    "lime": _lime_pair,
 }
 
 
@@ -544,7 +586,7 @@ NEW_CAPTUM_METHODS = {  # float64 on four families: test_captum_methods_parity.p
 # random case.  LRP passes relevance through every ReLU unmasked too, and the third image
 # has such a window (features.8, channel 53: values 4e-8 apart): pretrained LRP is tested
 # on the other two below.
-PRETRAINED_FLOAT32 = ["deeplift", "gradient_shap", "input_x_gradient"]
+PRETRAINED_FLOAT32 = ["deeplift", "gradient_shap", "input_x_gradient", "kernel_shap", "lime"]
 # DeepLift's rule divides by each unit's input difference Δin, which float32 rounds to
 # |x|·6e-8: on these images moving the input by one float32 ulp moved the float64 result
 # by 6.3e-6, 1.1e-2, 4.9e-3 and 9.6e-3 (the four draws the test makes).  jaxviz float32
