@@ -312,3 +312,32 @@ def test_lrp_on_a_pure_function():
         ours = np.asarray(jaxviz.lrp(model, x, target, composite="epsilon_plus_flat"))
     theirs = _zennit(_FunctionalBatchNormTwin(_twin(variables)), zcomp.EpsilonPlusFlat())
     h.assert_close(ours, theirs, TOL, "pure function")
+
+
+@pytest.mark.float64_only
+def test_fullgrad():
+    """FullGrad reads the Flax module's biases from its program: the three convolutions'
+    and the BatchNorm's β − μ·γ/√(σ² + ε), each with the gradient at that module's output,
+    as pytorch-grad-cam's FullGrad takes the twin's Conv2d and BatchNorm2d biases."""
+    from pytorch_grad_cam import FullGrad
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    from parity_tests.test_cam_parity import _fullgrad64
+
+    model, tm, x, target = _setup()
+    assert model.architecture.bias_layers == ("conv1", "Conv_0", "BatchNorm_0", "Conv_1")
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.fullgrad(model, x, target))
+    h.assert_close(ours, _fullgrad64(tm, x, target), TOL, "fullgrad, definition")
+    with FullGrad(tm, []) as cam:  # the package resizes in float32
+        package = cam(h.nchw(x), [ClassifierOutputTarget(int(t)) for t in target])
+    h.assert_close(ours, package, 1e-5, "fullgrad, package")
+    # FullGrad scales each channel's map, so a bias's size cancels there: the values read
+    # from the program are checked against the variables
+    variables = _variables()
+    p, stats = variables["params"], variables["batch_stats"]["BatchNorm_0"]
+    with h.precision("float64"):
+        ours = {name: np.asarray(model.architecture.layer_bias(model.params, name)) for name in ("Conv_0", "BatchNorm_0")}
+    np.testing.assert_allclose(ours["Conv_0"], p["Conv_0"]["bias"], rtol=1e-12)
+    np.testing.assert_allclose(ours["BatchNorm_0"], p["BatchNorm_0"]["bias"] - stats["mean"] * p["BatchNorm_0"]["scale"]
+                               / np.sqrt(stats["var"] + 1e-5), rtol=1e-12)

@@ -101,7 +101,7 @@ def test_guided_backprop_through_control_flow_is_refused_not_silently_plain():
         jaxviz.lrp(model, x, 0)
 
 
-def test_lrp_rules_reach_an_own_models_products_and_fullgrad_is_refused():
+def test_lrp_rules_reach_an_own_models_products_and_fullgrad_without_biases_is_refused():
     """x @ p + b is an affine layer under LRP: its ε rule (to ε) spreads the logit over the
     inputs' contributions, where the gradient × input would leave out the bias's share.
     (The Flax and plain-function networks are held to zennit in test_own_model_parity.py.)"""

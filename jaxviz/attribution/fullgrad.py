@@ -75,8 +75,9 @@ def fullgrad(model, x, target, *, eigen_smooth: bool = False, aug_smooth: bool =
     BatchNorm bias of the network.
 
     Args:
-      model: a :class:`jaxviz.Model` of one of jaxviz's architectures (its bias layers are
-        known: ``model.architecture.bias_layers``).
+      model: a :class:`jaxviz.Model` (its bias layers: ``model.architecture.bias_layers``;
+        on your own model, each linen convolution that adds a bias and each linen
+        BatchNorm, see :mod:`jaxviz.models.traced`).
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
       eigen_smooth: the package's option: the 3 + L maps shrunk 8×, projected on their
@@ -95,8 +96,8 @@ def fullgrad(model, x, target, *, eigen_smooth: bool = False, aug_smooth: bool =
     layers = model.architecture.bias_layers
     if not layers:
         raise InputError(f"FullGrad needs the network's convolution and BatchNorm biases, and {model.architecture.name} "
-                         "declares none: it works on jaxviz's architectures (jaxviz.ARCHITECTURES), not on a model "
-                         "from from_flax / from_function")
+                         "has none jaxviz can see (on your own model: a named convolution that adds a bias, or a "
+                         "linen BatchNorm, over spatial maps)")
     x, target = scoring.prepare(model, x, target, layers=layers)
     if eigen_smooth and min(x.shape[1:3]) < 8:
         raise InputError(f"eigen_smooth shrinks the maps 8×: the images ({x.shape[1]}×{x.shape[2]}) need at least "

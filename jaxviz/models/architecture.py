@@ -94,6 +94,10 @@ class Architecture:
     def layer_bias(self, params, name: str):
         """(C,) what bias layer ``name`` adds to its output: a convolution's bias, or a
         BatchNorm's β − μ·γ/√(σ² + ε) (its output is that plus a multiple of the input)."""
+        if self.network.params_like is not None:  # your own network: its forward pass says
+            from jaxviz.models import network as _network
+
+            return _network.bias_values(self.network, params)[name]
         leaves = params[name]
         if name not in self.batch_norm_eps:
             return leaves["bias"]

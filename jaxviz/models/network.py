@@ -96,6 +96,7 @@ class Forward:
         self.shapes: dict[str, tuple[int, ...]] = {}  # each name's output shape
         self.activations: list[tuple[int, str | None, str]] = []  # (call index, name, kind)
         self.biases: dict[str, float | None] = {}  # convolutions with a bias (None), BatchNorms (their eps)
+        self.bias_values: dict = {}  # a traced network's biases, (C,) each (see record_bias)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -157,6 +158,12 @@ class Forward:
         self._rule = self.lrp.rule(name, kind, first=self._lrp_layers == 0)
         self._lrp_layers += 1
         return relevance.affine(layer, self._rule, x, w, b, extra)
+
+    def record_bias(self, name: str, value):
+        """A traced network's bias layer ``name`` adds ``value`` (C,) to its spatial output:
+        what FullGrad reads (jaxviz's own architectures read theirs from the parameters)."""
+        self.biases[name] = None
+        self.bias_values[name] = value
 
     def follows_conv(self, y, layer, x, w, b, extra=(), out_axis: int = -1):
         """Records that ``y`` is the output of the convolution just taken (``out_axis``: its
@@ -479,6 +486,15 @@ def call_listing(network: Network) -> CallListing:
         last[name] = index
     return CallListing(tuple(f.calls), last, tuple(f.activations), dict(f.biases), params_like, dict(f.shapes),
                        tuple(logits.shape))
+
+
+def bias_values(network: Network, params) -> dict:
+    """A traced network's bias layers' biases, ``{name: (C,)}``, from its forward pass on
+    a blank image (inside a compiled function XLA keeps the biases alone)."""
+    f = Forward(params)
+    sample = sample_input(network.params_like, network.init_size)
+    network.forward(f, jnp.zeros(sample.shape, sample.dtype))
+    return f.bias_values
 
 
 def init_params(network: Network, key, dtype=jnp.float32):

@@ -25,6 +25,9 @@ last needed layer and guided backprop without hooks and without a change to the 
   merges, else passing relevance on (zennit's ``Pass``; Captum's preset: its ε rule).  In an
   NNX module or a plain function a BatchNorm is arithmetic and keeps its gradient, and so do
   every other operation (residual sums and pools included).
+* FullGrad's bias layers: each such convolution with a bias whose output is a named layer,
+  and each recognised BatchNorm, over spatial maps; their biases are read from the program
+  (:func:`jaxviz.models.network.bias_values`).
 
 Limits: the program is entered through ``jit`` and ``checkpoint``; activations inside other
 higher-order operations (``scan``, ``while_loop``, ``cond``, a ``custom_vjp`` or other
@@ -134,15 +137,16 @@ def _varying(jaxpr, varying_args) -> set:
 
 
 @dataclass
-class _LrpPlan:
-    """Where LRP's rules reach in one jaxpr (equation indices)."""
+class _LayerPlan:
+    """The affine layers and BatchNorms of one jaxpr, where LRP's rules reach and FullGrad's
+    biases are (equation indices)."""
 
     skip: set  # evaluated as part of a later equation
     affine_at: dict  # index → (affine equation, the images' operand, bias variable or None, layer name)
     batch_norms: dict  # index of a BatchNorm's output name → (its input mark's variable, its equations)
 
 
-def _lrp_plan(jaxpr, varying: set) -> _LrpPlan:
+def _layer_plan(jaxpr, varying: set) -> _LayerPlan:
     eqns = jaxpr.eqns
     uses = collections.Counter(v for eqn in eqns for v in eqn.invars if _is_var(v))
     uses.update(v for v in jaxpr.outvars if _is_var(v))
@@ -152,7 +156,7 @@ def _lrp_plan(jaxpr, varying: set) -> _LrpPlan:
         i = consumer.get(var) if uses[var] == 1 else None
         return i if i is not None and eqns[i].primitive.name == primitive else None
 
-    plan = _LrpPlan(set(), {}, {})
+    plan = _LayerPlan(set(), {}, {})
     for i, eqn in enumerate(eqns):
         name = eqn.primitive.name
         if name in _AFFINE and len(eqn.invars) == 2:
@@ -216,22 +220,44 @@ def _evaluate(jaxpr, consts, args, f: Forward, counts, varying_args):
     for var, value in zip(jaxpr.invars, args):
         env[var] = value
     varying = _varying(jaxpr, varying_args)
-    plan = _lrp_plan(jaxpr, varying) if f.lrp is not None else None
+    plan = _layer_plan(jaxpr, varying)
+    lrp = f.lrp is not None
     for index, eqn in enumerate(jaxpr.eqns):
-        if plan is not None and index in plan.skip:
+        if lrp and index in plan.skip:
             continue
-        if plan is not None and index in plan.affine_at:
+        if lrp and index in plan.affine_at:
             outvals = [_affine_layer(f, *plan.affine_at[index], read)]
-        elif plan is not None and index in plan.batch_norms:
+        elif lrp and index in plan.batch_norms:
             outvals = [f.output(eqn.params["name"].removeprefix(_MODULE_PREFIX),
                                 _batch_norm(f, *plan.batch_norms[index], eqn.invars[0], read))]
         else:
+            if index in plan.batch_norms:  # (before its output's name records the layer)
+                _record_batch_norm_bias(f, *plan.batch_norms[index], eqn.invars[0], eqn, read)
             invals = [read(v) for v in eqn.invars]
             flags = [_is_var(v) and v in varying for v in eqn.invars]
             outvals = _evaluate_eqn(eqn, invals, f, counts, flags)
         for var, value in zip(eqn.outvars, outvals):
             env[var] = value
+        if not lrp and index in plan.affine_at:
+            _record_conv_bias(f, *plan.affine_at[index], read)
     return [read(v) for v in jaxpr.outvars]
+
+
+def _record_conv_bias(f: Forward, eqn, position, bias, layer_name, read):
+    """A named convolution's bias over spatial maps, for FullGrad."""
+    if (bias is not None and layer_name is not None and eqn.primitive.name == "conv_general_dilated"
+            and len(eqn.outvars[0].aval.shape) == 4):
+        value = read(bias)
+        f.record_bias(layer_name, jnp.broadcast_to(value, eqn.outvars[0].aval.shape).reshape(-1, value.shape[-1])[0])
+
+
+def _record_batch_norm_bias(f: Forward, mark, eqns, output, name_eqn, read):
+    """A linen BatchNorm's bias over spatial maps (its output at a zero input), for FullGrad."""
+    x = read(mark)
+    if x.ndim == 4:
+        batch_norm, values = _batch_norm_function(mark, eqns, output, read)
+        shift = batch_norm(jnp.zeros_like(x), *values)
+        f.record_bias(name_eqn.params["name"].removeprefix(_MODULE_PREFIX), shift.reshape(-1, shift.shape[-1])[0])
 
 
 def _affine_layer(f: Forward, eqn, position, bias, layer_name, read):
@@ -265,17 +291,11 @@ def _output_channel_axis(eqn, position):
     return free[0] if len(free) == 1 else None
 
 
-def _scaled(u, scale, shift):
-    return u * scale if shift is None else u * scale + shift
-
-
-def _batch_norm(f: Forward, mark, eqns, output, read):
-    """A linen BatchNorm under LRP: merged into the convolution it reads, else passing
-    relevance on (or, Captum's preset, the ε rule of the affine map it is)."""
-    x = read(mark)
+def _batch_norm_function(mark, eqns, output, read):
+    """A linen BatchNorm's operations as ``function(u, *values)`` and the ``values`` (the
+    statistics and parameters it reads) to call it with: as arguments, since a backward
+    rule's function may close over no traced value."""
     made = {mark} | {v for eqn in eqns for v in eqn.outvars}
-    # the statistics and parameters it reads, as arguments (a backward rule's function
-    # closes over no traced value)
     read_in = list(dict.fromkeys(v for eqn in eqns for v in eqn.invars if _is_var(v) and v not in made))
 
     def batch_norm(u, *values):
@@ -285,7 +305,18 @@ def _batch_norm(f: Forward, mark, eqns, output, read):
             env.update(zip(eqn.outvars, outs))
         return env[output]
 
-    values = [read(v) for v in read_in]
+    return batch_norm, [read(v) for v in read_in]
+
+
+def _scaled(u, scale, shift):
+    return u * scale if shift is None else u * scale + shift
+
+
+def _batch_norm(f: Forward, mark, eqns, output, read):
+    """A linen BatchNorm under LRP: merged into the convolution it reads, else passing
+    relevance on (or, Captum's preset, the ε rule of the affine map it is)."""
+    x = read(mark)
+    batch_norm, values = _batch_norm_function(mark, eqns, output, read)
     shift = batch_norm(jnp.zeros_like(x), *values)  # the map is u ↦ u · scale + shift, element-wise
     scale = batch_norm(jnp.ones_like(x), *values) - shift
     corner = (0,) * (x.ndim - 1)
