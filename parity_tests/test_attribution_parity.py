@@ -490,8 +490,13 @@ def _deeplift_pair(x_shape):
             lambda tm, x, t: _torch_deeplift(tm, x, torch.full_like(x, 0.25), t))
 
 
-def _patch_mask(x_shape):
-    return np.stack([jaxviz.masks.patches(*x_shape[1:3], 16)] * x_shape[0])
+def _patch_mask(x_shape, size: int = 16):
+    return np.stack([jaxviz.masks.patches(*x_shape[1:3], size)] * x_shape[0])
+
+
+def _coalition_mask(x_shape):
+    """Patches of about a sixth of the shorter side: 20 features at 61×75, 36 at 224."""
+    return _patch_mask(x_shape, max(16, x_shape[1] // 6))
 
 
 def _feature_ablation_pair(x_shape):
@@ -524,11 +529,6 @@ def _lrp_pair(x_shape):
             return attributor(x.detach(), torch.eye(1000, dtype=x.dtype)[t])[1]
 
     return jaxviz.lrp, theirs
-
-
-def _coalition_mask(x_shape):
-    """Patches of about a sixth of the shorter side: 20 features at 61×75, 36 at 224."""
-    return np.stack([jaxviz.masks.patches(*x_shape[1:3], max(16, x_shape[1] // 6))] * x_shape[0])
 
 
 def _kernel_shap_pair(x_shape):

@@ -337,7 +337,7 @@ def test_fullgrad():
     variables = _variables()
     p, stats = variables["params"], variables["batch_stats"]["BatchNorm_0"]
     with h.precision("float64"):
-        ours = {name: np.asarray(model.architecture.layer_bias(model.params, name)) for name in ("Conv_0", "BatchNorm_0")}
-    np.testing.assert_allclose(ours["Conv_0"], p["Conv_0"]["bias"], rtol=1e-12)
-    np.testing.assert_allclose(ours["BatchNorm_0"], p["BatchNorm_0"]["bias"] - stats["mean"] * p["BatchNorm_0"]["scale"]
+        conv, batch_norm = map(np.asarray, model.architecture.layer_biases(model.params, ("Conv_0", "BatchNorm_0")))
+    np.testing.assert_allclose(conv, p["Conv_0"]["bias"], rtol=1e-12)
+    np.testing.assert_allclose(batch_norm, p["BatchNorm_0"]["bias"] - stats["mean"] * p["BatchNorm_0"]["scale"]
                                / np.sqrt(stats["var"] + 1e-5), rtol=1e-12)

@@ -34,8 +34,8 @@ def _layer_maps(model, x, target, layers, summed: bool):
     architecture = model.architecture
     _, grads, input_grads = scoring.gradient_pass(model, x, target, layers, with_input=True)
     maps = [_cam.minmax(jnp.abs(input_grads * x))]
-    for name, grad in zip(layers, grads):
-        bias = architecture.layer_bias(model.params, name).astype(grad.dtype)[None, None, None, :]
+    for bias, grad in zip(architecture.layer_biases(model.params, layers), grads):
+        bias = bias.astype(grad.dtype)[None, None, None, :]
         maps.append(_resized(_cam.minmax(jnp.abs(bias * grad)).sum(axis=-1, keepdims=True), size))
     if summed:
         return sum(m.sum(axis=-1) for m in maps)

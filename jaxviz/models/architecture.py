@@ -91,13 +91,18 @@ class Architecture:
             activations_after_layer=after, network=network, layers_hint=network.layers_hint,
         )
 
-    def layer_bias(self, params, name: str):
-        """(C,) what bias layer ``name`` adds to its output: a convolution's bias, or a
-        BatchNorm's β − μ·γ/√(σ² + ε) (its output is that plus a multiple of the input)."""
-        if self.network.params_like is not None:  # your own network: its forward pass says
+    def layer_biases(self, params, names: Sequence[str]) -> tuple:
+        """(C,) what each bias layer of ``names`` adds to its output: a convolution's bias,
+        or a BatchNorm's β − μ·γ/√(σ² + ε) (its output is that plus a multiple of the
+        input).  Your own network's are read from one forward pass of its program."""
+        if self.network.params_like is not None:
             from jaxviz.models import network as _network
 
-            return _network.bias_values(self.network, params)[name]
+            values = _network.bias_values(self.network, params)
+            return tuple(values[name] for name in names)
+        return tuple(self._parameter_bias(params, name) for name in names)
+
+    def _parameter_bias(self, params, name: str):
         leaves = params[name]
         if name not in self.batch_norm_eps:
             return leaves["bias"]
