@@ -12,6 +12,7 @@ import torch
 from captum import attr as ca
 
 import jaxviz
+from jaxviz.attribution import _regions
 from parity_tests import helpers as h
 
 CASES = ["pretrained", "random"]
@@ -365,13 +366,16 @@ OCCLUSION_CASES = [  # (window HWC, strides HWC, baseline)
 
 
 @pytest.mark.float64_only
-@pytest.mark.parametrize("window, strides, baseline", OCCLUSION_CASES)
-def test_occlusion_float64_vs_plain_loop(window, strides, baseline):
+@pytest.mark.parametrize("window, strides, baseline, regions", [
+    case + (regions,) for case, regions in zip(OCCLUSION_CASES, (False, "always", "always"))])
+def test_occlusion_float64_vs_plain_loop(window, strides, baseline, regions):
     with h.precision("float64"):
         model, tm, x, target = h.setup("random", "float64")
         b, bt = (_baseline("array", x) if baseline == "array" else (baseline, torch.full_like(h.nchw(x), baseline)))
+        if regions:  # on crops: the plan exists
+            assert _regions.plan(model, x.shape[1:], window, strides, most_cost=np.inf) is not None
         ours = np.asarray(jaxviz.occlusion(model, x, target, sliding_window_shapes=window, strides=strides, baselines=b,
-                                           windows_per_eval=7))
+                                           windows_per_eval=7, regions=regions))
     ref = _torch_occlusion_loop(tm, h.nchw(x), _t(target), window[::-1][:1] + window[:2], strides[2:] + strides[:2], bt)
     h.assert_close(ours, h.nhwc(ref), 1e-9)
 
@@ -387,6 +391,21 @@ def test_occlusion_vs_captum(dtype, window, strides, baseline):
     theirs = ca.Occlusion(tm).attribute(h.nchw(x), sliding_window_shapes=(window[2], window[0], window[1]),
                                         strides=(strides[2], strides[0], strides[1]), baselines=bt, target=_t(target))
     h.assert_close(ours, h.nhwc(theirs), tol)
+
+
+def test_occlusion_on_regions_pretrained_float32_vs_captum():
+    """At 224 the region plan cuts SqueezeNet deep (a Fire block at 27×27): each occluded
+    image's first two thirds of the network on a crop around its window, pasted, resumed."""
+    window, strides = (24, 24, 3), (24, 24, 3)
+    with h.precision("float32"):
+        model, tm, x, target = h.setup("pretrained", "float32")
+        plan = _regions.plan(model, x.shape[1:], window, strides, most_cost=np.inf)
+        assert plan.cost < 0.7 and plan.rows.crop < 224 / 2 and plan.cols.crop < 224 / 2, plan
+        ours = np.asarray(jaxviz.occlusion(model, x[:1], target[:1], sliding_window_shapes=window, strides=strides,
+                                           regions="always"))
+    theirs = ca.Occlusion(tm).attribute(h.nchw(x[:1]), sliding_window_shapes=(3, 24, 24), strides=(3, 24, 24),
+                                        target=_t(target[:1]))
+    h.assert_close(ours, h.nhwc(theirs), h.ATTR_TOL["float32"])
 
 
 def test_occlusion_pretrained_float32_vs_captum():

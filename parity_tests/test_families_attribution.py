@@ -14,6 +14,7 @@ import torch
 from captum import attr as ca
 
 import jaxviz
+from jaxviz.attribution import _regions
 from parity_tests import helpers as h
 from parity_tests.test_attribution_parity import _torch_ig_loop, _torch_occlusion_loop
 
@@ -89,8 +90,15 @@ def test_integrated_gradients(arch):
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_occlusion(arch):
+    """On crops (``regions="always"``): each family's layers below a cut evaluated around
+    each window alone, pasted into the whole image's and resumed (whole images: the
+    SqueezeNet tests)."""
     window, strides = (12, 14, 3), (9, 11, 3)
-    ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=window, strides=strides)  # noqa: E731
+    model, _, x, _ = _setup(arch)
+    with h.precision("float64"):
+        assert _regions.plan(model, x.shape[1:], window, strides, most_cost=np.inf) is not None
+    ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=window, strides=strides,  # noqa: E731
+                                            regions="always")
     _compare(arch, ours, lambda tm, x, t: _torch_occlusion_loop(tm, x, t, (3, 12, 14), (3, 9, 11), torch.zeros_like(x)))
     if arch == ARCHS[0]:  # Captum itself (float32 output) once; SqueezeNet's tests sweep it
         _compare(arch, ours, lambda tm, x, t: ca.Occlusion(tm).attribute(

@@ -23,6 +23,7 @@ from flax import nnx
 from zennit import attribution as za, canonizers as zc, composites as zcomp
 
 import jaxviz
+from jaxviz.attribution import _regions
 from parity_tests import helpers as h
 from parity_tests.test_attribution_parity import _captum_noise, _torch_ig_loop, _torch_occlusion_loop
 
@@ -155,7 +156,12 @@ def test_integrated_gradients():
 
 
 def test_occlusion():
-    ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=(4, 5, 3), strides=(3, 2, 3))  # noqa: E731
+    # on crops: below a cut of your own program, evaluated around each window alone
+    model, _, x, _ = _setup()
+    with h.precision("float64"):
+        assert _regions.plan(model, x.shape[1:], (4, 5, 3), (3, 2, 3), most_cost=np.inf) is not None
+    ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=(4, 5, 3), strides=(3, 2, 3),  # noqa: E731
+                                            regions="always")
     _compare(ours, lambda tm, x, t: _torch_occlusion_loop(tm, x, t, (3, 4, 5), (3, 3, 2), torch.zeros_like(x)))
     # Captum's Occlusion returns float32
     _compare(ours, lambda tm, x, t: ca.Occlusion(tm).attribute(

@@ -55,6 +55,7 @@ class Model:
         perturb: Mapping[str, jax.Array] | None = None,
         guided: bool = False,
         target: jax.Array | None = None,
+        replace: Mapping[str, jax.Array] | None = None,
     ):
         """Pure forward pass: logits (N, 1000), or ``{layer: output}`` for ``capture``.
 
@@ -68,11 +69,16 @@ class Model:
         pass is unchanged.
         ``target`` (N,): the output is each image's logit for its own class, (N,), and the
         classifier is evaluated for that class alone (what gradient methods need).
+        ``replace`` ``{layer: value}``: the layer's output is ``value`` (any batch size)
+        instead of what it computes; when nothing after it reads an earlier value (a cut of
+        the network, as between two SqueezeNet Fire blocks), the layers before it are not
+        evaluated and ``x`` only gives their shapes.
         """
         capture = None if capture is None else tuple(capture)
-        _check_layers(self.architecture, capture or (), tuple(perturb or ()), target is not None)
+        _check_layers(self.architecture, capture or (), tuple(perturb or ()) + tuple(replace or ()),
+                      target is not None)
         guided = _network.check_guided(guided)
-        return _apply(self.arch, guided, capture, params, x, perturb, target)
+        return _apply(self.arch, guided, capture, params, x, perturb, target, replace)
 
     def classify(self, params, features, *, target: jax.Array | None = None):
         """Pure: the head from ``architecture.head_input``'s output: logits (N, 1000), or
@@ -114,11 +120,11 @@ def _check_layers(architecture: Architecture, capture, perturbed, for_target: bo
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1, 2))
-def _apply(arch, guided, capture, params, x, perturb, target):
+def _apply(arch, guided, capture, params, x, perturb, target, replace=None):
     # One compiled program per shape even when called outside ``jit``: run op by op, each
     # of the hundreds of small ops would be compiled (and kept, with its memory maps) alone.
-    return _network.run(catalog.network(arch), params, x, capture=capture, perturb=perturb, guided=guided,
-                        target=target)
+    return _network.run(catalog.network(arch), params, x, capture=capture, perturb=perturb, replace=replace,
+                        guided=guided, target=target)
 
 
 def batch_logits(model: Model, x, target: jax.Array | None = None):

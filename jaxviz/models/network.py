@@ -76,11 +76,12 @@ def init_weight(scheme: str, key, shape, dtype):
 class Forward:
     """One forward pass's bookkeeping; architectures call its layer methods in order."""
 
-    def __init__(self, params, *, capture=(), perturb=None, guided=False, target=None, class_layer=None,
-                 last_call=None, stop_after=None, init_key=None, dtype=jnp.float32):
+    def __init__(self, params, *, capture=(), perturb=None, replace=None, guided=False, target=None,
+                 class_layer=None, last_call=None, stop_after=None, init_key=None, dtype=jnp.float32):
         self.params = params
         self.wanted = frozenset(capture)
         self.perturb = dict(perturb or {})
+        self.replace = dict(replace or {})
         self.guided = guided
         self.lrp = guided[1] if guided and guided[0] == "lrp" else None  # a relevance.Composite
         self._lrp_layers = 0  # convolutions and linear layers met so far (the first has its own rule)
@@ -101,11 +102,13 @@ class Forward:
     # ------------------------------------------------------------------ bookkeeping
 
     def output(self, name: str, value):
-        """Records ``name``'s output; returns it (perturbed when asked)."""
+        """Records ``name``'s output; returns it (replaced, then perturbed, when asked)."""
         index = len(self.calls)
         self.calls.append(name)
         self.shapes[name] = tuple(value.shape)
         if self.last_call is None or self.last_call.get(name) == index:
+            if name in self.replace:
+                value = self.replace[name]
             if name in self.perturb:
                 value = value + self.perturb[name]
             if name in self.wanted:
@@ -374,8 +377,12 @@ OUTPUT = "output"  # pseudo-layer: the logits (N, num_classes)
 
 
 def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
-        perturb: Mapping[str, jax.Array] | None = None, guided=False, target=None):
+        perturb: Mapping[str, jax.Array] | None = None, replace: Mapping[str, jax.Array] | None = None,
+        guided=False, target=None):
     """The forward pass: logits, or ``{name: output}`` for ``capture`` (see :class:`Forward`).
+
+    ``replace``: layers whose output is the given value instead of the one computed (what
+    comes before such a layer is traced, and left to XLA to drop when nothing else reads it).
 
     Layer names are checked by the caller (:meth:`jaxviz.Model.apply`, against the
     architecture description); ``guided`` is ``False`` or a ``(rule, scope)`` pair
@@ -386,7 +393,7 @@ def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
     wanted_calls = [listing.last_call[n] for n in names if n != OUTPUT]
     stop_after = None if OUTPUT in names or OUTPUT in (perturb or {}) else max(wanted_calls, default=None)
     f = Forward(params, capture=names, perturb={k: v for k, v in (perturb or {}).items() if k != OUTPUT},
-                guided=guided, target=target, class_layer=network.class_layer,
+                replace=replace, guided=guided, target=target, class_layer=network.class_layer,
                 last_call=listing.last_call, stop_after=stop_after)
     try:
         logits = network.forward(f, x)

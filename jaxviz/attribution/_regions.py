@@ -1,0 +1,374 @@
+"""Local perturbations evaluated on their region alone (#20's receptive-field saving).
+
+An occlusion window changes only the activations whose receptive field meets it.  Take a
+layer L that cuts the network (everything after it reads the input through L alone): each
+occluded image's L output is the unoccluded image's, except on a block of rows and columns
+around the window.  That block is computed from a crop of the occluded image, big enough
+that the block's receptive field lies inside it (or reaches the image's border, where the
+crop's padding is the image's), and pasted into the unoccluded L output; the network then
+resumes from L (``Model.apply(replace=)``).  The result is the same number: the pasted
+values are what the whole image gives there, and nothing else changed.
+
+Nothing here knows an architecture.  The geometry comes from the network itself:
+
+* which layers are cuts: the forward pass with L's output replaced must not read the input
+  (the program's dependencies, traced);
+* each candidate's receptive fields, per axis: small positive weights and an infinite
+  pixel, whose infinities reach the outputs that depend on it, at consecutive rows and
+  columns (the fields repeat with the layer's stride J);
+* a crop that starts on a multiple of J and has the image's size modulo J computes the same
+  outputs as the whole image, shifted by its start / J, wherever its padding does not reach;
+* the cost of the layers below and above each candidate, counted from the traced program,
+  chooses the layer;
+* the chosen plan is checked once on the model's own weights and a random image: every
+  crop's block against the whole image's, so that a network outside these assumptions gets
+  the plain evaluation instead of a wrong number.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxviz import _chunks, _checks
+from jaxviz.errors import InputError
+from jaxviz.models import network as _network
+
+# a candidate layer's total stride J is found from 2J + 1 probed rows (SqueezeNet's last
+# Fire blocks have J = 16; a layer of stride 32 leaves too little of the image out of a crop)
+LARGEST_STRIDE = 16
+# what an element written costs against a multiply-add, in the cost model (memory-bound
+# operations: the first max-pool takes a quarter of SqueezeNet's forward pass)
+ELEMENT_COST = 8.0
+WORTH_IT = 0.8  # a plan is used when it costs at most this share of the plain evaluation
+# planning evaluates the network on 2·LARGEST_STRIDE + 1 probes and compiles two programs:
+# fewer occluded images than this are evaluated whole
+PLANNING_PAYS = 512
+PROBE_WEIGHT = 1e-4  # every weight while probing: small, so that no finite value overflows
+
+
+@dataclass(frozen=True)
+class Axis:
+    """One spatial axis of a plan: window shift k is evaluated on input rows
+    ``crop_starts[k] … + crop``, and L's rows ``block_starts[k] … + block`` are pasted."""
+
+    crop: int
+    block: int
+    stride: int
+    crop_starts: tuple[int, ...]
+    block_starts: tuple[int, ...]
+
+    @property
+    def local_starts(self) -> tuple[int, ...]:
+        """Where each block starts in its crop's L output."""
+        return tuple(b - c // self.stride for b, c in zip(self.block_starts, self.crop_starts))
+
+
+@dataclass(frozen=True)
+class Plan:
+    layer: str
+    rows: Axis
+    cols: Axis
+    cost: float  # against the plain evaluation's 1
+
+
+# ---------------------------------------------------------------------------- geometry
+
+
+def receptive_fields(positions, hit, n_in: int):
+    """``(J, first, last)``: the stride and each output row's input rows ``first[i] …
+    last[i]`` (clipped to the image), from ``hit`` (P, output rows): the rows an infinity at
+    input row ``positions[p]`` (consecutive) reaches; ``None`` when they do not follow one
+    stride.  A row no output reads (a stride that skips the last ones) reaches none."""
+    probed, hit = np.asarray(positions), np.asarray(hit, bool)
+    n_out = hit.shape[1]
+    some = hit.any(axis=1)
+    positions, seen = probed[some], hit[some]
+    lo = seen.argmax(axis=1)
+    hi = n_out - 1 - seen[:, ::-1].argmax(axis=1)
+    up = np.flatnonzero(np.diff(hi)) + 1
+    down = np.flatnonzero(np.diff(lo)) + 1
+    if len(up) < 2 or len(down) < 2 or np.any(np.diff(positions) != 1):
+        return None
+    stride = int(up[1] - up[0])
+    if (np.any(np.diff(up) != stride) or np.any(np.diff(down) != stride) or np.any(hi[up] - hi[up - 1] != 1)
+            or np.any(lo[down] - lo[down - 1] != 1)):
+        return None
+    rows = np.arange(n_out)
+    first = positions[up[0]] + (rows - hi[up[0]]) * stride
+    last = positions[down[0]] - 1 + (rows - lo[down[0] - 1]) * stride
+    first, last = np.clip(first, 0, n_in - 1), np.clip(last, 0, n_in - 1)
+    if np.any(last < first):
+        return None
+    for r, row in zip(probed, hit):  # every probe as the fields predict
+        if not np.array_equal((first <= r) & (r <= last), row):
+            return None
+    return stride, first, last
+
+
+def axis_plan(stride: int, first, last, n_in: int, window: int, step: int, shifts: int) -> Axis:
+    """The crops and blocks of ``shifts`` windows of ``window`` rows every ``step`` rows."""
+    n_out = len(first)
+    # a window past the edge (Captum's count of shifts allows it) is empty: any block will do
+    starts = np.minimum(np.arange(shifts) * step, n_in - 1)
+    ends = np.maximum(np.minimum(np.arange(shifts) * step + window, n_in), starts + 1)  # exclusive
+    reached = [np.flatnonzero((first <= b - 1) & (last >= a)) for a, b in zip(starts, ends)]
+    # rows no output reads (a stride that skips the last ones) change nothing
+    lo = np.array([r[0] if len(r) else n_out - 1 for r in reached])
+    hi = np.array([r[-1] if len(r) else n_out - 1 for r in reached])
+    block = int(np.max(hi - lo + 1))
+    block_starts = np.minimum(lo, n_out - block)
+    need_from = first[block_starts]
+    need_to = last[block_starts + block - 1] + 1
+    smallest = n_in % stride or stride
+    for crop in range(smallest, n_in + 1, stride):
+        # the last crop start at or before what each block needs, on a multiple of J
+        crop_starts = np.minimum(need_from, n_in - crop) // stride * stride
+        if np.all(crop_starts + crop >= need_to):
+            break
+    return Axis(crop=crop, block=block, stride=stride, crop_starts=tuple(int(c) for c in crop_starts),
+                block_starts=tuple(int(b) for b in block_starts))
+
+
+def _probes(image_shape, rows_at, cols_at, dtype):
+    """Images of zeros, image p with one infinite pixel at (rows_at[p], cols_at[p])."""
+    probes = np.zeros((len(rows_at),) + tuple(image_shape), dtype)
+    probes[np.arange(len(rows_at)), rows_at, cols_at] = np.inf
+    return probes
+
+
+@functools.partial(jax.jit, static_argnames=("layers",))
+def _reached(model, probes, layers):
+    """Per layer, the (P, rows) and (P, columns) of its output an infinite pixel reaches.
+
+    ``model`` has small positive weights: an infinite input stays infinite through every
+    sum, product, maximum, ReLU and BatchNorm that reads it, while what does not read it
+    stays finite (a NaN marker would not do: XLA's fused maximum may drop NaNs).
+    """
+
+    def one(v):
+        outputs = model.apply(model.params, v, capture=layers)
+        reached = {n: ~jnp.isfinite(outputs[n]) for n in layers}
+        return tuple((reached[n].any(axis=(2, 3)), reached[n].any(axis=(1, 3))) for n in layers)
+
+    return _chunks.map_chunks(one, probes)
+
+
+@functools.partial(jax.jit, static_argnames=("layer",))
+def _layer_output(model, x, layer):
+    return _chunks.map_chunks(lambda v: model.apply(model.params, v, capture=(layer,))[layer], x)
+
+
+def fields(model, image_shape, layers):
+    """``{layer: ((J, first, last) rows, (J, first, last) columns)}`` for the layers whose
+    receptive fields follow one stride along both axes."""
+    h, w, _ = image_shape
+    count = min(h, w, 2 * LARGEST_STRIDE + 1)
+    rows_at, cols_at = np.arange(count) + (h - count) // 2, np.arange(count) + (w - count) // 2
+    # the weights as arguments: constants inside the program would let XLA fold them
+    positive = jax.tree_util.tree_map(
+        lambda p: jnp.full_like(p, PROBE_WEIGHT) if jnp.issubdtype(p.dtype, jnp.floating) else p, model)
+    reached = jax.device_get(_reached(positive, _probes(image_shape, rows_at, cols_at, np.dtype(model.dtype)),
+                                      layers))
+    found = {}
+    for name, hits in zip(layers, reached):
+        axes = []
+        for positions, hit, n_in in zip((rows_at, cols_at), hits, (h, w)):
+            geometry = receptive_fields(positions, hit, n_in)
+            if geometry is None:
+                break
+            axes.append(geometry)
+        if len(axes) == 2:
+            found[name] = tuple(axes)
+    return found
+
+
+# ---------------------------------------------------------------------------- the program
+
+
+def _eqn_cost(eqn) -> float:
+    out = sum(math.prod(v.aval.shape) for v in eqn.outvars if hasattr(v.aval, "shape"))
+    name = eqn.primitive.name
+    if name == "dot_general":
+        (contract, _), _ = eqn.params["dimension_numbers"]
+        lhs = eqn.invars[0].aval.shape
+        return out * math.prod(lhs[d] for d in contract)
+    if name == "conv_general_dilated":
+        rhs = eqn.invars[1].aval.shape
+        spec = eqn.params["dimension_numbers"].rhs_spec  # (out, in, spatial...)
+        return out * math.prod(rhs[d] for d in spec[1:])
+    inner = [p for p in eqn.params.values() if isinstance(p, (jax.extend.core.ClosedJaxpr, jax.extend.core.Jaxpr))]
+    if inner:
+        return sum(_jaxpr_cost(j.jaxpr if hasattr(j, "jaxpr") else j) for j in inner)
+    return ELEMENT_COST * out
+
+
+def _jaxpr_cost(jaxpr) -> float:
+    return sum(_eqn_cost(e) for e in jaxpr.eqns)
+
+
+def _ancestors_cost(jaxpr, var, costs) -> float:
+    """The cost of the equations ``var`` depends on."""
+    producer = {id(v): i for i, e in enumerate(jaxpr.eqns) for v in e.outvars}
+    seen, stack, total = set(), [var], 0.0
+    while stack:
+        v = stack.pop()
+        i = producer.get(id(v))
+        if i is None or i in seen:
+            continue
+        seen.add(i)
+        total += costs[i]
+        stack.extend(u for u in jaxpr.eqns[i].invars if not isinstance(u, jax.extend.core.Literal))
+    return total
+
+
+def _literal(v) -> bool:
+    return isinstance(v, jax.extend.core.Literal)
+
+
+def cuts(jaxpr, output, candidates) -> set:
+    """The ``candidates`` (variables) every path from the program's first input to
+    ``output`` passes through: in program order, right after such a variable is made it
+    is the only value from the input that anything reaching ``output`` still reads
+    (sound: a variable left out can only be a cut hidden by the order)."""
+    eqns = jaxpr.eqns
+    producer = {id(v): i for i, e in enumerate(eqns) for v in e.outvars}
+    useful = [False] * len(eqns)  # reaches ``output``
+    live = {id(output)}
+    for i in range(len(eqns) - 1, -1, -1):
+        if any(id(v) in live for v in eqns[i].outvars):
+            useful[i] = True
+            live.update(id(v) for v in eqns[i].invars if not _literal(v))
+    from_input = {id(jaxpr.invars[0])}
+    last_read = {id(jaxpr.invars[0]): -1}
+    for i, e in enumerate(eqns):
+        if any(not _literal(v) and id(v) in from_input for v in e.invars):
+            from_input.update(id(v) for v in e.outvars)
+            for v in e.outvars:
+                last_read[id(v)] = i  # made here; read until…
+        if useful[i]:
+            for v in e.invars:
+                if not _literal(v) and id(v) in from_input:
+                    last_read[id(v)] = max(last_read[id(v)], i)
+    crossing = np.zeros(len(eqns) + 1, np.int64)  # values from the input alive after eqn p
+    for key, end in last_read.items():
+        start = producer.get(key, -1)
+        if end > start:
+            crossing[start + 1] += 1
+            crossing[end + 1] -= 1
+    alive = np.cumsum(crossing)  # alive[p + 1]: read after eqn p
+    return {id(v) for v in candidates
+            if id(v) in producer and last_read.get(id(v), -1) > producer[id(v)] and alive[producer[id(v)] + 1] == 1}
+
+
+def _reads_input(jaxpr) -> list[bool]:
+    """Which inputs the outputs depend on (top-level equations as wholes)."""
+    live = {id(v) for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal)}
+    for eqn in reversed(jaxpr.eqns):
+        if any(id(v) in live for v in eqn.outvars) or eqn.effects:
+            live.update(id(v) for v in eqn.invars if not isinstance(v, jax.extend.core.Literal))
+    return [id(v) in live for v in jaxpr.invars]
+
+
+def is_cut(model, layer: str, image_shape, target_batch: int = 1) -> bool:
+    """Whether the forward pass with ``layer``'s output replaced reads nothing before it."""
+    x = jax.ShapeDtypeStruct((target_batch,) + tuple(image_shape), model.dtype)
+    shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer], x)
+    target = jax.ShapeDtypeStruct((target_batch,), jnp.int32)
+    network = model.architecture.network
+    closed = jax.make_jaxpr(
+        lambda v, value, t: _network.run(network, model.params, v, replace={layer: value}, target=t))(x, shape, target)
+    return not _reads_input(closed.jaxpr)[0]
+
+
+# ---------------------------------------------------------------------------- choosing
+
+
+def plan(model, image_shape, window, strides, *, most_cost: float = WORTH_IT) -> Plan | None:
+    """The cheapest exact region plan for occluding ``window`` every ``strides`` (H, W, C)
+    of images of ``image_shape``, or ``None`` when none costs at most ``most_cost`` of
+    the plain evaluation (or the network is outside the assumptions above)."""
+    if not all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params)):
+        return None  # the check below needs the weights' values
+    for option in options(model, image_shape, window, strides):
+        if option.cost > most_cost:
+            break
+        if is_cut(model, option.layer, image_shape) and _computes_the_same(model, option, image_shape):
+            return option
+    return None
+
+
+def options(model, image_shape, window, strides) -> list[Plan]:
+    """Every layer's plan whose receptive fields follow one stride, cheapest first (not yet
+    checked to be a cut, nor on numbers)."""
+    h, w, c = image_shape
+    architecture = model.architecture
+    output = architecture.output
+    x = jax.ShapeDtypeStruct((1, h, w, c), model.dtype)
+    candidates = tuple(n for n in architecture.layer_names if n not in architecture.class_layers)
+    names = candidates + (output,)
+    # the network's own program, not Model.apply's one call of it: each layer's dependencies
+    def outputs(v):
+        values = _network.run(architecture.network, model.params, v, capture=names)
+        return tuple(values[n] for n in names)
+
+    closed = jax.make_jaxpr(outputs)(x)
+    jaxpr = closed.jaxpr
+    costs = [_eqn_cost(e) for e in jaxpr.eqns]
+    total = sum(costs)
+    shapes = {n: v.aval.shape for n, v in zip(candidates, jaxpr.outvars)}
+    variables = dict(zip(candidates, jaxpr.outvars))
+    cut = cuts(jaxpr, jaxpr.outvars[-1], variables.values())
+    spatial = tuple(n for n in candidates if len(shapes[n]) == 4 and 1 < shapes[n][1] < h and 1 < shapes[n][2] < w
+                    and id(variables[n]) in cut)
+    if not spatial:
+        return []
+    below = {n: _ancestors_cost(jaxpr, v, costs) for n, v in zip(candidates, jaxpr.outvars) if n in spatial}
+    geometry = fields(model, image_shape, spatial)
+    shifts = [int(np.ceil((size - win) / step)) + 1 for size, win, step in zip(image_shape, window, strides)]
+    found = []
+    for name, ((jr, fr, lr), (jc, fc, lc)) in geometry.items():
+        rows = axis_plan(jr, fr, lr, h, window[0], strides[0], shifts[0])
+        cols = axis_plan(jc, fc, lc, w, window[1], strides[1], shifts[1])
+        _, hl, wl, cl = shapes[name]
+        paste = ELEMENT_COST * hl * wl * cl
+        cost = (below[name] * rows.crop * cols.crop / (h * w) + total - below[name] + paste) / total
+        found.append(Plan(name, rows, cols, cost))
+    return sorted(found, key=lambda p: p.cost)
+
+
+def _computes_the_same(model, plan: Plan, image_shape) -> bool:
+    """The plan's blocks from crops of a random image equal the whole image's (each row
+    crop and each column crop met at least once)."""
+    h, w, c = image_shape
+    layer, rows, cols = plan.layer, plan.rows, plan.cols
+    try:
+        crop_shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer],
+                                    jax.ShapeDtypeStruct((1, rows.crop, cols.crop, c), model.dtype)).shape
+    except (TypeError, ValueError, InputError):
+        return False  # a crop too small for the network
+    if (max(rows.local_starts) + rows.block > crop_shape[1] or max(cols.local_starts) + cols.block > crop_shape[2]
+            or min(rows.local_starts + cols.local_starts) < 0):
+        return False
+    x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)
+    count = max(len(rows.crop_starts), len(cols.crop_starts))
+    i = np.arange(count) % len(rows.crop_starts)
+    j = np.arange(count) % len(cols.crop_starts)
+    crops = jnp.stack([x[0, rows.crop_starts[a]:rows.crop_starts[a] + rows.crop,
+                         cols.crop_starts[b]:cols.crop_starts[b] + cols.crop] for a, b in zip(i, j)])
+    whole = np.asarray(_layer_output(model, x, layer)[0])
+    parts = np.asarray(_layer_output(model, crops, layer))
+    for p, (a, b) in enumerate(zip(i, j)):
+        r0, c0 = rows.block_starts[a], cols.block_starts[b]
+        u, v = rows.local_starts[a], cols.local_starts[b]
+        want = whole[r0:r0 + rows.block, c0:c0 + cols.block]
+        got = parts[p, u:u + rows.block, v:v + cols.block]
+        scale = float(np.abs(want).max()) or 1.0
+        if not np.all(np.abs(got - want) <= 1e-3 * scale):
+            return False
+    return True

@@ -1,0 +1,75 @@
+"""Occlusion on crops (jaxviz.attribution._regions): the geometry, the cuts and the plan,
+by hand.  That the numbers equal the whole images' is the parity tests' (every family, your
+own model, the pretrained SqueezeNet at 224 against Captum)."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxviz
+from jaxviz.attribution import _regions
+from jaxviz.errors import InputError
+
+
+def _conv_hits(positions, n_in, kernel, stride, padding):
+    """What a probe at each input row reaches through one convolution, by its definition."""
+    n_out = (n_in + 2 * padding - kernel) // stride + 1
+    starts = np.arange(n_out) * stride - padding
+    return np.array([(starts <= r) & (r < starts + kernel) for r in positions])
+
+
+def test_receptive_fields_of_a_strided_convolution():
+    positions = np.arange(3, 20)
+    stride, first, last = _regions.receptive_fields(positions, _conv_hits(positions, 24, 3, 2, 1), 24)
+    assert stride == 2
+    rows = np.arange(12)
+    np.testing.assert_array_equal(first, np.clip(2 * rows - 1, 0, 23))
+    np.testing.assert_array_equal(last, np.clip(2 * rows + 1, 0, 23))
+
+
+def test_receptive_fields_refuse_hits_that_follow_no_stride():
+    positions = np.arange(3, 20)
+    hit = _conv_hits(positions, 24, 3, 2, 1)
+    hit[7] = False
+    hit[7, 0] = True  # one probe reaching a far row
+    assert _regions.receptive_fields(positions, hit, 24) is None
+    assert _regions.receptive_fields(positions, np.ones_like(hit), 24) is None  # a global layer
+
+
+def test_axis_plan_crops_hold_each_block_and_start_on_the_stride():
+    n_in, kernel, stride, padding = 40, 5, 4, 2
+    positions = np.arange(5, 30)
+    j, first, last = _regions.receptive_fields(positions, _conv_hits(positions, n_in, kernel, stride, padding), n_in)
+    window, step = 7, 5
+    shifts = int(np.ceil((n_in - window) / step)) + 1
+    axis = _regions.axis_plan(j, first, last, n_in, window, step, shifts)
+    assert axis.crop % j == n_in % j and axis.crop < n_in
+    for k, (c, b, u) in enumerate(zip(axis.crop_starts, axis.block_starts, axis.local_starts)):
+        assert c % j == 0 and 0 <= c <= n_in - axis.crop and u == b - c // j
+        a, e = k * step, min(k * step + window, n_in)
+        changed = np.flatnonzero((first < e) & (last >= a))
+        assert b <= changed[0] and changed[-1] < b + axis.block  # every changed row is pasted
+        # and every pasted row is computed from the crop alone (or the image's own border)
+        assert c <= first[b] and last[b + axis.block - 1] < c + axis.crop
+
+
+def test_cuts_of_a_program_with_a_skip():
+    def f(x):
+        a = jnp.sin(x)  # not a cut: the skip below reads x
+        b = jnp.cos(a) + x
+        c = jnp.tanh(b)  # a cut
+        return c * 2.0
+
+    jaxpr = jax.make_jaxpr(f)(jnp.ones(3)).jaxpr
+    a, _, b, c, out = (e.outvars[0] for e in jaxpr.eqns)
+    assert _regions.cuts(jaxpr, out, [a, b, c]) == {id(b), id(c)}
+
+
+def test_occlusion_regions_argument():
+    model = jaxviz.init_model(jax.random.key(0))
+    with pytest.raises(InputError, match="regions"):
+        jaxviz.occlusion(model, np.zeros((1, 32, 32, 3), np.float32), [1], sliding_window_shapes=(8, 8, 3),
+                         regions="sometimes")
