@@ -191,6 +191,8 @@ def occlusion(
         raise InputError(f"`regions` must be True, False or 'always', got {regions!r}")
     windows = math.prod(len(window_masks(size, win, step)) for size, win, step in zip(x.shape[1:], window, strides))
     plan = None
+    if isinstance(target, scoring.Neuron):  # a neuron's value is read whole: no region plan
+        regions = False
     if regions == "always" or (regions and windows * x.shape[0] >= _regions.PLANNING_PAYS):
         plan = _regions.plan(model, x.shape[1:], window, strides,
                              most_cost=math.inf if regions == "always" else _regions.WORTH_IT)
