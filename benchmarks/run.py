@@ -250,13 +250,19 @@ def captum_occlusion_sweep(tm, xt, yt, window, strides, per_eval) -> Sweep:
 
 
 def w5_occlusion(model, tm, quick, notes):
-    from jaxviz.attribution.occlusion import DEFAULT_WINDOWS_PER_EVAL
+    from jaxviz.attribution import _regions
+    from jaxviz.attribution.occlusion import DEFAULT_WINDOWS_PER_EVAL, window_masks
 
     X, y = course_images(1 if quick else 5)
     x = jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X)
     xt, yt = nchw(x), torch.from_numpy(y)
-    notes.append(f"W5: jaxviz at its default windows_per_eval ({DEFAULT_WINDOWS_PER_EVAL} windows × the images "
-                 "per forward pass).")
+    windows = np.prod([len(window_masks(size, 15, 8)) for size in x.shape[1:3]])
+    plan = (_regions.plan(model, x.shape[1:], (15, 15, 3), (8, 8, 3))
+            if windows * len(x) >= _regions.PLANNING_PAYS else None)  # as jaxviz.occlusion decides
+    notes.append("W5: jaxviz at its defaults: " + (
+        f"each occluded image's layers below {plan.layer} on a {plan.rows.crop}×{plan.cols.crop} crop around its "
+        "window (its region plan)" if plan is not None else
+        f"every occluded image whole, {DEFAULT_WINDOWS_PER_EVAL} windows × the images per forward pass") + ".")
     return (lambda: jaxviz.occlusion(model, x, y, sliding_window_shapes=(15, 15, 3), strides=(8, 8, 3))), {
         "Captum Occlusion": captum_occlusion_sweep(tm, xt, yt, (15, 15, 3), (8, 8, 3),
                                                    (16,) if quick else (1, 2, 4, 8, 16)),

@@ -11,8 +11,9 @@ values are what the whole image gives there, and nothing else changed.
 
 Nothing here knows an architecture.  The geometry comes from the network itself:
 
-* which layers are cuts: the forward pass with L's output replaced must not read the input
-  (the program's dependencies, traced);
+* which layers are cuts: in the traced program, right after L is made it is the only value
+  from the input still read on the way to the logits (:func:`cuts`), and the forward pass
+  with L's output replaced does not read the input (:func:`is_cut`);
 * each candidate's receptive fields, per axis: small positive weights and an infinite
   pixel, whose infinities reach the outputs that depend on it, at consecutive rows and
   columns (the fields repeat with the layer's stride J);
@@ -34,6 +35,7 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.extend import core as jcore
 
 from jaxviz import _chunks, _checks
 from jaxviz.errors import InputError
@@ -202,7 +204,7 @@ def _eqn_cost(eqn) -> float:
         rhs = eqn.invars[1].aval.shape
         spec = eqn.params["dimension_numbers"].rhs_spec  # (out, in, spatial...)
         return out * math.prod(rhs[d] for d in spec[1:])
-    inner = [p for p in eqn.params.values() if isinstance(p, (jax.extend.core.ClosedJaxpr, jax.extend.core.Jaxpr))]
+    inner = [p for p in eqn.params.values() if isinstance(p, (jcore.ClosedJaxpr, jcore.Jaxpr))]
     if inner:
         return sum(_jaxpr_cost(j.jaxpr if hasattr(j, "jaxpr") else j) for j in inner)
     return ELEMENT_COST * out
@@ -223,12 +225,12 @@ def _ancestors_cost(jaxpr, var, costs) -> float:
             continue
         seen.add(i)
         total += costs[i]
-        stack.extend(u for u in jaxpr.eqns[i].invars if not isinstance(u, jax.extend.core.Literal))
+        stack.extend(u for u in jaxpr.eqns[i].invars if not _literal(u))
     return total
 
 
 def _literal(v) -> bool:
-    return isinstance(v, jax.extend.core.Literal)
+    return isinstance(v, jcore.Literal)
 
 
 def cuts(jaxpr, output, candidates) -> set:
@@ -268,10 +270,10 @@ def cuts(jaxpr, output, candidates) -> set:
 
 def _reads_input(jaxpr) -> list[bool]:
     """Which inputs the outputs depend on (top-level equations as wholes)."""
-    live = {id(v) for v in jaxpr.outvars if not isinstance(v, jax.extend.core.Literal)}
+    live = {id(v) for v in jaxpr.outvars if not _literal(v)}
     for eqn in reversed(jaxpr.eqns):
         if any(id(v) in live for v in eqn.outvars) or eqn.effects:
-            live.update(id(v) for v in eqn.invars if not isinstance(v, jax.extend.core.Literal))
+            live.update(id(v) for v in eqn.invars if not _literal(v))
     return [id(v) in live for v in jaxpr.invars]
 
 
