@@ -73,3 +73,17 @@ def test_occlusion_regions_argument():
     with pytest.raises(InputError, match="regions"):
         jaxviz.occlusion(model, np.zeros((1, 32, 32, 3), np.float32), [1], sliding_window_shapes=(8, 8, 3),
                          regions="sometimes")
+
+
+def test_fields_stop_at_a_squeeze_excitation_gate():
+    """MobileNetV3's first block scales its channels by a gate computed from the whole map:
+    from there on every output reads every pixel, and nothing after it gets fields, however
+    local the probes look further on (an infinity that became a NaN may be dropped by a
+    maximum)."""
+    model = jaxviz.init_model(jax.random.key(0), "mobilenet_v3_small")
+    before, gate, after = "features.1.block.0", "features.1.block.1", "features.2.block.0"
+    found = _regions.fields(model, (48, 48, 3), (before, gate, after))
+    assert set(found) == {before}
+    (j, first, last), _ = found[before]
+    # a 3×3 convolution of stride 2, then a 3×3 depthwise one of stride 2 (both padded by 1)
+    assert j == 4 and (first[5], last[5]) == (5 * 4 - 3, 5 * 4 + 3)

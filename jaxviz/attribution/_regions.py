@@ -51,6 +51,7 @@ WORTH_IT = 0.8  # a plan is used when it costs at most this share of the plain e
 # planning evaluates the network on 2·LARGEST_STRIDE + 1 probes and compiles two programs:
 # fewer occluded images than this are evaluated whole
 PLANNING_PAYS = 512
+MOST_CHECKED = 4  # plans checked (a compile each) before evaluating whole images
 PROBE_WEIGHT = 1e-4  # every weight while probing: small, so that no finite value overflows
 
 
@@ -150,12 +151,17 @@ def _reached(model, probes, layers):
 
     ``model`` has small positive weights: an infinite input stays infinite through every
     sum, product, maximum, ReLU and BatchNorm that reads it, while what does not read it
-    stays finite (a NaN marker would not do: XLA's fused maximum may drop NaNs).
+    stays finite (a NaN marker would not do: XLA's fused maximum may drop NaNs).  What a
+    probe changes without making it infinite (a squeeze-excitation gate, saturated) is
+    found against the image of zeros.
     """
+    clean = model.apply(model.params, jnp.zeros_like(probes[:1]), capture=layers)
 
     def one(v):
         outputs = model.apply(model.params, v, capture=layers)
-        reached = {n: ~jnp.isfinite(outputs[n]) for n in layers}
+        # (a relative margin: a batch of another size may round differently)
+        reached = {n: ~jnp.isfinite(outputs[n]) | (jnp.abs(outputs[n] - clean[n]) > 1e-3 * jnp.abs(clean[n]))
+                   for n in layers}
         return tuple((reached[n].any(axis=(2, 3)), reached[n].any(axis=(1, 3))) for n in layers)
 
     return _chunks.map_chunks(one, probes)
@@ -167,8 +173,11 @@ def _layer_output(model, x, layer):
 
 
 def fields(model, image_shape, layers):
-    """``{layer: ((J, first, last) rows, (J, first, last) columns)}`` for the layers whose
-    receptive fields follow one stride along both axes."""
+    """``{layer: ((J, first, last) rows, (J, first, last) columns)}`` for the cuts
+    ``layers`` (in forward order) whose receptive fields follow one stride along both axes,
+    up to the first that does not: a cut after it reads the input through it, so its
+    fields are as wide (a probe seen to vanish further on, a NaN from ``∞ − ∞`` dropped by a
+    maximum, must not make a later layer look local)."""
     h, w, _ = image_shape
     count = min(h, w, 2 * LARGEST_STRIDE + 1)
     rows_at, cols_at = np.arange(count) + (h - count) // 2, np.arange(count) + (w - count) // 2
@@ -185,8 +194,9 @@ def fields(model, image_shape, layers):
             if geometry is None:
                 break
             axes.append(geometry)
-        if len(axes) == 2:
-            found[name] = tuple(axes)
+        if len(axes) < 2:
+            break
+        found[name] = tuple(axes)
     return found
 
 
@@ -297,7 +307,7 @@ def plan(model, image_shape, window, strides, *, most_cost: float = WORTH_IT) ->
     the plain evaluation (or the network is outside the assumptions above)."""
     if not all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params)):
         return None  # the check below needs the weights' values
-    for option in options(model, image_shape, window, strides):
+    for option in options(model, image_shape, window, strides)[:MOST_CHECKED]:
         if option.cost > most_cost:
             break
         if is_cut(model, option.layer, image_shape) and _computes_the_same(model, option, image_shape):
