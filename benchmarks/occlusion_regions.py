@@ -35,7 +35,7 @@ def main(repeats: int = 3) -> None:
     xt, yt = nchw(x), labels.tolist()
 
     start = time.perf_counter()
-    plan = _regions.plan(model, x.shape[1:], WINDOW, STRIDES)
+    plan = _regions.window_plan(model, x.shape[1:], WINDOW, STRIDES)
     print(f"plan: {plan.layer}, crop {plan.rows.crop}×{plan.cols.crop}, block {plan.rows.block}×{plan.cols.block}, "
           f"modelled cost {plan.cost:.3f}, planned in {time.perf_counter() - start:.2f} s (its first call, compiling its programs)")
 

@@ -257,7 +257,7 @@ def w5_occlusion(model, tm, quick, notes):
     x = jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X)
     xt, yt = nchw(x), torch.from_numpy(y)
     windows = np.prod([len(window_masks(size, 15, 8)) for size in x.shape[1:3]])
-    plan = (_regions.plan(model, x.shape[1:], (15, 15, 3), (8, 8, 3))
+    plan = (_regions.window_plan(model, x.shape[1:], (15, 15, 3), (8, 8, 3))
             if windows * len(x) >= _regions.PLANNING_PAYS else None)  # as jaxviz.occlusion decides
     notes.append("W5: jaxviz at its defaults: " + (
         f"each occluded image's layers below {plan.layer} on a {plan.rows.crop}×{plan.cols.crop} crop around its "

@@ -373,7 +373,7 @@ def test_occlusion_float64_vs_plain_loop(window, strides, baseline, regions):
         model, tm, x, target = h.setup("random", "float64")
         b, bt = (_baseline("array", x) if baseline == "array" else (baseline, torch.full_like(h.nchw(x), baseline)))
         if regions:  # on crops: the plan exists
-            assert _regions.plan(model, x.shape[1:], window, strides, most_cost=np.inf) is not None
+            assert _regions.window_plan(model, x.shape[1:], window, strides, most_cost=np.inf) is not None
         ours = np.asarray(jaxviz.occlusion(model, x, target, sliding_window_shapes=window, strides=strides, baselines=b,
                                            windows_per_eval=7, regions=regions))
     ref = _torch_occlusion_loop(tm, h.nchw(x), _t(target), window[::-1][:1] + window[:2], strides[2:] + strides[:2], bt)
@@ -399,7 +399,7 @@ def test_occlusion_on_regions_pretrained_float32_vs_captum():
     window, strides = (24, 24, 3), (24, 24, 3)
     with h.precision("float32"):
         model, tm, x, target = h.setup("pretrained", "float32")
-        plan = _regions.plan(model, x.shape[1:], window, strides, most_cost=np.inf)
+        plan = _regions.window_plan(model, x.shape[1:], window, strides, most_cost=np.inf)
         assert plan.cost < 0.7 and plan.rows.crop < 224 / 2 and plan.cols.crop < 224 / 2, plan
         ours = np.asarray(jaxviz.occlusion(model, x[:1], target[:1], sliding_window_shapes=window, strides=strides,
                                            regions="always"))

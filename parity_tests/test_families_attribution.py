@@ -96,7 +96,7 @@ def test_occlusion(arch):
     window, strides = (12, 14, 3), (9, 11, 3)
     model, _, x, _ = _setup(arch)
     with h.precision("float64"):
-        assert _regions.plan(model, x.shape[1:], window, strides, most_cost=np.inf) is not None
+        assert _regions.window_plan(model, x.shape[1:], window, strides, most_cost=np.inf) is not None
     ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=window, strides=strides,  # noqa: E731
                                             regions="always")
     _compare(arch, ours, lambda tm, x, t: _torch_occlusion_loop(tm, x, t, (3, 12, 14), (3, 9, 11), torch.zeros_like(x)))

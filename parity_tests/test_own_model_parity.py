@@ -159,7 +159,7 @@ def test_occlusion():
     # on crops: below a cut of your own program, evaluated around each window alone
     model, _, x, _ = _setup()
     with h.precision("float64"):
-        assert _regions.plan(model, x.shape[1:], (4, 5, 3), (3, 2, 3), most_cost=np.inf) is not None
+        assert _regions.window_plan(model, x.shape[1:], (4, 5, 3), (3, 2, 3), most_cost=np.inf) is not None
     ours = lambda m, x, t: jaxviz.occlusion(m, x, t, sliding_window_shapes=(4, 5, 3), strides=(3, 2, 3),  # noqa: E731
                                             regions="always")
     _compare(ours, lambda tm, x, t: _torch_occlusion_loop(tm, x, t, (3, 4, 5), (3, 3, 2), torch.zeros_like(x)))

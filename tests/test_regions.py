@@ -44,8 +44,7 @@ def test_axis_plan_crops_hold_each_block_and_start_on_the_stride():
     positions = np.arange(5, 30)
     j, first, last = _regions.receptive_fields(positions, _conv_hits(positions, n_in, kernel, stride, padding), n_in)
     window, step = 7, 5
-    shifts = int(np.ceil((n_in - window) / step)) + 1
-    axis = _regions.axis_plan(j, first, last, n_in, window, step, shifts)
+    axis = _regions.axis_plan(j, first, last, n_in, *_regions.window_boxes(n_in, window, step))
     assert axis.crop % j == n_in % j and axis.crop < n_in
     for k, (c, b, u) in enumerate(zip(axis.crop_starts, axis.block_starts, axis.local_starts)):
         assert c % j == 0 and 0 <= c <= n_in - axis.crop and u == b - c // j
@@ -87,3 +86,13 @@ def test_fields_stop_at_a_squeeze_excitation_gate():
     (j, first, last), _ = found[before]
     # a 3×3 convolution of stride 2, then a 3×3 depthwise one of stride 2 (both padded by 1)
     assert j == 4 and (first[5], last[5]) == (5 * 4 - 3, 5 * 4 + 3)
+
+
+def test_occlusion_inside_jit_evaluates_whole_images():
+    """Inside a traced function nothing can be probed: occlusion plans nothing there, and
+    gives what it gives outside (on crops or not) rather than failing."""
+    model = jaxviz.init_model(jax.random.key(0))
+    x = np.random.default_rng(0).normal(size=(1, 48, 48, 3)).astype(np.float32)
+    options = dict(sliding_window_shapes=(4, 4, 3), strides=(2, 2, 3))  # 529 windows: planned outside
+    traced = jax.jit(lambda v: jaxviz.occlusion(model, v, [3], **options))(x)
+    np.testing.assert_allclose(traced, jaxviz.occlusion(model, x, [3], **options), rtol=1e-5, atol=1e-6)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import jax.numpy as jnp
@@ -57,19 +57,21 @@ PROBE_WEIGHT = 1e-4  # every weight while probing: small, so that no finite valu
 
 @dataclass(frozen=True)
 class Axis:
-    """One spatial axis of a plan: window shift k is evaluated on input rows
-    ``crop_starts[k] … + crop``, and L's rows ``block_starts[k] … + block`` are pasted."""
+    """One spatial axis of a plan: perturbation k is evaluated on input rows
+    ``crop_starts[k] … + crop``, and L's rows ``block_starts[k] … + block`` are pasted.
+    The tables are not part of the plan's identity (a compiled program takes them as
+    arguments)."""
 
     crop: int
     block: int
     stride: int
-    crop_starts: tuple[int, ...]
-    block_starts: tuple[int, ...]
+    crop_starts: np.ndarray = field(compare=False, repr=False)
+    block_starts: np.ndarray = field(compare=False, repr=False)
 
     @property
-    def local_starts(self) -> tuple[int, ...]:
+    def local_starts(self) -> np.ndarray:
         """Where each block starts in its crop's L output."""
-        return tuple(b - c // self.stride for b, c in zip(self.block_starts, self.crop_starts))
+        return self.block_starts - self.crop_starts // self.stride
 
 
 @dataclass(frozen=True)
@@ -77,7 +79,12 @@ class Plan:
     layer: str
     rows: Axis
     cols: Axis
-    cost: float  # against the plain evaluation's 1
+    cost: float = field(compare=False)  # against the plain evaluation's 1
+
+    def tables(self) -> tuple:
+        """(crop, local, block) starts of the rows, then of the columns, as int32 arrays."""
+        return tuple(jnp.asarray(t, jnp.int32) for axis in (self.rows, self.cols)
+                     for t in (axis.crop_starts, axis.local_starts, axis.block_starts))
 
 
 # ---------------------------------------------------------------------------- geometry
@@ -114,16 +121,25 @@ def receptive_fields(positions, hit, n_in: int):
     return stride, first, last
 
 
-def axis_plan(stride: int, first, last, n_in: int, window: int, step: int, shifts: int) -> Axis:
-    """The crops and blocks of ``shifts`` windows of ``window`` rows every ``step`` rows."""
+def window_boxes(size: int, window: int, step: int):
+    """(starts, ends) of Captum's sliding windows along one axis (``ends`` exclusive)."""
+    shifts = int(np.ceil((size - window) / step)) + 1
+    starts = np.arange(shifts) * step
+    return starts, np.minimum(starts + window, size)
+
+
+def axis_plan(stride: int, first, last, n_in: int, starts, ends) -> Axis:
+    """The crops and blocks of perturbations that change input rows ``starts[k] …
+    ends[k] − 1``."""
     n_out = len(first)
-    # a window past the edge (Captum's count of shifts allows it) is empty: any block will do
-    starts = np.minimum(np.arange(shifts) * step, n_in - 1)
-    ends = np.maximum(np.minimum(np.arange(shifts) * step + window, n_in), starts + 1)  # exclusive
-    reached = [np.flatnonzero((first <= b - 1) & (last >= a)) for a, b in zip(starts, ends)]
-    # rows no output reads (a stride that skips the last ones) change nothing
-    lo = np.array([r[0] if len(r) else n_out - 1 for r in reached])
-    hi = np.array([r[-1] if len(r) else n_out - 1 for r in reached])
+    # an empty perturbation (a window past the edge) changes nothing: any block will do
+    starts = np.minimum(np.asarray(starts), n_in - 1)
+    ends = np.maximum(np.minimum(np.asarray(ends), n_in), starts + 1)
+    # first and last grow with the row: the changed rows are an interval
+    lo = np.searchsorted(last, starts, side="left")
+    hi = np.searchsorted(first, ends - 1, side="right") - 1
+    empty = lo > hi  # rows no output reads (a stride that skips the last ones)
+    lo, hi = np.where(empty, n_out - 1, lo), np.where(empty, n_out - 1, hi)
     block = int(np.max(hi - lo + 1))
     block_starts = np.minimum(lo, n_out - block)
     need_from = first[block_starts]
@@ -134,8 +150,8 @@ def axis_plan(stride: int, first, last, n_in: int, window: int, step: int, shift
         crop_starts = np.minimum(need_from, n_in - crop) // stride * stride
         if np.all(crop_starts + crop >= need_to):
             break
-    return Axis(crop=crop, block=block, stride=stride, crop_starts=tuple(int(c) for c in crop_starts),
-                block_starts=tuple(int(b) for b in block_starts))
+    return Axis(crop=crop, block=block, stride=stride, crop_starts=crop_starts.astype(np.int64),
+                block_starts=block_starts.astype(np.int64))
 
 
 def _probes(image_shape, rows_at, cols_at, dtype):
@@ -301,13 +317,17 @@ def is_cut(model, layer: str, image_shape, target_batch: int = 1) -> bool:
 # ---------------------------------------------------------------------------- choosing
 
 
-def plan(model, image_shape, window, strides, *, most_cost: float = WORTH_IT) -> Plan | None:
-    """The cheapest exact region plan for occluding ``window`` every ``strides`` (H, W, C)
-    of images of ``image_shape``, or ``None`` when none costs at most ``most_cost`` of
-    the plain evaluation (or the network is outside the assumptions above)."""
+def plan(model, image_shape, rows, cols, *, most_cost: float = WORTH_IT) -> Plan | None:
+    """The cheapest exact region plan for perturbations of images of ``image_shape`` that
+    change rows ``rows = (starts, ends)`` and columns ``cols`` (each perturbation an entry
+    of each, or, for a grid like occlusion's, the rows and columns indexed apart), or
+    ``None`` when none costs at most ``most_cost`` of the plain evaluation (or the network
+    is outside the assumptions above)."""
     if not all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params)):
         return None  # the check below needs the weights' values
-    for option in options(model, image_shape, window, strides)[:MOST_CHECKED]:
+    if not _checks.is_concrete(jnp.zeros(())):
+        return None  # inside a traced function (jit, eval_shape) every value is traced: nothing to probe
+    for option in options(model, image_shape, rows, cols)[:MOST_CHECKED]:
         if option.cost > most_cost:
             break
         if is_cut(model, option.layer, image_shape) and _computes_the_same(model, option, image_shape):
@@ -315,7 +335,14 @@ def plan(model, image_shape, window, strides, *, most_cost: float = WORTH_IT) ->
     return None
 
 
-def options(model, image_shape, window, strides) -> list[Plan]:
+def window_plan(model, image_shape, window, strides, *, most_cost: float = WORTH_IT) -> Plan | None:
+    """:func:`plan` for Captum's sliding windows, ``window`` every ``strides`` (H, W, C):
+    the rows and columns indexed by each axis's shift."""
+    boxes = (window_boxes(size, win, step) for size, win, step in zip(image_shape[:2], window[:2], strides[:2]))
+    return plan(model, image_shape, *boxes, most_cost=most_cost)
+
+
+def options(model, image_shape, rows, cols) -> list[Plan]:
     """Every layer's plan whose receptive fields follow one stride, cheapest first (not yet
     checked to be a cut, nor on numbers)."""
     h, w, c = image_shape
@@ -342,15 +369,14 @@ def options(model, image_shape, window, strides) -> list[Plan]:
         return []
     below = {n: _ancestors_cost(jaxpr, v, costs) for n, v in zip(candidates, jaxpr.outvars) if n in spatial}
     geometry = fields(model, image_shape, spatial)
-    shifts = [int(np.ceil((size - win) / step)) + 1 for size, win, step in zip(image_shape, window, strides)]
     found = []
     for name, ((jr, fr, lr), (jc, fc, lc)) in geometry.items():
-        rows = axis_plan(jr, fr, lr, h, window[0], strides[0], shifts[0])
-        cols = axis_plan(jc, fc, lc, w, window[1], strides[1], shifts[1])
+        row_plan = axis_plan(jr, fr, lr, h, *rows)
+        col_plan = axis_plan(jc, fc, lc, w, *cols)
         _, hl, wl, cl = shapes[name]
         paste = ELEMENT_COST * hl * wl * cl
-        cost = (below[name] * rows.crop * cols.crop / (h * w) + total - below[name] + paste) / total
-        found.append(Plan(name, rows, cols, cost))
+        cost = (below[name] * row_plan.crop * col_plan.crop / (h * w) + total - below[name] + paste) / total
+        found.append(Plan(name, row_plan, col_plan, cost))
     return sorted(found, key=lambda p: p.cost)
 
 
@@ -364,23 +390,54 @@ def _computes_the_same(model, plan: Plan, image_shape) -> bool:
                                     jax.ShapeDtypeStruct((1, rows.crop, cols.crop, c), model.dtype)).shape
     except (TypeError, ValueError, InputError):
         return False  # a crop too small for the network
-    if (max(rows.local_starts) + rows.block > crop_shape[1] or max(cols.local_starts) + cols.block > crop_shape[2]
-            or min(rows.local_starts + cols.local_starts) < 0):
+    if (rows.local_starts.max() + rows.block > crop_shape[1] or cols.local_starts.max() + cols.block > crop_shape[2]
+            or min(rows.local_starts.min(), cols.local_starts.min()) < 0):
         return False
     x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)
-    count = max(len(rows.crop_starts), len(cols.crop_starts))
-    i = np.arange(count) % len(rows.crop_starts)
-    j = np.arange(count) % len(cols.crop_starts)
-    crops = jnp.stack([x[0, rows.crop_starts[a]:rows.crop_starts[a] + rows.crop,
-                         cols.crop_starts[b]:cols.crop_starts[b] + cols.crop] for a, b in zip(i, j)])
+    # each distinct (crop, block) of each axis once
+    row_pairs = np.unique(np.stack([rows.crop_starts, rows.block_starts], 1), axis=0)
+    col_pairs = np.unique(np.stack([cols.crop_starts, cols.block_starts], 1), axis=0)
+    count = max(len(row_pairs), len(col_pairs))
+    pairs = [(row_pairs[k % len(row_pairs)], col_pairs[k % len(col_pairs)]) for k in range(count)]
+    crops = jnp.stack([x[0, r[0]:r[0] + rows.crop, q[0]:q[0] + cols.crop] for r, q in pairs])
     whole = np.asarray(_layer_output(model, x, layer)[0])
     parts = np.asarray(_layer_output(model, crops, layer))
-    for p, (a, b) in enumerate(zip(i, j)):
-        r0, c0 = rows.block_starts[a], cols.block_starts[b]
-        u, v = rows.local_starts[a], cols.local_starts[b]
+    for p, ((cr, r0), (cc, c0)) in enumerate(pairs):
+        u, v = r0 - cr // rows.stride, c0 - cc // cols.stride
         want = whole[r0:r0 + rows.block, c0:c0 + cols.block]
         got = parts[p, u:u + rows.block, v:v + cols.block]
         scale = float(np.abs(want).max()) or 1.0
         if not np.all(np.abs(got - want) <= 1e-3 * scale):
             return False
     return True
+
+
+# ---------------------------------------------------------------------------- evaluating
+
+
+def scores_on_crops(model, plan: Plan, tables, whole, target, image_shape, items, ablated_crop, chunk: int):
+    """(Q,) target scores of Q perturbed images, each evaluated below ``plan.layer`` on its
+    crop alone, pasted into ``whole`` (N, …) (the unperturbed images' output of that layer)
+    and resumed.
+
+    ``items``: (Q,) arrays, the first the image of each perturbed image, then its entry in
+    the plan's row tables and in its column tables (``tables``: :meth:`Plan.tables`), then
+    whatever else ``ablated_crop(image, crop_row, crop_col, *rest)`` needs to make that
+    image's (crop, crop, C) crop.  ``chunk`` perturbed images per evaluation.
+    """
+    crop_r, local_r, block_r, crop_c, local_c, block_c = tables
+    rows, cols, layer = plan.rows, plan.cols, plan.layer
+    zero = jnp.zeros((), jnp.int32)
+
+    def evaluate(images, row_at, col_at, *rest):
+        crops = jax.vmap(ablated_crop)(images, crop_r[row_at], crop_c[col_at], *rest)
+        out = model.apply(model.params, crops, capture=(layer,))[layer]
+        part = jax.vmap(lambda o, u, v: jax.lax.dynamic_slice(o, (u, v, zero), (rows.block, cols.block, o.shape[-1])))(
+            out, local_r[row_at], local_c[col_at])
+        pasted = jax.vmap(lambda a, p, u, v: jax.lax.dynamic_update_slice(a, p, (u, v, zero)))(
+            whole[images], part, block_r[row_at], block_c[col_at])
+        # the layers before ``layer`` only give shapes: nothing after it reads them (a cut)
+        shapes = jnp.zeros((images.shape[0],) + tuple(image_shape), whole.dtype)
+        return model.apply(model.params, shapes, replace={layer: pasted}, target=target[images])
+
+    return _chunks.map_chunks(evaluate, *items, chunk=chunk)

@@ -42,12 +42,13 @@ def _check_triple(value, name, image_shape, *, default=None):
 
 
 @functools.partial(jax.jit, static_argnames=("window", "strides", "chunk", "plan"))
-def _occlusion(model, x, target, baselines, window, strides, chunk, repeats, plan):
-    body = functools.partial(_occlusion_body, model, window=window, strides=strides, chunk=chunk, plan=plan)
+def _occlusion(model, x, target, baselines, window, strides, chunk, repeats, plan, tables):
+    body = functools.partial(_occlusion_body, model, window=window, strides=strides, chunk=chunk, plan=plan,
+                             tables=tables)
     return scoring.per_image(body, repeats, x, target, baselines)
 
 
-def _occlusion_body(model, x, target, baselines, *, window, strides, chunk, plan):
+def _occlusion_body(model, x, target, baselines, *, window, strides, chunk, plan, tables):
     n, h, w, c = x.shape
     mh, mw, mc = (
         window_masks(size, win, stride) for size, win, stride in zip((h, w, c), window, strides)
@@ -58,7 +59,7 @@ def _occlusion_body(model, x, target, baselines, *, window, strides, chunk, plan
     if plan is None:
         drops = _whole_image_drops(model, x, target, baselines, base, (mh_j, mw_j, mc_j), chunk)
     else:
-        drops = _region_drops(model, x, target, baselines, base, (mh_j, mw_j, mc_j), chunk, plan)
+        drops = _region_drops(model, x, target, baselines, base, (mh_j, mw_j, mc_j), plan, tables)
     drops = drops.reshape(sh, sw, sc, n)
     # Σ_windows drop · mask, divided by how many windows cover each element
     total = jnp.einsum("ijln,ih,jw,lc->nhwc", drops, mh_j, mw_j, mc_j, precision=jax.lax.Precision.HIGHEST)
@@ -94,45 +95,30 @@ def _whole_image_drops(model, x, target, baselines, base, masks, chunk):
     return jax.lax.map(evaluate, ids).reshape(-1, n)[:count]
 
 
-def _region_drops(model, x, target, baselines, base, masks, chunk, plan):
+def _region_drops(model, x, target, baselines, base, masks, plan, tables):
     """:func:`_whole_image_drops` with each occluded image's layers below ``plan.layer``
     evaluated on a crop around its window (:mod:`jaxviz.attribution._regions`)."""
     n, h, w, c = x.shape
     mh, mw, mc = masks
     shifts = (mh.shape[0], mw.shape[0], mc.shape[0])
     count = int(np.prod(shifts))
-    layer, rows, cols = plan.layer, plan.rows, plan.cols
-    whole = scoring.layer_outputs(model, x, (layer,))[0]  # (N, h', w', c') unoccluded
-    tables = tuple(jnp.asarray(t, jnp.int32) for t in (rows.crop_starts, rows.local_starts, rows.block_starts,
-                                                       cols.crop_starts, cols.local_starts, cols.block_starts))
+    rows, cols = plan.rows, plan.cols
+    whole = scoring.layer_outputs(model, x, (plan.layer,))[0]  # (N, h', w', c') unoccluded
     zero = jnp.zeros((), jnp.int32)
 
-    def drops(window_id, image):  # one occluded image (a chunk of them, vmapped)
-        i, j, l = _window_ids(window_id, shifts)
-        crop_r, local_r, block_r, crop_c, local_c, block_c = (t[a] for t, a in zip(tables, (i, i, i, j, j, j)))
-
+    def ablated_crop(image, crop_r, crop_c, i, j, l):
         def crop(a):
             return jax.lax.dynamic_slice(a, (crop_r, crop_c, zero), (rows.crop, cols.crop, c))
 
         mask = (jax.lax.dynamic_slice(mh[i], (crop_r,), (rows.crop,))[:, None, None]
                 * jax.lax.dynamic_slice(mw[j], (crop_c,), (cols.crop,))[None, :, None] * mc[l][None, None, :])
-        ablated = crop(x[image]) * (1 - mask) + crop(baselines[image]) * mask
-        return ablated, (local_r, local_c), (block_r, block_c)
+        return crop(x[image]) * (1 - mask) + crop(baselines[image]) * mask
 
-    def evaluate(window_ids, images):  # (q,) items → (q,) occluded scores
-        ablated, local, block = jax.vmap(drops)(window_ids, images)
-        out = model.apply(model.params, ablated, capture=(layer,))[layer]
-        part = jax.vmap(lambda o, u, v: jax.lax.dynamic_slice(o, (u, v, zero), (rows.block, cols.block, o.shape[-1])))(
-            out, *local)
-        pasted = jax.vmap(lambda a, p, u, v: jax.lax.dynamic_update_slice(a, p, (u, v, zero)))(
-            whole[images], part, *block)
-        # the layers before ``layer`` only give shapes: nothing after it reads them (a cut)
-        shapes = jnp.zeros((images.shape[0],) + x.shape[1:], x.dtype)
-        return model.apply(model.params, shapes, replace={layer: pasted}, target=target[images])
-
-    window_ids = jnp.repeat(jnp.arange(count, dtype=jnp.int32), n)
+    window_ids = jnp.repeat(jnp.arange(count, dtype=jnp.int32), n)  # window-major, as the drops
+    i, j, l = _window_ids(window_ids, shifts)
     images = jnp.tile(jnp.arange(n, dtype=jnp.int32), count)
-    scores = _chunks.map_chunks(evaluate, window_ids, images, chunk=_chunks.chunk_size(count * n, h, w))
+    scores = _regions.scores_on_crops(model, plan, tables, whole, target, x.shape[1:], (images, i, j, i, j, l),
+                                      ablated_crop, _chunks.chunk_size(count * n, h, w))
     return base[None] - scores.reshape(count, n)
 
 
@@ -194,7 +180,7 @@ def occlusion(
     if isinstance(target, scoring.Neuron):  # a neuron's value is read whole: no region plan
         regions = False
     if regions == "always" or (regions and windows * x.shape[0] >= _regions.PLANNING_PAYS):
-        plan = _regions.plan(model, x.shape[1:], window, strides,
-                             most_cost=math.inf if regions == "always" else _regions.WORTH_IT)
+        plan = _regions.window_plan(model, x.shape[1:], window, strides,
+                                    most_cost=math.inf if regions == "always" else _regions.WORTH_IT)
     return _occlusion(model, x, target, baselines, window, strides, chunk, scoring.find_repeats(x, target, baselines),
-                      plan)
+                      plan, None if plan is None else plan.tables())
