@@ -266,12 +266,7 @@ def cuts(jaxpr, output, candidates) -> set:
     (sound: a variable left out can only be a cut hidden by the order)."""
     eqns = jaxpr.eqns
     producer = {id(v): i for i, e in enumerate(eqns) for v in e.outvars}
-    useful = [False] * len(eqns)  # reaches ``output``
-    live = {id(output)}
-    for i in range(len(eqns) - 1, -1, -1):
-        if any(id(v) in live for v in eqns[i].outvars):
-            useful[i] = True
-            live.update(id(v) for v in eqns[i].invars if not _literal(v))
+    useful, _ = _liveness(jaxpr, [output])
     from_input = {id(jaxpr.invars[0])}
     last_read = {id(jaxpr.invars[0]): -1}
     for i, e in enumerate(eqns):
@@ -294,12 +289,22 @@ def cuts(jaxpr, output, candidates) -> set:
             if id(v) in producer and last_read.get(id(v), -1) > producer[id(v)] and alive[producer[id(v)] + 1] == 1}
 
 
-def _reads_input(jaxpr) -> list[bool]:
-    """Which inputs the outputs depend on (top-level equations as wholes)."""
-    live = {id(v) for v in jaxpr.outvars if not _literal(v)}
-    for eqn in reversed(jaxpr.eqns):
+def _liveness(jaxpr, outputs):
+    """(each equation's whether it reaches ``outputs`` or has effects, the ids of the
+    variables read on the way), top-level equations as wholes."""
+    live = {id(v) for v in outputs if not _literal(v)}
+    useful = [False] * len(jaxpr.eqns)
+    for i in range(len(jaxpr.eqns) - 1, -1, -1):
+        eqn = jaxpr.eqns[i]
         if any(id(v) in live for v in eqn.outvars) or eqn.effects:
+            useful[i] = True
             live.update(id(v) for v in eqn.invars if not _literal(v))
+    return useful, live
+
+
+def _reads_input(jaxpr) -> list[bool]:
+    """Which inputs the outputs depend on."""
+    _, live = _liveness(jaxpr, jaxpr.outvars)
     return [id(v) in live for v in jaxpr.invars]
 
 
