@@ -604,10 +604,13 @@ def w22_lime(_model, _tm, quick, notes):
 # --------------------------------------------------------------------------- LRP against zennit
 
 
-def _lrp_workload(arch, n, quick, notes):
+def _lrp_workload(arch, n, quick, notes, composite="epsilon_plus", batches=(4, 8, 16)):
+    from zennit import composites
     from zennit.attribution import Gradient
-    from zennit.composites import EpsilonPlus
     from zennit.torchvision import ResNetCanonizer
+
+    theirs = {"epsilon_plus": "EpsilonPlus", "epsilon_plus_flat": "EpsilonPlusFlat"}[composite]
+    zennit_composite = getattr(composites, theirs)
 
     model, tm = pair(arch)
     for module in tm.modules():  # zennit's hooks need out-of-place ReLUs
@@ -617,21 +620,23 @@ def _lrp_workload(arch, n, quick, notes):
     canonizers = [ResNetCanonizer()] if arch.startswith("resnet") else []
 
     def zennit_lrp(v, t):
-        with Gradient(tm, EpsilonPlus(canonizers=canonizers)) as attributor:
+        with Gradient(tm, zennit_composite(canonizers=canonizers)) as attributor:
             return attributor(v.clone().requires_grad_(), torch.eye(1000)[t])[1]
 
     def zennit_registered(batch):  # the composite registered once (on its own copy), outside the timing
-        attributor = Gradient(copy.deepcopy(tm), EpsilonPlus(canonizers=canonizers))
+        attributor = Gradient(copy.deepcopy(tm), zennit_composite(canonizers=canonizers))
         attributor.__enter__()
         return _image_batches(lambda v, t: attributor(v.clone().requires_grad_(), torch.eye(1000)[t])[1], xt, yt, batch)
 
-    batches = (n,) if quick else (4, 8, 16)
-    refs = {f"zennit EpsilonPlus, batch {b}": _image_batches(zennit_lrp, xt, yt, b) for b in batches}
+    batches = (n,) if quick else batches
+    refs = {f"zennit {theirs}, batch {b}": _image_batches(zennit_lrp, xt, yt, b) for b in batches}
     if not quick:
-        notes.append("W23/W24: zennit registers its hooks (and canonizers) per call in the 'batch' rows; the "
-                     "'registered once' row keeps one registration for every call.")
-        refs[f"zennit EpsilonPlus registered once, batch {n}"] = zennit_registered(n)
-    return (lambda: jaxviz.lrp(model, x, y, composite="epsilon_plus")), refs, None
+        note = ("W23/W24/W56: zennit registers its hooks (and canonizers) per call in the 'batch' rows; the "
+                "'registered once' row keeps one registration for every call.")
+        if note not in notes:
+            notes.append(note)
+        refs[f"zennit {theirs} registered once, batch {n}"] = zennit_registered(n)
+    return (lambda: jaxviz.lrp(model, x, y, composite=composite)), refs, None
 
 
 def w23_lrp_squeezenet(_model, _tm, quick, notes):
@@ -640,6 +645,10 @@ def w23_lrp_squeezenet(_model, _tm, quick, notes):
 
 def w24_lrp_resnet18(_model, _tm, quick, notes):
     return _lrp_workload("resnet18", 2 if quick else 16, quick, notes)
+
+
+def w56_lrp_vgg16(_model, _tm, quick, notes):
+    return _lrp_workload("vgg16", 1 if quick else 8, quick, notes, composite="epsilon_plus_flat", batches=(2, 4, 8))
 
 
 # --------------------------------------------------------------------------- metrics against their references
@@ -1045,11 +1054,12 @@ WORKLOADS = {
     "W53 saliency_map, 5 images x their top 5 classes": w53_saliency_top5,
     "W54 integrated_gradients n_steps=50, 5 images x their top 3 classes": w54_integrated_gradients_top3,
     "W55 occlusion 16x16 stride 16, 2 images x their top 3 classes": w55_occlusion_top3,
+    "W56 lrp EpsilonPlusFlat, VGG-16, 8 images": w56_lrp_vgg16,
 }
 
 # The issues' speed targets, reference / jaxviz, against the fastest of the references whose
 # names start with the given prefixes (of every reference when None): #20 (W2, W4-W7), #14
-# (W9-W12), #17 (the CAMs, RISE, Guided IG, XRAI), #16 (W17-W24), #18 (the metrics).
+# (W9-W12), #17 (the CAMs, RISE, Guided IG, XRAI), #16 (W17-W24, W56), #18 (the metrics).
 _METRIC_TARGETS = {w25_deletion_insertion: 3.0, w26_infidelity: 3.0, w27_sensitivity_max: 3.0,
                    w28_mprt: 10.0, w29_faithfulness_correlation: 10.0, w30_road: 3.0}
 TARGETS = {
@@ -1057,7 +1067,7 @@ TARGETS = {
     "W6": (2.0, ("course",)), "W7": (2.0, ("course",)),
     **dict.fromkeys(("W9", "W10", "W11", "W12", "W14", "W15", "W16", "W32", "W33"), (1.0, None)),
     **dict.fromkeys(("W13", "W31", "W34", "W36", "W37", "W38"), (5.0, None)),
-    **dict.fromkeys([f"W{i}" for i in range(17, 25)], (3.0, None)),
+    **dict.fromkeys([f"W{i}" for i in range(17, 25)] + ["W56"], (3.0, None)),
     **{name.split()[0]: (_METRIC_TARGETS[getattr(make, "func", make)], None)
        for name, make in WORKLOADS.items() if getattr(make, "func", make) in _METRIC_TARGETS},
 }

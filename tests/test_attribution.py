@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -414,6 +415,78 @@ def test_lrp_rules_by_hand():
     s_neg = g / stab(xp @ down + (b + 0.5 * np.minimum(b, 0)) + xn @ up)
     np.testing.assert_allclose(_dense_relevance(relevance.gamma(0.5, eps), x, w, b, g),
                                xp * (s_neg @ down.T) + xn * (s_neg @ up.T))
+
+
+def _affine_operations(jaxpr) -> int:
+    """Convolutions and matrix products in a program, its sub-programs included."""
+    from jax.extend import core as jcore
+
+    return sum((e.primitive.name in ("conv_general_dilated", "dot_general"))
+               + sum(_affine_operations(sub) for sub in jcore.jaxprs_in_params(e.params)) for e in jaxpr.eqns)
+
+
+def _relevance_program(model, x, target, composite):
+    """LRP's backward pass as a program (traced afresh: no compiled cache in between)."""
+    from jaxviz.models import network
+
+    def logit(v):
+        return network.run(model.architecture.network, model.params, v, guided=("lrp", composite),
+                           target=target).sum()
+
+    return jax.make_jaxpr(jax.grad(logit))(x)
+
+
+def _own_branching_model():
+    """A function network whose second convolution reads a concatenation of a ReLU and its
+    max-pool (reached through the traced program, not jaxviz's own layers)."""
+    def apply(p, x):
+        conv = functools.partial(jax.lax.conv_general_dilated, window_strides=(1, 1), padding="SAME",
+                                 dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        h = jax.nn.relu(conv(x, p["conv1"]) + p["bias1"][None, None, None])
+        pooled = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 3, 3, 1), (1, 1, 1, 1), "SAME")
+        h = jax.nn.relu(conv(jnp.concatenate([h, pooled], axis=-1), p["conv2"]))
+        return h.mean(axis=(1, 2)) @ p["dense"]
+
+    keys = jax.random.split(jax.random.key(4), 4)
+    params = {"conv1": jax.random.normal(keys[0], (3, 3, 3, 4)), "bias1": jax.random.normal(keys[1], (4,)),
+              "conv2": jax.random.normal(keys[2], (3, 3, 8, 5)), "dense": jax.random.normal(keys[3], (5, 3))}
+    return jaxviz.from_function(apply, params, input_size=8)
+
+
+# the convolutions that read a ReLU's output (SqueezeNet: all but the first; ResNet-18: all
+# but conv1, the downsampling ones included; the function network: its second)
+NONNEGATIVE_INPUTS = {"squeezenet1_1": 25, "resnet18": 19, "own": 1}
+
+
+@pytest.mark.parametrize("arch", list(NONNEGATIVE_INPUTS))
+def test_lrp_skips_the_negative_part_of_inputs_that_are_never_negative(arch, monkeypatch):
+    """A layer reading a ReLU's output (or a max-pool or concatenation of such) has no
+    negative inputs: αβ and γ leave out the two convolutions and two transposed
+    convolutions of the negative part, and the relevance is the same number (float64)."""
+    from jax.extend import core as jcore
+
+    from jaxviz.models import network
+
+    with jax.enable_x64(True):
+        if arch == "own":
+            model, size = _own_branching_model().astype(jnp.float64), 8
+        else:
+            model, size = jaxviz.init_model(jax.random.key(5), arch).astype(jnp.float64), 32
+        x = jax.random.normal(jax.random.key(1), (2, size, size, 3), jnp.float64)
+        target = jnp.argmax(model(x), axis=1)  # (a random SqueezeNet's ReLU'd logits are mostly 0)
+        for rule in (jaxviz.relevance.alpha_beta(2, 1), jaxviz.relevance.gamma(0.25)):
+            composite = jaxviz.relevance.Composite(conv=rule)
+            saving = _relevance_program(model, x, target, composite)
+            with monkeypatch.context() as patch:
+                patch.setattr(network.Forward, "is_nonnegative", lambda self, value: False)
+                plain = _relevance_program(model, x, target, composite)
+            ours, want = (np.asarray(jax.jit(jcore.jaxpr_as_fun(p))(x)[0]) for p in (saving, plain))
+            np.testing.assert_allclose(ours, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+            assert np.abs(want).max() > 0
+            skipped = _affine_operations(plain.jaxpr) - _affine_operations(saving.jaxpr)
+            # two convolutions and two transposed ones, each of the latter traced beside the
+            # (unused) convolution whose VJP it is
+            assert skipped == 6 * NONNEGATIVE_INPUTS[arch], (rule.name, skipped)
 
 
 def test_lrp_conserves_relevance_without_biases(model, x):

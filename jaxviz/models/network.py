@@ -35,6 +35,7 @@ from jaxviz.models import layers, relevance
 
 # the backward rules an activation can take (``layers.BACKWARD_RULES``)
 BACKWARD_RULES = ("guided", "deconvolution", "deeplift")
+NONNEGATIVE_ACTIVATIONS = ("relu", "relu6")  # their outputs are never negative
 
 
 class _Stop(Exception):
@@ -86,6 +87,9 @@ class Forward:
         self.lrp = guided[1] if guided and guided[0] == "lrp" else None  # a relevance.Composite
         self._lrp_layers = 0  # convolutions and linear layers met so far (the first has its own rule)
         self._last_conv = None  # (its output, how to recompute it) for merging a BatchNorm
+        # under LRP, the values known never to be negative, by id (kept alive here so that no id
+        # is reused): a sign-split rule skips the terms of a non-negative input's negative part
+        self._nonnegative: dict[int, jax.Array] = {}
         self.target = target
         self.class_layer = class_layer
         self.last_call = last_call  # name → index of its last call (None: every call)
@@ -131,6 +135,21 @@ class Forward:
     def _for_target(self, name):
         return self.target is not None and name == self.class_layer
 
+    def nonnegative(self, value, known: bool = True):
+        """``value``, recorded (under LRP, when ``known``) as never negative."""
+        if self.lrp is not None and known:
+            self._nonnegative[id(value)] = value
+        return value
+
+    def is_nonnegative(self, value) -> bool:
+        """Whether ``value`` was recorded as never negative (a ReLU's output, a max-pool or
+        concatenation of such)."""
+        return self._nonnegative.get(id(value)) is value
+
+    def concat(self, values, axis: int = -1):
+        """``torch.cat(values, dim)`` (no module: nothing to name)."""
+        return self.nonnegative(jnp.concatenate(values, axis=axis), all(map(self.is_nonnegative, values)))
+
     # ------------------------------------------------------------------ layers
 
     def conv(self, name, x, out: int, kernel: int, *, stride: int = 1, padding: int = 0, groups: int = 1,
@@ -160,7 +179,7 @@ class Forward:
             return layer(x, w, b, *extra)
         self._rule = self.lrp.rule(name, kind, first=self._lrp_layers == 0)
         self._lrp_layers += 1
-        return relevance.affine(layer, self._rule, x, w, b, extra)
+        return relevance.affine(layer, self._rule, x, w, b, extra, self.is_nonnegative(x))
 
     def record_bias(self, name: str, value):
         """A traced network's bias layer ``name`` adds ``value`` (C,) to its spatial output:
@@ -171,7 +190,7 @@ class Forward:
     def follows_conv(self, y, layer, x, w, b, extra=(), out_axis: int = -1):
         """Records that ``y`` is the output of the convolution just taken (``out_axis``: its
         weights' output-channel axis), for a BatchNorm reading it to merge into."""
-        self._last_conv = (y, layer, self._rule, x, w, b, extra, out_axis)
+        self._last_conv = (y, layer, self._rule, x, w, b, extra, out_axis, self.is_nonnegative(x))
 
     def merged_into_conv(self, x, factor, shift):
         """LRP's BatchNorm canonizer (zennit's ``MergeBatchNorm``): when ``x`` is the output
@@ -180,13 +199,13 @@ class Forward:
         its rule; else ``None``."""
         if self.lrp is None or not self.lrp.merge_batch_norm or not self._last_conv or self._last_conv[0] is not x:
             return None
-        _, layer, rule, conv_x, w, b, extra, out_axis = self._last_conv
+        _, layer, rule, conv_x, w, b, extra, out_axis, nonnegative = self._last_conv
         axis = out_axis % w.ndim
         w = w * factor.reshape(tuple(-1 if i == axis else 1 for i in range(w.ndim)))
         if b is not None:  # a traced layer's bias may have the output's rank: (1, 1, 1, C)
             channels = (1,) * (b.ndim - 1) + (-1,)
             shift = b * factor.reshape(channels) + shift.reshape(channels)
-        return relevance.affine(layer, rule, conv_x, w, shift, extra)
+        return relevance.affine(layer, rule, conv_x, w, shift, extra, nonnegative)
 
     def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
         """``nn.Linear(in, out)`` on (N, in)."""
@@ -229,6 +248,7 @@ class Forward:
         self.activations.append((len(self.calls), name, kind if module else f"functional {kind}"))
         if self.lrp is not None:  # LRP passes relevance through activation modules
             y = relevance.passthrough(standard, x) if module else standard(x)
+            y = self.nonnegative(y, kind in NONNEGATIVE_ACTIVATIONS)
             return y if name is None else self.output(name, y)
         reached = self.guided and (self.guided[1] == "all" or (kind == "relu" and module))
         y = layers.BACKWARD_RULES[self.guided[0]][kind](x) if reached else standard(x)
@@ -246,7 +266,7 @@ class Forward:
 
     def hardsigmoid(self, name, x):
         if self.lrp is not None:
-            return self.output(name, relevance.passthrough(layers.hardsigmoid, x))
+            return self.output(name, self.nonnegative(relevance.passthrough(layers.hardsigmoid, x)))
         return self.output(name, layers.hardsigmoid(x))
 
     def max_pool(self, name, x, kernel: int, stride: int | None = None, *, padding: int = 0, ceil_mode=False):
@@ -254,9 +274,12 @@ class Forward:
             def pool(v):
                 return layers.max_pool(v, kernel, stride, padding, ceil_mode)
 
-            return self.output(name, relevance.normalized(pool, self.lrp.max_pool_epsilon)(x))
-        pool = layers.rescale_max_pool if self.guided and self.guided[0] == "deeplift" else layers.max_pool
-        return self.output(name, pool(x, kernel, stride, padding, ceil_mode))
+            y = relevance.normalized(pool, self.lrp.max_pool_epsilon)(x)
+        else:
+            pool = layers.rescale_max_pool if self.guided and self.guided[0] == "deeplift" else layers.max_pool
+            y = pool(x, kernel, stride, padding, ceil_mode)
+        # (a window always holds an element of x: the padding never wins)
+        return self.output(name, self.nonnegative(y, self.is_nonnegative(x)))
 
     def avg_pool(self, name, x, kernel: int, stride: int | None = None):
         return self.output(name, self._pool(functools.partial(layers.avg_pool, kernel=kernel, stride=stride), x))
@@ -268,7 +291,9 @@ class Forward:
 
     def _pool(self, pool, x):
         # an average-pool module: under LRP, zennit's Norm rule
-        return pool(x) if self.lrp is None else relevance.normalized(pool, self.lrp.stabilizer)(x)
+        if self.lrp is None:
+            return pool(x)
+        return self.nonnegative(relevance.normalized(pool, self.lrp.stabilizer)(x), self.is_nonnegative(x))
 
     def add(self, a, b):
         """A residual addition ``a + b`` (under LRP with ``residual_sums``: zennit's Sum, Norm)."""

@@ -203,6 +203,27 @@ def _layer_plan(jaxpr, varying: set) -> _LayerPlan:
     return plan
 
 
+# operations whose output is never negative when no floating input is (LRP skips the terms
+# of a non-negative input's negative part); ``max`` needs one such input
+_KEEPS_SIGN = frozenset({"add", "broadcast_in_dim", "concatenate", "convert_element_type", "copy", "copy_p", "div",
+                         "expand_dims", "mul", "reduce_max", "reduce_sum", "reduce_window_max", "reduce_window_sum",
+                         "reshape", "slice", "squeeze", "transpose"})
+
+
+def _keeps_sign(f: Forward, eqn, invals) -> bool:
+    """Whether ``eqn``'s outputs are never negative, given which of its inputs are not."""
+    def known(v, value):
+        if isinstance(v, jcore.Literal):
+            return bool(np.all(np.asarray(v.val) >= 0))
+        return f.is_nonnegative(value)
+
+    floats = [known(v, value) for v, value in zip(eqn.invars, invals) if np.issubdtype(v.aval.dtype, np.floating)]
+    name = eqn.primitive.name
+    if name == "max":
+        return any(floats)
+    return name in _KEEPS_SIGN and bool(floats) and all(floats)
+
+
 def _bind(eqn, invals):
     with eqn.ctx.manager:  # as jax.core.eval_jaxpr binds an operation
         out = eqn.primitive.bind(*invals, **eqn.primitive.get_bind_params(eqn.params))
@@ -236,6 +257,8 @@ def _evaluate(jaxpr, consts, args, f: Forward, counts, varying_args):
             invals = [read(v) for v in eqn.invars]
             flags = [_is_var(v) and v in varying for v in eqn.invars]
             outvals = _evaluate_eqn(eqn, invals, f, counts, flags)
+            if lrp and _keeps_sign(f, eqn, invals):
+                outvals = [f.nonnegative(v) for v in outvals]
         for var, value in zip(eqn.outvars, outvals):
             env[var] = value
         if not lrp and index in plan.affine_at:

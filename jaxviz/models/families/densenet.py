@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from jaxviz.models.network import Network, flatten
 
 # name → (growth rate, layers per block, initial features)
@@ -30,12 +28,12 @@ def network(arch: str) -> Network:
             features = [x]
             for i in range(1, count + 1):
                 name = f"{block}.denselayer{i}"
-                y = f.relu(f"{name}.relu1", f.bn(f"{name}.norm1", jnp.concatenate(features, axis=-1)))
+                y = f.relu(f"{name}.relu1", f.bn(f"{name}.norm1", f.concat(features)))
                 y = f.conv(f"{name}.conv1", y, _BN_SIZE * growth, 1, bias=False, init=_CONV)
                 y = f.relu(f"{name}.relu2", f.bn(f"{name}.norm2", y))
                 y = f.conv(f"{name}.conv2", y, growth, 3, padding=1, bias=False, init=_CONV)
                 features.append(f.output(name, y))
-            x = f.output(block, jnp.concatenate(features, axis=-1))
+            x = f.output(block, f.concat(features))
             if b < len(blocks):
                 t = f"features.transition{b}"
                 y = f.relu(f"{t}.relu", f.bn(f"{t}.norm", x))

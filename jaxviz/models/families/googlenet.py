@@ -42,7 +42,7 @@ def _inception(f, name, x, c1, c3r, c3, c5r, c5, pool):
     b3 = f.output(f"{name}.branch3", b3)
     b4 = f.max_pool(f"{name}.branch4.0", x, 3, 1, padding=1, ceil_mode=True)
     b4 = f.output(f"{name}.branch4", _basic_conv(f, f"{name}.branch4.1", b4, pool, 1))
-    return f.output(name, jnp.concatenate([b1, b2, b3, b4], axis=-1))
+    return f.output(name, f.concat([b1, b2, b3, b4]))
 
 
 def transform_input(x):

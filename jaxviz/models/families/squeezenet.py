@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import jax.numpy as jnp
-
 from jaxviz.models.network import Network, flatten
 
 # (kind, arguments) per entry of torchvision's ``features`` Sequential.
@@ -41,7 +39,7 @@ def _body(specs):
                 a = f.relu(f"{name}.expand1x1_activation", f.conv(f"{name}.expand1x1", s, e1, 1, init="kaiming_uniform"))
                 b = f.relu(f"{name}.expand3x3_activation",
                            f.conv(f"{name}.expand3x3", s, e3, 3, padding=1, init="kaiming_uniform"))
-                x = f.output(name, jnp.concatenate([a, b], axis=-1))
+                x = f.output(name, f.concat([a, b]))
         return f.output("features", x)
     return body
 
