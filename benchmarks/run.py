@@ -651,6 +651,196 @@ def w56_lrp_vgg16(_model, _tm, quick, notes):
     return _lrp_workload("vgg16", 1 if quick else 8, quick, notes, composite="epsilon_plus_flat", batches=(2, 4, 8))
 
 
+# --------------------------------------------------------------------------- Captum's layer and neuron methods (#16)
+
+NEURON_LAYER = "features.7"  # SqueezeNet 1.1's middle Fire block (the parity tests' neuron layer)
+
+
+def _layer_case(n, quick):
+    """Pretrained SqueezeNet and its torch twin, ``n`` course images (1 when ``quick``), and
+    the Captum module of :data:`NEURON_LAYER`."""
+    model, tm = pair("squeezenet1_1")
+    x, y, xt, yt = _targets_and_images(1 if quick else n)
+    return model, tm, x, y, xt, yt, tm.get_submodule(NEURON_LAYER)
+
+
+def _strongest_unit(model, x):
+    """(channel, row, column) of the first image's largest :data:`NEURON_LAYER` output: the
+    neuron every image is asked about (Captum's ``neuron_selector``)."""
+    out = np.asarray(model.apply(model.params, x[:1], capture=(NEURON_LAYER,))[NEURON_LAYER][0])
+    row, column, channel = np.unravel_index(out.argmax(), out.shape)
+    return int(channel), int(row), int(column)
+
+
+def _per_call_sweep(call, xt, yt, n, quick, counts=(4, 8, 16)) -> Sweep:
+    """Captum's ``call(images, targets)`` over the images ``k`` per call."""
+    return Sweep({f"{k} images per call": _image_batches(call, xt, yt, k)
+                  for k in ((len(xt),) if quick else [k for k in counts if k <= n])})
+
+
+def _option_sweep(call, option, settings, quick) -> Sweep:
+    """Captum's ``call(**{option: s})`` for each setting."""
+    return Sweep({f"{option} {s}": (lambda s=s: call(**{option: s})) for s in (settings[:1] if quick else settings)})
+
+
+PATH_BATCHES = (10, 25, 50, 100, 200)  # Captum's internal_batch_size settings for 50 steps of 4 images
+
+
+def _path_layer_workload(method, captum_name, n_steps, quick, **captum_options):
+    import captum.attr as ca
+
+    model, tm, x, y, xt, yt, module = _layer_case(4, quick)
+    n_steps = 4 if quick else n_steps
+    captum = getattr(ca, captum_name)(tm, module)
+    run = functools.partial(captum.attribute, xt, target=yt, n_steps=n_steps, **captum_options)
+    return (lambda: method(model, x, y, layer=NEURON_LAYER, n_steps=n_steps)), {
+        f"Captum {captum_name}": _option_sweep(run, "internal_batch_size", PATH_BATCHES, quick)}, None
+
+
+def w57_layer_gradient_x_activation(_model, _tm, quick, notes):
+    from captum.attr import LayerGradientXActivation
+
+    model, tm, x, y, xt, yt, module = _layer_case(16, quick)
+    captum = LayerGradientXActivation(tm, module)
+    return (lambda: jaxviz.layer_gradient_x_activation(model, x, y, layer=NEURON_LAYER)), {
+        "Captum LayerGradientXActivation": _per_call_sweep(lambda v, t: captum.attribute(v, target=t), xt, yt, 16,
+                                                           quick)}, None
+
+
+def w58_internal_influence(_model, _tm, quick, notes):
+    return _path_layer_workload(jaxviz.internal_influence, "InternalInfluence", 50, quick)
+
+
+def w59_layer_integrated_gradients(_model, _tm, quick, notes):
+    return _path_layer_workload(jaxviz.layer_integrated_gradients, "LayerIntegratedGradients", 50, quick)
+
+
+def w60_layer_conductance(_model, _tm, quick, notes):
+    return _path_layer_workload(jaxviz.layer_conductance, "LayerConductance", 50, quick)
+
+
+def _two_baselines(x):
+    return np.stack([np.zeros(x.shape[1:], np.float32), np.full(x.shape[1:], 0.5, np.float32)])
+
+
+def w61_layer_gradient_shap(_model, _tm, quick, notes):
+    from captum.attr import LayerGradientShap
+
+    model, tm, x, y, xt, yt, module = _layer_case(8, quick)
+    samples = 2 if quick else 20
+    b = _two_baselines(x)
+    captum = LayerGradientShap(tm, module)
+    run = lambda v, t: captum.attribute(v, baselines=nchw(b), n_samples=samples, stdevs=0.1, target=t)  # noqa: E731
+    key = jax.random.key(0)
+    return (lambda: jaxviz.layer_gradient_shap(model, x, y, layer=NEURON_LAYER, baselines=b, n_samples=samples,
+                                               stdevs=0.1, key=key)), {
+        "Captum LayerGradientShap": _per_call_sweep(run, xt, yt, 8, quick, (1, 2, 4, 8))}, None
+
+
+def w62_layer_deeplift(_model, _tm, quick, notes):
+    from captum.attr import LayerDeepLift
+
+    model, tm, x, y, xt, yt, module = _layer_case(16, quick)
+    captum = LayerDeepLift(tm, module)
+    return (lambda: jaxviz.layer_deeplift(model, x, y, layer=NEURON_LAYER)), {
+        "Captum LayerDeepLift": _per_call_sweep(lambda v, t: captum.attribute(v.clone().requires_grad_(), target=t),
+                                                xt, yt, 16, quick)}, None
+
+
+def w63_layer_feature_ablation(_model, _tm, quick, notes):
+    from captum.attr import LayerFeatureAblation
+
+    model, tm, x, y, xt, yt, module = _layer_case(4, quick)
+    channels = model.apply(model.params, x[:1], capture=(NEURON_LAYER,))[NEURON_LAYER].shape[-1]
+    mask = (np.arange(channels) % 32).reshape(1, channels, 1, 1)
+    notes.append(f"W63: {NEURON_LAYER}'s {channels} channels in 32 groups (channel mod 32), each ablated to 0.")
+    captum = LayerFeatureAblation(tm, module)
+    run = functools.partial(captum.attribute, xt, target=yt, layer_mask=torch.from_numpy(mask))
+    return (lambda: jaxviz.layer_feature_ablation(model, x, y, layer=NEURON_LAYER, layer_mask=mask)), {
+        "Captum LayerFeatureAblation": _option_sweep(run, "perturbations_per_eval", (1, 4, 16, 32), quick)}, None
+
+
+def w64_layer_lrp(_model, _tm, quick, notes):
+    from captum.attr import LayerLRP
+
+    model, tm, x, y, xt, yt, _ = _layer_case(8, quick)
+    layer = f"{NEURON_LAYER}.expand3x3"  # Captum's LayerLRP needs a module with a rule
+    notes.append(f"W64: at {layer}, a convolution (Captum's LayerLRP reads the rule of the module it is given).")
+    tm = copy.deepcopy(tm)
+    for module in tm.modules():  # Captum's LRP hooks need out-of-place ReLUs
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+    captum = LayerLRP(tm, tm.get_submodule(layer))
+    return (lambda: jaxviz.layer_lrp(model, x, y, layer=layer, composite="captum")), {
+        "Captum LayerLRP": _per_call_sweep(lambda v, t: captum.attribute(v.clone().requires_grad_(), target=t),
+                                           xt, yt, 8, quick, (2, 4, 8))}, None
+
+
+def _neuron_workload(method, captum_name, n, quick, **captum_options):
+    """A neuron method without options, ``n`` images per call swept."""
+    import captum.attr as ca
+
+    model, tm, x, y, xt, yt, module = _layer_case(n, quick)
+    neuron = _strongest_unit(model, x)
+    captum = getattr(ca, captum_name)(tm, module)
+    run = lambda v, t: captum.attribute(v.clone().requires_grad_(), neuron_selector=neuron, **captum_options)  # noqa: E731
+    return (lambda: method(model, x, neuron, layer=NEURON_LAYER)), {
+        f"Captum {captum_name}": _per_call_sweep(run, xt, yt, n, quick)}, None
+
+
+def w65_neuron_gradient(_model, _tm, quick, notes):
+    return _neuron_workload(jaxviz.neuron_gradient, "NeuronGradient", 16, quick)
+
+
+def w66_neuron_guided_backprop(_model, _tm, quick, notes):
+    return _neuron_workload(jaxviz.neuron_guided_backprop, "NeuronGuidedBackprop", 16, quick)
+
+
+def w67_neuron_deconvolution(_model, _tm, quick, notes):
+    return _neuron_workload(jaxviz.neuron_deconvolution, "NeuronDeconvolution", 16, quick)
+
+
+def w68_neuron_deeplift(_model, _tm, quick, notes):
+    return _neuron_workload(jaxviz.neuron_deeplift, "NeuronDeepLift", 16, quick)
+
+
+def w69_neuron_integrated_gradients(_model, _tm, quick, notes):
+    import captum.attr as ca
+
+    model, tm, x, y, xt, yt, module = _layer_case(4, quick)
+    n_steps, neuron = (4 if quick else 50), _strongest_unit(model, x)
+    run = functools.partial(ca.NeuronIntegratedGradients(tm, module).attribute, xt, neuron_selector=neuron,
+                            n_steps=n_steps)
+    return (lambda: jaxviz.neuron_integrated_gradients(model, x, neuron, layer=NEURON_LAYER, n_steps=n_steps)), {
+        "Captum NeuronIntegratedGradients": _option_sweep(run, "internal_batch_size", PATH_BATCHES, quick)}, None
+
+
+def w70_neuron_conductance(_model, _tm, quick, notes):
+    import captum.attr as ca
+
+    model, tm, x, y, xt, yt, module = _layer_case(4, quick)
+    n_steps, neuron = (4 if quick else 50), _strongest_unit(model, x)
+    run = functools.partial(ca.NeuronConductance(tm, module).attribute, xt, neuron_selector=neuron, target=yt,
+                            n_steps=n_steps)
+    return (lambda: jaxviz.neuron_conductance(model, x, y, layer=NEURON_LAYER, neuron=neuron, n_steps=n_steps)), {
+        "Captum NeuronConductance": _option_sweep(run, "internal_batch_size", PATH_BATCHES, quick)}, None
+
+
+def w71_neuron_gradient_shap(_model, _tm, quick, notes):
+    from captum.attr import NeuronGradientShap
+
+    model, tm, x, y, xt, yt, module = _layer_case(8, quick)
+    samples, neuron = (2 if quick else 20), _strongest_unit(model, x)
+    b = _two_baselines(x)
+    captum = NeuronGradientShap(tm, module)
+    run = lambda v, t: captum.attribute(v, neuron_selector=neuron, baselines=nchw(b), n_samples=samples,  # noqa: E731
+                                        stdevs=0.1)
+    key = jax.random.key(0)
+    return (lambda: jaxviz.neuron_gradient_shap(model, x, neuron, layer=NEURON_LAYER, baselines=b, n_samples=samples,
+                                                stdevs=0.1, key=key)), {
+        "Captum NeuronGradientShap": _per_call_sweep(run, xt, yt, 8, quick, (1, 2, 4, 8))}, None
+
+
 # --------------------------------------------------------------------------- metrics against their references
 
 
@@ -1055,11 +1245,28 @@ WORKLOADS = {
     "W54 integrated_gradients n_steps=50, 5 images x their top 3 classes": w54_integrated_gradients_top3,
     "W55 occlusion 16x16 stride 16, 2 images x their top 3 classes": w55_occlusion_top3,
     "W56 lrp EpsilonPlusFlat, VGG-16, 8 images": w56_lrp_vgg16,
+    # #16's layer and neuron methods, SqueezeNet (pretrained) at features.7
+    "W57 layer_gradient_x_activation, 16 images": w57_layer_gradient_x_activation,
+    "W58 internal_influence n_steps=50, 4 images": w58_internal_influence,
+    "W59 layer_integrated_gradients n_steps=50, 4 images": w59_layer_integrated_gradients,
+    "W60 layer_conductance n_steps=50, 4 images": w60_layer_conductance,
+    "W61 layer_gradient_shap n_samples=20, 8 images": w61_layer_gradient_shap,
+    "W62 layer_deeplift, 16 images": w62_layer_deeplift,
+    "W63 layer_feature_ablation, 32 channel groups, 4 images": w63_layer_feature_ablation,
+    "W64 layer_lrp (Captum's rules) at a convolution, 8 images": w64_layer_lrp,
+    "W65 neuron_gradient, 16 images": w65_neuron_gradient,
+    "W66 neuron_guided_backprop, 16 images": w66_neuron_guided_backprop,
+    "W67 neuron_deconvolution, 16 images": w67_neuron_deconvolution,
+    "W68 neuron_deeplift, 16 images": w68_neuron_deeplift,
+    "W69 neuron_integrated_gradients n_steps=50, 4 images": w69_neuron_integrated_gradients,
+    "W70 neuron_conductance n_steps=50, 4 images": w70_neuron_conductance,
+    "W71 neuron_gradient_shap n_samples=20, 8 images": w71_neuron_gradient_shap,
 }
 
 # The issues' speed targets, reference / jaxviz, against the fastest of the references whose
 # names start with the given prefixes (of every reference when None): #20 (W2, W4-W7), #14
-# (W9-W12), #17 (the CAMs, RISE, Guided IG, XRAI), #16 (W17-W24, W56), #18 (the metrics).
+# (W9-W12), #17 (the CAMs, RISE, Guided IG, XRAI), #16 (W17-W24, W56; its layer and neuron methods, W57-W71,
+# have no target of their own: the project's, faster than the reference), #18 (the metrics).
 _METRIC_TARGETS = {w25_deletion_insertion: 3.0, w26_infidelity: 3.0, w27_sensitivity_max: 3.0,
                    w28_mprt: 10.0, w29_faithfulness_correlation: 10.0, w30_road: 3.0}
 TARGETS = {
@@ -1068,6 +1275,7 @@ TARGETS = {
     **dict.fromkeys(("W9", "W10", "W11", "W12", "W14", "W15", "W16", "W32", "W33"), (1.0, None)),
     **dict.fromkeys(("W13", "W31", "W34", "W36", "W37", "W38"), (5.0, None)),
     **dict.fromkeys([f"W{i}" for i in range(17, 25)] + ["W56"], (3.0, None)),
+    **dict.fromkeys([f"W{i}" for i in range(57, 72)], (1.0, None)),
     **{name.split()[0]: (_METRIC_TARGETS[getattr(make, "func", make)], None)
        for name, make in WORKLOADS.items() if getattr(make, "func", make) in _METRIC_TARGETS},
 }
