@@ -754,10 +754,21 @@ def w63_layer_feature_ablation(_model, _tm, quick, notes):
     channels = model.apply(model.params, x[:1], capture=(NEURON_LAYER,))[NEURON_LAYER].shape[-1]
     mask = (np.arange(channels) % 32).reshape(1, channels, 1, 1)
     notes.append(f"W63: {NEURON_LAYER}'s {channels} channels in 32 groups (channel mod 32), each ablated to 0.")
+    notes.append("W63: Captum's LayerFeatureAblation rejects a per-image target with perturbations_per_eval > 1 "
+                 "(its target is not expanded with the perturbed batch), so those settings run one image per call.")
     captum = LayerFeatureAblation(tm, module)
-    run = functools.partial(captum.attribute, xt, target=yt, layer_mask=torch.from_numpy(mask))
+    layer_mask = torch.from_numpy(mask)
+
+    def one_at_a_time(per_eval):
+        return lambda: [captum.attribute(xt[i:i + 1], target=int(yt[i]), layer_mask=layer_mask,
+                                         perturbations_per_eval=per_eval) for i in range(len(xt))]
+
+    sweep = Sweep({"all images per call, perturbations_per_eval 1": lambda: captum.attribute(
+        xt, target=yt, layer_mask=layer_mask)})
+    if not quick:
+        sweep.update({f"1 image per call, perturbations_per_eval {p}": one_at_a_time(p) for p in (1, 4, 16, 32)})
     return (lambda: jaxviz.layer_feature_ablation(model, x, y, layer=NEURON_LAYER, layer_mask=mask)), {
-        "Captum LayerFeatureAblation": _option_sweep(run, "perturbations_per_eval", (1, 4, 16, 32), quick)}, None
+        "Captum LayerFeatureAblation": sweep}, None
 
 
 def w64_layer_lrp(_model, _tm, quick, notes):
