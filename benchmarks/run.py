@@ -486,6 +486,18 @@ def w13_scorecam(_model, _tm, quick, notes):
                          batch_sizes=(16,) if quick else (16, 64, 256), batch_size=64)
 
 
+def w72_ablationcam(_model, _tm, quick, notes):
+    return _cam_workload("squeezenet1_1", "AblationCAM", jaxviz.ablationcam, "features.12", 1 if quick else 8,
+                         batch_sizes=(16,) if quick else (16, 32, 64, 128))
+
+
+def w73_ablationcam_resnet50(_model, _tm, quick, notes):
+    notes.append("W73: AblationCAM at ResNet-50's layer4 is 2048 ablated forward passes per image in the package "
+                 "(about 2 minutes per image here), so 2 images, not #17's 8.")
+    return _cam_workload("resnet50", "AblationCAM", jaxviz.ablationcam, "layer4", 1 if quick else 2,
+                         batch_sizes=(32,) if quick else (32, 128))
+
+
 def w14_gradcam_plus_plus(_model, _tm, quick, notes):
     return _cam_workload("resnet50", "GradCAMPlusPlus", jaxviz.gradcam_plus_plus, "layer4", 2 if quick else 8)
 
@@ -1272,6 +1284,8 @@ WORKLOADS = {
     "W69 neuron_integrated_gradients n_steps=50, 4 images": w69_neuron_integrated_gradients,
     "W70 neuron_conductance n_steps=50, 4 images": w70_neuron_conductance,
     "W71 neuron_gradient_shap n_samples=20, 8 images": w71_neuron_gradient_shap,
+    "W72 ablationcam, SqueezeNet features.12, 8 images": w72_ablationcam,
+    "W73 ablationcam, ResNet-50 layer4, 2 images": w73_ablationcam_resnet50,
 }
 
 # The issues' speed targets, reference / jaxviz, against the fastest of the references whose
@@ -1284,7 +1298,7 @@ TARGETS = {
     "W2": (1.5, ("Captum",)), "W4": (2.0, ("Captum",)), "W5": (2.0, ("Captum",)),
     "W6": (2.0, ("course",)), "W7": (2.0, ("course",)),
     **dict.fromkeys(("W9", "W10", "W11", "W12", "W14", "W15", "W16", "W32", "W33"), (1.0, None)),
-    **dict.fromkeys(("W13", "W31", "W34", "W36", "W37", "W38"), (5.0, None)),
+    **dict.fromkeys(("W13", "W31", "W34", "W36", "W37", "W38", "W72", "W73"), (5.0, None)),
     **dict.fromkeys([f"W{i}" for i in range(17, 25)] + ["W56"], (3.0, None)),
     **dict.fromkeys([f"W{i}" for i in range(57, 72)], (1.0, None)),
     **{name.split()[0]: (_METRIC_TARGETS[getattr(make, "func", make)], None)

@@ -94,26 +94,30 @@ def prepare(model, x, target, *, layers=()):
     return x.astype(model.dtype), target
 
 
-def target_logits(model, x, target, *, capture=(), perturb=None, guided: bool = False):
+def target_logits(model, x, target, *, capture=(), perturb=None, guided: bool = False, replace=None):
     """(N,) each image's logit for its own target (or the value of its :class:`Neuron`), and
     ``{layer: output}`` for ``capture``.
 
     The head is evaluated for the targets alone unless a layer holding every class is
-    captured or perturbed.  Summing the result over the batch gives each image its own
-    gradient.
+    captured, perturbed or replaced.  Summing the result over the batch gives each image its
+    own gradient.  ``replace``: layers whose output is the given value (see
+    :meth:`jaxviz.Model.apply`; where such a layer cuts the network, nothing before it is
+    computed).
     """
     architecture = model.architecture
     output = architecture.output
-    capture, perturb = tuple(capture), dict(perturb or {})
+    capture, perturb, replace = tuple(capture), dict(perturb or {}), dict(replace or {})
     if isinstance(target, Neuron):  # the forward pass stops after the neuron's layer
-        outputs = model.apply(model.params, x, capture=capture + (target.layer,), perturb=perturb, guided=guided)
+        outputs = model.apply(model.params, x, capture=capture + (target.layer,), perturb=perturb, guided=guided,
+                              replace=replace)
         values = outputs[target.layer] if target.layer in capture else outputs.pop(target.layer)
         return neuron_values(values, target.index), outputs
-    if architecture.class_layers.isdisjoint(capture + tuple(perturb)):
+    if architecture.class_layers.isdisjoint(capture + tuple(perturb) + tuple(replace)):
         outputs = model.apply(model.params, x, capture=capture + (output,), perturb=perturb,
-                              guided=guided, target=target)
+                              guided=guided, target=target, replace=replace)
         return outputs.pop(output), outputs
-    outputs = model.apply(model.params, x, capture=capture + (output,), perturb=perturb, guided=guided)
+    outputs = model.apply(model.params, x, capture=capture + (output,), perturb=perturb, guided=guided,
+                          replace=replace)
     logits = outputs[output] if output in capture else outputs.pop(output)
     return jnp.take_along_axis(logits, target[:, None], axis=1)[:, 0], outputs
 

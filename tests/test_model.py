@@ -203,3 +203,75 @@ def test_unknown_layers_list_the_models_layers():
     model = jaxviz.init_model(jax.random.key(0), "resnet18")
     with pytest.raises(jaxviz.UnknownLayerError, match="layer4.*model.layer_names"):
         jaxviz.layer_activation(model, np.zeros((1, 32, 32, 3), np.float32), "layer5")
+
+
+@pytest.mark.float64_only
+def test_replace_resumes_from_a_layer_and_reads_the_images_only_where_the_layer_is_no_cut():
+    """``replace`` is ``perturb`` by the difference, at a layer inside a residual block
+    (whose skip path still reads the images) and at a block's output (a cut: the images
+    only give shapes); the layer methods resuming from a layer (AblationCAM, layer feature
+    ablation, layer IG) equal their definition with ``perturb`` inside the block."""
+    import importlib
+
+    ablationcam = importlib.import_module("jaxviz.attribution.ablationcam")
+    with jax.enable_x64(True):
+        model = jaxviz.init_model(jax.random.key(3), "resnet18").astype(jnp.float64)
+        x = jax.random.normal(jax.random.key(4), (2, 40, 40, 3), jnp.float64)
+        target = jnp.array([3, 7])
+        zeros = jnp.zeros_like(x)
+        for layer, cut in (("layer4.0.conv2", False), ("layer3", True)):
+            out = model.apply(model.params, x, capture=(layer,))[layer]
+            value = out.at[..., 0].set(0.0) + 0.1 * jax.random.normal(jax.random.key(5), out.shape, jnp.float64)
+            replaced = model.apply(model.params, x, replace={layer: value}, target=target)
+            perturbed = model.apply(model.params, x, perturb={layer: value - out}, target=target)
+            np.testing.assert_allclose(replaced, perturbed, rtol=1e-12)
+            from_zeros = model.apply(model.params, zeros, replace={layer: value}, target=target)
+            assert np.array_equal(from_zeros, replaced) == cut, layer
+
+        layer = "layer4.0.conv2"
+        out = model.apply(model.params, x, capture=(layer,))[layer]
+        channels = out.shape[-1]
+
+        def ablated(channel, fill):  # the definition: the network from x, the channel moved to ``fill``
+            delta = jnp.zeros_like(out).at[..., channel].set(fill - out[..., channel])
+            return model.apply(model.params, x, perturb={layer: delta}, target=target)
+
+        low = out.min(axis=(1, 2, 3))
+        fill = jnp.where(low == 0, 0.0, low - ablationcam.ABLATION_OFFSET)[:, None, None]
+        scores = ablationcam.ablated_scores(model, x, target, layer, out, 64)
+        want = jnp.stack([ablated(k, fill) for k in range(0, channels, 97)], axis=1)
+        np.testing.assert_allclose(scores[:, ::97], want, rtol=1e-10)
+
+        mask = (np.arange(channels) % 3).reshape(1, channels, 1, 1)  # three channel groups, PyTorch's layout
+        ours = np.asarray(jaxviz.layer_feature_ablation(model, x, target, layer=layer, layer_mask=mask,
+                                                        layer_baselines=0.5))
+        initial = model.apply(model.params, x, target=target)
+        for group in range(3):
+            delta = jnp.where(jnp.asarray(mask.transpose(0, 2, 3, 1)) == group, 0.5 - out, 0.0)
+            drop = initial - model.apply(model.params, x, perturb={layer: delta}, target=target)
+            np.testing.assert_allclose(ours[..., group::3], np.broadcast_to(
+                np.asarray(drop)[:, None, None, None], ours[..., group::3].shape), rtol=1e-10)
+
+        n_steps = 3
+        lig = np.asarray(jaxviz.layer_integrated_gradients(model, x, target, layer=layer, n_steps=n_steps,
+                                                           method="riemann_trapezoid"))
+        at_b = model.apply(model.params, zeros, capture=(layer,))[layer]
+        total = 0.0
+        for a, w in zip(np.linspace(0, 1, n_steps), [1 / 6, 1 / 3, 1 / 6]):  # Captum's trapezoid
+            point = at_b + a * (out - at_b)
+            total += w * jax.grad(lambda d: model.apply(model.params, x, perturb={layer: d},
+                                                        target=target).sum())(point - out)
+        np.testing.assert_allclose(lig, np.asarray((out - at_b) * total), rtol=1e-9, atol=1e-12)
+
+        neuron = (5, 1, 0)  # (channel, row, column) of layer4.0.conv2's (512, 2, 2) output
+        conductance = np.asarray(jaxviz.neuron_conductance(model, x, target, layer=layer, neuron=neuron, n_steps=n_steps))
+        want = 0.0
+        for a, w in zip(np.linspace(0, 1, n_steps), [1 / 6, 1 / 3, 1 / 6]):
+            point = a * x  # the zero baseline
+            at = model.apply(model.params, point, capture=(layer,))[layer]
+            through = jax.grad(lambda d: model.apply(model.params, point, perturb={layer: d}, target=target).sum())(
+                jnp.zeros_like(at))[:, neuron[1], neuron[2], neuron[0]]
+            unit = jax.grad(lambda v: model.apply(model.params, v, capture=(layer,))[layer][
+                :, neuron[1], neuron[2], neuron[0]].sum())(point)
+            want += w * unit * through[:, None, None, None]
+        np.testing.assert_allclose(conductance, np.asarray(x * want), rtol=1e-9, atol=1e-12 * np.abs(want).max())

@@ -23,11 +23,13 @@ def ablated_scores(model, x, target, layer: str, activation, batch_size: int):
 
     def evaluate(channels):  # (k,) channel ids → (k, N) scores
         k = channels.shape[0]
-        chosen = jax.nn.one_hot(channels, c, dtype=activation.dtype)[:, None, None, None, :]  # (k, 1, 1, 1, C)
-        delta = chosen * (value[None] - activation[None])  # the ablated channel replaced by the value
+        chosen = jax.nn.one_hot(channels, c, dtype=bool)[:, None, None, None, :]  # (k, 1, 1, 1, C)
+        ablated = jnp.where(chosen, value[None], activation[None])  # (k, N, ...) the channel replaced
         images = jnp.broadcast_to(x[None], (k,) + x.shape).reshape((-1,) + x.shape[1:])
+        # the network resumes from the layer: where it cuts the network, the layers before
+        # it are not evaluated again for every ablated copy
         scores, _ = scoring.target_logits(model, images, jnp.tile(target, k),
-                                          perturb={layer: delta.reshape((-1,) + activation.shape[1:])})
+                                          replace={layer: ablated.reshape((-1,) + activation.shape[1:])})
         return scores.reshape(k, n)
 
     return _cam.per_channel(evaluate, c, n, batch_size)
@@ -44,7 +46,8 @@ ablationcam = _cam.perturbation_method(_rule, name="ablationcam", batch_size=DEF
     w_k = (y − y_k) / y, y_k the target score with channel k of the layer ablated — set to 0
     when the layer's smallest value for the image is 0 (a ReLU's output), else to that
     minimum − 1e7.  All N·C ablated forward passes run
-    inside one compiled loop, ``batch_size`` at a time.
+    inside one compiled loop, ``batch_size`` at a time, each from the layer on (the layers
+    before a layer that cuts the network are evaluated once, not once per copy).
 
     Differences from the package, by design: the package turns the scores into float32;
     and where the layer's minimum is not 0 its ablation value moves down by another 1e7 for

@@ -19,11 +19,12 @@ def _layer_feature_ablation(model, x, target, mask, baseline, layer, n_features,
     ids = jnp.arange(-(-n_features // per_eval) * per_eval).reshape(-1, per_eval)  # ids ≥ n_features: no unit
 
     def ablated_scores(group):  # (p,) feature ids → (p, N) target scores with each feature ablated
-        deltas = jnp.where(mask[None] == group.reshape((-1,) + (1,) * mask.ndim), baseline - outputs[None], 0)
+        ablated = jnp.where(mask[None] == group.reshape((-1,) + (1,) * mask.ndim), baseline, outputs[None])
         p = group.shape[0]
         tiled = jnp.tile(x, (p,) + (1,) * (x.ndim - 1))
+        # from the layer on: where it cuts the network, nothing before it is evaluated again
         scores, _ = scoring.target_logits(model, tiled, scoring.repeat_targets(target, p),
-                                          perturb={layer: deltas.reshape((p * x.shape[0],) + outputs.shape[1:])})
+                                          replace={layer: ablated.reshape((p * x.shape[0],) + outputs.shape[1:])})
         return scores.reshape(p, x.shape[0])
 
     scores = jax.lax.map(ablated_scores, ids).reshape(-1, x.shape[0])[:n_features]  # (F, N)

@@ -17,17 +17,17 @@ def _layer_integrated_gradients(model, x, target, baselines, layer, n_steps, met
     (at_x,), (at_b,) = (scoring.layer_outputs(model, v, (layer,)) for v in (x, baselines))
     diff = at_x - at_b
 
-    def score(deltas, t):
-        # the network from x, with the layer's output moved onto the path point
-        tiled = jnp.tile(x, (deltas.shape[0] // x.shape[0],) + (1,) * (x.ndim - 1))
-        return scoring.target_logits(model, tiled, t, perturb={layer: deltas})[0].sum()
+    def score(values, t):
+        # the network resumed from the layer's output set to the path point (where the layer
+        # cuts the network, nothing before it is evaluated for every point)
+        tiled = jnp.tile(x, (values.shape[0] // x.shape[0],) + (1,) * (x.ndim - 1))
+        return scoring.target_logits(model, tiled, t, replace={layer: values})[0].sum()
 
     def body(total, group):
         a, w = group
         points = _paths.path_points(at_b, diff, a)  # (c, N, ...) layer outputs along the path
         c = points.shape[0]
-        deltas = (points - at_x[None]).reshape((c * x.shape[0],) + at_x.shape[1:])
-        grads = jax.grad(score)(deltas, scoring.repeat_targets(target, c))
+        grads = jax.grad(score)(points.reshape((c * x.shape[0],) + at_x.shape[1:]), scoring.repeat_targets(target, c))
         return total + jnp.tensordot(w, grads.reshape(points.shape), axes=1), None
 
     groups = (_paths.split_chunks(alphas, chunk), _paths.split_chunks(weights, chunk))  # zero weights pad

@@ -16,7 +16,6 @@ def _neuron_conductance(model, x, target, neuron, baselines, n_steps, method, ch
     alphas, weights = (jnp.asarray(v, x.dtype) for v in _paths.quadrature(method, n_steps))
     diff = x - baselines
     layer = neuron.layer
-    shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,)), x)[layer].shape[1:]
 
     def body(total, group):
         a, w = group
@@ -24,18 +23,16 @@ def _neuron_conductance(model, x, target, neuron, baselines, n_steps, method, ch
         c, n = points.shape[:2]
         index = jnp.tile(neuron.index, (c, 1))
 
-        def score_and_layer(v, delta):
-            scores, outputs = scoring.target_logits(model, v, scoring.repeat_targets(target, c), capture=(layer,),
-                                                    perturb={layer: delta})
-            return scores, outputs[layer]
-
         flat = points.reshape((c * n,) + x.shape[1:])
-        (scores, outputs), vjp = jax.vjp(score_and_layer, flat, jnp.zeros((c * n,) + shape, x.dtype))
-        # ∂F/∂y at the unit, from one backward pass; ∂y_unit/∂x from another
-        _, layer_grads = vjp((jnp.ones_like(scores), jnp.zeros_like(outputs)))
+        targets = scoring.repeat_targets(target, c)
+        outputs, below = jax.vjp(lambda v: model.apply(model.params, v, capture=(layer,))[layer], flat)
+        # the network resumed from the layer (where it cuts the network, nothing before it
+        # again); ∂F/∂y at the unit from the backward pass above the layer, ∂y_unit/∂x from
+        # the one below it: each part of the network differentiated once
+        layer_grads = jax.grad(lambda o: scoring.target_logits(model, flat, targets, replace={layer: o})[0].sum())(
+            outputs)
         through = scoring.neuron_values(layer_grads, index)
-        selector = jax.grad(lambda o: scoring.neuron_values(o, index).sum())(outputs)
-        unit_grads, _ = vjp((jnp.zeros_like(scores), selector))
+        (unit_grads,) = below(jax.grad(lambda o: scoring.neuron_values(o, index).sum())(outputs))
         terms = (unit_grads * through.reshape((-1, 1, 1, 1))).reshape(points.shape)
         return total + jnp.tensordot(w, terms, axes=1), None
 
