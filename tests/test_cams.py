@@ -62,6 +62,36 @@ def test_scorecam_does_not_depend_on_its_batch_size(model, x):
     assert np.abs(many).max() > 0
 
 
+@pytest.mark.float64_only
+def test_scorecam_scores_channels_that_are_zero_everywhere_on_the_zero_image():
+    """Every (image, channel) pair's score against the definition, computed for all pairs:
+    the channels that are zero everywhere (the zero image's score, one forward pass) and
+    the others (the loop over them alone, 7 a pass, padded)."""
+    import importlib
+
+    import jax
+    import jax.numpy as jnp
+
+    from jaxviz.interpolation import aligned_bilinear_matrix
+
+    scorecam = importlib.import_module("jaxviz.attribution.scorecam")
+    with jax.enable_x64(True):
+        model = jaxviz.load_model().astype(jnp.float64)
+        x = jnp.asarray(np.random.default_rng(2).normal(size=(2, 40, 48, 3)))
+        target = jnp.array([3, 300])
+        activation = model.apply(model.params, x, capture=("features.12",))["features.12"]
+        dead = np.asarray(jnp.all(activation == 0, axis=(1, 2)))
+        assert 0 < dead.sum() < dead.size, dead.sum()
+        ours = np.asarray(scorecam.channel_scores(model, x, target, activation, 7))
+        rows, cols = (aligned_bilinear_matrix(a, b, "float64") for a, b in zip(activation.shape[1:3], x.shape[1:3]))
+        maps = np.einsum("Hh,nhwk,Ww->nkHW", rows, np.asarray(activation), cols)
+        low, high = maps.min(axis=(2, 3), keepdims=True), maps.max(axis=(2, 3), keepdims=True)
+        masked = np.asarray(x)[:, None] * ((maps - low) / (high - low + 1e-8))[..., None]  # (N, C, H, W, 3)
+        want = np.stack([np.asarray(model.apply(model.params, masked[i], target=jnp.full(masked.shape[1], t)))
+                         for i, t in enumerate(np.asarray(target))])
+        np.testing.assert_allclose(ours, want, rtol=1e-10, atol=1e-12 * np.abs(want).max())
+
+
 def test_ablationcam_does_not_depend_on_its_batch_size(model, x):
     one = np.asarray(jaxviz.ablationcam(model, x, T, layer="features.4", batch_size=1))
     many = np.asarray(jaxviz.ablationcam(model, x, T, layer="features.4", batch_size=50))  # 128 channels: padded

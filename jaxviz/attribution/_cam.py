@@ -196,8 +196,7 @@ def perturbation_method(rule: Callable, *, name: str, doc: str, batch_size: int,
                    aug_smooth=aug_smooth, gradients=False, rule_options=(batch_size,))
 
     cam.__name__ = cam.__qualname__ = name
-    cam.__doc__ = (doc.rstrip() + "\n" + ARGS + f"      batch_size: {what} per forward pass (memory bound), at "
-                   "least one channel of\n        every image.\n")
+    cam.__doc__ = doc.rstrip() + "\n" + ARGS + f"      batch_size: {what} per forward pass (memory bound).\n"
     return cam
 
 

@@ -45,9 +45,9 @@ ablationcam = _cam.perturbation_method(_rule, name="ablationcam", batch_size=DEF
                                        what="ablated images", doc="""AblationCAM: Σ_k w_k A_k with
     w_k = (y − y_k) / y, y_k the target score with channel k of the layer ablated — set to 0
     when the layer's smallest value for the image is 0 (a ReLU's output), else to that
-    minimum − 1e7.  All N·C ablated forward passes run
-    inside one compiled loop, ``batch_size`` at a time, each from the layer on (the layers
-    before a layer that cuts the network are evaluated once, not once per copy).
+    minimum − 1e7.  All N·C ablated forward passes run inside one compiled loop,
+    ``batch_size`` at a time (at least one channel of every image), each from the layer on
+    (the layers before a layer that cuts the network are evaluated once, not once per copy).
 
     Differences from the package, by design: the package turns the scores into float32;
     and where the layer's minimum is not 0 its ablation value moves down by another 1e7 for

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import scoring
-from jaxviz.attribution import _cam
+from jaxviz.attribution import _cam, _paths
 from jaxviz.interpolation import aligned_bilinear_matrix
 
 DEFAULT_BATCH_SIZE = 16  # masked images per forward pass (the package's BATCH_SIZE)
@@ -16,24 +16,41 @@ DEFAULT_BATCH_SIZE = 16  # masked images per forward pass (the package's BATCH_S
 
 def channel_scores(model, x, target, activation, batch_size: int):
     """(N, C) target score of each image masked by each of its channels, ``batch_size``
-    masked images (at least one channel of every image) per forward pass."""
+    masked images per forward pass.
+
+    A channel that is zero everywhere (a ReLU's, often) masks its image to zeros: every such
+    (image, channel) pair gets the zero image's score, from one forward pass.  The others
+    go through the network first, in a loop that stops after the last of them.
+    """
     n, h, w, c = activation.shape
     height, width = x.shape[1:3]
     dtype = "float64" if x.dtype == jnp.float64 else "float32"
     rows = jnp.asarray(aligned_bilinear_matrix(h, height, dtype), x.dtype)
     cols = jnp.asarray(aligned_bilinear_matrix(w, width, dtype), x.dtype)
+    dead = jnp.all(activation == 0, axis=(1, 2)).reshape(-1)  # (N·C,) pair n·C + k: image n, channel k
+    live = jnp.sum(~dead)
+    chunk = max(1, min(batch_size, n * c))
+    # the live pairs first; the padding repeats a pair (its score is written twice, the same)
+    order = _paths.split_chunks(jnp.argsort(dead, stable=True), chunk, fill=0).reshape(-1)
 
-    def evaluate(channels):  # (k,) channel ids → (k, N) scores
-        upsampled = jnp.einsum("Hh,nhwk,Ww->knHW", rows, activation[..., channels], cols,
+    def masked_scores(pairs):  # (k,) pair ids → (k,) target scores of the masked images
+        images, channels = pairs // c, pairs % c
+        upsampled = jnp.einsum("Hh,khw,Ww->kHW", rows, activation[images, :, :, channels], cols,
                                precision=jax.lax.Precision.HIGHEST)
-        low = upsampled.min(axis=(2, 3), keepdims=True)
-        high = upsampled.max(axis=(2, 3), keepdims=True)
+        low = upsampled.min(axis=(1, 2), keepdims=True)
+        high = upsampled.max(axis=(1, 2), keepdims=True)
         masks = (upsampled - low) / (high - low + 1e-8)
-        masked = (x[None] * masks[..., None]).reshape((-1,) + x.shape[1:])
-        k = channels.shape[0]
-        return scoring.batch_target_logits(model, masked, jnp.tile(target, k)).reshape(k, n)
+        return scoring.batch_target_logits(model, x[images] * masks[..., None], target[images])
 
-    return _cam.per_channel(evaluate, c, n, batch_size)
+    def step(state):
+        i, scores = state
+        pairs = jax.lax.dynamic_slice(order, (i * chunk,), (chunk,))
+        return i + 1, scores.at[pairs].set(masked_scores(pairs))
+
+    _, scores = jax.lax.while_loop(lambda state: state[0] * chunk < live, step,
+                                   (jnp.zeros((), jnp.int32), jnp.zeros(n * c, x.dtype)))
+    zero_image = scoring.batch_target_logits(model, jnp.zeros_like(x), target)  # (N,)
+    return jnp.where(dead, jnp.repeat(zero_image, c), scores).reshape(n, c)
 
 
 def _rule(model, x, target, layer, activation, grads, eigen_smooth, batch_size):
@@ -45,7 +62,9 @@ scorecam = _cam.perturbation_method(_rule, name="scorecam", batch_size=DEFAULT_B
                                     doc="""ScoreCAM: Σ_k w_k A_k with w = softmax_k(y(x ⊙ M_k)), M_k the layer's
     channel k upsampled to the input (bilinear, corners aligned, as
     ``nn.UpsamplingBilinear2d``) and min–max scaled (1e-8 beside the range).  All N·C masked
-    images go through the network inside one compiled loop, ``batch_size`` at a time.
+    images go through the network inside one compiled loop, ``batch_size`` at a time, but
+    for the channels that are zero everywhere: those mask their image to zeros, whose score
+    one forward pass gives.
 
     The package turns the scores into float32 (``torch.Tensor``) before the softmax;
     jaxviz keeps the model's dtype.
