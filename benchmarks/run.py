@@ -698,14 +698,15 @@ def _option_sweep(call, option, settings, quick) -> Sweep:
 PATH_BATCHES = (10, 25, 50, 100, 200)  # Captum's internal_batch_size settings for 50 steps of 4 images
 
 
-def _path_layer_workload(method, captum_name, n_steps, quick, **captum_options):
+def _path_layer_workload(_model, _tm, quick, notes, *, method: str, captum_name: str, n_steps: int = 50):
+    """jaxviz's ``method`` (a name) beside Captum's ``captum_name`` along a 50-step path."""
     import captum.attr as ca
 
     model, tm, x, y, xt, yt, module = _layer_case(4, quick)
     n_steps = 4 if quick else n_steps
     captum = getattr(ca, captum_name)(tm, module)
-    run = functools.partial(captum.attribute, xt, target=yt, n_steps=n_steps, **captum_options)
-    return (lambda: method(model, x, y, layer=NEURON_LAYER, n_steps=n_steps)), {
+    run = functools.partial(captum.attribute, xt, target=yt, n_steps=n_steps)
+    return (lambda: getattr(jaxviz, method)(model, x, y, layer=NEURON_LAYER, n_steps=n_steps)), {
         f"Captum {captum_name}": _option_sweep(run, "internal_batch_size", PATH_BATCHES, quick)}, None
 
 
@@ -717,18 +718,6 @@ def w57_layer_gradient_x_activation(_model, _tm, quick, notes):
     return (lambda: jaxviz.layer_gradient_x_activation(model, x, y, layer=NEURON_LAYER)), {
         "Captum LayerGradientXActivation": _per_call_sweep(lambda v, t: captum.attribute(v, target=t), xt, yt, 16,
                                                            quick)}, None
-
-
-def w58_internal_influence(_model, _tm, quick, notes):
-    return _path_layer_workload(jaxviz.internal_influence, "InternalInfluence", 50, quick)
-
-
-def w59_layer_integrated_gradients(_model, _tm, quick, notes):
-    return _path_layer_workload(jaxviz.layer_integrated_gradients, "LayerIntegratedGradients", 50, quick)
-
-
-def w60_layer_conductance(_model, _tm, quick, notes):
-    return _path_layer_workload(jaxviz.layer_conductance, "LayerConductance", 50, quick)
 
 
 def _two_baselines(x):
@@ -799,32 +788,17 @@ def w64_layer_lrp(_model, _tm, quick, notes):
                                            xt, yt, 8, quick, (2, 4, 8))}, None
 
 
-def _neuron_workload(method, captum_name, n, quick, **captum_options):
-    """A neuron method without options, ``n`` images per call swept."""
+def _neuron_workload(_model, _tm, quick, notes, *, method: str, captum_name: str, n: int = 16):
+    """jaxviz's neuron ``method`` (a name, no options) beside Captum's ``captum_name``, ``n``
+    images, Captum's images per call swept."""
     import captum.attr as ca
 
     model, tm, x, y, xt, yt, module = _layer_case(n, quick)
     neuron = _strongest_unit(model, x)
     captum = getattr(ca, captum_name)(tm, module)
-    run = lambda v, t: captum.attribute(v.clone().requires_grad_(), neuron_selector=neuron, **captum_options)  # noqa: E731
-    return (lambda: method(model, x, neuron, layer=NEURON_LAYER)), {
+    run = lambda v, t: captum.attribute(v.clone().requires_grad_(), neuron_selector=neuron)  # noqa: E731
+    return (lambda: getattr(jaxviz, method)(model, x, neuron, layer=NEURON_LAYER)), {
         f"Captum {captum_name}": _per_call_sweep(run, xt, yt, n, quick)}, None
-
-
-def w65_neuron_gradient(_model, _tm, quick, notes):
-    return _neuron_workload(jaxviz.neuron_gradient, "NeuronGradient", 16, quick)
-
-
-def w66_neuron_guided_backprop(_model, _tm, quick, notes):
-    return _neuron_workload(jaxviz.neuron_guided_backprop, "NeuronGuidedBackprop", 16, quick)
-
-
-def w67_neuron_deconvolution(_model, _tm, quick, notes):
-    return _neuron_workload(jaxviz.neuron_deconvolution, "NeuronDeconvolution", 16, quick)
-
-
-def w68_neuron_deeplift(_model, _tm, quick, notes):
-    return _neuron_workload(jaxviz.neuron_deeplift, "NeuronDeepLift", 16, quick)
 
 
 def w69_neuron_integrated_gradients(_model, _tm, quick, notes):
@@ -1270,17 +1244,20 @@ WORKLOADS = {
     "W56 lrp EpsilonPlusFlat, VGG-16, 8 images": w56_lrp_vgg16,
     # #16's layer and neuron methods, SqueezeNet (pretrained) at features.7
     "W57 layer_gradient_x_activation, 16 images": w57_layer_gradient_x_activation,
-    "W58 internal_influence n_steps=50, 4 images": w58_internal_influence,
-    "W59 layer_integrated_gradients n_steps=50, 4 images": w59_layer_integrated_gradients,
-    "W60 layer_conductance n_steps=50, 4 images": w60_layer_conductance,
+    **{f"W{58 + i} {method} n_steps=50, 4 images": functools.partial(_path_layer_workload, method=method,
+                                                                       captum_name=captum_name)
+       for i, (method, captum_name) in enumerate((("internal_influence", "InternalInfluence"),
+                                                  ("layer_integrated_gradients", "LayerIntegratedGradients"),
+                                                  ("layer_conductance", "LayerConductance")))},
     "W61 layer_gradient_shap n_samples=20, 8 images": w61_layer_gradient_shap,
     "W62 layer_deeplift, 16 images": w62_layer_deeplift,
     "W63 layer_feature_ablation, 32 channel groups, 4 images": w63_layer_feature_ablation,
     "W64 layer_lrp (Captum's rules) at a convolution, 8 images": w64_layer_lrp,
-    "W65 neuron_gradient, 16 images": w65_neuron_gradient,
-    "W66 neuron_guided_backprop, 16 images": w66_neuron_guided_backprop,
-    "W67 neuron_deconvolution, 16 images": w67_neuron_deconvolution,
-    "W68 neuron_deeplift, 16 images": w68_neuron_deeplift,
+    **{f"W{65 + i} {method}, 16 images": functools.partial(_neuron_workload, method=method, captum_name=captum_name)
+       for i, (method, captum_name) in enumerate((("neuron_gradient", "NeuronGradient"),
+                                                  ("neuron_guided_backprop", "NeuronGuidedBackprop"),
+                                                  ("neuron_deconvolution", "NeuronDeconvolution"),
+                                                  ("neuron_deeplift", "NeuronDeepLift")))},
     "W69 neuron_integrated_gradients n_steps=50, 4 images": w69_neuron_integrated_gradients,
     "W70 neuron_conductance n_steps=50, 4 images": w70_neuron_conductance,
     "W71 neuron_gradient_shap n_samples=20, 8 images": w71_neuron_gradient_shap,
