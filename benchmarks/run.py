@@ -550,13 +550,18 @@ def w18_deeplift_resnet18(_model, _tm, quick, notes):
     return _deeplift_workload("resnet18", 2 if quick else 16, quick, notes)
 
 
+def _two_baselines(x):
+    """GradientShap's baselines here: the zero image and the image of 0.5."""
+    return np.stack([np.zeros(x.shape[1:], np.float32), np.full(x.shape[1:], 0.5, np.float32)])
+
+
 def w19_gradient_shap(_model, _tm, quick, notes):
     from captum.attr import GradientShap
 
     model, tm = pair("squeezenet1_1")
     n, samples = (2, 2) if quick else (8, 20)
     x, y, xt, yt = _targets_and_images(n)
-    b = np.stack([np.zeros(x.shape[1:], np.float32), np.full(x.shape[1:], 0.5, np.float32)])
+    b = _two_baselines(x)
     bt = nchw(b)
     shap = GradientShap(tm)
     captum = lambda v, t: shap.attribute(v, baselines=bt, n_samples=samples, stdevs=0.1, target=t)  # noqa: E731
@@ -616,6 +621,13 @@ def w22_lime(_model, _tm, quick, notes):
 # --------------------------------------------------------------------------- LRP against zennit
 
 
+def _out_of_place_relus(tm):
+    """``tm``'s ReLU modules made out-of-place (the LRP hooks of zennit and Captum need it)."""
+    for module in tm.modules():
+        if isinstance(module, torch.nn.ReLU):
+            module.inplace = False
+
+
 def _lrp_workload(arch, n, quick, notes, composite="epsilon_plus", batches=(4, 8, 16)):
     from zennit import composites
     from zennit.attribution import Gradient
@@ -625,9 +637,7 @@ def _lrp_workload(arch, n, quick, notes, composite="epsilon_plus", batches=(4, 8
     zennit_composite = getattr(composites, theirs)
 
     model, tm = pair(arch)
-    for module in tm.modules():  # zennit's hooks need out-of-place ReLUs
-        if isinstance(module, torch.nn.ReLU):
-            module.inplace = False
+    _out_of_place_relus(tm)  # zennit's hooks need them
     x, y, xt, yt = _targets_and_images(n)
     canonizers = [ResNetCanonizer()] if arch.startswith("resnet") else []
 
@@ -720,10 +730,6 @@ def w57_layer_gradient_x_activation(_model, _tm, quick, notes):
                                                            quick)}, None
 
 
-def _two_baselines(x):
-    return np.stack([np.zeros(x.shape[1:], np.float32), np.full(x.shape[1:], 0.5, np.float32)])
-
-
 def w61_layer_gradient_shap(_model, _tm, quick, notes):
     from captum.attr import LayerGradientShap
 
@@ -778,10 +784,7 @@ def w64_layer_lrp(_model, _tm, quick, notes):
     model, tm, x, y, xt, yt, _ = _layer_case(8, quick)
     layer = f"{NEURON_LAYER}.expand3x3"  # Captum's LayerLRP needs a module with a rule
     notes.append(f"W64: at {layer}, a convolution (Captum's LayerLRP reads the rule of the module it is given).")
-    tm = copy.deepcopy(tm)
-    for module in tm.modules():  # Captum's LRP hooks need out-of-place ReLUs
-        if isinstance(module, torch.nn.ReLU):
-            module.inplace = False
+    _out_of_place_relus(tm)  # (a fresh model: pair() builds one per call)
     captum = LayerLRP(tm, tm.get_submodule(layer))
     return (lambda: jaxviz.layer_lrp(model, x, y, layer=layer, composite="captum")), {
         "Captum LayerLRP": _per_call_sweep(lambda v, t: captum.attribute(v.clone().requires_grad_(), target=t),

@@ -29,9 +29,10 @@ def channel_scores(model, x, target, activation, batch_size: int):
     cols = jnp.asarray(aligned_bilinear_matrix(w, width, dtype), x.dtype)
     dead = jnp.all(activation == 0, axis=(1, 2)).reshape(-1)  # (N·C,) pair n·C + k: image n, channel k
     live = jnp.sum(~dead)
-    chunk = max(1, min(batch_size, n * c))
     # the live pairs first; the padding repeats a pair (its score is written twice, the same)
-    order = _paths.split_chunks(jnp.argsort(dead, stable=True), chunk, fill=0).reshape(-1)
+    order = _paths.split_chunks(jnp.argsort(dead, stable=True), batch_size, fill=0)
+    chunk = order.shape[1]
+    order = order.reshape(-1)
 
     def masked_scores(pairs):  # (k,) pair ids → (k,) target scores of the masked images
         images, channels = pairs // c, pairs % c

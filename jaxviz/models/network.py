@@ -190,7 +190,7 @@ class Forward:
     def follows_conv(self, y, layer, x, w, b, extra=(), out_axis: int = -1):
         """Records that ``y`` is the output of the convolution just taken (``out_axis``: its
         weights' output-channel axis), for a BatchNorm reading it to merge into."""
-        self._last_conv = (y, layer, self._rule, x, w, b, extra, out_axis, self.is_nonnegative(x))
+        self._last_conv = (y, layer, self._rule, x, w, b, extra, out_axis)
 
     def merged_into_conv(self, x, factor, shift):
         """LRP's BatchNorm canonizer (zennit's ``MergeBatchNorm``): when ``x`` is the output
@@ -199,13 +199,13 @@ class Forward:
         its rule; else ``None``."""
         if self.lrp is None or not self.lrp.merge_batch_norm or not self._last_conv or self._last_conv[0] is not x:
             return None
-        _, layer, rule, conv_x, w, b, extra, out_axis, nonnegative = self._last_conv
+        _, layer, rule, conv_x, w, b, extra, out_axis = self._last_conv
         axis = out_axis % w.ndim
         w = w * factor.reshape(tuple(-1 if i == axis else 1 for i in range(w.ndim)))
         if b is not None:  # a traced layer's bias may have the output's rank: (1, 1, 1, C)
             channels = (1,) * (b.ndim - 1) + (-1,)
             shift = b * factor.reshape(channels) + shift.reshape(channels)
-        return relevance.affine(layer, rule, conv_x, w, shift, extra, nonnegative)
+        return relevance.affine(layer, rule, conv_x, w, shift, extra, self.is_nonnegative(conv_x))
 
     def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
         """``nn.Linear(in, out)`` on (N, in)."""
