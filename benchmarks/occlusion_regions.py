@@ -1,11 +1,11 @@
 """#20's receptive-field saving for occlusion, measured: W5 (5 course images at 224, window
-15×15×3, stride 8) with ``regions=True`` (each occluded image's layers below a cut on a
+15×15×3, stride 8; pretrained SqueezeNet 1.1, or MobileNetV2 with ``--arch mobilenet_v2``) with ``regions=True`` (each occluded image's layers below a cut on a
 crop around its window), ``regions=False`` (every occluded image whole) and Captum's
 Occlusion at ``perturbations_per_eval`` 4 (its fastest in the harness's sweep of 1–16,
 cpu-2cores.md), alternating in one process; medians and spreads of ``REPEATS``, the first
 (compiling) call of each jaxviz setting reported apart, with the plan's own time.
 
-    PYTHONPATH=. python -m benchmarks.occlusion_regions [REPEATS]
+    PYTHONPATH=. python -m benchmarks.occlusion_regions [REPEATS] [--arch mobilenet_v2]
 """
 
 from __future__ import annotations
@@ -14,22 +14,20 @@ import statistics
 import sys
 import time
 
-import jax
 import numpy as np
 
 import jaxviz
-from benchmarks.run import SHARED, course_images, nchw, torch_model
+from benchmarks.run import SHARED, course_images, nchw, pretrained_pair
 from jaxviz.attribution import _regions
 
 WINDOW, STRIDES = (15, 15, 3), (8, 8, 3)
+WEIGHTS = {"squeezenet1_1": "squeezenet1_1_tv_fp16.npz", "mobilenet_v2": "mobilenet_v2_tv_qnnpack_fp16.npz"}
 
 
-def main(repeats: int = 3) -> None:
+def main(repeats: int = 3, arch: str = "squeezenet1_1") -> None:
     from captum.attr import Occlusion
-    from jaxviz.models import weights as jw
 
-    model = jaxviz.load_model(weights=str(SHARED / "weights" / "squeezenet1_1_tv_fp16.npz"))
-    tm = torch_model(jw.params_to_state_dict(jax.tree_util.tree_map(np.asarray, model.params)))
+    model, tm = pretrained_pair(arch, SHARED / "weights" / WEIGHTS[arch])
     images, labels = course_images(5)
     x = jaxviz.preprocess(images)
     xt, yt = nchw(x), labels.tolist()
@@ -67,4 +65,7 @@ def main(repeats: int = 3) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3)
+    args = sys.argv[1:]
+    arch = args[args.index("--arch") + 1] if "--arch" in args else "squeezenet1_1"
+    numbers = [a for a in args if a.isdigit()]
+    main(int(numbers[0]) if numbers else 3, arch)

@@ -88,6 +88,22 @@ def test_fields_stop_at_a_squeeze_excitation_gate():
     assert j == 4 and (first[5], last[5]) == (5 * 4 - 3, 5 * 4 + 3)
 
 
+def test_fields_go_on_past_a_relu6():
+    """MobileNetV2's ReLU6 cuts a probe's infinity down to 6; its change must still reach
+    the layers after it at its size.  The fields are the definition's: 3×3 convolutions
+    (stride 2, 1, 2, 1, 2 from the image to features.4) widen a field by 2 of the previous
+    stride each.  (With every weight 1e-4, each BatchNorm shrank the change against its
+    constant, and the fields ended at features.1.)"""
+    model = jaxviz.init_model(jax.random.key(0), "mobilenet_v2")
+    layers = ("features.1", "features.2", "features.3", "features.4")
+    found = _regions.fields(model, (96, 96, 3), layers)
+    assert set(found) == set(layers)
+    for name, (stride, width) in zip(layers, ((2, 7), (4, 11), (4, 19), (8, 27))):
+        for j, first, last in found[name]:
+            middle = len(first) // 2
+            assert (j, last[middle] - first[middle] + 1) == (stride, width), name
+
+
 def test_occlusion_inside_jit_evaluates_whole_images():
     """Inside a traced function nothing can be probed: occlusion plans nothing there, and
     gives what it gives outside (on crops or not) rather than failing."""

@@ -14,9 +14,10 @@ Nothing here knows an architecture.  The geometry comes from the network itself:
 * which layers are cuts: in the traced program, right after L is made it is the only value
   from the input still read on the way to the logits (:func:`cuts`), and the forward pass
   with L's output replaced does not read the input (:func:`is_cut`);
-* each candidate's receptive fields, per axis: small positive weights and an infinite
-  pixel, whose infinities reach the outputs that depend on it, at consecutive rows and
-  columns (the fields repeat with the layer's stride J);
+* each candidate's receptive fields, per axis: positive weights and an infinite pixel,
+  whose infinities (or, past a saturating activation, changes) reach the outputs that
+  depend on it, at consecutive rows and columns (the fields repeat with the layer's
+  stride J);
 * a crop that starts on a multiple of J and has the image's size modulo J computes the same
   outputs as the whole image, shifted by its start / J, wherever its padding does not reach;
 * the cost of the layers below and above each candidate, counted from the traced program,
@@ -52,7 +53,6 @@ WORTH_IT = 0.8  # a plan is used when it costs at most this share of the plain e
 # fewer occluded images than this are evaluated whole
 PLANNING_PAYS = 512
 MOST_CHECKED = 4  # plans checked (a compile each) before evaluating whole images
-PROBE_WEIGHT = 1e-4  # every weight while probing: small, so that no finite value overflows
 
 
 @dataclass(frozen=True)
@@ -161,23 +161,46 @@ def _probes(image_shape, rows_at, cols_at, dtype):
     return probes
 
 
+def probe_model(model):
+    """``model`` with the weights a probe needs: every kernel (a float leaf of two or more
+    axes, the last its outputs) the mean over its inputs, 1/(their number), and every other
+    float leaf (biases, BatchNorm's scale, shift and statistics) 1.
+
+    Nothing overflows (a layer averages its inputs; a BatchNorm is about the identity,
+    (v − 1)/√(1 + ε) + 1), and nothing shrinks a probe's change away before it reaches a
+    layer: after a ReLU6 has cut an infinity down to 6, what follows still passes it on
+    at its size (with weights of 1e-4 for everything, each BatchNorm divided it by about
+    a hundred against a constant 1e-4, and MobileNetV2's fields ended at its first
+    block).  The sizes only matter for that: which outputs change is the network's
+    structure.  A leaf laid out otherwise gets other sizes, and at worst fields that end
+    early (the plan's check on numbers is the guard).
+    """
+    def weight(p):
+        if not jnp.issubdtype(p.dtype, jnp.floating):
+            return p
+        if p.ndim >= 2:
+            return jnp.full_like(p, 1.0 / math.prod(p.shape[:-1]))
+        return jnp.ones_like(p)
+
+    return jax.tree_util.tree_map(weight, model)
+
+
 @functools.partial(jax.jit, static_argnames=("layers",))
 def _reached(model, probes, layers):
     """Per layer, the (P, rows) and (P, columns) of its output an infinite pixel reaches.
 
-    ``model`` has small positive weights: an infinite input stays infinite through every
-    sum, product, maximum, ReLU and BatchNorm that reads it, while what does not read it
-    stays finite (a NaN marker would not do: XLA's fused maximum may drop NaNs).  What a
-    probe changes without making it infinite (a squeeze-excitation gate, saturated) is
-    found against the image of zeros.
+    ``model`` has positive weights (:func:`probe_model`): an infinite input stays infinite
+    through every sum, product, maximum, ReLU and BatchNorm that reads it (a NaN marker
+    would not do: XLA's fused maximum may drop NaNs).  What a probe changes without making
+    it infinite (past a ReLU6, or a squeeze-excitation gate, saturated) is found against
+    the image of zeros, evaluated in the same batch: the same arithmetic on the same
+    values, so any difference is the probe's.
     """
-    clean = model.apply(model.params, jnp.zeros_like(probes[:1]), capture=layers)
 
     def one(v):
-        outputs = model.apply(model.params, v, capture=layers)
-        # (a relative margin: a batch of another size may round differently)
-        reached = {n: ~jnp.isfinite(outputs[n]) | (jnp.abs(outputs[n] - clean[n]) > 1e-3 * jnp.abs(clean[n]))
-                   for n in layers}
+        k = v.shape[0]
+        outputs = model.apply(model.params, jnp.concatenate([v, jnp.zeros_like(v[:1])]), capture=layers)
+        reached = {n: ~jnp.isfinite(outputs[n][:k]) | (outputs[n][:k] != outputs[n][k:]) for n in layers}
         return tuple((reached[n].any(axis=(2, 3)), reached[n].any(axis=(1, 3))) for n in layers)
 
     return _chunks.map_chunks(one, probes)
@@ -198,9 +221,7 @@ def fields(model, image_shape, layers):
     count = min(h, w, 2 * LARGEST_STRIDE + 1)
     rows_at, cols_at = np.arange(count) + (h - count) // 2, np.arange(count) + (w - count) // 2
     # the weights as arguments: constants inside the program would let XLA fold them
-    positive = jax.tree_util.tree_map(
-        lambda p: jnp.full_like(p, PROBE_WEIGHT) if jnp.issubdtype(p.dtype, jnp.floating) else p, model)
-    reached = jax.device_get(_reached(positive, _probes(image_shape, rows_at, cols_at, np.dtype(model.dtype)),
+    reached = jax.device_get(_reached(probe_model(model), _probes(image_shape, rows_at, cols_at, np.dtype(model.dtype)),
                                       layers))
     found = {}
     for name, hits in zip(layers, reached):
