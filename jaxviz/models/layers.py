@@ -314,9 +314,7 @@ def _max_pool(x, kernel: int, stride: int, padding: int, ceil_mode: bool):
     # Not differentiated: the maximum of the kernel² strided views, one elementwise pass
     # that XLA:CPU runs faster than ``reduce_window`` (the same values: max is exact;
     # benchmarks/results/design-notes.md).
-    # Under differentiation ``_max_pool_fwd`` keeps ``reduce_window``: its output is a
-    # fusion boundary, whereas XLA would recompute the views' maximum inside each of the
-    # backward pass's comparisons.
+    # Under differentiation ``_max_pool_fwd`` finds each window's first maximum too.
     _, _, _, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
     return functools.reduce(jnp.maximum, (view for _, _, view in views))
 
@@ -336,16 +334,25 @@ def _pool_pads(x, kernel, stride, padding, ceil_mode):
 
 
 def _max_pool_fwd(x, kernel, stride, padding, ceil_mode):
-    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride, padding, ceil_mode)
-    y = lax.reduce_window(
-        x,
-        -jnp.inf,
-        lax.max,
-        window_dimensions=(1, kernel, kernel, 1),
-        window_strides=(1, stride, stride, 1),
-        padding=((0, 0), (padding, pad_h), (padding, pad_w), (0, 0)),
-    )
-    return y[:, :oh, :ow], (x, y[:, :oh, :ow])
+    # the maximum and the tap of each window's first maximum, in one pass over the
+    # kernel² views: the backward pass reads the taps and neither the input nor the output
+    y, first = _first_maxima(x, kernel, stride, padding, ceil_mode)
+    return y, (x, y, first)
+
+
+def _first_maxima(x, kernel, stride, padding, ceil_mode):
+    """Each window's maximum and the row-major index of its first maximum (PyTorch routes
+    the gradient there): a running strict maximum over the taps, so a later tap equal to
+    the maximum does not take it.  (A NaN is passed over unless it comes first.)"""
+    _, _, _, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
+    y, first = views[0][2], jnp.zeros(views[0][2].shape, jnp.int32)
+    for tap, (_, _, view) in enumerate(views[1:], 1):
+        larger = view > y
+        y = jnp.where(larger, view, y)
+        first = jnp.where(larger, jnp.int32(tap), first)
+    # a buffer: the backward pass reads it at every tap, where XLA would otherwise fuse in
+    # (and redo) the whole search
+    return y, _computed_once(first)
 
 
 def _padded_windows(x, kernel, stride, padding, ceil_mode):
@@ -366,27 +373,22 @@ def _padded_windows(x, kernel, stride, padding, ceil_mode):
 
 
 def _max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
-    x, y = residuals
-    return (_route_to_first_maxima(x, y, g, kernel, stride, padding, ceil_mode),)
+    x, _, first = residuals
+    return (_route_to_first_maxima(x.shape, first, g, kernel, stride, padding, ceil_mode),)
 
 
-def _route_to_first_maxima(x, y, g, kernel, stride, padding, ceil_mode):
-    """Each window's gradient ``g`` sent to its first maximum of ``x`` (pool output ``y``).
-    ``g`` may hold several cotangents side by side on the channel axis (k·C channels): the
-    maxima are found once and all of them routed in one pass."""
-    padded_shape, oh, ow, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
-    # Each window's first maximum in row-major order gets the whole gradient (PyTorch's
-    # rule): its tap index, found once at output resolution by a reduction (argmax takes
-    # the first True).  A reduction is not fused into the scatter below, which would
-    # otherwise redo the search for every tap of every input position.
-    first = jnp.argmax(jnp.stack([view == y for _, _, view in views], axis=3), axis=3)
-    copies = g.shape[-1] // x.shape[-1]
+def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
+    """Each window's gradient ``g`` sent to its first maximum (``first``: its tap, from
+    :func:`_first_maxima`) in an input of ``shape``.  ``g`` may hold several cotangents
+    side by side on the channel axis (k·C channels), all routed in one pass."""
+    padded_shape, oh, ow, views = _padded_windows(jnp.zeros(shape, g.dtype), kernel, stride, padding, ceil_mode)
+    copies = g.shape[-1] // shape[-1]
     if copies > 1:
         first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
     g = _computed_once(g)  # read below at each of the kernel² taps
     routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
-    return _scatter_windows(routed, x.shape[:-1] + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding)
+    return _scatter_windows(routed, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding)
 
 
 def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, padding=0):
@@ -435,12 +437,12 @@ def _rescale_max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
     # rescale_pool's rule with the pool's own residuals: the maxima are found once, and
     # the two cotangents routed together (side by side on the channel axis), instead of a
     # forward pass and two routings in the backward pass
-    x, y = residuals
+    x, y, first = residuals
     channels = y.shape[-1]
 
     def route(split, plain):
-        both = _route_to_first_maxima(x, y, jnp.concatenate([split, plain], axis=-1), kernel, stride, padding,
-                                      ceil_mode)
+        both = _route_to_first_maxima(x.shape, first, jnp.concatenate([split, plain], axis=-1), kernel, stride,
+                                      padding, ceil_mode)
         return both[..., :channels], both[..., channels:]
 
     return (_max_pool_rule(x, y, g, route),)
