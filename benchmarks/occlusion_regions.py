@@ -1,7 +1,8 @@
 """#20's receptive-field saving for occlusion, measured: W5 (5 course images at 224, window
-15×15×3, stride 8; pretrained SqueezeNet 1.1, or MobileNetV2 with ``--arch mobilenet_v2``) with ``regions=True`` (each occluded image's layers below a cut on a
-crop around its window), ``regions=False`` (every occluded image whole) and Captum's
-Occlusion at ``perturbations_per_eval`` 4 (its fastest in the harness's sweep of 1–16,
+15×15×3, stride 8; pretrained SqueezeNet 1.1, or MobileNetV2 with ``--arch mobilenet_v2``)
+with ``regions=True`` (each occluded image's layers below a cut on a crop around its
+window), ``regions=False`` (every occluded image whole) and Captum's Occlusion at
+``perturbations_per_eval`` 4 (its fastest in the harness's sweep of 1–16,
 cpu-2cores.md), alternating in one process; medians and spreads of ``REPEATS``, the first
 (compiling) call of each jaxviz setting reported apart, with the plan's own time.
 

@@ -221,8 +221,8 @@ def fields(model, image_shape, layers):
     count = min(h, w, 2 * LARGEST_STRIDE + 1)
     rows_at, cols_at = np.arange(count) + (h - count) // 2, np.arange(count) + (w - count) // 2
     # the weights as arguments: constants inside the program would let XLA fold them
-    reached = jax.device_get(_reached(probe_model(model), _probes(image_shape, rows_at, cols_at, np.dtype(model.dtype)),
-                                      layers))
+    probes = _probes(image_shape, rows_at, cols_at, np.dtype(model.dtype))
+    reached = jax.device_get(_reached(probe_model(model), probes, layers))
     found = {}
     for name, hits in zip(layers, reached):
         axes = []

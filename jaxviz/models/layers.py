@@ -319,8 +319,8 @@ def _max_pool(x, kernel: int, stride: int, padding: int, ceil_mode: bool):
     return functools.reduce(jnp.maximum, (view for _, _, view in views))
 
 
-def _pool_pads(x, kernel, stride, padding, ceil_mode):
-    _, h, w, _ = x.shape
+def _pool_pads(shape, kernel, stride, padding, ceil_mode):
+    _, h, w, _ = shape
     oh = pool_output_size(h, kernel, stride, padding, ceil_mode)
     ow = pool_output_size(w, kernel, stride, padding, ceil_mode)
     if oh < 1 or ow < 1:
@@ -335,7 +335,7 @@ def _pool_pads(x, kernel, stride, padding, ceil_mode):
 
 def _max_pool_fwd(x, kernel, stride, padding, ceil_mode):
     # the maximum and the tap of each window's first maximum, in one pass over the
-    # kernel² views: the backward pass reads the taps and neither the input nor the output
+    # kernel² views: the backward pass routes by the taps (DeepLift's rule also reads x, y)
     y, first = _first_maxima(x, kernel, stride, padding, ceil_mode)
     return y, (x, y, first)
 
@@ -360,7 +360,7 @@ def _padded_windows(x, kernel, stride, padding, ceil_mode):
 
     Returns (padded shape, oh, ow, [(di, dj, view)]), each view (N, oh, ow, C).
     """
-    oh, ow, pad_h, pad_w = _pool_pads(x, kernel, stride, padding, ceil_mode)
+    oh, ow, pad_h, pad_w = _pool_pads(x.shape, kernel, stride, padding, ceil_mode)
     xp = jnp.pad(x, ((0, 0), (padding, pad_h), (padding, pad_w), (0, 0)), constant_values=-jnp.inf)
     views = [
         (di, dj, lax.slice(xp, (0, di, dj, 0),
@@ -381,13 +381,16 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
     """Each window's gradient ``g`` sent to its first maximum (``first``: its tap, from
     :func:`_first_maxima`) in an input of ``shape``.  ``g`` may hold several cotangents
     side by side on the channel axis (k·C channels), all routed in one pass."""
-    padded_shape, oh, ow, views = _padded_windows(jnp.zeros(shape, g.dtype), kernel, stride, padding, ceil_mode)
-    copies = g.shape[-1] // shape[-1]
+    n, h, w, c = shape
+    oh, ow, pad_h, pad_w = _pool_pads(shape, kernel, stride, padding, ceil_mode)
+    padded_shape = (n, h + padding + pad_h, w + padding + pad_w, c)
+    copies = g.shape[-1] // c
     if copies > 1:
         first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
     g = _computed_once(g)  # read below at each of the kernel² taps
-    routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj, _) in enumerate(views)}
+    taps = [(di, dj) for di in range(kernel) for dj in range(kernel)]  # row-major, as _padded_windows
+    routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj) in enumerate(taps)}
     return _scatter_windows(routed, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding)
 
 
