@@ -39,8 +39,8 @@ PATCH = HERE / "results" / "conv-library" / "conv-general-dilated.patch"
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
-def _seconds(program, *args, calls: int = 5, warm: bool = False) -> float:
-    """The median of ``calls`` timed calls (after one untimed call unless ``warm``)."""
+def _seconds(program, *args, calls: int = 5, warm: bool = False, summary=statistics.median) -> float:
+    """``summary`` (the median) of ``calls`` timed calls, after one untimed call unless ``warm``."""
     if not warm:
         jax.block_until_ready(program(*args))
     times = []
@@ -48,7 +48,7 @@ def _seconds(program, *args, calls: int = 5, warm: bool = False) -> float:
         start = time.perf_counter()
         jax.block_until_ready(program(*args))
         times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return summary(times)
 
 
 def _conv(x, kernel):
@@ -117,7 +117,7 @@ def ab(arch: str, batch: int, rounds: int = 3) -> None:
                     start = time.perf_counter()
                     jax.block_until_ready(program(x))
                     firsts.setdefault((name, which), []).append(time.perf_counter() - start)
-                    times.setdefault((name, which), []).append(_seconds(program, x, calls=3, warm=True))
+                    times.setdefault((name, which), []).append(_seconds(program, x, calls=3, warm=True, summary=min))
     finally:
         layers.conv2d = convolutions["im2col"]
     for name in programs:
