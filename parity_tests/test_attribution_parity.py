@@ -247,8 +247,12 @@ TOUCHES_BASELINE = ("riemann_left", "riemann_trapezoid")
 # Near a constant baseline (α ≈ 0) the interpolated images are nearly constant, and their
 # max-pool windows are near-ties that float32 rounding breaks: measured, PyTorch float32 is
 # itself up to 4e-3 from the float64 result there, and jaxviz float32 likewise.  So float32
-# is compared with Captum (1e-4) along paths from a non-constant baseline, and float64
-# (1e-6, Captum's float32 step weights) for every baseline.
+# is tested along paths from a non-constant baseline, and float64 (1e-6 from Captum's
+# float64, which uses float32 step weights) for every baseline.  Even there, one of the
+# path's images can hold a near-tie: with one thread on an AVX-512 CPU, Captum's float32
+# riemann_middle is 5.3e-4 from its own float64 result (0.99 of elements within 1e-4),
+# jaxviz's 1.1e-7.  So float32 is held to the float32 criterion against Captum's float64
+# (helpers.assert_float32_as_accurate_as_torch).
 IG_CAPTUM_CASES = [
     (method, baseline, dtype)
     for method in IG_METHODS
@@ -274,20 +278,30 @@ def test_integrated_gradients_float64_vs_plain_loop(case, method):
 @pytest.mark.parametrize("method, baseline, dtype", IG_CAPTUM_CASES)
 def test_integrated_gradients_vs_captum(method, baseline, dtype):
     tol = 1e-6 if dtype == "float64" else h.ATTR_TOL[dtype]
+
+    def captum(dtype):
+        with h.precision(dtype):
+            model, tm, x, target = h.setup("random", dtype)
+            b, bt = _baseline(baseline, x)
+        attributions, delta = ca.IntegratedGradients(tm).attribute(
+            h.nchw(x), baselines=bt, target=_t(target), n_steps=6, method=method, return_convergence_delta=True)
+        with torch.no_grad():
+            gap = (tm(h.nchw(x)) - tm(bt)).gather(1, _t(target).view(-1, 1)).abs().max().item()
+        return h.nhwc(attributions), delta.detach().numpy(), gap
+
     with h.precision(dtype):
         model, tm, x, target = h.setup("random", dtype)
         b, bt = _baseline(baseline, x)
         ours, delta = jaxviz.integrated_gradients(model, x, target, baselines=b, n_steps=6, method=method,
                                                   return_convergence_delta=True)
         ours, delta = np.asarray(ours), np.asarray(delta)
-    ig = ca.IntegratedGradients(tm)
-    theirs, their_delta = ig.attribute(h.nchw(x), baselines=bt, target=_t(target), n_steps=6, method=method,
-                                       return_convergence_delta=True)
-    h.assert_close(ours, h.nhwc(theirs), tol, "attributions")
+    truth, true_delta, gap = captum("float64")
+    if dtype == "float64":
+        h.assert_close(ours, truth, tol, "attributions")
+    else:
+        h.assert_float32_as_accurate_as_torch(ours, captum(dtype)[0], truth, "attributions")
     # delta is a difference of nearly equal sums: compare on the scale of F(x) − F(b)
-    with torch.no_grad():
-        gap = (tm(h.nchw(x)) - tm(bt)).gather(1, _t(target).view(-1, 1)).abs().max().item()
-    assert np.abs(delta - their_delta.detach().numpy()).max() / gap <= tol
+    assert np.abs(delta - true_delta).max() / gap <= tol
 
 
 def _both_precisions(run):

@@ -38,16 +38,29 @@ def test_blur_ig_equals_pair(arch, options):
     h.assert_close(whole, expected, TOL64, f"{arch} blur_ig, every step at once")
 
 
+def _textured_baseline(shape, level, seed):
+    """A baseline near ``level`` with no two pixels equal.  A constant image (PAIR's
+    defaults: zeros for Guided IG, each image's minimum and maximum for XRAI) makes every
+    max-pool window an exact tie in real arithmetic, and its gradient is then decided by
+    rounding: PyTorch's float64 convolutions on AVX-512 CPUs round the interior of a
+    constant input differently from pixel to pixel (SqueezeNet's ``features.4``: 102
+    windows whose maximum is 1 ulp above its rivals; jaxviz's are exact), so the two
+    gradients at the zero image differ by 17% (see helpers.setup).  Guided IG's and XRAI's
+    paths start at the baseline itself; so both sides are given this one."""
+    return level + np.random.default_rng(seed).normal(0.0, 0.1, shape)
+
+
 @pytest.mark.parametrize("arch,options", [
-    ("squeezenet1_1", {"steps": 8, "fraction": 0.25, "max_dist": 0.1}),
-    ("resnet18", {"steps": 6, "fraction": 0.4, "max_dist": 0.02, "baselines": 0.3}),
+    ("squeezenet1_1", {"steps": 8, "fraction": 0.25, "max_dist": 0.1, "level": 0.0}),
+    ("resnet18", {"steps": 6, "fraction": 0.4, "max_dist": 0.02, "level": 0.3}),
 ])
 def test_guided_ig_equals_pair(arch, options):
     model, tm, x, target = h.random_case(arch)
+    options = dict(options)
+    baseline = _textured_baseline(x.shape[1:], options.pop("level"), 11)
     with h.precision("float64"):
-        ours = np.asarray(jaxviz.guided_ig(model, x, target, **options))
-    pair_options = {("x_steps" if k == "steps" else k): v for k, v in options.items() if k != "baselines"}
-    baseline = np.full(x.shape[1:], options.get("baselines", 0.0))
+        ours = np.asarray(jaxviz.guided_ig(model, x, target, baselines=baseline, **options))
+    pair_options = {("x_steps" if k == "steps" else k): v for k, v in options.items()}
     with pair_reference.quantile_interpolation():
         expected = pair_reference.masks(pair.GuidedIG(), tm, x, target, x_baseline=baseline, **pair_options)
     h.assert_close(ours, expected, TOL64, f"{arch} guided_ig")
@@ -90,10 +103,12 @@ def _min_max_baselines(image):
 # float64 lane: two architectures keep the suite's time.
 @pytest.mark.parametrize("arch", ["squeezenet1_1", "resnet18"])
 def test_xrai_equals_pair(arch):
-    """The segments: the same dilated Felzenszwalb masks as PAIR's (exactly).  The IG it
-    ranks: PAIR's definition in float64 at 1e-9 (PAIR adds each batch's gradients into a
-    float32 sum: compared with that at 1e-6).  The ranking: given PAIR's own attributions,
-    the map equals PAIR's at 1e-9; and end to end (jaxviz's float64 IG) at 1e-6."""
+    """The segments: the same dilated Felzenszwalb masks as PAIR's (exactly).  The default
+    baselines: PAIR's (exactly).  The IG it ranks, from two textured baselines (PAIR's
+    constant ones tie every max-pool window: see _textured_baseline): PAIR's definition in
+    float64 at 1e-9 (PAIR adds each batch's gradients into a float32 sum: compared with
+    that at 1e-6).  The ranking: given PAIR's own attributions, the map equals PAIR's at
+    1e-9; and end to end (jaxviz's float64 IG) at 1e-6."""
     from saliency.core import xrai as pair_xrai
 
     ours = importlib.import_module("jaxviz.attribution.xrai")  # the module (the package exports the function)
@@ -105,11 +120,16 @@ def test_xrai_equals_pair(arch):
     np.testing.assert_array_equal(masks[masks.any(axis=(1, 2))], expected[expected.any(axis=(1, 2))])
 
     with h.precision("float64"):
+        defaults = np.asarray(ours._baseline_stack(None, x))
+    np.testing.assert_array_equal(defaults, np.stack([_min_max_baselines(image) for image in x], axis=1))
+
+    baselines = [_textured_baseline(x.shape[1:], x.min(), 12), _textured_baseline(x.shape[1:], x.max(), 13)]
+    with h.precision("float64"):
         # 8 images per evaluation: 2 steps of 2 images × 2 baselines, as xrai's program below
-        ig = np.asarray(ours._ig_attributions(model, x, target, ours._baseline_stack(None, x), n_steps, 2))
-        maps = np.asarray(jaxviz.xrai(model, x, target, n_steps=n_steps, internal_batch_size=8))
-    h.assert_close(ig, _ig_definition(tm, x, target, _min_max_baselines, n_steps), TOL64, f"{arch} xrai's IG")
-    theirs, their_ig = _pair_xrai(tm, x, target, batch_size=4,
+        ig = np.asarray(ours._ig_attributions(model, x, target, ours._baseline_stack(baselines, x), n_steps, 2))
+        maps = np.asarray(jaxviz.xrai(model, x, target, baselines=baselines, n_steps=n_steps, internal_batch_size=8))
+    h.assert_close(ig, _ig_definition(tm, x, target, lambda image: baselines, n_steps), TOL64, f"{arch} xrai's IG")
+    theirs, their_ig = _pair_xrai(tm, x, target, baselines=baselines, batch_size=4,
                                   extra_parameters=_parameters(steps=n_steps, return_ig_attributions=True))
     h.assert_close(ig, np.stack(their_ig), 1e-6, f"{arch} xrai's IG vs PAIR's float32 sum")
     with h.precision("float64"):
@@ -127,19 +147,21 @@ def _parameters(**values):
 
 def test_xrai_options_equal_pair():
     """Given segments (not dilated), an area threshold below 1 (uncovered pixels take their
-    mean), a smaller min_pixel_diff and one baseline of the caller's."""
+    mean), a smaller min_pixel_diff and one baseline of the caller's (textured: see
+    _textured_baseline)."""
     model, tm, x, target = h.random_case("squeezenet1_1")
     rng = np.random.default_rng(4)
     labels = rng.integers(0, 5, size=(2, 2, 8, 9)).repeat(5, axis=2).repeat(5, axis=3)[:, :, : x.shape[1], : x.shape[2]]
     segments = np.concatenate([labels[:, s, None] == np.arange(5)[:, None, None] for s in range(2)], axis=1)
     options = {"area_threshold": 0.6, "min_pixel_diff": 20}
+    baseline = _textured_baseline(x.shape[1:], 0.5, 14)
     with h.precision("float64"):
-        ours = np.asarray(jaxviz.xrai(model, x, target, baselines=[0.5], n_steps=5, segments=segments, **options))
+        ours = np.asarray(jaxviz.xrai(model, x, target, baselines=[baseline], n_steps=5, segments=segments, **options))
     expected = []
     for image, t, image_segments in zip(x, target, segments):
         parameters = _parameters(steps=5, area_threshold=0.6)
         parameters.experimental_params["min_pixel_diff"] = 20
-        expected.append(pair.XRAI().GetMask(image, pair_reference.call_model(tm, t), baselines=[np.full_like(image, 0.5)],
+        expected.append(pair.XRAI().GetMask(image, pair_reference.call_model(tm, t), baselines=[baseline],
                                             segments=list(image_segments), batch_size=5,
                                             extra_parameters=parameters))
     h.assert_close(ours, np.stack(expected), 1e-6, "xrai options")
