@@ -43,11 +43,11 @@ def _textured_baseline(shape, level, seed):
     defaults: zeros for Guided IG, each image's minimum and maximum for XRAI) makes every
     max-pool window an exact tie in real arithmetic, and its gradient is then decided by
     rounding.  PyTorch's float64 convolutions, on an AMD EPYC with AVX-512 (CI's machine
-    since December 2026), round the interior of a constant input differently from pixel to
-    pixel: at the zero image, 102 of the pool windows after SqueezeNet's ``features.4`` have
-    a maximum within 1e-13 of a rival but not equal to it (jaxviz's ties stay exact), and
-    the two gradients differ by 17% (see helpers.setup).  Guided IG's and XRAI's
-    paths start at the baseline itself; so both sides are given this one."""
+    at this writing), round the interior of a constant input differently from pixel to
+    pixel: at the zero image, 102 of the pool windows after SqueezeNet's ``features.4``
+    have a maximum within 1e-13 of a rival but not equal to it (jaxviz's ties stay exact),
+    and the two gradients differ by 17% (see helpers.setup).  Guided IG's and XRAI's paths
+    start at the baseline itself; so both sides are given this one."""
     return level + np.random.default_rng(seed).normal(0.0, 0.1, shape)
 
 
