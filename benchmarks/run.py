@@ -995,8 +995,9 @@ def w30_road(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     key = jax.random.key(0)
     notes.append("W30: pytorch-grad-cam's ROADCombined imputes one image and percentile at a time (a sparse LU "
                  "solve in scipy) and scores all images of a percentile in one forward pass; it has no batch "
-                 "setting to sweep.  jaxviz solves the same systems by conjugate gradients inside one "
-                 "compiled program (one image at a time, one percentile per evaluation).")
+                 "setting to sweep.  jaxviz solves the same systems by conjugate gradients, preconditioned by a "
+                 "multigrid V-cycle, inside one compiled program (one image at a time, one percentile per "
+                 "evaluation).")
     return (lambda: jaxviz.metrics.road(model, x, y, maps, percentiles=percentiles, key=key).score,
             {"pytorch-grad-cam ROADCombined": lambda: metric(xt, maps, targets, tm)}, None)
 
