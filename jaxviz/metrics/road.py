@@ -93,7 +93,8 @@ def _impute(x, unknown, tol, max_iterations):
 # blocks, unknown where all four pixels are) until its shorter side is at most
 # COARSEST_SIDE, with one Jacobi sweep before and after each coarser correction and
 # COARSEST_SWEEPS at the coarsest.  Conjugate gradients with the diagonal alone needed
-# 100–960 iterations at 224×224; with the V-cycle 9–31 (benchmarks/results/road-multigrid).
+# 76–662 iterations on W51's solves (224×224, float32); with the V-cycle 12–21
+# (benchmarks/results/road-multigrid).
 COARSEST_SIDE = 16
 COARSEST_SWEEPS = 8
 
