@@ -28,16 +28,12 @@ def diagonal_cg(x, unknown, tol, max_iterations):
     inside = road._neighbour_sum(jnp.ones(x.shape[:2] + (1,), x.dtype))
     known = x * (1 - m)
     b = m * road._neighbour_sum(known)
-
-    def system(u):
-        return m * (inside * u - road._neighbour_sum(m * u))
-
     z = b / inside
     limit = tol ** 2 * jnp.vdot(b, z)
 
     def step(state):
         u, r, p, rz, k = state
-        ap = system(p)
+        ap = road._system(m, inside, p)
         alpha = rz / jnp.vdot(p, ap)
         u, r = u + alpha * p, r - alpha * ap
         z = r / inside

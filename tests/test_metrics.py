@@ -263,7 +263,7 @@ def test_road_preconditioner_is_symmetric_positive_definite_float64():
         preconditioner = np.asarray(jax.vmap(lambda r: road._v_cycle(r, levels, 1))(columns)).reshape(len(cells), -1)
         preconditioner = preconditioner[:, cells]
         diagonal = levels[0][1]
-        system = np.asarray(jax.vmap(lambda u: m * (diagonal * u - road._neighbour_sum(m * u)))(columns))
+        system = np.asarray(jax.vmap(lambda u: road._system(m, diagonal, u))(columns))
         system = system.reshape(len(cells), -1)[:, cells]
     np.testing.assert_allclose(preconditioner, preconditioner.T, rtol=0, atol=1e-13 * np.abs(preconditioner).max())
     assert np.linalg.eigvalsh(preconditioner).min() > 0

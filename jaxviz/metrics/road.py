@@ -84,7 +84,7 @@ def _solver_settings(x, tol, max_iterations) -> tuple[float, int]:
 def _impute(x, unknown, tol, max_iterations):
     # one image at a time: its arrays stay in cache (a batched loop ran 2× slower), and a
     # batched loop would run every image as long as the slowest
-    flat = jax.lax.map(lambda args: _impute_one(*args, tol, max_iterations),
+    flat = jax.lax.map(lambda args: _solve_one(*args, tol, max_iterations)[0],
                        (x.reshape((-1,) + x.shape[-3:]), unknown.reshape((-1,) + unknown.shape[-2:])))
     return flat.reshape(x.shape)
 
@@ -113,6 +113,11 @@ def _refined(v, shape):
     return v[:shape[0], :shape[1]]
 
 
+def _system(m, diagonal, u):
+    """m ⊙ (diagonal · u − Σ w·(m ⊙ u)): symmetric, positive definite on the unknowns."""
+    return m * (diagonal * u - _neighbour_sum(m * u))
+
+
 def _grid_levels(m):
     """[(unknown mask, the system's diagonal)] from the image's grid to the coarsest; a
     block is unknown where all its pixels are, so each level keeps a known pixel if the
@@ -135,21 +140,14 @@ def _v_cycle(r, levels, one):
     m, diagonal = levels[0]
     weight = m / diagonal
 
-    def system(u):
-        return m * (diagonal * u - _neighbour_sum(m * u))
-
     def sweeps(count, u):
-        return jax.lax.fori_loop(0, count, lambda _, v: v + weight * (r - system(v)), u)
+        return jax.lax.fori_loop(0, count, lambda _, v: v + weight * (r - _system(m, diagonal, v)), u)
 
     u = weight * r
     if len(levels) == 1:
         return sweeps(COARSEST_SWEEPS - one, u)
-    u = u + m * _refined(_v_cycle(_coarsened(r - system(u)), levels[1:], one), m.shape)
+    u = u + m * _refined(_v_cycle(_coarsened(r - _system(m, diagonal, u)), levels[1:], one), m.shape)
     return sweeps(one, u)
-
-
-def _impute_one(x, unknown, tol, max_iterations):
-    return _solve_one(x, unknown, tol, max_iterations)[0]
 
 
 def _solve_one(x, unknown, tol, max_iterations):
@@ -161,22 +159,20 @@ def _solve_one(x, unknown, tol, max_iterations):
     known = x * (1 - m)
     b = m * _neighbour_sum(known)
 
-    def system(u):  # m ⊙ (inside · u − Σ w·(m ⊙ u)): symmetric, positive definite on the unknowns
-        return m * (inside * u - _neighbour_sum(m * u))
-
     def weighted_norm(r):
         return jnp.vdot(r, r / inside)
 
-    limit = (tol ** 2) * weighted_norm(b)
+    start = weighted_norm(b)
+    limit = (tol ** 2) * start
     z = _v_cycle(b, levels, 1)
-    state = (jnp.zeros_like(b), b, z, jnp.vdot(b, z), weighted_norm(b), 0)
+    state = (jnp.zeros_like(b), b, z, jnp.vdot(b, z), start, 0)
 
     def unfinished(state):
         return (state[5] < max_iterations) & (state[4] > limit)
 
     def step(state):
         u, r, p, rz, _, k = state
-        ap = system(p)
+        ap = _system(m, inside, p)
         alpha = rz / jnp.vdot(p, ap)
         u, r = u + alpha * p, r - alpha * ap
         z = _v_cycle(r, levels, 1 + jnp.minimum(k, 0))  # 1, but not a constant XLA could unroll by
