@@ -57,6 +57,17 @@ def assert_close(ours, theirs, tol: float, what: str = "") -> float:
     return err
 
 
+def rms_rel_err(a, b) -> float:
+    """rms(a − b) / rms(b): the relative error of the whole array, which, unlike the max
+    norm's, one element's rounding does not decide."""
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    assert a.shape == b.shape, (a.shape, b.shape)
+    scale = np.sqrt(np.mean(b ** 2))
+    assert np.isfinite(scale) and scale > 0, "reference is all zeros or not finite: the comparison would prove nothing"
+    return float(np.sqrt(np.mean((a - b) ** 2)) / scale)
+
+
 def float32_accuracy(result, truth, tol=1e-4):
     """(max error, fraction of elements within ``tol``), relative to max|truth|."""
     err = np.abs(np.asarray(result, np.float64) - truth) / np.abs(truth).max()

@@ -73,8 +73,12 @@ def test_every_layer_float32(arch):
     """float32 within 1e-5 of PyTorch float32 at every layer, except where PyTorch's own
     float32 result is as far from the float64 one: deep in the 50-plus-layer networks a
     BatchNorm after a low-variance convolution magnifies rounding (measured: ResNeXt-50's
-    layer4.2.bn2 3.7e-5 between the two float32 results).  There jaxviz float32 must be no
-    further from float64 than twice PyTorch float32's distance, and within 1e-4."""
+    layer4.2.bn2 3.7e-5 between the two float32 results).  There jaxviz float32 must be
+    within 1e-4 of float64 in the max norm, and no further from it than twice PyTorch
+    float32's distance in the rms norm.  (Twice in the max norm, checked at each of
+    GoogLeNet's 190 layers, failed by chance: its worst layer's ratio was 1.6–2.6 over
+    eight draws, im2col's and the convolution library's alike, with the median layer's
+    1.0–1.2; the rms ratio's worst was 1.2–1.6: benchmarks/results/conv-library/notes.md.)"""
     sd = h.random_state_dict(arch, 1)
     size = _sizes(arch)[1]
     x = h.random_images((2, *size, 3), 7, "float64")
@@ -83,10 +87,11 @@ def test_every_layer_float32(arch):
     if beyond:  # the float64 truth, only where it is needed
         _, torch64 = _outputs(arch, sd, "float64", x)
     for name in beyond:
-        ours_distance, torch_distance = h.rel_err(ours32[name], torch64[name]), h.rel_err(torch32[name], torch64[name])
-        assert ours_distance <= min(1e-4, max(h.TOL["float32"], 2 * torch_distance)), (
-            f"{name}: {h.rel_err(ours32[name], torch32[name]):.3g} from PyTorch float32; "
-            f"from float64 {ours_distance:.3g} vs PyTorch's {torch_distance:.3g}")
+        ours_max = h.rel_err(ours32[name], torch64[name])
+        ours_rms, torch_rms = h.rms_rel_err(ours32[name], torch64[name]), h.rms_rel_err(torch32[name], torch64[name])
+        assert ours_max <= 1e-4 and ours_rms <= 2 * torch_rms, (
+            f"{name}: {h.rel_err(ours32[name], torch32[name]):.3g} from PyTorch float32; from float64 "
+            f"{ours_max:.3g} (max), rms {ours_rms:.3g} vs PyTorch's {torch_rms:.3g}")
 
 
 @pytest.mark.parametrize("arch", REPRESENTATIVES)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -95,6 +97,47 @@ def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stri
             got = jax.jvp(jax.grad(loss(ours)), (x, w), (w.sum() * x, w))[1]
             want = jax.jvp(jax.grad(loss(plain)), (x, w), (w.sum() * x, w))[1]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (7, 2, 3), (5, 3, 2)])
+def test_convolution_is_the_library_undifferentiated_and_im2col_differentiated(kernel, stride, padding):
+    """float32 conv2d's value outside differentiation is ``conv_general_dilated``'s; under
+    ``grad``, ``jvp`` and a JVP of a gradient (ShapleyCAM) every number is im2col and
+    ``dot``'s, bit for bit, the forward values the gradient reads included.  float64, and
+    float32 with a contraction below ``LIBRARY_MIN_CONTRACTION`` (the 3-channel stems),
+    are im2col's throughout."""
+    from jax import lax
+
+    from jaxviz.models import layers
+
+    rng = np.random.default_rng(kernel + stride)
+
+    def im2col(a, b):
+        return jnp.dot(layers.patches(a, kernel, kernel, stride=stride, padding=padding), b.reshape(-1, b.shape[-1]))
+
+    def loss(f):
+        return lambda a, b: jnp.sum(jnp.tanh(f(a, b)) ** 2)
+
+    ours = functools.partial(layers.conv2d, bias=None, stride=stride, padding=padding)
+    cin = 8  # kernel² · 8 ≥ 64: the library's side of the threshold
+    few = (layers.LIBRARY_MIN_CONTRACTION - 1) // (kernel * kernel)  # the channels of a stem below it
+    assert kernel * kernel * cin >= layers.LIBRARY_MIN_CONTRACTION and few >= 1
+    x = jnp.asarray(rng.normal(size=(2, 11, 14, cin)), jnp.float32)
+    w = jnp.asarray(rng.normal(size=(kernel, kernel, cin, 5)), jnp.float32)
+    padded = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    library = lax.conv_general_dilated(padded, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    np.testing.assert_array_equal(ours(x, w), library)
+    assert np.abs(np.asarray(library) - np.asarray(im2col(x, w))).max() > 0, "the two paths must be told apart"
+    for got, want in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(im2col), (0, 1))(x, w)):
+        np.testing.assert_array_equal(got, want)
+    for f in (ours, jax.grad(loss(ours))):
+        want = jax.jvp(im2col if f is ours else jax.grad(loss(im2col)), (x, w), (w.sum() * x, w))
+        for got_part, want_part in zip(jax.jvp(f, (x, w), (w.sum() * x, w)), want):
+            np.testing.assert_array_equal(got_part, want_part)
+    np.testing.assert_array_equal(ours(x[..., :few], w[:, :, :few]), im2col(x[..., :few], w[:, :, :few]))
+    with jax.enable_x64(True):
+        x64, w64 = jnp.asarray(np.asarray(x), jnp.float64), jnp.asarray(np.asarray(w), jnp.float64)
+        np.testing.assert_array_equal(ours(x64, w64), im2col(x64, w64))
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (7, 2, 3), (11, 4, 2), (1, 2, 0), (5, 1, 2)])

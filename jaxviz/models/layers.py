@@ -1,11 +1,13 @@
 """The numerical building blocks of the networks, written to match PyTorch exactly.
 
-* ``conv2d``: every convolution is one ``dot``.  1×1 stride-1 convolutions are a plain
-  contraction over channels (XLA:CPU runs a ``dot`` faster than ``conv_general_dilated``
-  for them); the others first gather their kh·kw shifted windows along the channel axis
-  (im2col).  SqueezeNet's 3×3 convolutions read few channels (3 or a 16–64-channel
-  squeeze), so the patches are small, and the input gradient, a matmul and a sum of
-  shifted slices, beats ``conv_general_dilated`` on a CPU (benchmarks/results/design-notes.md).
+* ``conv2d``: 1×1 stride-1 convolutions are a ``dot`` over channels.  The others, in
+  float32, are XLA's convolution library where nothing differentiates them (forward
+  passes: metrics, occlusion, logits), and under differentiation im2col (their kh·kw
+  shifted windows gathered along the channel axis) and a ``dot``, forward values and
+  gradients alike: the library's float32 results depend on the batch an image is in and
+  its roundings break ties PyTorch keeps, which a max-pool's routing would follow.
+  float64 and the small contractions (the 3-channel stems) are im2col throughout
+  (benchmarks/results/conv-library/notes.md, design-notes.md).
 * ``relu`` / ``guided_relu``: the standard ReLU (gradient 0 at 0, like PyTorch's
   ``threshold_backward``) and the guided-backprop ReLU, a ``custom_vjp`` whose backward is
   ``1[x>0] · max(g, 0)`` (Captum applies ``relu`` to the already-masked gradient).
@@ -21,8 +23,15 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_derivatives import SymbolicZero
 
 from jaxviz.errors import InputError
+
+
+# Below this many multiply-adds per output (kh·kw·Cin: the 3-channel stems) im2col and
+# ``dot`` beat the library; float64 (the parity tests' precision) stays on im2col, whose
+# results do not depend on the batch (benchmarks/results/conv-library/notes.md).
+LIBRARY_MIN_CONTRACTION = 64
 
 
 def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
@@ -36,10 +45,41 @@ def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
       padding: symmetric zero padding on H and W.
     """
     kh, kw, cin, cout = kernel.shape
-    if (kh, kw) != (1, 1) or stride != 1 or padding != 0:
-        x = patches(x, kh, kw, stride=stride, padding=padding)
-    y = jnp.dot(x, kernel.reshape(kh * kw * cin, cout))
+    if (kh, kw) == (1, 1) and stride == 1 and padding == 0:
+        y = jnp.dot(x, kernel.reshape(cin, cout))
+    elif x.dtype == jnp.float64 or kh * kw * cin < LIBRARY_MIN_CONTRACTION:
+        y = _im2col_conv(x, kernel, stride, padding)
+    else:
+        _padded_for_windows(x, kh, kw, stride, padding)  # (the size check)
+        y = _convolution(x, kernel, stride, padding)
     return y if bias is None else y + bias.reshape(1, 1, 1, -1)
+
+
+def _im2col_conv(x, kernel, stride: int, padding: int):
+    kh, kw, cin, cout = kernel.shape
+    return jnp.dot(patches(x, kh, kw, stride=stride, padding=padding), kernel.reshape(kh * kw * cin, cout))
+
+
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
+def _convolution(x, kernel, stride: int, padding: int):
+    """Undifferentiated, XLA's convolution library (faster than im2col on the wide 3×3
+    convolutions); differentiated, im2col and ``dot`` in both directions: the library's
+    results depend on the batch and break ties PyTorch keeps, which would route gradients
+    elsewhere (benchmarks/results/conv-library/notes.md)."""
+    if padding:  # padded beforehand: a border position's taps summed in the interior's order
+        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+    return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+@functools.partial(_convolution.defjvp, symbolic_zeros=True)
+def _convolution_jvp(stride, padding, primals, tangents):
+    x, kernel = primals
+    dx, dkernel = tangents
+    y = _im2col_conv(x, kernel, stride, padding)
+    # (a zero tangent, the kernel's under an input gradient, costs no convolution)
+    terms = [_im2col_conv(a, b, stride, padding) for a, b, tangent in ((dx, kernel, dx), (x, dkernel, dkernel))
+             if not isinstance(tangent, SymbolicZero)]
+    return y, (functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y))
 
 
 def target_channel_conv1x1(x, kernel, bias, target):
