@@ -41,14 +41,19 @@ def exhaustive(*cases):
     return [pytest.param(*(c if isinstance(c, tuple) else (c,)), marks=pytest.mark.exhaustive) for c in cases]
 
 
-def rel_err(a, b) -> float:
-    """max |a − b| / max |b| (b is the reference, which must not be all zeros)."""
+def _relative_error(a, b, norm) -> float:
+    """norm(a − b) / norm(b) in float64 (b is the reference, which must not be all zeros)."""
     a = np.asarray(a, dtype=np.float64)
     b = np.asarray(b, dtype=np.float64)
     assert a.shape == b.shape, (a.shape, b.shape)
-    scale = np.abs(b).max()
+    scale = norm(b)
     assert np.isfinite(scale) and scale > 0, "reference is all zeros or not finite: the comparison would prove nothing"
-    return float(np.abs(a - b).max() / scale)
+    return float(norm(a - b) / scale)
+
+
+def rel_err(a, b) -> float:
+    """max |a − b| / max |b| (b is the reference, which must not be all zeros)."""
+    return _relative_error(a, b, lambda v: np.abs(v).max())
 
 
 def assert_close(ours, theirs, tol: float, what: str = "") -> float:
@@ -60,12 +65,7 @@ def assert_close(ours, theirs, tol: float, what: str = "") -> float:
 def rms_rel_err(a, b) -> float:
     """rms(a − b) / rms(b): the relative error of the whole array, which, unlike the max
     norm's, one element's rounding does not decide."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
-    assert a.shape == b.shape, (a.shape, b.shape)
-    scale = np.sqrt(np.mean(b ** 2))
-    assert np.isfinite(scale) and scale > 0, "reference is all zeros or not finite: the comparison would prove nothing"
-    return float(np.sqrt(np.mean((a - b) ** 2)) / scale)
+    return _relative_error(a, b, lambda v: np.sqrt(np.mean(v ** 2)))
 
 
 def float32_accuracy(result, truth, tol=1e-4):

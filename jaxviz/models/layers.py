@@ -49,9 +49,8 @@ def conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0):
         y = jnp.dot(x, kernel.reshape(cin, cout))
     elif x.dtype == jnp.float64 or kh * kw * cin < LIBRARY_MIN_CONTRACTION:
         y = _im2col_conv(x, kernel, stride, padding)
-    else:
-        _padded_for_windows(x, kh, kw, stride, padding)  # (the size check)
-        y = _convolution(x, kernel, stride, padding)
+    else:  # padded beforehand: a border position's taps summed in the interior's order
+        y = _convolution(_padded_for_windows(x, kh, kw, stride, padding)[0], kernel, stride)
     return y if bias is None else y + bias.reshape(1, 1, 1, -1)
 
 
@@ -60,24 +59,22 @@ def _im2col_conv(x, kernel, stride: int, padding: int):
     return jnp.dot(patches(x, kh, kw, stride=stride, padding=padding), kernel.reshape(kh * kw * cin, cout))
 
 
-@functools.partial(jax.custom_jvp, nondiff_argnums=(2, 3))
-def _convolution(x, kernel, stride: int, padding: int):
-    """Undifferentiated, XLA's convolution library (faster than im2col on the wide 3×3
-    convolutions); differentiated, im2col and ``dot`` in both directions: the library's
-    results depend on the batch and break ties PyTorch keeps, which would route gradients
-    elsewhere (benchmarks/results/conv-library/notes.md)."""
-    if padding:  # padded beforehand: a border position's taps summed in the interior's order
-        x = jnp.pad(x, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
+@functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
+def _convolution(x, kernel, stride: int):
+    """An unpadded convolution: undifferentiated, XLA's convolution library (faster than
+    im2col on the wide 3×3 convolutions); differentiated, im2col and ``dot`` in both
+    directions: the library's results depend on the batch and break ties PyTorch keeps,
+    which would route gradients elsewhere (benchmarks/results/conv-library/notes.md)."""
     return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
 @functools.partial(_convolution.defjvp, symbolic_zeros=True)
-def _convolution_jvp(stride, padding, primals, tangents):
+def _convolution_jvp(stride, primals, tangents):
     x, kernel = primals
     dx, dkernel = tangents
-    y = _im2col_conv(x, kernel, stride, padding)
+    y = _im2col_conv(x, kernel, stride, 0)
     # (a zero tangent, the kernel's under an input gradient, costs no convolution)
-    terms = [_im2col_conv(a, b, stride, padding) for a, b, tangent in ((dx, kernel, dx), (x, dkernel, dkernel))
+    terms = [_im2col_conv(a, b, stride, 0) for a, b, tangent in ((dx, kernel, dx), (x, dkernel, dkernel))
              if not isinstance(tangent, SymbolicZero)]
     return y, (functools.reduce(jnp.add, terms) if terms else jnp.zeros_like(y))
 
