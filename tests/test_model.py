@@ -100,12 +100,12 @@ def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stri
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (7, 2, 3), (5, 3, 2)])
-def test_convolution_is_the_library_undifferentiated_and_im2col_differentiated(kernel, stride, padding):
-    """float32 conv2d's value outside differentiation is ``conv_general_dilated``'s; under
-    ``grad``, ``jvp`` and a JVP of a gradient (ShapleyCAM) every number is im2col and
-    ``dot``'s, bit for bit, the forward values the gradient reads included.  float64, and
-    float32 with a contraction below ``LIBRARY_MIN_CONTRACTION`` (the 3-channel stems),
-    are im2col's throughout."""
+def test_convolution_values_are_the_library_and_its_derivatives_im2col(kernel, stride, padding):
+    """float32 conv2d's values are ``conv_general_dilated``'s, differentiated or not; its
+    derivatives are im2col and ``dot``'s, bit for bit: the gradient is im2col's transpose
+    applied to the cotangent the library's values give, a JVP's tangent is im2col's.
+    float64, and float32 with a contraction below ``LIBRARY_MIN_CONTRACTION`` (the
+    3-channel stems), are im2col's throughout."""
     from jax import lax
 
     from jaxviz.models import layers
@@ -115,8 +115,11 @@ def test_convolution_is_the_library_undifferentiated_and_im2col_differentiated(k
     def im2col(a, b):
         return jnp.dot(layers.patches(a, kernel, kernel, stride=stride, padding=padding), b.reshape(-1, b.shape[-1]))
 
+    def loss_of_values(y):
+        return jnp.sum(jnp.tanh(y) ** 2)
+
     def loss(f):
-        return lambda a, b: jnp.sum(jnp.tanh(f(a, b)) ** 2)
+        return lambda a, b: loss_of_values(f(a, b))
 
     ours = functools.partial(layers.conv2d, bias=None, stride=stride, padding=padding)
     cin = 8  # kernel² · 8 ≥ 64: the library's side of the threshold
@@ -128,12 +131,25 @@ def test_convolution_is_the_library_undifferentiated_and_im2col_differentiated(k
     library = lax.conv_general_dilated(padded, w, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
     np.testing.assert_array_equal(ours(x, w), library)
     assert np.abs(np.asarray(library) - np.asarray(im2col(x, w))).max() > 0, "the two paths must be told apart"
-    for got, want in zip(jax.grad(loss(ours), (0, 1))(x, w), jax.grad(loss(im2col), (0, 1))(x, w)):
-        np.testing.assert_array_equal(got, want)
-    for f in (ours, jax.grad(loss(ours))):
-        want = jax.jvp(im2col if f is ours else jax.grad(loss(im2col)), (x, w), (w.sum() * x, w))
-        for got_part, want_part in zip(jax.jvp(f, (x, w), (w.sum() * x, w)), want):
-            np.testing.assert_array_equal(got_part, want_part)
+
+    # the gradient: the library's values, im2col's transpose
+    (value, got), want = jax.value_and_grad(loss(ours), (0, 1))(x, w), jax.vjp(im2col, x, w)[1](
+        jax.grad(loss_of_values)(library))
+    np.testing.assert_array_equal(value, loss_of_values(library))
+    for got_part, want_part in zip(got, want):
+        np.testing.assert_array_equal(got_part, want_part)
+    # a JVP: the library's values, im2col's tangent
+    tangents = (w.sum() * x, w)
+    values, tangent = jax.jvp(ours, (x, w), tangents)
+    np.testing.assert_array_equal(values, library)
+    np.testing.assert_array_equal(tangent, jax.jvp(im2col, (x, w), tangents)[1])
+    # a JVP of the gradient (ShapleyCAM's): float32 rounding of float64 im2col's
+    got = jax.jvp(jax.grad(loss(ours)), (x, w), tangents)[1]
+    with jax.enable_x64(True):
+        as64 = [jnp.asarray(np.asarray(a), jnp.float64) for a in (x, w, *tangents)]
+        want = jax.jvp(jax.grad(loss(im2col)), tuple(as64[:2]), tuple(as64[2:]))[1]
+        np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-4, atol=1e-4 * np.abs(want).max())
+
     np.testing.assert_array_equal(ours(x[..., :few], w[:, :, :few]), im2col(x[..., :few], w[:, :, :few]))
     with jax.enable_x64(True):
         x64, w64 = jnp.asarray(np.asarray(x), jnp.float64), jnp.asarray(np.asarray(w), jnp.float64)

@@ -1,13 +1,12 @@
 """The numerical building blocks of the networks, written to match PyTorch exactly.
 
 * ``conv2d``: 1×1 stride-1 convolutions are a ``dot`` over channels.  The others, in
-  float32, are XLA's convolution library where nothing differentiates them (forward
-  passes: metrics, occlusion, logits), and under differentiation im2col (their kh·kw
-  shifted windows gathered along the channel axis) and a ``dot``, forward values and
-  gradients alike: the library's float32 results depend on the batch an image is in and
-  its roundings break ties PyTorch keeps, which a max-pool's routing would follow.
-  float64 and the small contractions (the 3-channel stems) are im2col throughout
-  (benchmarks/results/conv-library/notes.md, design-notes.md).
+  float32, take their values from XLA's convolution library, differentiated or not, and
+  their derivatives from im2col (the kh·kw shifted windows gathered along the channel
+  axis) and a ``dot``: autodiff transposes those into the gradient, where the library's
+  own transpose is slow inside ``lax.map``.  float64 and the small contractions (the
+  3-channel stems) are im2col throughout (benchmarks/results/conv-library/notes.md,
+  design-notes.md).
 * ``relu`` / ``guided_relu``: the standard ReLU (gradient 0 at 0, like PyTorch's
   ``threshold_backward``) and the guided-backprop ReLU, a ``custom_vjp`` whose backward is
   ``1[x>0] · max(g, 0)`` (Captum applies ``relu`` to the already-masked gradient).
@@ -61,10 +60,10 @@ def _im2col_conv(x, kernel, stride: int, padding: int):
 
 @functools.partial(jax.custom_jvp, nondiff_argnums=(2,))
 def _convolution(x, kernel, stride: int):
-    """An unpadded convolution: undifferentiated, XLA's convolution library (faster than
-    im2col on the wide 3×3 convolutions); differentiated, im2col and ``dot`` in both
-    directions: the library's results depend on the batch and break ties PyTorch keeps,
-    which would route gradients elsewhere (benchmarks/results/conv-library/notes.md)."""
+    """An unpadded convolution whose values are XLA's convolution library's (faster than
+    im2col on the wide 3×3 convolutions and the 7×7 stems) and whose tangents are im2col
+    and ``dot``'s, linear in the tangent, so that a gradient is im2col's transpose
+    (benchmarks/results/conv-library/notes.md)."""
     return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
 
 
@@ -72,7 +71,7 @@ def _convolution(x, kernel, stride: int):
 def _convolution_jvp(stride, primals, tangents):
     x, kernel = primals
     dx, dkernel = tangents
-    y = _im2col_conv(x, kernel, stride, 0)
+    y = _convolution(x, kernel, stride)
     # (a zero tangent, the kernel's under an input gradient, costs no convolution)
     terms = [_im2col_conv(a, b, stride, 0) for a, b, tangent in ((dx, kernel, dx), (x, dkernel, dkernel))
              if not isinstance(tangent, SymbolicZero)]
