@@ -28,8 +28,8 @@ from jaxviz.errors import InputError
 
 
 # Below this many multiply-adds per output (kh·kw·Cin: the 3-channel stems) im2col and
-# ``dot`` beat the library; float64 (the parity tests' precision) stays on im2col, whose
-# results do not depend on the batch (benchmarks/results/conv-library/notes.md).
+# ``dot`` beat the library; float64 (the parity tests' precision) stays on im2col
+# (benchmarks/results/conv-library/notes.md).
 LIBRARY_MIN_CONTRACTION = 64
 
 
