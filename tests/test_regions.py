@@ -1,6 +1,7 @@
-"""Occlusion on crops (jaxviz.attribution._regions): the geometry, the cuts and the plan,
-by hand.  That the numbers equal the whole images' is the parity tests' (every family, your
-own model, the pretrained SqueezeNet at 224 against Captum)."""
+"""Occlusion and the neuron methods on crops (jaxviz.attribution._regions): the geometry,
+the cuts and the plan, by hand.  That occlusion's numbers equal the whole images' is the
+parity tests' (every family, your own model, the pretrained SqueezeNet at 224 against
+Captum); the neuron methods' are checked here against the class methods on whole images."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import jaxviz
+from jaxviz import scoring
 from jaxviz.attribution import _regions
 from jaxviz.errors import InputError
 
@@ -112,3 +114,86 @@ def test_occlusion_inside_jit_evaluates_whole_images():
     options = dict(sliding_window_shapes=(4, 4, 3), strides=(2, 2, 3))  # 529 windows: planned outside
     traced = jax.jit(lambda v: jaxviz.occlusion(model, v, [3], **options))(x)
     np.testing.assert_allclose(traced, jaxviz.occlusion(model, x, [3], **options), rtol=1e-5, atol=1e-6)
+
+
+def test_aligned_crops_hold_what_each_entry_needs_and_start_on_the_stride():
+    rng = np.random.default_rng(3)
+    for stride, n_in, least in ((8, 64, 1), (4, 50, 1), (8, 64, 32), (16, 40, 100)):
+        need_from = rng.integers(0, n_in - 1, 20)
+        need_to = np.minimum(need_from + rng.integers(1, 20, 20), n_in)
+        crop, starts = _regions.aligned_crops(stride, n_in, need_from, need_to, least)
+        assert crop % stride == n_in % stride and min(least, n_in) <= crop <= n_in
+        assert np.all(starts % stride == 0) and np.all(starts >= 0) and np.all(starts + crop <= n_in)
+        assert np.all(starts <= need_from) and np.all(starts + crop >= need_to)
+        if crop - stride >= min(least, n_in):  # no shorter crop would do
+            shorter = np.minimum(need_from, n_in - crop + stride) // stride * stride
+            assert np.any(shorter + crop - stride < need_to)
+
+
+# a layer of each family whose units see less than a 64×64 image, and no max-pool follows
+# (it would leave most units without a gradient)
+UNIT_LAYERS = {"squeezenet1_1": "features.3", "resnet18": "layer1", "mobilenet_v2": "features.3"}
+
+
+@pytest.mark.parametrize("arch", sorted(UNIT_LAYERS))
+def test_neuron_methods_on_unit_crops_equal_the_whole_images(arch):
+    """Each neuron method computes its unit's attributions from the crop around the unit's
+    receptive field and pastes them into zeros; in float64 that is the whole images' result
+    (the class methods with the unit as target), for units at a corner, inside, and at the
+    opposite border, each image its own."""
+    from jaxviz.attribution.neuron_conductance import _neuron_conductance
+    from jaxviz.scoring import Neuron
+
+    layer = UNIT_LAYERS[arch]
+    with jax.enable_x64(True):
+        model = jaxviz.init_model(jax.random.key(1), arch, dtype=jnp.float64)
+        rng = np.random.default_rng(4)
+        x = jnp.asarray(rng.normal(size=(3, 64, 64, 3)))
+        b = jnp.asarray(0.2 * rng.normal(size=(3, 64, 64, 3)))
+        out = np.asarray(model.apply(model.params, x, capture=(layer,))[layer])
+        h, w = out.shape[1:3]
+        rows, cols = np.array([0, h // 2, h - 1]), np.array([0, w // 3, w - 2])
+        channels = out[np.arange(3), rows, cols].argmax(axis=1)  # each unit's strongest channel: not dead
+        index = np.stack([channels, rows, cols], axis=1)
+        # each image's first class whose score the unit moves (conductance is 0 for the others)
+        moved = np.stack([np.asarray(scoring.layer_gradients_and_eval(model, x, jnp.full(3, c), layer)[1])[
+            np.arange(3), rows, cols, channels] != 0 for c in range(40)])
+        assert moved.any(axis=0).all()
+        target = jnp.asarray(moved.argmax(axis=0))
+        unit = Neuron(layer, jnp.asarray(index, jnp.int32))
+        size, starts, _ = _regions.neuron_crops(model, x, unit)
+        assert size[0] < 64 and size[1] < 64
+        inside = np.zeros(x.shape, bool)
+        for n, (r, q) in enumerate(zip(*map(np.asarray, starts))):
+            inside[n, r:r + size[0], q:q + size[1]] = True
+        cases = {
+            "neuron_gradient": (jaxviz.neuron_gradient(model, x, index, layer=layer),
+                                jaxviz.saliency(model, x, unit, absolute=False)),
+            "neuron_guided_backprop": (jaxviz.neuron_guided_backprop(model, x, index, layer=layer),
+                                       jaxviz.guided_backprop(model, x, unit)),
+            "neuron_deconvolution": (jaxviz.neuron_deconvolution(model, x, index, layer=layer),
+                                     jaxviz.deconvolution(model, x, unit)),
+            "neuron_deeplift": (jaxviz.neuron_deeplift(model, x, index, layer=layer, baselines=b),
+                                jaxviz.deeplift(model, x, unit, baselines=b)),
+            "neuron_integrated_gradients": (
+                jaxviz.neuron_integrated_gradients(model, x, index, layer=layer, baselines=b, n_steps=3),
+                jaxviz.integrated_gradients(model, x, unit, baselines=b, n_steps=3)),
+            "neuron_conductance": (
+                jaxviz.neuron_conductance(model, x, target, layer=layer, neuron=index, baselines=b, n_steps=3,
+                                          internal_batch_size=6),
+                _neuron_conductance(model, x, target, unit, b, 3, "riemann_trapezoid", 2)),
+        }
+        for name, (ours, whole) in cases.items():
+            ours, whole = np.asarray(ours), np.asarray(whole)
+            assert np.abs(whole).max(axis=(1, 2, 3)).min() > 0, name  # every image's unit moves
+            assert not np.any(whole[~inside]), name  # nothing outside a unit's crop moves it
+            np.testing.assert_allclose(ours, whole, rtol=1e-12, atol=1e-14 * np.abs(whole).max(), err_msg=name)
+
+
+def test_neuron_methods_inside_jit_evaluate_whole_images():
+    model = jaxviz.init_model(jax.random.key(0))
+    x = np.random.default_rng(0).normal(size=(2, 64, 64, 3)).astype(np.float32)
+    index = np.array([[3, 7, 2], [5, 0, 14]])
+    traced = jax.jit(lambda v: jaxviz.neuron_gradient(model, v, index, layer="features.4"))(x)
+    np.testing.assert_allclose(traced, jaxviz.neuron_gradient(model, x, index, layer="features.4"), rtol=1e-5,
+                               atol=1e-7)

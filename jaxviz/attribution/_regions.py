@@ -1,4 +1,11 @@
-"""Local perturbations evaluated on their region alone (#20's receptive-field saving).
+"""Local perturbations, and single units, evaluated on their region alone (#20's
+receptive-field saving).
+
+A unit of a layer moves with the input inside its receptive field alone: a neuron method's
+attributions at the input (a unit's gradient, its DeepLift, its integrated gradients) are
+computed from a crop around that field, with the unit at its place in the crop's output,
+and pasted into zeros (:func:`on_unit_crops`).  The crops follow the same geometry as
+occlusion's below.
 
 An occlusion window changes only the activations whose receptive field meets it.  Take a
 layer L that cuts the network (everything after it reads the input through L alone): each
@@ -40,7 +47,7 @@ from jax.extend import core as jcore
 
 from jaxviz import _chunks, _checks
 from jaxviz.errors import InputError
-from jaxviz.models import network as _network
+from jaxviz.models import catalog, network as _network
 
 # a candidate layer's total stride J is found from 2J + 1 probed rows (SqueezeNet's last
 # Fire blocks have J = 16; a layer of stride 32 leaves too little of the image out of a crop)
@@ -142,16 +149,22 @@ def axis_plan(stride: int, first, last, n_in: int, starts, ends) -> Axis:
     lo, hi = np.where(empty, n_out - 1, lo), np.where(empty, n_out - 1, hi)
     block = int(np.max(hi - lo + 1))
     block_starts = np.minimum(lo, n_out - block)
-    need_from = first[block_starts]
-    need_to = last[block_starts + block - 1] + 1
+    crop, crop_starts = aligned_crops(stride, n_in, first[block_starts], last[block_starts + block - 1] + 1)
+    return Axis(crop=crop, block=block, stride=stride, crop_starts=crop_starts, block_starts=block_starts.astype(np.int64))
+
+
+def aligned_crops(stride: int, n_in: int, need_from, need_to, least: int = 1):
+    """``(crop, starts)``: the smallest crop length (the image's length modulo J, at least
+    ``least`` where the image is) and, per entry, a start on a multiple of J such that
+    input rows ``need_from … need_to − 1`` lie in the crop."""
     smallest = n_in % stride or stride
+    smallest += max(0, -(-(min(least, n_in) - smallest) // stride)) * stride
     for crop in range(smallest, n_in + 1, stride):
-        # the last crop start at or before what each block needs, on a multiple of J
-        crop_starts = np.minimum(need_from, n_in - crop) // stride * stride
-        if np.all(crop_starts + crop >= need_to):
+        # the last crop start at or before what each entry needs, on a multiple of J
+        starts = np.minimum(need_from, n_in - crop) // stride * stride
+        if np.all(starts + crop >= need_to):
             break
-    return Axis(crop=crop, block=block, stride=stride, crop_starts=crop_starts.astype(np.int64),
-                block_starts=block_starts.astype(np.int64))
+    return crop, starts.astype(np.int64)
 
 
 def _probes(image_shape, rows_at, cols_at, dtype):
@@ -436,6 +449,113 @@ def _computes_the_same(model, plan: Plan, image_shape) -> bool:
         if not np.all(np.abs(got - want) <= 1e-3 * scale):
             return False
     return True
+
+
+def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
+    """Crops of the images from which one unit per image of ``layer``'s output, at rows
+    ``unit_rows`` and columns ``unit_cols`` (N,), is computed as from the whole image (what
+    a unit's gradient needs: nothing outside its receptive field moves it).
+
+    Returns ``((crop_h, crop_w), (row_starts, col_starts), (local_rows, local_cols))``: image
+    n's crop starts at its row and column starts, and its unit is at the local row and
+    column of the crop's output; ``None`` when the crops would be the whole image, or the
+    network is outside this module's assumptions (checked on the model's weights and a
+    random image, as a plan is), or its weights are not known here (inside a traced
+    function)."""
+    if not all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params)):
+        return None
+    if not _checks.is_concrete(jnp.zeros(())):
+        return None
+    h, w, c = image_shape
+    if isinstance(model.arch, str):  # an architecture jaxviz writes: probed once per size and layer
+        geometry = _architecture_fields(model.arch, tuple(image_shape), layer, np.dtype(model.dtype).name)
+    else:
+        geometry = fields(model, image_shape, (layer,)).get(layer)
+    if geometry is None:
+        return None
+    unit_rows, unit_cols = np.asarray(unit_rows), np.asarray(unit_cols)
+    least = model.architecture.minimum_input_size  # the crops go through the method's own checks
+    sizes, starts, local = [], [], []
+    for (stride, first, last), units, n_in in zip(geometry, (unit_rows, unit_cols), (h, w)):
+        crop, crop_starts = aligned_crops(stride, n_in, first[units], last[units] + 1, least)
+        sizes.append(crop)
+        starts.append(crop_starts)
+        local.append(units - crop_starts // stride)
+    if sizes == [h, w] or not model.architecture.input_size_ok(*sizes):
+        return None
+    try:
+        crop_shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer],
+                                    jax.ShapeDtypeStruct((1, sizes[0], sizes[1], c), model.dtype)).shape
+    except (TypeError, ValueError, InputError):
+        return None  # a crop too small for the network
+    if any(v.min() < 0 or v.max() >= n for v, n in zip(local, crop_shape[1:3])):
+        return None
+    # each image's crop of a random image: its unit as the whole image's
+    x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)
+    whole = np.asarray(_layer_output(model, x, layer)[0])
+    crops = jnp.stack([x[0, r:r + sizes[0], q:q + sizes[1]] for r, q in zip(*starts)])
+    parts = np.asarray(_layer_output(model, crops, layer))
+    want = whole[unit_rows, unit_cols]
+    got = parts[np.arange(len(unit_rows)), local[0], local[1]]
+    if not np.all(np.abs(got - want) <= 1e-3 * (float(np.abs(want).max()) or 1.0)):
+        return None
+    return tuple(sizes), tuple(starts), tuple(local)
+
+
+@functools.lru_cache(maxsize=64)
+def _architecture_fields(arch: str, image_shape, layer: str, dtype: str):
+    """:func:`fields` of ``layer`` of a named architecture: its structure alone decides them
+    (a probe's weights are constants), so any parameters of its shapes will do."""
+    from jaxviz.models.model import Model  # (the models package imports nothing from here)
+
+    params_like = _network.call_listing(catalog.network(arch)).params_like
+    params = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, dtype), params_like)
+    return fields(Model(params, arch), image_shape, (layer,)).get(layer)
+
+
+def neuron_crops(model, x, neuron):
+    """:func:`unit_crops` for a :class:`jaxviz.scoring.Neuron` of a spatial layer, with the
+    crops' starts as int32 arrays and the units as a Neuron of the crops' layer output;
+    ``None`` where :func:`unit_crops` gives none, for a unit of a flat layer, or for a
+    traced neuron."""
+    if neuron.index.shape[1] != 3 or not _checks.is_concrete(neuron.index):
+        return None
+    index = np.asarray(neuron.index)
+    found = unit_crops(model, x.shape[1:], neuron.layer, index[:, 1], index[:, 2])
+    if found is None:
+        return None
+    size, starts, local = found
+    local_index = np.stack([index[:, 0], *local], axis=1)
+    return size, tuple(jnp.asarray(v, jnp.int32) for v in starts), type(neuron)(neuron.layer, jnp.asarray(
+        local_index, jnp.int32))
+
+
+@functools.partial(jax.jit, static_argnames=("size",))
+def crop_images(v, size, starts):
+    """(N, *size, C): image n's crop at (starts[0][n], starts[1][n])."""
+    return jax.vmap(lambda u, r, q: jax.lax.dynamic_slice(u, (r, q, jnp.zeros_like(r)), size + (u.shape[-1],)))(
+        v, *starts)
+
+
+@functools.partial(jax.jit, static_argnames=("shape",))
+def paste_crops(crops, shape, starts):
+    """(N, *shape): zeros with image n's crop in place (the inverse of :func:`crop_images`)."""
+    return jax.vmap(lambda t, r, q: jax.lax.dynamic_update_slice(jnp.zeros(shape, t.dtype), t,
+                                                                   (r, q, jnp.zeros_like(r))))(crops, *starts)
+
+
+def on_unit_crops(method, model, x, neuron, *images):
+    """``method(x, neuron, *images)``, a unit's attributions at the input (N, H, W, C),
+    computed from each image's crop around its unit's receptive field (and the same crop of
+    each of ``images``, (N, H, W, C) arrays such as baselines) and pasted into zeros: the
+    same numbers, as nothing outside the field moves the unit.  The whole images where
+    :func:`neuron_crops` finds no crops."""
+    found = neuron_crops(model, x, neuron)
+    if found is None:
+        return method(x, neuron, *images)
+    size, starts, local = found
+    crops = method(crop_images(x, size, starts), local, *(crop_images(v, size, starts) for v in images))
+    return paste_crops(crops, x.shape[1:], starts)
 
 
 # ---------------------------------------------------------------------------- evaluating

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxviz import scoring
+from jaxviz.attribution import _regions
 from jaxviz.attribution.deconvolution import deconvolution
 
 
@@ -21,4 +22,4 @@ def neuron_deconvolution(model, x, target, *, layer: str, rule: str = "modules")
       (N, H, W, 3) attributions.
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
-    return deconvolution(model, x, neuron, rule=rule)
+    return _regions.on_unit_crops(lambda v, unit: deconvolution(model, v, unit, rule=rule), model, x, neuron)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxviz import scoring
+from jaxviz.attribution import _paths, _regions
 from jaxviz.attribution.deeplift import deeplift
 
 
@@ -21,4 +22,6 @@ def neuron_deeplift(model, x, target, *, layer: str, baselines=None, rule: str =
       (N, H, W, 3) attributions.
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
-    return deeplift(model, x, neuron, baselines=baselines, rule=rule, multiply_by_inputs=multiply_by_inputs)
+    return _regions.on_unit_crops(
+        lambda v, unit, b: deeplift(model, v, unit, baselines=b, rule=rule, multiply_by_inputs=multiply_by_inputs),
+        model, x, neuron, _paths.broadcast_baselines(baselines, x))

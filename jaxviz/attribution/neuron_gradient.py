@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxviz import scoring
+from jaxviz.attribution import _regions
 from jaxviz.attribution.saliency import saliency
 
 
@@ -23,4 +24,5 @@ def neuron_gradient(model, x, target, *, layer: str):
       (N, H, W, 3) gradients.
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
-    return saliency(model, x, neuron, absolute=False)
+    # each image's crop around its unit's receptive field: nothing outside it moves the unit
+    return _regions.on_unit_crops(lambda v, unit: saliency(model, v, unit, absolute=False), model, x, neuron)

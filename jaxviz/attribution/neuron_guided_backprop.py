@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from jaxviz import scoring
+from jaxviz.attribution import _regions
 from jaxviz.attribution.guided_backprop import guided_backprop
 
 
@@ -21,4 +22,4 @@ def neuron_guided_backprop(model, x, target, *, layer: str, rule: str = "modules
       (N, H, W, 3) attributions.
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
-    return guided_backprop(model, x, neuron, rule=rule)
+    return _regions.on_unit_crops(lambda v, unit: guided_backprop(model, v, unit, rule=rule), model, x, neuron)

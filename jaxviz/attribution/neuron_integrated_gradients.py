@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from jaxviz import scoring
-from jaxviz.attribution import _paths
+from jaxviz.attribution import _paths, _regions
 from jaxviz.attribution.integrated_gradients import integrated_gradients
 
 
@@ -24,5 +24,7 @@ def neuron_integrated_gradients(model, x, target, *, layer: str, baselines=None,
       (N, H, W, 3) attributions.
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
-    return integrated_gradients(model, x, neuron, baselines=baselines, n_steps=n_steps, method=method,
-                                internal_batch_size=internal_batch_size)
+    return _regions.on_unit_crops(
+        lambda v, unit, b: integrated_gradients(model, v, unit, baselines=b, n_steps=n_steps, method=method,
+                                                internal_batch_size=internal_batch_size),
+        model, x, neuron, _paths.broadcast_baselines(baselines, x))
