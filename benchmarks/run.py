@@ -706,6 +706,8 @@ def _option_sweep(call, option, settings, quick) -> Sweep:
 
 
 PATH_BATCHES = (10, 25, 50, 100, 200)  # Captum's internal_batch_size settings for 50 steps of 4 images
+# the neuron path methods: Captum was fastest at the smallest of PATH_BATCHES, so down to one step
+NEURON_PATH_BATCHES = (4, 10, 25, 50)
 
 
 def _path_layer_workload(_model, _tm, quick, notes, *, method: str, captum_name: str, n_steps: int = 50):
@@ -801,7 +803,7 @@ def _neuron_workload(_model, _tm, quick, notes, *, method: str, captum_name: str
     captum = getattr(ca, captum_name)(tm, module)
     run = lambda v, t: captum.attribute(v.clone().requires_grad_(), neuron_selector=neuron)  # noqa: E731
     return (lambda: getattr(jaxviz, method)(model, x, neuron, layer=NEURON_LAYER)), {
-        f"Captum {captum_name}": _per_call_sweep(run, xt, yt, n, quick)}, None
+        f"Captum {captum_name}": _per_call_sweep(run, xt, yt, n, quick, (1, 2, 4, 8, 16))}, None
 
 
 def w69_neuron_integrated_gradients(_model, _tm, quick, notes):
@@ -812,7 +814,7 @@ def w69_neuron_integrated_gradients(_model, _tm, quick, notes):
     run = functools.partial(ca.NeuronIntegratedGradients(tm, module).attribute, xt, neuron_selector=neuron,
                             n_steps=n_steps)
     return (lambda: jaxviz.neuron_integrated_gradients(model, x, neuron, layer=NEURON_LAYER, n_steps=n_steps)), {
-        "Captum NeuronIntegratedGradients": _option_sweep(run, "internal_batch_size", PATH_BATCHES, quick)}, None
+        "Captum NeuronIntegratedGradients": _option_sweep(run, "internal_batch_size", NEURON_PATH_BATCHES, quick)}, None
 
 
 def w70_neuron_conductance(_model, _tm, quick, notes):
@@ -823,7 +825,7 @@ def w70_neuron_conductance(_model, _tm, quick, notes):
     run = functools.partial(ca.NeuronConductance(tm, module).attribute, xt, neuron_selector=neuron, target=yt,
                             n_steps=n_steps)
     return (lambda: jaxviz.neuron_conductance(model, x, y, layer=NEURON_LAYER, neuron=neuron, n_steps=n_steps)), {
-        "Captum NeuronConductance": _option_sweep(run, "internal_batch_size", PATH_BATCHES, quick)}, None
+        "Captum NeuronConductance": _option_sweep(run, "internal_batch_size", NEURON_PATH_BATCHES, quick)}, None
 
 
 def w71_neuron_gradient_shap(_model, _tm, quick, notes):
