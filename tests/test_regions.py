@@ -150,6 +150,7 @@ def test_neuron_methods_on_unit_crops_equal_the_whole_images(arch):
         rng = np.random.default_rng(4)
         x = jnp.asarray(rng.normal(size=(3, 64, 64, 3)))
         b = jnp.asarray(0.2 * rng.normal(size=(3, 64, 64, 3)))
+        distribution = jnp.asarray(0.2 * rng.normal(size=(2, 64, 64, 3)))  # GradientShap's baselines
         out = np.asarray(model.apply(model.params, x, capture=(layer,))[layer])
         h, w = out.shape[1:3]
         rows, cols = np.array([0, h // 2, h - 1]), np.array([0, w // 3, w - 2])
@@ -178,6 +179,11 @@ def test_neuron_methods_on_unit_crops_equal_the_whole_images(arch):
             "neuron_integrated_gradients": (
                 jaxviz.neuron_integrated_gradients(model, x, index, layer=layer, baselines=b, n_steps=3),
                 jaxviz.integrated_gradients(model, x, unit, baselines=b, n_steps=3)),
+            "neuron_gradient_shap": (
+                jaxviz.neuron_gradient_shap(model, x, index, layer=layer, baselines=distribution, n_samples=3,
+                                            stdevs=0.1, key=jax.random.key(2)),
+                jaxviz.gradient_shap(model, x, unit, baselines=distribution, n_samples=3, stdevs=0.1,
+                                     key=jax.random.key(2))),
             "neuron_conductance": (
                 jaxviz.neuron_conductance(model, x, target, layer=layer, neuron=index, baselines=b, n_steps=3,
                                           internal_batch_size=6),

@@ -537,6 +537,15 @@ def crop_images(v, size, starts):
         v, *starts)
 
 
+@functools.partial(jax.jit, static_argnames=("size",))
+def crop_shared(v, size, starts):
+    """(N·B, *size, C): every one of the B images ``v`` cropped at each image n's start,
+    image n's crops first (a distribution of baselines shared by N images)."""
+    crops = jax.vmap(lambda r, q: crop_images(v, size, (jnp.full(v.shape[:1], r), jnp.full(v.shape[:1], q))))(
+        *starts)
+    return crops.reshape((-1,) + crops.shape[2:])
+
+
 @functools.partial(jax.jit, static_argnames=("shape",))
 def paste_crops(crops, shape, starts):
     """(N, *shape): zeros with image n's crop in place (the inverse of :func:`crop_images`)."""

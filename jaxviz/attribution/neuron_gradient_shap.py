@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from jaxviz import scoring
-from jaxviz.attribution import _paths
-from jaxviz.attribution.gradient_shap import gradient_shap
+import jax
+import jax.numpy as jnp
+
+from jaxviz import _checks, scoring
+from jaxviz.attribution import _paths, _regions
+from jaxviz.attribution.gradient_shap import gradient_shap, resolve_draws
 
 
 @scoring.neuron_method
@@ -26,6 +29,23 @@ def neuron_gradient_shap(model, x, target, *, layer: str, baselines=None, n_samp
       (N, H, W, 3) attributions.
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
-    return gradient_shap(model, x, neuron, baselines=baselines, n_samples=n_samples, stdevs=stdevs, key=key,
-                         baseline_indices=baseline_indices, noise=noise, alphas=alphas,
-                         internal_batch_size=internal_batch_size, multiply_by_inputs=multiply_by_inputs)
+    options = dict(n_samples=n_samples, stdevs=stdevs, internal_batch_size=internal_batch_size,
+                   multiply_by_inputs=multiply_by_inputs)
+    found = _regions.neuron_crops(model, x, neuron)
+    if found is None:
+        return gradient_shap(model, x, neuron, baselines=baselines, key=key, baseline_indices=baseline_indices,
+                             noise=noise, alphas=alphas, **options)
+    # the whole images' draws, cropped: each image's crop around its unit's receptive field
+    _checks.check_positive_int(n_samples, "n_samples")
+    distribution = _paths.baseline_distribution(baselines, x)
+    indices, noise, alphas = resolve_draws(x, distribution, n_samples, stdevs, key, baseline_indices, noise, alphas)
+    size, starts, local = found
+    n, count = x.shape[0], distribution.shape[0]
+    # image n's crop of baseline k is baseline n·B + k of the cropped distribution
+    cropped = _regions.crop_shared(distribution, size, starts)
+    indices = indices + count * jnp.arange(n)[None, :]
+    if noise.shape[2:] == x.shape[1:]:
+        noise = jax.vmap(lambda sample: _regions.crop_images(sample, size, starts))(noise)
+    crops = gradient_shap(model, _regions.crop_images(x, size, starts), local, baselines=cropped,
+                          baseline_indices=indices, noise=noise, alphas=alphas, **options)
+    return _regions.paste_crops(crops, x.shape[1:], starts)
