@@ -490,13 +490,14 @@ def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
         return None  # a crop too small for the network
     if any(v.min() < 0 or v.max() >= n for v, n in zip(local, crop_shape[1:3])):
         return None
-    # each image's crop of a random image: its unit as the whole image's
+    # each distinct crop of a random image once: every unit as the whole image's
     x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)
     whole = np.asarray(_layer_output(model, x, layer)[0])
-    crops = jnp.stack([x[0, r:r + sizes[0], q:q + sizes[1]] for r, q in zip(*starts)])
+    distinct, which = np.unique(np.stack(starts, axis=1), axis=0, return_inverse=True)
+    crops = jnp.stack([x[0, r:r + sizes[0], q:q + sizes[1]] for r, q in distinct])
     parts = np.asarray(_layer_output(model, crops, layer))
     want = whole[unit_rows, unit_cols]
-    got = parts[np.arange(len(unit_rows)), local[0], local[1]]
+    got = parts[which.reshape(-1), local[0], local[1]]
     if not np.all(np.abs(got - want) <= 1e-3 * (float(np.abs(want).max()) or 1.0)):
         return None
     return tuple(sizes), tuple(starts), tuple(local)
