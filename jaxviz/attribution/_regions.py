@@ -356,16 +356,32 @@ def is_cut(model, layer: str, image_shape, target_batch: int = 1) -> bool:
 # ---------------------------------------------------------------------------- choosing
 
 
+def _can_probe(model) -> bool:
+    """Whether the network can be probed and a plan checked here: its weights' values are
+    known, and this is not inside a traced function (jit, eval_shape), where every value
+    is traced."""
+    return (all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params))
+            and _checks.is_concrete(jnp.zeros(())))
+
+
+def _crop_output_shape(model, layer: str, height: int, width: int, channels: int):
+    """The shape of ``layer``'s output for one crop of ``height``×``width``, or ``None``
+    for a crop too small for the network."""
+    try:
+        return jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer],
+                              jax.ShapeDtypeStruct((1, height, width, channels), model.dtype)).shape
+    except (TypeError, ValueError, InputError):
+        return None
+
+
 def plan(model, image_shape, rows, cols, *, most_cost: float = WORTH_IT) -> Plan | None:
     """The cheapest exact region plan for perturbations of images of ``image_shape`` that
     change rows ``rows = (starts, ends)`` and columns ``cols`` (each perturbation an entry
     of each, or, for a grid like occlusion's, the rows and columns indexed apart), or
     ``None`` when none costs at most ``most_cost`` of the plain evaluation (or the network
     is outside the assumptions above)."""
-    if not all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params)):
-        return None  # the check below needs the weights' values
-    if not _checks.is_concrete(jnp.zeros(())):
-        return None  # inside a traced function (jit, eval_shape) every value is traced: nothing to probe
+    if not _can_probe(model):
+        return None
     for option in options(model, image_shape, rows, cols)[:MOST_CHECKED]:
         if option.cost > most_cost:
             break
@@ -424,12 +440,8 @@ def _computes_the_same(model, plan: Plan, image_shape) -> bool:
     crop and each column crop met at least once)."""
     h, w, c = image_shape
     layer, rows, cols = plan.layer, plan.rows, plan.cols
-    try:
-        crop_shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer],
-                                    jax.ShapeDtypeStruct((1, rows.crop, cols.crop, c), model.dtype)).shape
-    except (TypeError, ValueError, InputError):
-        return False  # a crop too small for the network
-    if (rows.local_starts.max() + rows.block > crop_shape[1] or cols.local_starts.max() + cols.block > crop_shape[2]
+    crop_shape = _crop_output_shape(model, layer, rows.crop, cols.crop, c)
+    if (crop_shape is None or rows.local_starts.max() + rows.block > crop_shape[1] or cols.local_starts.max() + cols.block > crop_shape[2]
             or min(rows.local_starts.min(), cols.local_starts.min()) < 0):
         return False
     x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)
@@ -462,9 +474,7 @@ def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
     network is outside this module's assumptions (checked on the model's weights and a
     random image, as a plan is), or its weights are not known here (inside a traced
     function)."""
-    if not all(_checks.is_concrete(p) for p in jax.tree_util.tree_leaves(model.params)):
-        return None
-    if not _checks.is_concrete(jnp.zeros(())):
+    if not _can_probe(model):
         return None
     h, w, c = image_shape
     if isinstance(model.arch, str):  # an architecture jaxviz writes: probed once per size and layer
@@ -483,12 +493,8 @@ def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
         local.append(units - crop_starts // stride)
     if sizes == [h, w] or not model.architecture.input_size_ok(*sizes):
         return None
-    try:
-        crop_shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer],
-                                    jax.ShapeDtypeStruct((1, sizes[0], sizes[1], c), model.dtype)).shape
-    except (TypeError, ValueError, InputError):
-        return None  # a crop too small for the network
-    if any(v.min() < 0 or v.max() >= n for v, n in zip(local, crop_shape[1:3])):
+    crop_shape = _crop_output_shape(model, layer, sizes[0], sizes[1], c)
+    if crop_shape is None or any(v.min() < 0 or v.max() >= n for v, n in zip(local, crop_shape[1:3])):
         return None
     # each distinct crop of a random image once: every unit as the whole image's
     x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)

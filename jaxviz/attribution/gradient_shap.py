@@ -96,20 +96,20 @@ def run(model, x, target, layer, baselines, n_samples, stdevs, key, baseline_ind
         internal_batch_size, multiply_by_inputs):
     """:func:`gradient_shap`'s checks and draws, then the samples at the input (``layer``
     ``None``) or at ``layer`` (:func:`jaxviz.layer_gradient_shap`)."""
-    _checks.check_positive_int(n_samples, "n_samples")
     x, target = scoring.prepare(model, x, target, layers=() if layer is None else (layer,))
-    baselines = _paths.baseline_distribution(baselines, x)
-    baseline_indices, noise, alphas = resolve_draws(x, baselines, n_samples, stdevs, key, baseline_indices, noise,
-                                                    alphas)
+    baselines, baseline_indices, noise, alphas = resolve_draws(x, baselines, n_samples, stdevs, key,
+                                                               baseline_indices, noise, alphas)
     chunk = min(_paths.steps_per_chunk(internal_batch_size, x.shape[0], n_samples), n_samples)
     return _gradient_shap(model, x, target, baselines, baseline_indices.astype(jnp.int32), noise, alphas, chunk,
                           bool(multiply_by_inputs), layer)
 
 
 def resolve_draws(x, baselines, n_samples, stdevs, key, baseline_indices, noise, alphas):
-    """The draws of ``n_samples`` samples of each image of the checked ``x`` from the
-    (B, H, W, C) ``baselines``: those given, checked, and the rest drawn from ``key``
-    (:func:`sample_draws`); ``(baseline_indices, noise, alphas)``."""
+    """The baselines as a (B, H, W, C) distribution and the draws of ``n_samples`` samples
+    of each image of the checked ``x``: those given, checked, and the rest drawn from
+    ``key`` (:func:`sample_draws`); ``(baselines, baseline_indices, noise, alphas)``."""
+    _checks.check_positive_int(n_samples, "n_samples")
+    baselines = _paths.baseline_distribution(baselines, x)
     n, draws = x.shape[0], (n_samples, x.shape[0])
     if key is None and (baseline_indices is None or alphas is None or (noise is None and stdevs)):
         raise InputError("`key` (a jax.random key) is required unless `baseline_indices`, `alphas` and "
@@ -126,7 +126,7 @@ def resolve_draws(x, baselines, n_samples, stdevs, key, baseline_indices, noise,
         raise InputError(f"`noise` must have shape {draws + tuple(x.shape[1:])}, got {tuple(noise.shape)}")
     alphas = jnp.asarray(drawn[2] if alphas is None else alphas, x.dtype)
     _check_draw(alphas, draws, "alphas")
-    return baseline_indices, noise, alphas
+    return baselines, baseline_indices, noise, alphas
 
 
 def sample_draws(key, n_samples, n, n_baselines, shape, stdevs, dtype):

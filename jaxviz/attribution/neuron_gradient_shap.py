@@ -5,7 +5,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks, scoring
+from jaxviz import scoring
 from jaxviz.attribution import _paths, _regions
 from jaxviz.attribution.gradient_shap import gradient_shap, resolve_draws
 
@@ -36,9 +36,8 @@ def neuron_gradient_shap(model, x, target, *, layer: str, baselines=None, n_samp
         return gradient_shap(model, x, neuron, baselines=baselines, key=key, baseline_indices=baseline_indices,
                              noise=noise, alphas=alphas, **options)
     # the whole images' draws, cropped: each image's crop around its unit's receptive field
-    _checks.check_positive_int(n_samples, "n_samples")
-    distribution = _paths.baseline_distribution(baselines, x)
-    indices, noise, alphas = resolve_draws(x, distribution, n_samples, stdevs, key, baseline_indices, noise, alphas)
+    distribution, indices, noise, alphas = resolve_draws(x, baselines, n_samples, stdevs, key, baseline_indices,
+                                                         noise, alphas)
     size, starts, local = found
     n, count = x.shape[0], distribution.shape[0]
     # image n's crop of baseline k is baseline n·B + k of the cropped distribution
