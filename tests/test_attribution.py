@@ -481,9 +481,13 @@ def test_lrp_skips_the_negative_part_of_inputs_that_are_never_negative(arch, mon
             with monkeypatch.context() as patch:
                 patch.setattr(network.Forward, "is_nonnegative", lambda self, value: False)
                 plain = _relevance_program(model, x, target, composite)
-            ours, want = (np.asarray(jax.jit(jcore.jaxpr_as_fun(p))(x)[0]) for p in (saving, plain))
-            np.testing.assert_allclose(ours, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
-            assert np.abs(want).max() > 0
+            # which inputs are never negative does not depend on the rule, and both rules
+            # skip through the same _split functions: ResNet-18's numbers (four float64
+            # programs of 20 s compile each) are compared for αβ alone, its counts for both
+            if arch != "resnet18" or rule.name == "alpha_beta":
+                ours, want = (np.asarray(jax.jit(jcore.jaxpr_as_fun(p))(x)[0]) for p in (saving, plain))
+                np.testing.assert_allclose(ours, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
+                assert np.abs(want).max() > 0
             skipped = _affine_operations(plain.jaxpr) - _affine_operations(saving.jaxpr)
             # two convolutions and two transposed ones, each of the latter traced beside the
             # (unused) convolution whose VJP it is
