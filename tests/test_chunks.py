@@ -21,17 +21,21 @@ def test_chunk_size_on_cpu(n, size, expected):
     assert _chunks.chunk_size(n, size, size) == expected
 
 
-def test_map_chunks_keeps_order_and_drops_padding():
+@pytest.mark.parametrize("interleave", [False, True])
+def test_map_chunks_keeps_order_and_drops_padding(interleave):
     a = jnp.arange(5 * 3, dtype=jnp.float32).reshape(5, 3)
     b = jnp.arange(5, dtype=jnp.int32)
-    seen = []
+    seen, chunks = [], []
 
     def fn(u, v):
         seen.append(u.shape)
+        jax.debug.callback(lambda ids: chunks.append(ids.tolist()), v)
         return {"sum": u.sum(axis=1) + v, "scaled": u * 2}
 
-    out = _chunks.map_chunks(fn, a, b, chunk=2)
+    out = _chunks.map_chunks(fn, a, b, chunk=2, interleave=interleave)
     assert seen == [(2, 3)]  # traced once, on one chunk
+    # 3 chunks, the last image copied into the sixth place
+    assert chunks == ([[0, 3], [1, 4], [2, 4]] if interleave else [[0, 1], [2, 3], [4, 4]])
     np.testing.assert_array_equal(out["sum"], a.sum(axis=1) + b)
     np.testing.assert_array_equal(out["scaled"], a * 2)
     whole = _chunks.map_chunks(fn, a, b, chunk=5)
