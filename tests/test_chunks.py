@@ -29,7 +29,7 @@ def test_map_chunks_keeps_order_and_drops_padding(interleave):
 
     def fn(u, v):
         seen.append(u.shape)
-        jax.debug.callback(lambda ids: chunks.append(ids.tolist()), v)
+        jax.debug.callback(lambda ids: chunks.append(ids.tolist()), v, ordered=True)
         return {"sum": u.sum(axis=1) + v, "scaled": u * 2}
 
     out = _chunks.map_chunks(fn, a, b, chunk=2, interleave=interleave)
