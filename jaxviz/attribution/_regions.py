@@ -441,7 +441,8 @@ def _computes_the_same(model, plan: Plan, image_shape) -> bool:
     h, w, c = image_shape
     layer, rows, cols = plan.layer, plan.rows, plan.cols
     crop_shape = _crop_output_shape(model, layer, rows.crop, cols.crop, c)
-    if (crop_shape is None or rows.local_starts.max() + rows.block > crop_shape[1] or cols.local_starts.max() + cols.block > crop_shape[2]
+    if (crop_shape is None
+            or rows.local_starts.max() + rows.block > crop_shape[1] or cols.local_starts.max() + cols.block > crop_shape[2]
             or min(rows.local_starts.min(), cols.local_starts.min()) < 0):
         return False
     x = jax.random.normal(jax.random.key(0), (1, h, w, c), model.dtype)
