@@ -14,7 +14,8 @@ def pytest_collection_modifyitems(items):
         if callspec is not None and callspec.params.get("dtype") == "float64":
             item.add_marker(pytest.mark.float64_only)
     # Within a module, one architecture's tests run together, so that a model cache of one
-    # or two entries serves them all (see _free_cached_models).
+    # or two entries serves them all (see _free_cached_models); a test of one architecture
+    # takes it as a one-value ``arch`` parameter to run beside that architecture's others.
     first = {}
     for i, item in enumerate(items):
         first.setdefault(item.nodeid.split("::")[0], i)

@@ -169,10 +169,10 @@ def test_deeplift_as_captum():
              lambda tm, x, t: ca.DeepLift(tm).attribute(x, baselines=h.nchw(b), target=t))
 
 
-def test_captum_deeplift_drops_the_max_pool_rule_after_a_relu():
+@pytest.mark.parametrize("arch", ["vgg11_bn"])  # runs beside VGG's other tests (conftest.py)
+def test_captum_deeplift_drops_the_max_pool_rule_after_a_relu(arch):
     """What the module docstring says of VGG: Captum's DeepLift is this reference with plain
     max-pool gradients (to 1e-12), and far from the definition, which jaxviz follows."""
-    arch = "vgg11_bn"
     b = _baselines(arch, 2, 11)
     _, tm, x, target = h.random_case(arch)
     xt, t = h.nchw(x).requires_grad_(), torch.from_numpy(target)
@@ -496,10 +496,10 @@ def test_neuron_deeplift():
                     ca.NeuronDeepLift, baselines=h.nchw(b[None]))
 
 
-def test_a_linear_layers_neuron_and_one_neuron_per_image():
+@pytest.mark.parametrize("arch", ["vgg11_bn"])  # runs beside VGG's other tests (conftest.py)
+def test_a_linear_layers_neuron_and_one_neuron_per_image(arch):
     """A unit of VGG's classifier.3 (an nn.Linear): (feature,); and a different unit per
     image equals each image alone."""
-    arch = "vgg11_bn"
     model, tm, x, _ = h.random_case(arch)
     method = ca.NeuronGradient(tm, tm.get_submodule("classifier.3"))
     with h.precision("float64"):

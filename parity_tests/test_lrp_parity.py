@@ -117,10 +117,10 @@ def test_every_rule_equals_zennits(arch):
         h.assert_close(ours, _zennit(arch, x, target, theirs), TOL, f"{arch} {ours_rule.name}")
 
 
-def test_named_layers_take_their_own_rule():
+@pytest.mark.parametrize("arch", ["vgg11_bn"])  # runs beside VGG's other tests (conftest.py)
+def test_named_layers_take_their_own_rule(arch):
     """zennit's ``NameMapComposite`` beside a layer map: one convolution and the classifier
     by name."""
-    arch = "vgg11_bn"
     composite = dataclasses.replace(composite_named("epsilon_plus"), layers=(
         ("features.4", relevance.wsquare()), ("classifier.6", relevance.epsilon(0.5))))
     theirs = zcomp.NameLayerMapComposite(
@@ -144,8 +144,8 @@ def test_without_canonizers(arch):
     assert h.rel_err(ours, canonized) > 1e-3
 
 
-def test_zennits_merged_batch_norm_keeps_its_eps():
-    arch = "vgg11_bn"
+@pytest.mark.parametrize("arch", ["vgg11_bn"])  # runs beside VGG's other tests (conftest.py)
+def test_zennits_merged_batch_norm_keeps_its_eps(arch):
     ours, x, target = _ours(arch, composite_named("epsilon_plus"))
     as_zennit = _zennit(arch, x, target, ZENNIT_COMPOSITES["epsilon_plus"](_canonizers(arch)), exact_merge=False)
     ratio = (as_zennit * ours).sum() / (ours * ours).sum()
