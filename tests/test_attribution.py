@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -371,12 +372,16 @@ def test_smooth_wraps_the_captum_methods(model, x, name):
 
 
 def _dense_relevance(rule, x, w, b, g):
-    """A rule on one nn.Linear, float64, through the model switch's own code."""
+    """A rule on one nn.Linear, float64, through the model switch's own code (its sign
+    split taken term by term and stacked: the same numbers)."""
     from jaxviz.models import network, relevance
 
     with jax.enable_x64(True):
         args = [None if v is None else jnp.asarray(v, jnp.float64) for v in (x, w, b, g)]
-        return np.asarray(relevance._relevance(network._linear, rule, *args))
+        stacked = np.asarray(relevance._relevance(network._linear, rule, *args, False, (0, 1)))
+        ours = np.asarray(relevance._relevance(network._linear, rule, *args))
+    np.testing.assert_allclose(stacked, ours, rtol=1e-14, atol=1e-14 * np.abs(ours).max())
+    return ours
 
 
 def test_lrp_rules_by_hand():
@@ -420,10 +425,26 @@ def test_lrp_rules_by_hand():
 
 def _affine_operations(jaxpr) -> int:
     """Convolutions and matrix products in a program, its sub-programs included."""
+    return len(_affine_work(jaxpr))
+
+
+def _affine_work(jaxpr) -> list[int]:
+    """The multiply-adds of each convolution and matrix product in a program, in program
+    order, its sub-programs included."""
     from jax.extend import core as jcore
 
-    return sum((e.primitive.name in ("conv_general_dilated", "dot_general"))
-               + sum(_affine_operations(sub) for sub in jcore.jaxprs_in_params(e.params)) for e in jaxpr.eqns)
+    work = []
+    for e in jaxpr.eqns:
+        out = math.prod(e.outvars[0].aval.shape)
+        if e.primitive.name == "dot_general":
+            (contracting, _), _ = e.params["dimension_numbers"]
+            work.append(out * math.prod(e.invars[0].aval.shape[d] for d in contracting))
+        elif e.primitive.name == "conv_general_dilated":
+            kernel = e.invars[1].aval.shape
+            work.append(out * math.prod(kernel) // kernel[e.params["dimension_numbers"].rhs_spec[0]])
+        for sub in jcore.jaxprs_in_params(e.params):
+            work += _affine_work(sub)
+    return work
 
 
 def _relevance_program(model, x, target, composite):
@@ -454,22 +475,24 @@ def _own_branching_model():
     return jaxviz.from_function(apply, params, input_size=8)
 
 
-# the convolutions that read a ReLU's output (SqueezeNet: all but the first; ResNet-18: all
-# but conv1, the downsampling ones included; the function network: its second)
-NONNEGATIVE_INPUTS = {"squeezenet1_1": 25, "resnet18": 19, "own": 1}
+# the layers that read a ReLU's output and take the rule's sign split, as a slice of the
+# forward pass's affine layers, and how many: all but the first convolution (SqueezeNet: its
+# class convolution included; ResNet-18: the downsampling ones included), and not a last
+# linear layer (it takes ε, which does not split)
+NONNEGATIVE_INPUTS = {"squeezenet1_1": (slice(1, None), 25), "resnet18": (slice(1, -1), 19), "own": (slice(1, -1), 1)}
 
 
 @pytest.mark.parametrize("arch", list(NONNEGATIVE_INPUTS))
 def test_lrp_skips_the_negative_part_of_inputs_that_are_never_negative(arch, monkeypatch):
     """A layer reading a ReLU's output (or a max-pool or concatenation of such) has no
-    negative inputs: αβ and γ leave out the two convolutions and two transposed
-    convolutions of the negative part, and the relevance is the same number (float64).
+    negative inputs: αβ and γ leave out the multiply-adds of the negative part, half of
+    their split, and the relevance is the same number (float64).
 
     The numbers are compared here on the function network alone; on SqueezeNet and
     ResNet-18 the program that skips is the one the parity tests compare with zennit's in
     float64 (test_lrp_parity: αβ and γ in every composite and rule test), so here their
-    programs are traced and counted, not compiled (four float64 compiles took 100 s of the
-    suite for ResNet-18 alone)."""
+    programs are traced and measured, not compiled (four float64 compiles took 100 s of
+    the suite for ResNet-18 alone)."""
     from jax.extend import core as jcore
 
     from jaxviz.models import network
@@ -481,6 +504,10 @@ def test_lrp_skips_the_negative_part_of_inputs_that_are_never_negative(arch, mon
             model, size = jaxviz.init_model(jax.random.key(5), arch).astype(jnp.float64), 32
         x = jax.random.normal(jax.random.key(1), (2, size, size, 3), jnp.float64)
         target = jnp.argmax(model(x), axis=1)  # (a random SqueezeNet's ReLU'd logits are mostly 0)
+        forward = _affine_work(jax.make_jaxpr(
+            lambda v: network.run(model.architecture.network, model.params, v, target=target))(x).jaxpr)
+        layers, count = NONNEGATIVE_INPUTS[arch]
+        assert len(forward[layers]) == count
         for rule in (jaxviz.relevance.alpha_beta(2, 1), jaxviz.relevance.gamma(0.25)):
             composite = jaxviz.relevance.Composite(conv=rule)
             saving = _relevance_program(model, x, target, composite)
@@ -491,10 +518,42 @@ def test_lrp_skips_the_negative_part_of_inputs_that_are_never_negative(arch, mon
                 ours, want = (np.asarray(jax.jit(jcore.jaxpr_as_fun(p))(x)[0]) for p in (saving, plain))
                 np.testing.assert_allclose(ours, want, rtol=1e-13, atol=1e-13 * np.abs(want).max())
                 assert np.abs(want).max() > 0
-            skipped = _affine_operations(plain.jaxpr) - _affine_operations(saving.jaxpr)
-            # two convolutions and two transposed ones, each of the latter traced beside the
-            # (unused) convolution whose VJP it is
-            assert skipped == 6 * NONNEGATIVE_INPUTS[arch], (rule.name, skipped)
+            skipped = sum(_affine_work(plain.jaxpr)) - sum(_affine_work(saving.jaxpr))
+            # per layer, the negative part's two products and two transposed ones, each of
+            # the latter traced beside the (unused) product whose VJP it is: six times the
+            # layer's forward work (in four products, or stacked in fewer, wider ones)
+            assert skipped == 6 * sum(forward[layers]), (rule.name, skipped, 6 * sum(forward[layers]))
+
+
+def test_lrp_stacks_the_sign_split_into_one_convolution():
+    """Given the weights' channel axes, z⁺, αβ and γ take a convolution once for x⁺ and
+    x⁻ and every term, and transpose it once: the same numbers (float64) from one product
+    and one transposed product where there were up to four of each."""
+    from jaxviz.models import network, relevance
+
+    conv = functools.partial(network._conv, stride=2, padding=1)
+    with jax.enable_x64(True):
+        keys = jax.random.split(jax.random.key(7), 4)
+        x = jax.random.normal(keys[0], (2, 9, 9, 3), jnp.float64)
+        w, b = jax.random.normal(keys[1], (3, 3, 3, 5), jnp.float64), jax.random.normal(keys[2], (5,), jnp.float64)
+        g = jax.random.normal(keys[3], (2, 5, 5, 5), jnp.float64)
+        for rule in (relevance.zplus(), relevance.alpha_beta(2, 1), relevance.gamma(0.25)):
+            terms = 1 if rule.name == "zplus" else 2
+            plain_z = rule.name == "gamma"  # γ's sign of the plain output
+            for nonnegative in (False, True):
+                inputs = jnp.maximum(x, 0) if nonnegative else x
+
+                def split(v, stack, rule=rule, nonnegative=nonnegative):
+                    return relevance._relevance(conv, rule, v, w, b, g, nonnegative, stack)
+
+                stacked, unstacked = (jax.jit(split, static_argnums=1)(inputs, stack) for stack in ((2, 3), None))
+                np.testing.assert_allclose(stacked, unstacked, rtol=1e-13, atol=1e-13 * np.abs(unstacked).max())
+                assert np.abs(unstacked).max() > 0
+                # a transposed product is traced beside the product whose VJP it is
+                assert _affine_operations(jax.make_jaxpr(split, static_argnums=1)(inputs, (2, 3)).jaxpr) == 3 + plain_z
+                per_term = 3 if nonnegative else 6
+                assert (_affine_operations(jax.make_jaxpr(split, static_argnums=1)(inputs, None).jaxpr)
+                        == terms * per_term + plain_z)
 
 
 def test_lrp_conserves_relevance_without_biases(model, x):

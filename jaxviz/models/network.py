@@ -161,25 +161,27 @@ class Forward:
         if bias:
             b = self.param(name, "bias", (out,), _bias_init(init, kernel * kernel * cin // groups))
             self.biases[name] = None
+        stack = None  # the weights' input and output channel axes, where any input width will do
         if self._for_target(name):  # a 1×1 class convolution, each image's class alone
             layer, extra = _target_conv1x1, (self.target,)
         elif groups == 1:
-            layer, extra = functools.partial(_conv, stride=stride, padding=padding), ()
+            layer, extra, stack = functools.partial(_conv, stride=stride, padding=padding), (), (2, 3)
         else:
             layer, extra = functools.partial(_grouped_conv, stride=stride, padding=padding, groups=groups), ()
-        y = self.output(name, self.affine(name, "conv", layer, x, w, b, extra))
+        y = self.output(name, self.affine(name, "conv", layer, x, w, b, extra, stack))
         if self.lrp is not None and name not in self.perturb:
             self.follows_conv(y, layer, x, w, b, extra)
         return y
 
-    def affine(self, name, kind, layer, x, w, b, extra=()):
+    def affine(self, name, kind, layer, x, w, b, extra=(), stack=None):
         """``layer(x, w, b, *extra)``, a ``"conv"`` or ``"linear"`` layer affine in ``x``;
-        under LRP with its rule (kept in ``self._rule``)."""
+        under LRP with its rule (kept in ``self._rule``, with ``stack``: see
+        :func:`relevance.affine`)."""
         if self.lrp is None:
             return layer(x, w, b, *extra)
-        self._rule = self.lrp.rule(name, kind, first=self._lrp_layers == 0)
+        self._rule, self._stack = self.lrp.rule(name, kind, first=self._lrp_layers == 0), stack
         self._lrp_layers += 1
-        return relevance.affine(layer, self._rule, x, w, b, extra, self.is_nonnegative(x))
+        return relevance.affine(layer, self._rule, x, w, b, extra, self.is_nonnegative(x), stack)
 
     def record_bias(self, name: str, value):
         """A traced network's bias layer ``name`` adds ``value`` (C,) to its spatial output:
@@ -190,7 +192,7 @@ class Forward:
     def follows_conv(self, y, layer, x, w, b, extra=(), out_axis: int = -1):
         """Records that ``y`` is the output of the convolution just taken (``out_axis``: its
         weights' output-channel axis), for a BatchNorm reading it to merge into."""
-        self._last_conv = (y, layer, self._rule, x, w, b, extra, out_axis)
+        self._last_conv = (y, layer, self._rule, self._stack, x, w, b, extra, out_axis)
 
     def merged_into_conv(self, x, factor, shift):
         """LRP's BatchNorm canonizer (zennit's ``MergeBatchNorm``): when ``x`` is the output
@@ -199,21 +201,21 @@ class Forward:
         its rule; else ``None``."""
         if self.lrp is None or not self.lrp.merge_batch_norm or not self._last_conv or self._last_conv[0] is not x:
             return None
-        _, layer, rule, conv_x, w, b, extra, out_axis = self._last_conv
+        _, layer, rule, stack, conv_x, w, b, extra, out_axis = self._last_conv
         axis = out_axis % w.ndim
         w = w * factor.reshape(tuple(-1 if i == axis else 1 for i in range(w.ndim)))
         if b is not None:  # a traced layer's bias may have the output's rank: (1, 1, 1, C)
             channels = (1,) * (b.ndim - 1) + (-1,)
             shift = b * factor.reshape(channels) + shift.reshape(channels)
-        return relevance.affine(layer, rule, conv_x, w, shift, extra, self.is_nonnegative(conv_x))
+        return relevance.affine(layer, rule, conv_x, w, shift, extra, self.is_nonnegative(conv_x), stack)
 
     def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
         """``nn.Linear(in, out)`` on (N, in)."""
         cin = x.shape[-1]
         w = self.param(name, "kernel", (cin, out), init)
         b = self.param(name, "bias", (out,), _bias_init(init, cin)) if bias else None
-        layer, extra = (_target_linear, (self.target,)) if self._for_target(name) else (_linear, ())
-        return self.output(name, self.affine(name, "linear", layer, x, w, b, extra))
+        layer, extra, stack = (_target_linear, (self.target,), None) if self._for_target(name) else (_linear, (), (0, 1))
+        return self.output(name, self.affine(name, "linear", layer, x, w, b, extra, stack))
 
     def bn(self, name, x, *, eps: float = 1e-5):
         """Eval-mode ``nn.BatchNorm2d`` with its running statistics.

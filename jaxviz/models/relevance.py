@@ -229,12 +229,13 @@ def _bounds(values, x):
     return jnp.broadcast_to(bound if bound.size > 1 else bound.reshape(()), x.shape)
 
 
-def _relevance(layer, rule: Rule, x, w, b, g, nonnegative: bool = False):
+def _relevance(layer, rule: Rule, x, w, b, g, nonnegative: bool = False, stack=None):
     """The relevance at the input of the affine ``layer(x, w, b)`` given ``g`` at its output.
 
     ``nonnegative``: ``x`` is known never to be negative (a ReLU's output, a max-pool of
     one): the terms of the negative inputs are zero, so the sign-split rules skip them —
-    half of z⁺'s and αβ's convolutions, the same numbers."""
+    half of z⁺'s and αβ's convolutions, the same numbers.  ``stack``: the weights' (input,
+    output) channel axes, when the layer takes any number of channels (see :func:`_sign_split`)."""
     eps = rule.stabilizer
     if rule.name == "epsilon":
         return x * _transpose(layer, x, w, g / stabilize(layer(x, w, b), eps))
@@ -245,7 +246,6 @@ def _relevance(layer, rule: Rule, x, w, b, g, nonnegative: bool = False):
         else:
             w, b = w * w, None if b is None else b * b
         return _transpose(layer, ones, w, g / stabilize(layer(ones, w, b), eps))
-    xp, xn = jnp.maximum(x, 0), jnp.minimum(x, 0)
     if rule.name == "zbox":
         low, high = _bounds(rule.low, x), _bounds(rule.high, x)
         wp, wn = jnp.maximum(w, 0), jnp.minimum(w, 0)
@@ -259,51 +259,66 @@ def _relevance(layer, rule: Rule, x, w, b, g, nonnegative: bool = False):
         up_b = None if b is None else b + rule.gamma * jnp.maximum(b, 0)
         down_b = None if b is None else b + rule.gamma * jnp.minimum(b, 0)
         z = layer(x, w, b)
-        s_pos = (z > 0).astype(g.dtype) * g / stabilize(
-            _split(layer, xp, xn, up_w, down_w, up_b, nonnegative), eps)
-        s_neg = (z < 0).astype(g.dtype) * g / stabilize(
-            _split(layer, xp, xn, down_w, up_w, down_b, nonnegative), eps)
-        return (_split_transpose(layer, x, xp, xn, up_w, down_w, s_pos, nonnegative)
-                + _split_transpose(layer, x, xp, xn, down_w, up_w, s_neg, nonnegative))
+        return _sign_split(layer, stack, x, g, eps, nonnegative, [(up_w, down_w, up_b, (z > 0).astype(g.dtype)),
+                                                                  (down_w, up_w, down_b, (z < 0).astype(g.dtype))])
     wp, wn = jnp.maximum(w, 0), jnp.minimum(w, 0)
-    s_pos = g / stabilize(_split(layer, xp, xn, wp, wn, _positive(b), nonnegative), eps)
-    positive = _split_transpose(layer, x, xp, xn, wp, wn, s_pos, nonnegative)
     if rule.name == "zplus":
-        return positive
-    s_neg = g / stabilize(_split(layer, xp, xn, wn, wp, _negative(b), nonnegative), eps)
-    negative = _split_transpose(layer, x, xp, xn, wn, wp, s_neg, nonnegative)
-    return rule.alpha * positive - rule.beta * negative
+        return _sign_split(layer, stack, x, g, eps, nonnegative, [(wp, wn, _positive(b), 1.0)])
+    return _sign_split(layer, stack, x, g, eps, nonnegative, [(wp, wn, _positive(b), rule.alpha),
+                                                              (wn, wp, _negative(b), -rule.beta)])
 
 
-def _split(layer, xp, xn, w_for_positive, w_for_negative, b, nonnegative):
-    """``layer(x⁺, w_for_positive, b) + layer(x⁻, w_for_negative)``; the second term is
-    zero when the input is never negative."""
-    z = layer(xp, w_for_positive, b)
-    return z if nonnegative else z + layer(xn, w_for_negative, None)
+def _sign_split(layer, stack, x, g, eps, nonnegative, terms):
+    """``Σₖ x⁺ · aₖᵀ sₖ + x⁻ · cₖᵀ sₖ`` with ``sₖ = coefₖ · g / s(zₖ)`` and
+    ``zₖ = layer(x⁺, aₖ, bₖ) + layer(x⁻, cₖ)``, for ``terms`` ``(aₖ, cₖ, bₖ, coefₖ)``: the
+    sign-split rules (z⁺, αβ, γ).  The terms of x⁻ are zero when the input is never negative.
+
+    With ``stack`` (the weights' input and output channel axes) the layer is taken once for
+    all terms: [x⁺, x⁻] stacked on the channel axis, each term's [aₖ; cₖ] on the weights'
+    input axis and the terms on their output axis, then one transpose, whose channels split
+    back into x⁺'s and x⁻'s shares — the same products in one convolution (one im2col of
+    the input, one col2im of the result) in place of up to four, and as many transposes."""
+    xp, xn = (x, None) if nonnegative else (jnp.maximum(x, 0), jnp.minimum(x, 0))
+    if stack is None:
+        total = 0
+        for a, c, b, coef in terms:
+            z = layer(xp, a, b) if xn is None else layer(xp, a, b) + layer(xn, c, None)
+            s = coef * g / stabilize(z, eps)
+            r = xp * _transpose(layer, x, a, s)
+            total = total + (r if xn is None else r + xn * _transpose(layer, x, c, s))
+        return total
+    in_axis, out_axis = stack
+    inputs = x if xn is None else jnp.concatenate([xp, xn], axis=-1)
+    w = jnp.concatenate([a if xn is None else jnp.concatenate([a, c], axis=in_axis) for a, c, _, _ in terms],
+                        axis=out_axis)
+    biases = [b for _, _, b, _ in terms]
+    b = None if biases[0] is None else jnp.concatenate(biases)
+    zs = jnp.split(layer(inputs, w, b), len(terms), axis=-1)
+    s = jnp.concatenate([coef * g / stabilize(z, eps) for (_, _, _, coef), z in zip(terms, zs)], axis=-1)
+    r = _transpose(layer, inputs, w, s)
+    if xn is None:
+        return x * r
+    rp, rn = jnp.split(r, 2, axis=-1)
+    return xp * rp + xn * rn
 
 
-def _split_transpose(layer, x, xp, xn, w_for_positive, w_for_negative, s, nonnegative):
-    """``x⁺ · w_for_positiveᵀ s + x⁻ · w_for_negativeᵀ s`` (the second zero when the input
-    is never negative)."""
-    r = xp * _transpose(layer, x, w_for_positive, s)
-    return r if nonnegative else r + xn * _transpose(layer, x, w_for_negative, s)
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 6))
-def affine(layer, rule: Rule, x, w, b, extra=(), nonnegative: bool = False):
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0, 1, 6, 7))
+def affine(layer, rule: Rule, x, w, b, extra=(), nonnegative: bool = False, stack=None):
     """``layer(x, w, b, *extra)`` (affine in x) whose backward pass is ``rule``'s; ``extra``
     (a tuple of arrays, e.g. the targets of a class layer) gets no cotangent;
-    ``nonnegative``: ``x`` is known never to be negative (see :func:`_relevance`)."""
+    ``nonnegative``: ``x`` is known never to be negative; ``stack``: ``(input, output)``,
+    the weights' channel axes, when ``layer`` takes inputs of any number of channels on
+    the last axis and puts its output channels there (see :func:`_relevance`)."""
     return layer(x, w, b, *extra)
 
 
-def _affine_fwd(layer, rule, x, w, b, extra, nonnegative):
+def _affine_fwd(layer, rule, x, w, b, extra, nonnegative, stack):
     return layer(x, w, b, *extra), (x, w, b, extra)
 
 
-def _affine_bwd(layer, rule, nonnegative, residuals, g):
+def _affine_bwd(layer, rule, nonnegative, stack, residuals, g):
     x, w, b, extra = residuals
-    relevance = _relevance(lambda v, w_, b_: layer(v, w_, b_, *extra), rule, x, w, b, g, nonnegative)
+    relevance = _relevance(lambda v, w_, b_: layer(v, w_, b_, *extra), rule, x, w, b, g, nonnegative, stack)
     return (relevance, jnp.zeros_like(w), None if b is None else jnp.zeros_like(b),
             jax.tree_util.tree_map(lambda e: None, extra))
 
