@@ -230,8 +230,11 @@ def test_ablationcam_against_its_float64_definition_and_the_float32_package():
 
 # Not a layer whose output PyTorch later changes in place (BasicBlock's `out += identity`
 # after bn2): the package's hook keeps a reference, and would read the changed values.
+# VGG-11-BN's case runs under make test-exhaustive with the VGG rows of the other CAM
+# tests: the several-layer code is the architecture-free code ResNet-18's case runs, and
+# VGG's case took 54 s of the suite (14 s of it building the random VGG pair).
 @pytest.mark.parametrize("arch,layers", [("resnet18", ("layer2", "layer3.1.conv1", "layer4")),
-                                         ("vgg11_bn", ("features.13", "features.20"))])
+                                         *h.exhaustive(("vgg11_bn", ("features.13", "features.20")))])
 def test_several_layers_eigen_smooth_and_aug_smooth_equal_the_package(arch, layers):
     model, tm, x, target = _setup(arch)
     for cam_class, function, call in [(LayerCAM, jaxviz.layercam, {}),
