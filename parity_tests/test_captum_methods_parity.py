@@ -560,25 +560,29 @@ def test_layer_gradient_x_activation_internal_influence_and_layer_integrated_gra
     h.assert_close(lig, h.nhwc(definition), TOL, "layer IG, definition")
 
 
-def test_layer_deeplift():
-    """Against Captum's LayerDeepLift on MobileNetV2 (where its DeepLift is the definition);
-    on VGG-11-BN and ResNet-18, where every nonlinearity after the layer takes a DeepLift
-    rule, the layer's attributions sum to F(x) − F(b)."""
-    model, tm, x, target, layer, module = _layer_case("mobilenet_v2")
-    b = _baselines("mobilenet_v2", 1, 12)[0]
+@pytest.mark.parametrize("arch", ["mobilenet_v2"])  # runs beside MobileNetV2's other tests (conftest.py)
+def test_layer_deeplift(arch):
+    """Against Captum's LayerDeepLift on MobileNetV2 (where its DeepLift is the definition)."""
+    model, tm, x, target, layer, module = _layer_case(arch)
+    b = _baselines(arch, 1, 12)[0]
     with h.precision("float64"):
         ours = np.asarray(jaxviz.layer_deeplift(model, x, target, layer=layer, baselines=b))
     theirs = ca.LayerDeepLift(tm, module).attribute(h.nchw(x).requires_grad_(), baselines=h.nchw(b[None]),
                                                     target=torch.from_numpy(target))
-    h.assert_close(ours, h.nhwc(theirs), TOL, "mobilenet_v2 LayerDeepLift")
-    for arch in ("vgg11_bn", "resnet18"):
-        model, _, x, target, layer, _ = _layer_case(arch)
-        b = _baselines(arch, 1, 12)[0]
-        with h.precision("float64"):
-            ours = np.asarray(jaxviz.layer_deeplift(model, x, target, layer=layer, baselines=b))
-            gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -
-                             jaxviz.models.model.batch_logits(model, np.broadcast_to(b, x.shape), target))
-        np.testing.assert_allclose(ours.reshape(len(x), -1).sum(axis=1), gap, rtol=1e-9, atol=1e-12, err_msg=arch)
+    h.assert_close(ours, h.nhwc(theirs), TOL, f"{arch} LayerDeepLift")
+
+
+@pytest.mark.parametrize("arch", ["vgg11_bn", "resnet18"])
+def test_layer_deeplift_sums_to_the_output_difference(arch):
+    """On VGG-11-BN and ResNet-18, where every nonlinearity after the layer takes a
+    DeepLift rule, the layer's attributions sum to F(x) − F(b)."""
+    model, _, x, target, layer, _ = _layer_case(arch)
+    b = _baselines(arch, 1, 12)[0]
+    with h.precision("float64"):
+        ours = np.asarray(jaxviz.layer_deeplift(model, x, target, layer=layer, baselines=b))
+        gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -
+                         jaxviz.models.model.batch_logits(model, np.broadcast_to(b, x.shape), target))
+    np.testing.assert_allclose(ours.reshape(len(x), -1).sum(axis=1), gap, rtol=1e-9, atol=1e-12, err_msg=arch)
 
 
 @pytest.mark.parametrize("arch, layer", [("squeezenet1_1", "features.2"), ("vgg11_bn", "features.8"),
