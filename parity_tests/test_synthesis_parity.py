@@ -69,9 +69,16 @@ def test_fooling_float32_tie_free_images(learning_rate):
     loop fools the same images.
 
     Each step is the normalised input gradient, which in float32 on the pretrained images
-    is only as good as max-pool near-ties allow (test_saliency: PyTorch's and jaxviz's
-    float32 gradients are both 3.0e-3 from float64 on an AMD EPYC), so the step is held to
-    helpers.assert_float32_as_accurate_as_torch against the float64 step.  The trajectory
+    is only as good as max-pool and ReLU near-ties allow (test_saliency: PyTorch's and
+    jaxviz's float32 gradients are both 3.0e-3 from float64 on an AMD EPYC), so the step is
+    held to helpers.assert_float32_as_accurate_as_torch against the float64 step, or
+    against the float64 step given jaxviz float32's own decisions at ReLU inputs within
+    rounding of zero.  The images have no exact ties, but which near-ties a float32
+    evaluation flips depends on the machine's kernels: on an AVX2-only AMD EPYC
+    (2026-12-03) one ReLU input of image 7 at ``features.6.expand3x3``, 4.2e-6 in float64
+    (3e-8 of that layer's largest), is -1.6e-6 in jaxviz's float32 and 6.0e-6 in
+    PyTorch's (one thread), so PyTorch's step is 5e-6 from float64 and jaxviz's 3.5e-3
+    (0.5 % of its elements beyond 1e-4).  The trajectory
     is chaotic: on that machine, lr 1, image 8, after 17 steps PyTorch float32 has the
     target 0.6 above the runner-up and jaxviz float32 0.65 below it, so jaxviz takes 18
     steps where PyTorch float32 and float64 take 17 (on the previous Intel machine they
@@ -94,7 +101,22 @@ def test_fooling_float32_tie_free_images(learning_rate):
                                                        max_iter=1)[0]) for i in range(len(x))])
         steps[dtype] = (ours - x, theirs - x)
     h.assert_close(*steps["float64"], 1e-9, "one float64 step")
-    h.assert_float32_as_accurate_as_torch(*steps["float32"], steps["float64"][1], "one float32 step")
+
+    def matched_truth():  # PyTorch float64 (jax's precision only matters to jaxviz's float32 model)
+        tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), "float64")
+        x32, x64 = (jaxviz.preprocess(X[list(h.TIE_FREE_IMAGES)]).astype(d) for d in ("float32", "float64"))
+        flips = h.relu_coin_flips(h.jax_model("squeezenet1_1", h.pretrained_state_dict()), x32, tm, x64)
+        steps64 = []
+        for i in range(len(x64)):
+            with h.relu_inputs_moved(tm, flips, slice(i, i + 1)):
+                steps64.append(h.nhwc(course_fooling(tm, h.nchw(x64[i:i + 1]), STINGRAY, learning_rate,
+                                                     max_iter=1)[0]) - x64[i:i + 1])
+        return np.concatenate(steps64)
+
+    h.assert_float32_as_accurate_as_torch(*steps["float32"], steps["float64"][1], "one float32 step",
+                                          matched_truth=matched_truth)
+
+
 def course_class_visualization(tm, target, init, jitter, *, l2_reg=1e-3, learning_rate=25.0, blur_every=10):
     """The course's create_class_visualization with given init and jitter offsets (oy, ox)."""
 
