@@ -120,10 +120,10 @@ def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what="", round
 NEAR_ZERO = 1e-5
 
 
-def relu_coin_flips(model32, x32, tm64, x64) -> dict[str, np.ndarray]:
+def relu_coin_flips(model32, x32, tm64, x64, near_zero: float = NEAR_ZERO) -> dict[str, np.ndarray]:
     """``{ReLU module path: δ}``, (N, C, H, W) float64: at each ReLU input that jaxviz's
     float32 ``model32`` puts on the other side of zero than PyTorch's float64 ``tm64``
-    (within ``NEAR_ZERO`` of the layer's largest, else an AssertionError), the difference
+    (within ``near_zero`` of the layer's largest, else an AssertionError), the difference
     that moves the float64 input to jaxviz's float32 value, and 0 elsewhere.  A ReLU's
     input is its producer's output: the module before it in ``named_modules`` order."""
     modules = list(tm64.named_modules())
@@ -135,7 +135,7 @@ def relu_coin_flips(model32, x32, tm64, x64) -> dict[str, np.ndarray]:
         z32 = np.asarray(ours[producer], np.float64).transpose(0, 3, 1, 2)
         z64 = np.asarray(theirs[producer]).transpose(0, 3, 1, 2)
         flipped = (z32 > 0) != (z64 > 0)
-        far = flipped & (np.abs(z64) > NEAR_ZERO * np.abs(z64).max())
+        far = flipped & (np.abs(z64) > near_zero * np.abs(z64).max())
         assert not far.any(), f"{producer}: {int(far.sum())} float32 ReLU decisions flipped beyond rounding"
         deltas[relu] = np.where(flipped, z32 - z64, 0.0)
     return deltas

@@ -656,6 +656,40 @@ def test_float32(case, name):
          ill_conditioned=name in ILL_CONDITIONED)
 
 
+def test_relu_coin_flips_moves_the_flipped_inputs_and_refuses_flips_far_from_zero():
+    """The float32 criterion's helper: jaxviz's float32 model with one bias of
+    ``features.6.expand3x3`` lowered by twice its smallest positive input flips that
+    channel's smallest inputs; the float64 PyTorch model with them moved takes jaxviz's
+    signs there, and the same flips refused as beyond rounding at a finer threshold."""
+    layer, relu = "features.6.expand3x3", "features.6.expand3x3_activation"
+    sd = h.random_state_dict("squeezenet1_1", 1)
+    x64 = h.random_images((1, 61, 75, 3), 3, "float64")
+    tm64 = h.torch_model("squeezenet1_1", sd, "float64")
+    z64 = h.torch_layer_outputs(tm64, h.nchw(x64), [layer])[layer]
+    smallest = np.unravel_index(np.where(z64 > 0, z64, np.inf).argmin(), z64.shape)
+    channel, shift = smallest[-1], 2 * z64[smallest]
+    assert shift < 1e-3 * np.abs(z64).max()
+    model32 = h.jax_model("squeezenet1_1", sd)
+    bias = model32.params[layer]["bias"]
+    model32 = model32.replace(params={**model32.params, layer: {**model32.params[layer],
+                                                                 "bias": bias.at[channel].add(-shift)}})
+    x32 = x64.astype(np.float32)
+    flips = h.relu_coin_flips(model32, x32, tm64, x64, near_zero=1e-3)
+    z32 = np.asarray(model32.apply(model32.params, x32, capture=(layer,))[layer], np.float64)
+    moved = flips[relu].transpose(0, 2, 3, 1)
+    assert moved[smallest] != 0 and np.array_equal(moved != 0, (z32 > 0) != (z64 > 0))
+    with h.relu_inputs_moved(tm64, flips):
+        inputs = {}
+        hook = tm64.get_submodule(relu).register_forward_pre_hook(lambda m, args: inputs.setdefault("z", args[0].clone()))
+        with torch.no_grad():
+            tm64(h.nchw(x64))
+        hook.remove()
+    # pre-hooks run in registration order: the recorded input is the moved one
+    np.testing.assert_array_equal(h.nhwc(inputs["z"]) > 0, z32 > 0)
+    with pytest.raises(AssertionError, match="beyond rounding"):
+        h.relu_coin_flips(model32, x32, tm64, x64, near_zero=0.25 * shift / np.abs(z64).max())
+
+
 def test_lrp_float32_pretrained():
     """zennit's EpsilonPlus on the pretrained SqueezeNet at 224 in float32, within 1e-4 of
     zennit's: the two course images without a max-pool near-tie on LRP's path (above)."""
