@@ -102,15 +102,15 @@ def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what="", round
     truth64 = np.asarray(truth64, np.float64)
     ours_max, ours_within = float32_accuracy(ours32, truth64)
     torch_max, torch_within = float32_accuracy(torch32, truth64)
-    if matched_truth is not None and not (ours_max <= max(1e-4, 2 * torch_max)
-                                          and ours_within >= torch_within - 0.005):
+    bound, least_within = max(1e-4, 2 * torch_max), torch_within - 0.005
+    if matched_truth is not None and not (ours_max <= bound and ours_within >= least_within):
         ours_max, ours_within = float32_accuracy(ours32, np.asarray(matched_truth(), np.float64))
         what = f"{what} (against float64 given jaxviz float32's ReLU coin flips)"
-    moves = rounding_sensitivity() if rounding_sensitivity and ours_max > max(1e-4, 2 * torch_max) else 0.0
-    assert ours_max <= max(1e-4, 2 * torch_max, 2 * moves), (
+    moves = rounding_sensitivity() if rounding_sensitivity and ours_max > bound else 0.0
+    assert ours_max <= max(bound, 2 * moves), (
         f"{what}: max {ours_max:.3g} vs PyTorch float32 {torch_max:.3g} "
         f"(the exact result moves by {moves:.3g} under float32 rounding of the input)")
-    assert ours_within >= torch_within - 0.005, f"{what}: within 1e-4 {ours_within:.4f} vs PyTorch {torch_within:.4f}"
+    assert ours_within >= least_within, f"{what}: within 1e-4 {ours_within:.4f} vs PyTorch {torch_within:.4f}"
     return (ours_max, ours_within), (torch_max, torch_within)
 
 

@@ -88,7 +88,7 @@ def test_fooling_float32_tie_free_images(learning_rate):
     _, (img, it, ok), (t_img, t_it, t_ok) = _fool_both("float32", learning_rate, h.TIE_FREE_IMAGES)
     np.testing.assert_array_equal(ok, t_ok)
     assert np.abs(it - t_it).max() <= 1, (it, t_it)
-    steps = {}
+    steps, images = {}, {}
     for dtype in ("float32", "float64"):
         with h.precision(dtype):
             model = h.jax_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
@@ -99,13 +99,13 @@ def test_fooling_float32_tie_free_images(learning_rate):
         tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
         theirs = np.concatenate([h.nhwc(course_fooling(tm, h.nchw(x[i:i + 1]), STINGRAY, learning_rate,
                                                        max_iter=1)[0]) for i in range(len(x))])
-        steps[dtype] = (ours - x, theirs - x)
+        steps[dtype], images[dtype] = (ours - x, theirs - x), x
     h.assert_close(*steps["float64"], 1e-9, "one float64 step")
 
     def matched_truth():  # PyTorch float64 (jax's precision only matters to jaxviz's float32 model)
         tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), "float64")
-        x32, x64 = (jaxviz.preprocess(X[list(h.TIE_FREE_IMAGES)]).astype(d) for d in ("float32", "float64"))
-        flips = h.relu_coin_flips(h.jax_model("squeezenet1_1", h.pretrained_state_dict()), x32, tm, x64)
+        x64 = images["float64"]
+        flips = h.relu_coin_flips(h.jax_model("squeezenet1_1", h.pretrained_state_dict()), images["float32"], tm, x64)
         steps64 = []
         for i in range(len(x64)):
             with h.relu_inputs_moved(tm, flips, slice(i, i + 1)):
