@@ -88,7 +88,11 @@ def test_fooling_float32_tie_free_images(learning_rate):
     _, (img, it, ok), (t_img, t_it, t_ok) = _fool_both("float32", learning_rate, h.TIE_FREE_IMAGES)
     np.testing.assert_array_equal(ok, t_ok)
     assert np.abs(it - t_it).max() <= 1, (it, t_it)
-    steps, images = {}, {}
+
+    def course_step(tm, x, i):  # the course loop's first step from image i alone
+        return h.nhwc(course_fooling(tm, h.nchw(x[i:i + 1]), STINGRAY, learning_rate, max_iter=1)[0]) - x[i:i + 1]
+
+    steps, built = {}, {}
     for dtype in ("float32", "float64"):
         with h.precision(dtype):
             model = h.jax_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
@@ -97,20 +101,17 @@ def test_fooling_float32_tie_free_images(learning_rate):
             ours = np.asarray(jaxviz.fooling_images(model, x, np.full(len(x), STINGRAY), learning_rate=learning_rate,
                                                     max_iter=1).images)
         tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), dtype)
-        theirs = np.concatenate([h.nhwc(course_fooling(tm, h.nchw(x[i:i + 1]), STINGRAY, learning_rate,
-                                                       max_iter=1)[0]) for i in range(len(x))])
-        steps[dtype], images[dtype] = (ours - x, theirs - x), x
+        steps[dtype] = (ours - x, np.concatenate([course_step(tm, x, i) for i in range(len(x))]))
+        built[dtype] = (model, tm, x)
     h.assert_close(*steps["float64"], 1e-9, "one float64 step")
 
-    def matched_truth():  # PyTorch float64 (jax's precision only matters to jaxviz's float32 model)
-        tm = h.torch_model("squeezenet1_1", h.pretrained_state_dict(), "float64")
-        x64 = images["float64"]
-        flips = h.relu_coin_flips(h.jax_model("squeezenet1_1", h.pretrained_state_dict()), images["float32"], tm, x64)
+    def matched_truth():  # PyTorch float64's step given jaxviz float32's ReLU coin flips
+        (model32, _, x32), (_, tm64, x64) = built["float32"], built["float64"]
+        flips = h.relu_coin_flips(model32, x32, tm64, x64)
         steps64 = []
         for i in range(len(x64)):
-            with h.relu_inputs_moved(tm, flips, slice(i, i + 1)):
-                steps64.append(h.nhwc(course_fooling(tm, h.nchw(x64[i:i + 1]), STINGRAY, learning_rate,
-                                                     max_iter=1)[0]) - x64[i:i + 1])
+            with h.relu_inputs_moved(tm64, flips, slice(i, i + 1)):
+                steps64.append(course_step(tm64, x64, i))
         return np.concatenate(steps64)
 
     h.assert_float32_as_accurate_as_torch(*steps["float32"], steps["float64"][1], "one float32 step",
