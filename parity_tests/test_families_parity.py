@@ -13,11 +13,14 @@ from jaxviz.models import weights as jw
 from parity_tests import helpers as h
 
 FAMILIES = [a for a in jaxviz.ARCHITECTURES if not a.startswith("squeezenet")]  # SqueezeNet: test_model_parity
-# further depths of a family already in the suite (the same layer code and a deeper stack):
-# every layer in float64 under make test-exhaustive; make test checks each one's parameter
-# shapes and minimum size against torchvision's module (test_minimum_size_and_shapes…)
-DEEPER = ("resnet34", "resnet101", "resnet152", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19", "vgg19_bn",
-          "densenet169", "densenet201")
+# further depths and widths of a family already in the suite (the same layer code, a deeper
+# or wider stack: DenseNet-161 is DenseNet-121's code at growth 48, Wide ResNet-50-2
+# ResNet-50's at twice the width, MobileNetV3-large MobileNetV3-small's blocks in another
+# configuration): every layer in float64 under make test-exhaustive; make test checks each
+# one's parameter shapes and minimum size against torchvision's module
+# (test_minimum_size_and_shapes…)
+DEEPER = ("resnet34", "resnet101", "resnet152", "wide_resnet50_2", "vgg13", "vgg13_bn", "vgg16_bn", "vgg19",
+          "vgg19_bn", "densenet161", "densenet169", "densenet201", "mobilenet_v3_large")
 # one architecture per family for float32 and the 224 case
 REPRESENTATIVES = ["resnet18", "resnext50_32x4d", "vgg11_bn", "alexnet", "mobilenet_v2", "mobilenet_v3_small",
                    "densenet121", "googlenet"]
