@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import zlib
 
 import jax
 import jax.numpy as jnp
@@ -258,6 +259,77 @@ def test_init_model_has_torchvision_shapes_and_runs(arch):
     size = max(model.architecture.minimum_input_size, 32)
     logits = np.asarray(model(np.random.default_rng(0).normal(size=(2, size, size, 3)).astype(np.float32)))
     assert logits.shape == (2, 1000) and np.isfinite(logits).all() and np.ptp(logits) > 0
+
+
+def _torchvision_initialisation(arch, name, leaf, shape, listing):
+    """(family, scale) of ``name``'s ``leaf`` as torchvision initialises it, written from
+    torchvision's ``_initialize_weights`` / ``__init__`` of each family (and PyTorch's
+    default kaiming_uniform_(a=√5) where they leave a layer alone)."""
+    batch_norm = any(n == name and l == "var" for n, l, *_ in listing)
+    if batch_norm:
+        return ("ones", 0.0) if leaf in ("scale", "var") else ("zeros", 0.0)
+    kernel = next(s for n, l, s, *_ in listing if n == name and l == "kernel")
+    receptive = kernel[0] * kernel[1] if len(kernel) == 4 else 1
+    fan_in, fan_out = kernel[-2] * receptive, kernel[-1] * receptive
+    pytorch_default = ("uniform", 1 / np.sqrt(fan_in))  # weights and biases alike
+    conv = len(kernel) == 4
+    family = arch.rstrip("0123456789_").split("_")[0]
+    if family in ("alexnet",) or (family == "resnet" and not conv):
+        return pytorch_default
+    if family == "googlenet":
+        return pytorch_default if leaf == "bias" else ("trunc_normal", 0.01)
+    if leaf == "bias":
+        return ("zeros", 0.0)
+    if family == "squeezenet":
+        return ("normal", 0.01) if name == "classifier.1" else ("uniform", np.sqrt(3) * np.sqrt(2) / np.sqrt(fan_in))
+    if family == "densenet":
+        return ("normal", np.sqrt(2) / np.sqrt(fan_in)) if conv else pytorch_default
+    return ("normal", np.sqrt(2) / np.sqrt(fan_out)) if conv else ("normal", 0.01)  # resnet, vgg, mobilenet
+
+
+def _reference_draw(key, name, leaf, shape, family, scale):
+    key = jax.random.fold_in(key, zlib.crc32(f"{name}/{leaf}".encode()))
+    if family == "uniform":
+        return jax.random.uniform(key, shape, jnp.float32, -scale, scale)
+    if family == "normal":
+        return np.float32(scale) * jax.random.normal(key, shape, jnp.float32)
+    assert family == "trunc_normal"  # torchvision's GoogLeNet: cut at ±2 absolute
+    return np.float32(scale) * jax.random.truncated_normal(key, -2 / scale, 2 / scale, shape, jnp.float32)
+
+
+# (VGG's rules are MobileNet's)
+@pytest.mark.parametrize("arch", ["alexnet", "resnet18", "squeezenet1_1", "googlenet", "densenet121",
+                                  "mobilenet_v3_small"])
+def test_init_model_draws_torchvisions_initialisation_from_each_parameters_own_key(arch):
+    """Every parameter's distribution is torchvision's; its values are that distribution
+    drawn from ``fold_in(key, crc32("name/leaf"))`` at its own shape (checked on the first,
+    the largest and the last parameter of each distribution), however the draws are grouped."""
+    from jaxviz.models import catalog, network
+
+    listing = network.call_listing(catalog.network(arch)).param_inits
+    key = jax.random.key(7)
+    model = jaxviz.init_model(key, arch)
+    checked = {}
+    for name, leaf, shape, family, scale in listing:
+        assert model.params[name][leaf].shape == shape and model.params[name][leaf].dtype == jnp.float32
+        want_family, want_scale = _torchvision_initialisation(arch, name, leaf, shape, listing)
+        assert family == want_family and np.isclose(scale, want_scale, rtol=1e-12, atol=0), (name, leaf)
+        if family in ("zeros", "ones"):
+            assert np.array_equal(model.params[name][leaf], np.full(shape, family == "ones")), (name, leaf)
+            continue
+        seen = checked.setdefault(family, [])
+        if not seen or np.prod(shape) > np.prod(seen[-1][2]) or (name, leaf) == next(
+                (n, l) for n, l, _, f, _ in reversed(listing) if f == family):
+            seen.append((name, leaf, shape, scale))
+    assert checked
+    for family, params in checked.items():
+        for name, leaf, shape, scale in params[:1] + params[-2:]:
+            want = np.asarray(_reference_draw(key, name, leaf, shape, family, scale))
+            np.testing.assert_allclose(model.params[name][leaf], want, rtol=1e-6, atol=1e-6 * scale,
+                                       err_msg=f"{name}/{leaf}")
+    if arch == "squeezenet1_1":  # drawn inside a trace (under jit or vmap) the parameters are the same
+        traced = jax.jit(lambda k: network.init_params(catalog.network(arch), k))(key)
+        jax.tree_util.tree_map(np.testing.assert_array_equal, traced, model.params)
 
 
 def test_unknown_layers_list_the_models_layers():

@@ -192,8 +192,7 @@ def from_torchvision(module_or_state_dict, arch: str | None = None, *, dtype=jnp
 
 def init_model(key, arch: str = "squeezenet1_1", *, dtype=jnp.float32) -> Model:
     """A randomly initialised model (torchvision's initialisation schemes)."""
-    params = _network.init_params(catalog.network(catalog.check_arch(arch)), key, jnp.float32)
-    return Model(jax.tree_util.tree_map(lambda p: jnp.asarray(p, dtype), params), arch)
+    return Model(_network.init_params(catalog.network(catalog.check_arch(arch)), key, dtype), arch)
 
 
 @functools.partial(jax.jit, static_argnames=("layers",))

@@ -13,7 +13,8 @@ rest, once for all architectures:
   DeepLift's rescale rule, which also changes the max-pools), or LRP's rules at every layer
   (:mod:`jaxviz.models.relevance`);
 * ``target``: evaluates the class layer for each image's own class alone;
-* initialisation: ``f.param`` creates parameters (torchvision's schemes) when there are none.
+* initialisation: listing a network records each parameter's (torchvision's) scheme, which
+  :func:`init_params` draws.
 
 A module called more than once in a forward pass (ResNet's ``relu`` in each block) is
 addressed by its last call, the value a hook's last firing sees.
@@ -22,12 +23,14 @@ addressed by its last call, the value a hook's last firing sees.
 from __future__ import annotations
 
 import functools
+import math
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxviz.choices import GUIDED_RULES
 from jaxviz.errors import InputError
@@ -42,10 +45,6 @@ class _Stop(Exception):
     """Raised inside the trace once every requested output has been seen."""
 
 
-def _init_normal(std):
-    return lambda key, shape, dtype: std * jax.random.normal(key, shape, dtype)
-
-
 def _fans(shape):
     if len(shape) == 4:  # HWIO
         receptive = shape[0] * shape[1]
@@ -53,32 +52,43 @@ def _fans(shape):
     return shape[0], shape[1]  # (in, out)
 
 
-def init_weight(scheme: str, key, shape, dtype):
-    """torchvision's weight initialisations, by name (HWIO kernels, (in, out) matrices)."""
-    fan_in, fan_out = _fans(shape)
+DRAWN_FAMILIES = ("uniform", "normal", "trunc_normal")
+
+
+def initial_distribution(scheme: str, shape) -> tuple[str, float]:
+    """torchvision's initialisation ``scheme`` of a parameter of ``shape`` (HWIO kernels,
+    (in, out) matrices) as ``(family, scale)``: ``("uniform", bound)``, ``("normal", std)``,
+    ``("trunc_normal", std)`` (cut at ±2 absolute, as torchvision's GoogLeNet cuts), or the
+    constant ``("zeros", 0)`` / ``("ones", 0)``."""
+    if scheme in ("zeros", "ones"):
+        return scheme, 0.0
     if scheme in ("default", "default_zero_bias"):  # PyTorch's kaiming_uniform_(a=√5): bound 1/√fan_in
-        bound = 1.0 / jnp.sqrt(fan_in)
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
+        return "uniform", 1.0 / math.sqrt(_fans(shape)[0])
     if scheme == "kaiming_uniform":  # a=0, relu gain
-        bound = jnp.sqrt(6.0 / fan_in)
-        return jax.random.uniform(key, shape, dtype, -bound, bound)
-    if scheme == "kaiming_normal_fan_out":
-        return jnp.sqrt(2.0 / fan_out) * jax.random.normal(key, shape, dtype)
-    if scheme == "kaiming_normal_fan_in":
-        return jnp.sqrt(2.0 / fan_in) * jax.random.normal(key, shape, dtype)
-    if scheme.startswith("normal:"):
-        return float(scheme.split(":")[1]) * jax.random.normal(key, shape, dtype)
-    if scheme.startswith("trunc_normal:"):
-        std = float(scheme.split(":")[1])
-        return std * jax.random.truncated_normal(key, -2.0 / std, 2.0 / std, shape, dtype)
+        return "uniform", math.sqrt(6.0 / _fans(shape)[0])
+    if scheme in ("kaiming_normal_fan_in", "kaiming_normal_fan_out"):
+        return "normal", math.sqrt(2.0 / _fans(shape)[scheme.endswith("out")])
+    family, _, value = scheme.partition(":")
+    if family in DRAWN_FAMILIES and value:  # "normal:0.01", "uniform:0.125"
+        return family, float(value)
     raise ValueError(f"unknown initialisation {scheme!r}")
+
+
+def _draw(family: str, key, scale, *, size: int, dtype):
+    """``size`` values of ``family`` at ``scale`` from ``key`` (jax.random's own draws, whose
+    i-th value depends on the key and i alone)."""
+    if family == "uniform":
+        return jax.random.uniform(key, (size,), dtype, -scale, scale)
+    if family == "normal":
+        return scale * jax.random.normal(key, (size,), dtype)
+    return scale * jax.random.truncated_normal(key, -2.0 / scale, 2.0 / scale, (size,), dtype)
 
 
 class Forward:
     """One forward pass's bookkeeping; architectures call its layer methods in order."""
 
     def __init__(self, params, *, capture=(), perturb=None, replace=None, guided=False, target=None,
-                 class_layer=None, last_call=None, stop_after=None, init_key=None, dtype=jnp.float32):
+                 class_layer=None, last_call=None, stop_after=None, creates_params=False, dtype=jnp.float32):
         self.params = params
         self.wanted = frozenset(capture)
         self.perturb = dict(perturb or {})
@@ -94,7 +104,10 @@ class Forward:
         self.class_layer = class_layer
         self.last_call = last_call  # name → index of its last call (None: every call)
         self.stop_after = stop_after
-        self.init_key = init_key
+        # listing a network jaxviz initialises: each parameter's (name, leaf, shape, family,
+        # scale) in order of creation, its value a placeholder (only shapes are traced)
+        self.creates_params = creates_params
+        self.param_inits: list[tuple[str, str, tuple[int, ...], str, float]] = []
         self.dtype = dtype
         self.outputs = {}
         self.calls: list[str] = []  # every named output, in call order
@@ -121,14 +134,14 @@ class Forward:
             raise _Stop
         return value
 
-    def param(self, name: str, leaf: str, shape, init: Callable | str):
-        if self.init_key is None:
+    def param(self, name: str, leaf: str, shape, init: str):
+        """``name``'s parameter ``leaf``; ``init`` names its initialisation (see
+        :func:`initial_distribution`)."""
+        if not self.creates_params or (name in self.params and leaf in self.params[name]):
             return self.params[name][leaf]
-        if name in self.params and leaf in self.params[name]:
-            return self.params[name][leaf]
-        key = jax.random.fold_in(self.init_key, zlib.crc32(f"{name}/{leaf}".encode()))
-        value = init_weight(init, key, tuple(shape), self.dtype) if isinstance(init, str) else init(
-            key, tuple(shape), self.dtype)
+        shape = tuple(shape)
+        self.param_inits.append((name, leaf, shape, *initial_distribution(init, shape)))
+        value = jnp.zeros(shape, self.dtype)
         self.params.setdefault(name, {})[leaf] = value
         return value
 
@@ -209,11 +222,12 @@ class Forward:
             shift = b * factor.reshape(channels) + shift.reshape(channels)
         return relevance.affine(layer, rule, conv_x, w, shift, extra, self.is_nonnegative(conv_x), stack)
 
-    def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default"):
-        """``nn.Linear(in, out)`` on (N, in)."""
+    def linear(self, name, x, out: int, *, bias: bool = True, init: str = "default", bias_init: str | None = None):
+        """``nn.Linear(in, out)`` on (N, in); ``bias_init="default"``: PyTorch's default bias
+        beside weights the architecture initialises itself (GoogLeNet's)."""
         cin = x.shape[-1]
         w = self.param(name, "kernel", (cin, out), init)
-        b = self.param(name, "bias", (out,), _bias_init(init, cin)) if bias else None
+        b = self.param(name, "bias", (out,), _bias_init(bias_init or init, cin)) if bias else None
         layer, extra, stack = (_target_linear, (self.target,), None) if self._for_target(name) else (_linear, (), (0, 1))
         return self.output(name, self.affine(name, "linear", layer, x, w, b, extra, stack))
 
@@ -224,10 +238,10 @@ class Forward:
         hook sees, and XLA fuses the affine map into its neighbours anyway.
         """
         c = x.shape[-1]
-        scale = self.param(name, "scale", (c,), _ones)
-        shift = self.param(name, "bias", (c,), _zeros)
-        mean = self.param(name, "mean", (c,), _zeros)
-        var = self.param(name, "var", (c,), _ones)
+        scale = self.param(name, "scale", (c,), "ones")
+        shift = self.param(name, "bias", (c,), "zeros")
+        mean = self.param(name, "mean", (c,), "zeros")
+        var = self.param(name, "var", (c,), "ones")
         self.biases[name] = eps
         if self.lrp is not None:
             # LRP's canonizer: the convolution whose output this reads, with the BatchNorm merged
@@ -308,20 +322,10 @@ class Forward:
         return self.output(name, x)
 
 
-def _bias_init(weight_init: str, fan_in: int):
+def _bias_init(weight_init: str, fan_in: int) -> str:
     """PyTorch's default bias, uniform(±1/√fan_in), beside the default weights; torchvision
     zeroes the bias wherever it initialises the weights itself."""
-    if weight_init != "default":
-        return _zeros
-    return lambda key, shape, dtype: jax.random.uniform(key, shape, dtype, -1, 1) / jnp.sqrt(fan_in)
-
-
-def _zeros(key, shape, dtype):
-    return jnp.zeros(shape, dtype)
-
-
-def _ones(key, shape, dtype):
-    return jnp.ones(shape, dtype)
+    return f"uniform:{1.0 / math.sqrt(fan_in)!r}" if weight_init == "default" else "zeros"
 
 
 def _conv(x, w, b, *, stride, padding):
@@ -481,6 +485,8 @@ class CallListing:
     params_like: object  # the parameters' shapes and dtypes (jax.ShapeDtypeStruct leaves)
     shapes: Mapping[str, tuple[int, ...]]  # each layer's output shape at the traced size
     output_shape: tuple[int, ...]
+    # a network jaxviz initialises: each parameter's (name, leaf, shape, family, scale)
+    param_inits: tuple[tuple[str, str, tuple[int, ...], str, float], ...] = ()
 
     @property
     def layer_names(self) -> tuple[str, ...]:
@@ -506,8 +512,7 @@ def call_listing(network: Network) -> CallListing:
     box = {}
 
     def trace(params, x):
-        f = Forward(params, init_key=jax.random.key(0) if network.params_like is None else None,
-                    dtype=jnp.float32)
+        f = Forward(params, creates_params=network.params_like is None, dtype=jnp.float32)
         logits = network.forward(f, x)
         box["f"] = f
         return f.params, logits
@@ -519,7 +524,7 @@ def call_listing(network: Network) -> CallListing:
     for index, name in enumerate(f.calls):
         last[name] = index
     return CallListing(tuple(f.calls), last, tuple(f.activations), dict(f.biases), params_like, dict(f.shapes),
-                       tuple(logits.shape))
+                       tuple(logits.shape), tuple(f.param_inits))
 
 
 def bias_values(network: Network, params) -> dict:
@@ -532,18 +537,67 @@ def bias_values(network: Network, params) -> dict:
 
 
 def init_params(network: Network, key, dtype=jnp.float32):
-    """Randomly initialised parameters (torchvision's schemes; BatchNorm as PyTorch starts it).
-    Compiled once per network and dtype (model-parameter randomisation draws again and
-    again)."""
-    return _init_params(network, jnp.dtype(dtype), key)
+    """Randomly initialised parameters in ``dtype``, drawn in float32 (torchvision's schemes;
+    BatchNorm as PyTorch starts it): each parameter from ``fold_in(key, crc32("name/leaf"))``,
+    so that its values depend on the key and its name alone.
+
+    The parameters are drawn as the rows of a few arrays, one per family and power-of-two
+    length (a parameter of 2^20 values or more alone), each row cut to its parameter: a
+    program of a few draws, where drawing each parameter on its own compiles a kernel per
+    parameter (benchmarks/results/init-model).  With a concrete key the rows are cut on the
+    host, which compiles nothing more.
+    """
+    inits = call_listing(network).param_inits
+    if not inits:
+        raise InputError(f"{network.name} has no initialisation jaxviz knows")
+    groups, places = _draw_plan(inits)
+    rows = _draw_groups(groups, key)
+    if not isinstance(key, jax.core.Tracer):
+        rows = [np.asarray(r) for r in rows]
+    params = {}
+    for (name, leaf, shape, family, _), place in zip(inits, places):
+        if place is None:
+            value = np.full(shape, family == "ones", np.float32)
+        else:
+            group, row = place
+            value = rows[group][row, :math.prod(shape)].reshape(shape)
+        params.setdefault(name, {})[leaf] = jnp.asarray(value, dtype)
+    return params
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _init_params(network: Network, dtype, key):
-    f = Forward({}, init_key=key, dtype=dtype)
-    size = network.init_size
-    network.forward(f, jnp.zeros((1, size, size, 3), dtype))
-    return f.params
+_ALONE = 2 ** 20  # a parameter this large is drawn at its own length (no padding to a power of two)
+
+
+def _draw_plan(inits):
+    """(the draws: (family, length, the parameters' name keys, their scales) each, and each
+    parameter's (draw, row), ``None`` for a constant)."""
+    members: dict[tuple[str, int], list] = {}
+    places = []
+    for name, leaf, shape, family, scale in inits:
+        if family not in DRAWN_FAMILIES:
+            places.append(None)
+            continue
+        size = math.prod(shape)
+        length = size if size >= _ALONE else 1 << max(size - 1, 0).bit_length()
+        rows = members.setdefault((family, length), [])
+        places.append(((family, length), len(rows)))
+        rows.append((zlib.crc32(f"{name}/{leaf}".encode()), scale))
+    order = {group: i for i, group in enumerate(members)}
+    groups = tuple((family, length, tuple(c for c, _ in rows), tuple(s for _, s in rows))
+                   for (family, length), rows in members.items())
+    return groups, [None if p is None else (order[p[0]], p[1]) for p in places]
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _draw_groups(groups, key):
+    name_keys = np.array([c for _, _, crcs, _ in groups for c in crcs], np.uint32)
+    keys = jax.vmap(jax.random.fold_in, (None, 0))(key, name_keys)
+    rows, start = [], 0
+    for family, length, crcs, scales in groups:
+        draw = functools.partial(_draw, family, size=length, dtype=jnp.float32)
+        rows.append(jax.vmap(draw)(keys[start:start + len(crcs)], np.asarray(scales, np.float32)))
+        start += len(crcs)
+    return rows
 
 
 @functools.lru_cache(maxsize=4096)

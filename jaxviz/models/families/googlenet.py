@@ -71,7 +71,7 @@ def _body(f, x):
 
 
 def _head(f, x):
-    return f.linear("fc", x, 1000, init=_INIT)
+    return f.linear("fc", x, 1000, init=_INIT, bias_init="default")  # torchvision leaves its bias alone
 
 
 def network(arch: str) -> Network:
