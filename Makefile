@@ -28,7 +28,9 @@ run: install
 # ends 46 s and 22 s sooner than with the longest first (simulated); measured: 25 min 10 s.
 # On the slower AVX2-only 2-core AMD EPYC of 2026-12-03/04 the same order took 33 min 18 s,
 # 43 min 6 s (float64 1241 s and 1168 s, library 886, CLI 651, parity 465 and 382, long 286;
-# packed within 20 s of half the total) and 36 min 27 s: over the 30-minute target there.
+# packed within 20 s of half the total), 36 min 27 s and, after init_model's compile fell
+# from 6-19 s to 2-4 s per architecture, 32 min 35 s (float64 914 s and 869 s, library 637,
+# CLI 505, parity 337 and 306, long 210): over the 30-minute target there.
 # Every test compiles with LLVM at -O0 (FAST_COMPILE) except those marked `runs_long`
 # (test-long): -O0 halves the compile time, and its results differ from the default
 # settings' by rounding alone -- float64 <= 1e-15 relative against tolerances of 1e-9, and
