@@ -554,6 +554,7 @@ def init_params(network: Network, key, dtype=jnp.float32):
     rows = _draw_groups(groups, key)
     if not isinstance(key, jax.core.Tracer):
         rows = [np.asarray(r) for r in rows]
+    dtype = jax.dtypes.canonicalize_dtype(dtype)  # host arrays converted and put on the device compile nothing
     params = {}
     for (name, leaf, shape, family, _), place in zip(inits, places):
         if place is None:
@@ -561,7 +562,7 @@ def init_params(network: Network, key, dtype=jnp.float32):
         else:
             group, row = place
             value = rows[group][row, :math.prod(shape)].reshape(shape)
-        params.setdefault(name, {})[leaf] = jnp.asarray(value, dtype)
+        params.setdefault(name, {})[leaf] = jax.device_put(value.astype(dtype, copy=False))
     return params
 
 
