@@ -88,7 +88,7 @@ class Forward:
     """One forward pass's bookkeeping; architectures call its layer methods in order."""
 
     def __init__(self, params, *, capture=(), perturb=None, replace=None, guided=False, target=None,
-                 class_layer=None, last_call=None, stop_after=None, creates_params=False, dtype=jnp.float32):
+                 class_layer=None, last_call=None, stop_after=None, creates_params=False):
         self.params = params
         self.wanted = frozenset(capture)
         self.perturb = dict(perturb or {})
@@ -108,7 +108,6 @@ class Forward:
         # scale) in order of creation, its value a placeholder (only shapes are traced)
         self.creates_params = creates_params
         self.param_inits: list[tuple[str, str, tuple[int, ...], str, float]] = []
-        self.dtype = dtype
         self.outputs = {}
         self.calls: list[str] = []  # every named output, in call order
         self.shapes: dict[str, tuple[int, ...]] = {}  # each name's output shape
@@ -141,7 +140,7 @@ class Forward:
             return self.params[name][leaf]
         shape = tuple(shape)
         self.param_inits.append((name, leaf, shape, *initial_distribution(init, shape)))
-        value = jnp.zeros(shape, self.dtype)
+        value = jnp.zeros(shape, jnp.float32)  # jaxviz creates float32 parameters
         self.params.setdefault(name, {})[leaf] = value
         return value
 
@@ -512,7 +511,7 @@ def call_listing(network: Network) -> CallListing:
     box = {}
 
     def trace(params, x):
-        f = Forward(params, creates_params=network.params_like is None, dtype=jnp.float32)
+        f = Forward(params, creates_params=network.params_like is None)
         logits = network.forward(f, x)
         box["f"] = f
         return f.params, logits
@@ -572,21 +571,21 @@ _ALONE = 2 ** 20  # a parameter this large is drawn at its own length (no paddin
 def _draw_plan(inits):
     """(the draws: (family, length, the parameters' name keys, their scales) each, and each
     parameter's (draw, row), ``None`` for a constant)."""
-    members: dict[tuple[str, int], list] = {}
-    places = []
+    index: dict[tuple[str, int], int] = {}
+    draws, places = [], []
     for name, leaf, shape, family, scale in inits:
         if family not in DRAWN_FAMILIES:
             places.append(None)
             continue
         size = math.prod(shape)
         length = size if size >= _ALONE else 1 << max(size - 1, 0).bit_length()
-        rows = members.setdefault((family, length), [])
-        places.append(((family, length), len(rows)))
-        rows.append((zlib.crc32(f"{name}/{leaf}".encode()), scale))
-    order = {group: i for i, group in enumerate(members)}
-    groups = tuple((family, length, tuple(c for c, _ in rows), tuple(s for _, s in rows))
-                   for (family, length), rows in members.items())
-    return groups, [None if p is None else (order[p[0]], p[1]) for p in places]
+        group = index.setdefault((family, length), len(draws))
+        if group == len(draws):
+            draws.append((family, length, [], []))
+        places.append((group, len(draws[group][2])))
+        draws[group][2].append(zlib.crc32(f"{name}/{leaf}".encode()))
+        draws[group][3].append(scale)
+    return tuple((family, length, tuple(crcs), tuple(scales)) for family, length, crcs, scales in draws), places
 
 
 @functools.partial(jax.jit, static_argnums=0)
