@@ -106,6 +106,31 @@ def test_fields_go_on_past_a_relu6():
             assert (j, last[middle] - first[middle] + 1) == (stride, width), name
 
 
+def test_a_named_architecture_is_probed_once_per_image_size(monkeypatch):
+    """The fields of an architecture jaxviz writes come from its structure alone: they are
+    probed once per size (with any weights of its shapes) and equal those probed with the
+    model's own weights; a second plan for the same size, for another model of the same
+    architecture, probes nothing and is the first plan."""
+    shape, window, strides = (64, 64, 3), (6, 6, 3), (4, 4, 3)
+    model = jaxviz.init_model(jax.random.key(0), "resnet18")
+    _regions._architecture_fields.cache_clear()
+    first = _regions.window_plan(model, shape, window, strides, most_cost=np.inf)
+    assert first is not None and _regions._architecture_fields.cache_info().misses == 1
+    own = _regions.fields(model, shape, (first.layer,))[first.layer]
+    for (j, lo, hi), (j_own, lo_own, hi_own) in zip(_regions._fields(model, shape, (first.layer,))[first.layer], own):
+        assert j == j_own and np.array_equal(lo, lo_own) and np.array_equal(hi, hi_own)
+
+    def probe(*args):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(_regions, "fields", probe)
+    again = _regions.window_plan(jaxviz.init_model(jax.random.key(1), "resnet18"), shape, window, strides,
+                                 most_cost=np.inf)
+    assert again == first
+    for ours, theirs in zip(again.tables(), first.tables()):
+        np.testing.assert_array_equal(ours, theirs)
+
+
 def test_occlusion_inside_jit_evaluates_whole_images():
     """Inside a traced function nothing can be probed: occlusion plans nothing there, and
     gives what it gives outside (on crops or not) rather than failing."""

@@ -423,7 +423,7 @@ def options(model, image_shape, rows, cols) -> list[Plan]:
     if not spatial:
         return []
     below = {n: _ancestors_cost(jaxpr, v, costs) for n, v in zip(candidates, jaxpr.outvars) if n in spatial}
-    geometry = fields(model, image_shape, spatial)
+    geometry = _fields(model, image_shape, spatial)
     found = []
     for name, ((jr, fr, lr), (jc, fc, lc)) in geometry.items():
         row_plan = axis_plan(jr, fr, lr, h, *rows)
@@ -478,10 +478,7 @@ def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
     if not _can_probe(model):
         return None
     h, w, c = image_shape
-    if isinstance(model.arch, str):  # an architecture jaxviz writes: probed once per size and layer
-        geometry = _architecture_fields(model.arch, tuple(image_shape), layer, np.dtype(model.dtype).name)
-    else:
-        geometry = fields(model, image_shape, (layer,)).get(layer)
+    geometry = _fields(model, image_shape, (layer,)).get(layer)
     if geometry is None:
         return None
     unit_rows, unit_cols = np.asarray(unit_rows), np.asarray(unit_cols)
@@ -510,15 +507,24 @@ def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
     return tuple(sizes), tuple(starts), tuple(local)
 
 
+def _fields(model, image_shape, layers):
+    """:func:`fields`, probed once per size, layers and dtype for an architecture jaxviz
+    writes: the probe evaluates the network on 2·LARGEST_STRIDE + 2 images of the input's
+    size: once per process, not once per occlusion call (per CLI batch)."""
+    if isinstance(model.arch, str):
+        return _architecture_fields(model.arch, tuple(image_shape), tuple(layers), np.dtype(model.dtype).name)
+    return fields(model, image_shape, layers)
+
+
 @functools.lru_cache(maxsize=64)
-def _architecture_fields(arch: str, image_shape, layer: str, dtype: str):
-    """:func:`fields` of ``layer`` of a named architecture: its structure alone decides them
-    (a probe's weights are constants), so any parameters of its shapes will do."""
+def _architecture_fields(arch: str, image_shape, layers: tuple[str, ...], dtype: str):
+    """:func:`fields` of a named architecture: its structure alone decides them (a probe's
+    weights are constants), so any parameters of its shapes will do."""
     from jaxviz.models.model import Model  # (the models package imports nothing from here)
 
     params_like = _network.call_listing(catalog.network(arch)).params_like
     params = jax.tree_util.tree_map(lambda p: jnp.zeros(p.shape, dtype), params_like)
-    return fields(Model(params, arch), image_shape, (layer,)).get(layer)
+    return fields(Model(params, arch), image_shape, layers)
 
 
 def neuron_crops(model, x, neuron):
