@@ -112,7 +112,7 @@ def test_a_named_architecture_is_probed_once_per_image_size(monkeypatch):
     model's own weights; a second plan for the same size, for another model of the same
     architecture, probes nothing and is the first plan."""
     shape, window, strides = (64, 64, 3), (6, 6, 3), (4, 4, 3)
-    model = jaxviz.init_model(jax.random.key(0), "resnet18")
+    model = jaxviz.init_model(jax.random.key(0), "squeezenet1_1")
     _regions._architecture_fields.cache_clear()
     first = _regions.window_plan(model, shape, window, strides, most_cost=np.inf)
     assert first is not None and _regions._architecture_fields.cache_info().misses == 1
@@ -124,7 +124,7 @@ def test_a_named_architecture_is_probed_once_per_image_size(monkeypatch):
         raise AssertionError("probed again")
 
     monkeypatch.setattr(_regions, "fields", probe)
-    again = _regions.window_plan(jaxviz.init_model(jax.random.key(1), "resnet18"), shape, window, strides,
+    again = _regions.window_plan(jaxviz.init_model(jax.random.key(1), "squeezenet1_1"), shape, window, strides,
                                  most_cost=np.inf)
     assert again == first
     for ours, theirs in zip(again.tables(), first.tables()):
