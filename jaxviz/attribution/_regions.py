@@ -508,9 +508,9 @@ def unit_crops(model, image_shape, layer: str, unit_rows, unit_cols):
 
 
 def _fields(model, image_shape, layers):
-    """:func:`fields`, probed once per size, layers and dtype for an architecture jaxviz
-    writes: the probe evaluates the network on 2·LARGEST_STRIDE + 2 images of the input's
-    size: once per process, not once per occlusion call (per CLI batch)."""
+    """:func:`fields`, for an architecture jaxviz writes probed once per process for each
+    size, layers and dtype (the probe evaluates the network on 2·LARGEST_STRIDE + 2 images
+    of the input's size), not again on each occlusion call or CLI batch."""
     if isinstance(model.arch, str):
         return _architecture_fields(model.arch, tuple(image_shape), tuple(layers), np.dtype(model.dtype).name)
     return fields(model, image_shape, layers)
