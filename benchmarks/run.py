@@ -1,6 +1,7 @@
 """Side-by-side speed of jaxviz and its PyTorch counterparts, in one run.
 
     python -m benchmarks.run [--quick] [--repeats 5] [--only W2,W6] [--out benchmarks/results]
+                             [--torch-device cuda] [--no-torch-compile]
 
 Every workload runs jaxviz and each reference alternately on the same inputs and
 pretrained weights (float32).  Reported per implementation: compile time (first call
@@ -8,7 +9,9 @@ minus a steady call; jaxviz only), median and spread (min–max) of the steady-s
 over the repeats, and the ratio reference / jaxviz.  For jaxviz: FLOPs from XLA's cost
 analysis of one step of the workload, times the steps the workload takes, as GFLOP/s and as
 a share of this machine's float32 matrix-multiply peak, measured in the same run.
-Writes ``<out>/<machine>.json`` and ``.md``.  ``--quick`` shrinks every workload to a smoke test.
+Writes ``<out>/<machine>.json`` and ``.md`` after every workload.  ``--quick`` shrinks every
+workload to a smoke test.  Where JAX runs on a GPU the references run on it too
+(``--torch-device``; benchmarks/gpu.sh runs the GPU side in bounded phases).
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # the course reference loops live in parity_tests/
 SHARED = Path(os.environ.get("JAXVIZ_SHARED") or ROOT.parent / "shared")
 torch.set_num_threads(os.cpu_count() or 1)
+# Where the PyTorch references run: set once by ``--torch-device`` before any workload is made.
+TORCH_DEVICE = torch.device("cpu")
+TORCH_COMPILE = True  # ``--no-torch-compile`` leaves torch.compile's references out
 
 
 class Sweep(dict):
@@ -78,6 +84,8 @@ def block(value):
 def timed(fn):
     start = time.perf_counter()
     block(fn())
+    if TORCH_DEVICE.type == "cuda":  # PyTorch's kernels run asynchronously
+        torch.cuda.synchronize()
     return time.perf_counter() - start
 
 
@@ -100,6 +108,11 @@ def matmul_peak_gflops(sizes=(1024, 2048), repeats: int = 30) -> float:
 
 
 def flops_of(fn, *args) -> float:
+    """XLA's count of ``fn``'s FLOPs; NaN off the CPU, where the convolutions are library
+    calls that the cost analysis counts as none (VGG-16's forward pass came to 3 % of its
+    FLOPs on the H200)."""
+    if jax.default_backend() != "cpu":
+        return float("nan")
     analysis = jax.jit(fn).lower(*args).compile().cost_analysis()
     if isinstance(analysis, list):
         analysis = analysis[0]
@@ -135,17 +148,22 @@ def torch_model(state_dict):
 
     tm = torchvision.models.squeezenet1_1()
     tm.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state_dict.items()})
-    return tm.eval()
+    return tm.eval().to(TORCH_DEVICE)
 
 
 def torch_compiled(tm, notes: list, quick: bool):
     """``torch.compile(tm)``, or None where it does not work here (the reason goes to ``notes``).
-    Skipped in ``--quick`` mode: its compilation takes minutes on 2 cores."""
+    Skipped in ``--quick`` mode and with ``--no-torch-compile``: its compilation takes minutes."""
     if quick:
+        return None
+    if not TORCH_COMPILE:
+        note = "torch.compile not run (--no-torch-compile)."
+        if note not in notes:
+            notes.append(note)
         return None
     try:
         compiled = torch.compile(tm)
-        compiled(torch.zeros(2, 3, 64, 64, requires_grad=True)).sum().backward()
+        compiled(torch.zeros(2, 3, 64, 64, device=TORCH_DEVICE, requires_grad=True)).sum().backward()
         return compiled
     except Exception as err:  # noqa: BLE001 - reported, not fatal
         note = f"torch.compile does not work on this machine: {type(err).__name__}: {str(err).splitlines()[0][:200]}"
@@ -154,8 +172,13 @@ def torch_compiled(tm, notes: list, quick: bool):
         return None
 
 
+def to_torch(a):
+    """``a`` as a tensor on the references' device."""
+    return torch.from_numpy(np.ascontiguousarray(np.asarray(a))).to(TORCH_DEVICE)
+
+
 def nchw(x):
-    return torch.from_numpy(np.ascontiguousarray(np.asarray(x).transpose(0, 3, 1, 2)))
+    return to_torch(np.asarray(x).transpose(0, 3, 1, 2))
 
 
 # --------------------------------------------------------------------------- workloads
@@ -189,7 +212,7 @@ def w2_saliency(model, tm, quick, notes):
 
     X, y = course_images(5 if quick else 25)
     x = jaxviz.preprocess(X)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    xt, yt = nchw(x), to_torch(y)
     flops = per_image_flops(lambda m, v, t: jaxviz.saliency_map(m, v, t), model, x, y)
     refs = {
         "course (one image at a time)": lambda: [course_saliency_map(tm, xt[i : i + 1], yt[i : i + 1]) for i in range(len(y))],
@@ -207,7 +230,7 @@ def w3_guided_gradcam(model, tm, quick, notes):
 
     X, y = course_images(5 if quick else 25)
     x = jaxviz.preprocess(X)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    xt, yt = nchw(x), to_torch(y)
     flops = per_image_flops(lambda m, v, t: jaxviz.guided_gradcam(m, v, t), model, x, y)
     return (lambda: jaxviz.guided_gradcam(model, x, y)), {
         "Captum GuidedGradCam": thread_sweep(
@@ -221,7 +244,7 @@ def w4_integrated_gradients(model, tm, quick, notes):
     n_steps = 4 if quick else 50
     X, y = course_images(2 if quick else 5)
     x = jaxviz.preprocess(X)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    xt, yt = nchw(x), to_torch(y)
     steps = _paths.steps_per_chunk(_paths.DEFAULT_INTERNAL_BATCH_SIZE, len(y), n_steps)
     notes.append(f"W4: jaxviz at its default internal_batch_size ({_paths.DEFAULT_INTERNAL_BATCH_SIZE}): "
                  f"{-(-n_steps // steps)} evaluation(s) of {steps} steps × {len(y)} images.")
@@ -260,7 +283,7 @@ def w5_occlusion(model, tm, quick, notes):
 
     X, y = course_images(1 if quick else 5)
     x = jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X)
-    xt, yt = nchw(x), torch.from_numpy(y)
+    xt, yt = nchw(x), to_torch(y)
     windows = np.prod([len(window_masks(size, 15, 8)) for size in x.shape[1:3]])
     plan = (_regions.window_plan(model, x.shape[1:], (15, 15, 3), (8, 8, 3))
             if windows * len(x) >= _regions.PLANNING_PAYS else None)  # as jaxviz.occlusion decides
@@ -268,16 +291,16 @@ def w5_occlusion(model, tm, quick, notes):
         f"each occluded image's layers below {plan.layer} on a {plan.rows.crop}×{plan.cols.crop} crop around its "
         "window (its region plan)" if plan is not None else
         f"every occluded image whole, {DEFAULT_WINDOWS_PER_EVAL} windows × the images per forward pass") + ".")
+    per_eval = (16,) if quick else (1, 2, 4, 8, 16) if TORCH_DEVICE.type == "cpu" else (8, 32, 128, 512)
     return (lambda: jaxviz.occlusion(model, x, y, sliding_window_shapes=(15, 15, 3), strides=(8, 8, 3))), {
-        "Captum Occlusion": captum_occlusion_sweep(tm, xt, yt, (15, 15, 3), (8, 8, 3),
-                                                   (16,) if quick else (1, 2, 4, 8, 16)),
+        "Captum Occlusion": captum_occlusion_sweep(tm, xt, yt, (15, 15, 3), (8, 8, 3), per_eval),
     }, None
 
 
 def _batched_fooling(tm, x, target, lr):
     """A fair batched PyTorch loop: each step on the images not yet fooled."""
     X = x.clone()
-    active = torch.ones(len(X), dtype=torch.bool)
+    active = torch.ones(len(X), dtype=torch.bool, device=X.device)
     for _ in range(100):
         idx = active.nonzero()[:, 0]
         if len(idx) == 0:
@@ -309,8 +332,8 @@ def w6_fooling(model, tm, quick, notes):
 def _torch_class_vis(tm, targets, init, jitter, iterations):
     from scipy.ndimage import gaussian_filter1d
 
-    low = torch.tensor(-jaxviz.images.MEAN / jaxviz.images.STD).view(1, 3, 1, 1)
-    high = torch.tensor((1 - jaxviz.images.MEAN) / jaxviz.images.STD).view(1, 3, 1, 1)
+    low = torch.tensor(-jaxviz.images.MEAN / jaxviz.images.STD, device=init.device).view(1, 3, 1, 1)
+    high = torch.tensor((1 - jaxviz.images.MEAN) / jaxviz.images.STD, device=init.device).view(1, 3, 1, 1)
     img = init.clone()
     for t in range(iterations):
         rolled = torch.stack([torch.roll(img[k], (int(jitter[t, k, 0]), int(jitter[t, k, 1])), (1, 2)) for k in range(len(img))])
@@ -322,7 +345,7 @@ def _torch_class_vis(tm, targets, init, jitter, iterations):
         img = torch.stack([torch.roll(stepped[k], (-int(jitter[t, k, 0]), -int(jitter[t, k, 1])), (1, 2)) for k in range(len(img))])
         img = torch.maximum(torch.minimum(img, high), low)
         if t % 10 == 0:
-            img = torch.from_numpy(gaussian_filter1d(gaussian_filter1d(img.numpy(), 0.5, axis=2), 0.5, axis=3))
+            img = to_torch(gaussian_filter1d(gaussian_filter1d(img.cpu().numpy(), 0.5, axis=2), 0.5, axis=3))
     return img
 
 
@@ -332,7 +355,7 @@ def w7_class_visualization(model, tm, quick, notes):
     rng = np.random.default_rng(0)
     init = rng.normal(size=(len(targets), size, size, 3)).astype(np.float32)
     jitter = rng.integers(0, 17, size=(iterations, len(targets), 2))
-    tt, it = torch.from_numpy(targets), nchw(init)
+    tt, it = to_torch(targets), nchw(init)
     return (lambda: jaxviz.class_visualization(model, targets, init=init, jitter=jitter, num_iterations=iterations)), {
         "course (one image at a time)": lambda: [
             _torch_class_vis(tm, tt[k : k + 1], it[k : k + 1], jitter[:, k : k + 1], iterations) for k in range(len(targets))],
@@ -365,7 +388,7 @@ def random_pair(arch: str):
 
     torch.manual_seed(0)
     tm = torchvision.models.get_model(arch, weights=None).eval()
-    return jaxviz.from_torchvision(tm), tm
+    return jaxviz.from_torchvision(tm), tm.to(TORCH_DEVICE)
 
 
 def pretrained_pair(arch: str, path: Path):
@@ -377,7 +400,7 @@ def pretrained_pair(arch: str, path: Path):
     tm = torchvision.models.get_model(arch, weights=None)
     state = jw.params_to_state_dict(jax.tree_util.tree_map(np.asarray, model.params))
     tm.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in state.items()}, strict=False)
-    return model, tm.eval()
+    return model, tm.eval().to(TORCH_DEVICE)
 
 
 def pair(arch: str):
@@ -392,7 +415,7 @@ def pair(arch: str):
 def _targets_and_images(n):
     X, y = course_images(n)
     x = jaxviz.preprocess(X)
-    return x, y, nchw(x), torch.from_numpy(y)
+    return x, y, nchw(x), to_torch(y)
 
 
 def w9_resnet50_saliency(_model, _tm, quick, notes):
@@ -585,7 +608,7 @@ def _slic_workload(n, quick, notes):
     mask = jaxviz.masks.segments(X, method="slic", n_segments=50)
     notes.append(f"SLIC masks (n_segments=50) of the course images: {', '.join(str(m.max() + 1) for m in mask)} "
                  "segments.")
-    return model, tm, x, y, xt, yt, mask, torch.from_numpy(mask.astype(np.int64))[:, None]
+    return model, tm, x, y, xt, yt, mask, to_torch(mask.astype(np.int64))[:, None]
 
 
 def w20_feature_ablation(_model, _tm, quick, notes):
@@ -648,12 +671,12 @@ def _lrp_workload(arch, n, quick, notes, composite="epsilon_plus", batches=(4, 8
 
     def zennit_lrp(v, t):
         with Gradient(tm, zennit_composite(canonizers=canonizers)) as attributor:
-            return attributor(v.clone().requires_grad_(), torch.eye(1000)[t])[1]
+            return attributor(v.clone().requires_grad_(), torch.eye(1000, device=TORCH_DEVICE)[t])[1]
 
     def zennit_registered(batch):  # the composite registered once (on its own copy), outside the timing
         attributor = Gradient(copy.deepcopy(tm), zennit_composite(canonizers=canonizers))
         attributor.__enter__()
-        return _image_batches(lambda v, t: attributor(v.clone().requires_grad_(), torch.eye(1000)[t])[1], xt, yt, batch)
+        return _image_batches(lambda v, t: attributor(v.clone().requires_grad_(), torch.eye(1000, device=TORCH_DEVICE)[t])[1], xt, yt, batch)
 
     batches = (n,) if quick else batches
     refs = {f"zennit {theirs}, batch {b}": _image_batches(zennit_lrp, xt, yt, b) for b in batches}
@@ -1029,7 +1052,7 @@ def w31_rise(_model, _tm, quick, notes):
     n, n_masks = (1, 50) if quick else (4, 1000)
     x, y, xt, yt = _targets_and_images(n)
     key = jax.random.key(0)
-    masks = torch.from_numpy(np.asarray(rise_masks(key, n_masks, 224, 224)))[:, None]
+    masks = to_torch(rise_masks(key, n_masks, 224, 224))[:, None]
     notes.append("W31: the reference is the RISE paper's PyTorch module (its forward, one image at a time, the "
                  "masks made beforehand); jaxviz makes each mask from its key inside the compiled loop.")
     refs = {f"RISE (paper's code), gpu_batch {b}": (lambda b=b: _rise_paper(tm, xt, yt, masks, 0.5, b))
@@ -1151,7 +1174,7 @@ def _top_classes(model, n, k, size=224):
     images = jaxviz.preprocess(course_images(n)[0], size=size)
     top = np.argsort(-np.asarray(model(images)), axis=1)[:, :k]
     x, y = np.repeat(np.asarray(images), k, axis=0), top.reshape(-1)
-    return x, y, nchw(x), torch.from_numpy(y)
+    return x, y, nchw(x), to_torch(y)
 
 
 def _torch_saliency_shared(tm, x, target, k):
@@ -1331,19 +1354,53 @@ def target_verdict(workload_id: str, times: dict) -> dict | None:
             "ratio_low": min(ratios), "ratio_high": max(ratios), "met": min(ratios) >= factor}
 
 
-def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
+# The workloads whose references take their tensors from ``TORCH_DEVICE`` (the others build
+# CPU tensors or numpy arrays for Quantus and PAIR, and run on the CPU only).
+DEVICE_READY = {f"W{i}" for i in (*range(1, 20), 23, 24, 31, 56, 72, 73)}
+
+
+def run(quick: bool, repeats: int, only: list[str] | None, out: Path, torch_device: str = "cpu",
+        torch_compile: bool = True) -> dict:
     from jaxviz.models import weights as jw
 
+    global TORCH_DEVICE, TORCH_COMPILE
+    if torch.device(torch_device).type != "cpu":
+        chosen = [name.split()[0] for name in WORKLOADS if not only or name.split()[0] in only]
+        unready = [w for w in chosen if w not in DEVICE_READY]
+        if unready:
+            raise SystemExit(f"{', '.join(unready)}: the references run on the CPU only; "
+                             f"on {torch_device} choose from {', '.join(sorted(DEVICE_READY, key=lambda w: int(w[1:])))}")
+    TORCH_DEVICE, TORCH_COMPILE = torch.device(torch_device), torch_compile
     weights = os.environ.get("JAXVIZ_WEIGHTS") or str(SHARED / "weights" / "squeezenet1_1_tv_fp16.npz")
     model = jaxviz.load_model(weights=weights)
     tm = torch_model(jw.params_to_state_dict(jax.tree_util.tree_map(np.asarray, model.params)))
     peak = matmul_peak_gflops((256,) if quick else (1024, 2048))
     results, notes = [], []
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {jax.default_backend()} ({jax.devices()[0].device_kind})",
+        "torch_device": str(TORCH_DEVICE) + (f" ({torch.cuda.get_device_name()})" if TORCH_DEVICE.type == "cuda" else ""),
+        "versions": {"jax": jax.__version__, "torch": torch.__version__, "python": platform.python_version()},
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # jaxviz's side only: PyTorch does not read them
+        # both sides at their defaults; on a GPU these say whether float32 products may round to TF32
+        "float32_precision": {"jax_default_matmul_precision": str(jax.config.jax_default_matmul_precision),
+                              "torch_cuda_matmul_allow_tf32": torch.backends.cuda.matmul.allow_tf32,
+                              "torch_cudnn_allow_tf32": torch.backends.cudnn.allow_tf32},
+        "quick": quick,
+        "repeats": repeats,
+        "matmul_peak_gflop_per_s": peak,
+        "results": results,
+    }
+    stem = ("quick-" if quick else "") + f"{jax.default_backend()}-{os.cpu_count()}cores"
     for name, make in WORKLOADS.items():
         if only and name.split()[0] not in only:
             continue
         print(f"{name} ...", file=sys.stderr, flush=True)
         ours, refs, flops = make(model, tm, quick, notes)
+        if flops is not None and not np.isfinite(flops):
+            flops = None
+            notes.append(f"No FLOP counts on {jax.default_backend()}: XLA's cost analysis counts its convolution "
+                         "library's calls as none.")
         first = timed(ours)
         refs, sweeps = settle_sweeps(refs)
         for ref, fn in refs.items():
@@ -1373,33 +1430,30 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path) -> dict:
         results.append(row)
         print(f"  jaxviz {med['jaxviz']:.3f}s  " + "  ".join(f"{k}: {med[k]:.3f}s (×{med[k] / med['jaxviz']:.2f})" for k in refs),
               file=sys.stderr, flush=True)
-    report = {
-        "date": datetime.date.today().isoformat(),
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {jax.default_backend()} ({jax.devices()[0].device_kind})",
-        "versions": {"jax": jax.__version__, "torch": torch.__version__, "python": platform.python_version()},
-        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # jaxviz's side only: PyTorch does not read them
-        "quick": quick,
-        "repeats": repeats,
-        "matmul_peak_gflop_per_s": peak,
-        "results": results,
-        "notes": list(dict.fromkeys(notes)),  # a note shared by several workloads once
-    }
-    out.mkdir(parents=True, exist_ok=True)
-    stem = ("quick-" if quick else "") + f"{jax.default_backend()}-{os.cpu_count()}cores"
+        report["notes"] = list(dict.fromkeys(notes))  # a note shared by several workloads once
+        write_report(report, out, stem)  # after every workload: a run cut short keeps what it measured
+    return report
+
+
+def write_report(report: dict, out: Path, stem: str) -> None:
     from jaxviz._io import atomic_write_bytes
 
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / f"{stem}.json", json.dumps(report, indent=2).encode())
     atomic_write_bytes(out / f"{stem}.md", markdown(report).encode())
-    return report
 
 
 def markdown(report: dict) -> str:
     lines = [
         f"# jaxviz benchmarks — {report['machine']}, {report['date']}",
         "",
-        f"jax {report['versions']['jax']}, torch {report['versions']['torch']}; median of {report['repeats']} "
+        f"jax {report['versions']['jax']}, torch {report['versions']['torch']}"
+        + (f" on {report['torch_device']}" if report.get("torch_device", "cpu") != "cpu" else "")
+        + f"; median of {report['repeats']} "
         f"alternating repeats; matmul peak {report['matmul_peak_gflop_per_s']:.1f} GFLOP/s (float32)"
         + (f"; XLA_FLAGS `{report['xla_flags']}`." if report.get("xla_flags") else "."),
+        *([f"float32 precision at both sides' defaults: {', '.join(f'{k} {v}' for k, v in report['float32_precision'].items())}."]
+          if report.get("torch_device", "cpu") != "cpu" else []),
         "",
         "| workload | jaxviz s | compile s | reference | ref s | ref/jaxviz | GFLOP/s | share of peak |",
         "|---|---|---|---|---|---|---|---|",
@@ -1436,8 +1490,14 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--only", help="comma-separated workload ids, e.g. W2,W6")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    p.add_argument("--torch-device", help="where the PyTorch references run (default: cuda when JAX runs on a GPU "
+                   "and PyTorch sees one, else cpu)")
+    p.add_argument("--no-torch-compile", action="store_true", help="leave out torch.compile's references (its "
+                   "compilation takes minutes)")
     args = p.parse_args(argv)
-    run(args.quick, args.repeats, args.only.split(",") if args.only else None, Path(args.out))
+    device = args.torch_device or ("cuda" if jax.default_backend() == "gpu" and torch.cuda.is_available() else "cpu")
+    run(args.quick, args.repeats, args.only.split(",") if args.only else None, Path(args.out), device,
+        not args.no_torch_compile)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from benchmarks import run
 
 
@@ -80,3 +82,26 @@ def test_the_shared_forward_torch_reference_equals_one_gradient_per_request():
     expected = torch.stack(each)
     assert expected.abs().max() > 0
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-7)
+
+
+def test_a_workload_whose_references_need_the_cpu_is_refused_on_another_device(tmp_path):
+    with pytest.raises(SystemExit, match=r"W25: the references run on the CPU only; on meta choose from W1, W2, "):
+        run.run(quick=True, repeats=1, only=["W2", "W25"], out=tmp_path, torch_device="meta")
+    assert run.TORCH_DEVICE == run.torch.device("cpu") and not list(tmp_path.iterdir())
+
+
+def test_the_report_is_on_disk_after_every_workload(tmp_path, monkeypatch):
+    """A run cut short (a time limit, a failing workload) keeps what it measured."""
+    def cheap(model, tm, quick, notes):
+        notes.append("cheap's note")
+        return (lambda: run.jnp.ones(3)), {"nothing": lambda: None}, None
+
+    def failing(model, tm, quick, notes):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(run, "WORKLOADS", {"W998 cheap": cheap, "W999 failing": failing})
+    with pytest.raises(RuntimeError, match="boom"):
+        run.run(quick=True, repeats=1, only=None, out=tmp_path)
+    data = json.loads(next(tmp_path.glob("*.json")).read_text())
+    assert [r["workload"] for r in data["results"]] == ["W998 cheap"] and data["notes"] == ["cheap's note"]
+    assert "| W998 cheap |" in next(tmp_path.glob("*.md")).read_text()
