@@ -1,15 +1,17 @@
-"""XLA:CPU's convolution library against today's im2col and ``dot`` (not kept, 2026-12-02;
-benchmarks/results/conv-library/notes.md).
+"""XLA's convolution library and its derivatives against today's im2col and ``dot``
+(benchmarks/results/conv-library/notes.md).
 
 ``loop``: two 3×3 convolutions' input gradient, 16 images in chunks of 4 inside
 ``lax.map``, by autodiff of ``conv_general_dilated`` and by a ``custom_vjp`` that convolves
 the cotangent with the flipped kernel in HWIO order.
 
-``ab ARCH BATCH [ROUNDS]``: today's ``layers.conv2d`` against the one in
-``results/conv-library/conv-general-dilated.patch`` (applied to a temporary copy of
-layers.py), alternating in one process with ``jax.clear_caches()`` between: a forward pass
-and a saliency map of random images at 224, random weights; the fastest of 3 calls per
-round, the median over rounds, the first call (compile) apart.
+``ab ARCH BATCH [ROUNDS]``: today's convolutions (values from the library, derivatives
+from im2col and ``dot``; the 3-channel stems im2col throughout) against XLA's own
+derivatives of the library's convolution, without and with the stems, alternating in one
+process with ``jax.clear_caches()`` between: a forward pass and a saliency map of random
+images at 224, random weights; the fastest of 3 calls per round, the median over rounds,
+the first call (compile) apart.  (The library with a flipped-kernel ``custom_vjp``, tried
+on 2026-12-02, is ``results/conv-library/conv-general-dilated.patch``.)
 
     PYTHONPATH=. python -m benchmarks.conv_library loop
     PYTHONPATH=. python -m benchmarks.conv_library ab vgg16 4 3
@@ -17,14 +19,9 @@ round, the median over rounds, the first call (compile) apart.
 
 from __future__ import annotations
 
-import importlib.util
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -34,8 +31,6 @@ from jax import lax
 import jaxviz
 from jaxviz.models import layers
 
-HERE = Path(__file__).resolve().parent
-PATCH = HERE / "results" / "conv-library" / "conv-general-dilated.patch"
 NHWC = ("NHWC", "HWIO", "NHWC")
 
 
@@ -87,44 +82,54 @@ def loop() -> None:
               f"in lax.map {_seconds(chunked, x) * 1e3:.1f} ms", flush=True)
 
 
-def _patched_layers():
-    """layers.py with the patch applied, imported as a module of its own."""
-    root = Path(tempfile.mkdtemp())
-    (root / "jaxviz" / "models").mkdir(parents=True)
-    shutil.copy(HERE.parent / "jaxviz" / "models" / "layers.py", root / "jaxviz" / "models" / "layers.py")
-    subprocess.run(["git", "apply", "--include=jaxviz/models/layers.py", str(PATCH)], cwd=root, check=True)
-    spec = importlib.util.spec_from_file_location("layers_patched", root / "jaxviz" / "models" / "layers.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def _native_convolution(x, kernel, stride: int):
+    """``layers._convolution`` without its custom JVP: XLA differentiates the library's
+    convolution itself (its transposed convolution, cuDNN's on a GPU)."""
+    return lax.conv_general_dilated(x, kernel, (stride, stride), "VALID", dimension_numbers=NHWC)
+
+
+# name → (layers._convolution, layers.LIBRARY_MIN_CONTRACTION) while that variant traces
+VARIANTS = {
+    "today": (layers._convolution, layers.LIBRARY_MIN_CONTRACTION),
+    "xla-transpose": (_native_convolution, layers.LIBRARY_MIN_CONTRACTION),
+    "xla-transpose, stems too": (_native_convolution, 0),
+}
+
+
+def _relative_difference(a, b) -> float:
+    return float(np.abs(a - b).max() / np.abs(b).max())
 
 
 def ab(arch: str, batch: int, rounds: int = 3) -> None:
-    convolutions = {"im2col": layers.conv2d, "library": _patched_layers().conv2d}
     model = jaxviz.init_model(jax.random.key(0), arch)
     x = jax.random.normal(jax.random.key(1), (batch, 224, 224, 3))
     target = jnp.arange(batch) % 1000
     programs = {"forward": lambda: jax.jit(lambda v: model.apply(model.params, v)),
                 "saliency": lambda: jax.jit(lambda v: jaxviz.saliency(model, v, target))}
-    times, firsts = {}, {}
+    times, firsts, results = {}, {}, {}
     try:
         for r in range(rounds):
-            for which in ("im2col", "library") if r % 2 == 0 else ("library", "im2col"):
+            for which in VARIANTS if r % 2 == 0 else reversed(VARIANTS):
                 jax.clear_caches()
-                layers.conv2d = convolutions[which]  # the network looks it up when it traces
+                # the network looks these up when it traces
+                layers._convolution, layers.LIBRARY_MIN_CONTRACTION = VARIANTS[which]
                 for name, make in programs.items():
                     program = make()
                     start = time.perf_counter()
-                    jax.block_until_ready(program(x))
+                    results[name, which] = np.asarray(jax.block_until_ready(program(x)))
                     firsts.setdefault((name, which), []).append(time.perf_counter() - start)
                     times.setdefault((name, which), []).append(_seconds(program, x, calls=3, warm=True, summary=min))
     finally:
-        layers.conv2d = convolutions["im2col"]
+        layers._convolution, layers.LIBRARY_MIN_CONTRACTION = VARIANTS["today"]
     for name in programs:
-        then, now = (statistics.median(times[name, w]) for w in ("im2col", "library"))
-        print(f"{arch} batch {batch} {name}: im2col {then * 1e3:.0f} ms, library {now * 1e3:.0f} ms, "
-              f"{then / now:.2f}x; first call {statistics.median(firsts[name, 'im2col']):.1f} -> "
-              f"{statistics.median(firsts[name, 'library']):.1f} s", flush=True)
+        then = statistics.median(times[name, "today"])
+        print(f"{arch} batch {batch} {name} on {jax.default_backend()}: today {then * 1e3:.1f} ms "
+              f"(first call {statistics.median(firsts[name, 'today']):.1f} s)" + "".join(
+                  f"; {w} {statistics.median(times[name, w]) * 1e3:.1f} ms, {then / statistics.median(times[name, w]):.2f}x "
+                  f"(first call {statistics.median(firsts[name, w]):.1f} s; max|difference| / max|today| "
+                  f"{_relative_difference(results[name, w], results[name, 'today']):.1e})"
+                  for w in VARIANTS if w != "today"),
+              flush=True)
 
 
 if __name__ == "__main__":

@@ -7,8 +7,9 @@
 #
 # Phases: core (#20's and #14's workloads), cams (#17's), captum (#16's), parity (float32
 # and float64 on the GPU against PyTorch on the CPU, at JAX's default float32 precision),
-# parity-highest (the same with JAX_DEFAULT_MATMUL_PRECISION=highest), compiled (W1 and W2
-# beside torch.compile, whose compilation took over 80 s on the H200 machine).
+# parity-highest (the same with JAX_DEFAULT_MATMUL_PRECISION=highest), conv (today's
+# convolution derivatives, chosen on the CPU, against XLA's own: benchmarks/conv_library.py),
+# compiled (W1 and W2 beside torch.compile, whose compilation took over 80 s on the H200).
 # Run from the repository root, with JAXVIZ_SHARED pointing at the data and JAX and PyTorch
 # both seeing the GPU (the references then run on it too: benchmarks/run.py --torch-device).
 # On 2026-12-04 the H200 machine took 15-30 s per workload (compiles included): see
@@ -16,7 +17,7 @@
 set -u
 out=${1:?usage: benchmarks/gpu.sh OUT_DIR [PHASE ...]}
 shift
-phases=${*:-core cams captum parity parity-highest compiled}
+phases=${*:-core cams captum parity parity-highest conv compiled}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 python=${PYTHON:-python3}
@@ -40,7 +41,9 @@ for name in $phases; do
         parity) phase 100 parity "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
         parity-highest) JAX_DEFAULT_MATMUL_PRECISION=highest \
                   phase 100 parity-highest "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
+        conv) phase 150 conv bash -c "'$python' -m benchmarks.conv_library ab squeezenet1_1 25 3 &&
+                  '$python' -m benchmarks.conv_library ab resnet50 16 3" ;;
         compiled) phase 240 compiled "$python" -m benchmarks.run --only W1,W2 --out "$out/compiled" ;;
-        *) echo "unknown phase $name (core cams captum parity parity-highest compiled)" >&2; exit 2 ;;
+        *) echo "unknown phase $name (core cams captum parity parity-highest conv compiled)" >&2; exit 2 ;;
     esac
 done
