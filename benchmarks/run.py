@@ -177,6 +177,13 @@ def to_torch(a):
     return torch.from_numpy(np.ascontiguousarray(np.asarray(a))).to(TORCH_DEVICE)
 
 
+def beside_references(a):
+    """``a`` where the references' tensors are: on their device, as a jax array, when that
+    is not the CPU (so that jaxviz's calls do not copy it there each time, as the
+    references' do not); as it is on the CPU, where results stay comparable with earlier runs."""
+    return a if TORCH_DEVICE.type == "cpu" else jax.device_put(a)
+
+
 def nchw(x):
     return to_torch(np.asarray(x).transpose(0, 3, 1, 2))
 
@@ -187,9 +194,9 @@ def nchw(x):
 
 def w1_forward(model, tm, quick, notes):
     n, batch = (100, 50) if quick else (1300, 50)
-    x = jaxviz.preprocess(val_1300(n))
+    x = beside_references(jaxviz.preprocess(val_1300(n)))
     notes.append(f"W1: jaxviz takes all {n} images in one call and evaluates them "
-                 f"{_chunks.chunk_size(n, 224, 224)} at a time (its CPU chunk size).")
+                 f"{_chunks.chunk_size(n, 224, 224)} at a time (its chunk size on {jax.default_backend()}).")
 
     def batched(network, size):
         def run():
@@ -211,7 +218,7 @@ def w2_saliency(model, tm, quick, notes):
     from parity_tests.test_attribution_parity import course_saliency_map
 
     X, y = course_images(5 if quick else 25)
-    x = jaxviz.preprocess(X)
+    x = beside_references(jaxviz.preprocess(X))
     xt, yt = nchw(x), to_torch(y)
     flops = per_image_flops(lambda m, v, t: jaxviz.saliency_map(m, v, t), model, x, y)
     refs = {
@@ -229,7 +236,7 @@ def w3_guided_gradcam(model, tm, quick, notes):
     from captum.attr import GuidedGradCam
 
     X, y = course_images(5 if quick else 25)
-    x = jaxviz.preprocess(X)
+    x = beside_references(jaxviz.preprocess(X))
     xt, yt = nchw(x), to_torch(y)
     flops = per_image_flops(lambda m, v, t: jaxviz.guided_gradcam(m, v, t), model, x, y)
     return (lambda: jaxviz.guided_gradcam(model, x, y)), {
@@ -243,7 +250,7 @@ def w4_integrated_gradients(model, tm, quick, notes):
 
     n_steps = 4 if quick else 50
     X, y = course_images(2 if quick else 5)
-    x = jaxviz.preprocess(X)
+    x = beside_references(jaxviz.preprocess(X))
     xt, yt = nchw(x), to_torch(y)
     steps = _paths.steps_per_chunk(_paths.DEFAULT_INTERNAL_BATCH_SIZE, len(y), n_steps)
     notes.append(f"W4: jaxviz at its default internal_batch_size ({_paths.DEFAULT_INTERNAL_BATCH_SIZE}): "
@@ -282,7 +289,7 @@ def w5_occlusion(model, tm, quick, notes):
     from jaxviz.attribution.occlusion import DEFAULT_WINDOWS_PER_EVAL, window_masks
 
     X, y = course_images(1 if quick else 5)
-    x = jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X)
+    x = beside_references(jaxviz.preprocess(X, size=64) if quick else jaxviz.preprocess(X))
     xt, yt = nchw(x), to_torch(y)
     windows = np.prod([len(window_masks(size, 15, 8)) for size in x.shape[1:3]])
     plan = (_regions.window_plan(model, x.shape[1:], (15, 15, 3), (8, 8, 3))
@@ -321,7 +328,7 @@ def w6_fooling(model, tm, quick, notes):
     from parity_tests.test_synthesis_parity import course_fooling
 
     X, _ = course_images(3 if quick else 25)
-    x = jaxviz.preprocess(X)
+    x = beside_references(jaxviz.preprocess(X))
     xt = nchw(x)
     return (lambda: jaxviz.fooling_images(model, x, np.full(len(x), 6), learning_rate=10.0)), {
         "course (one image at a time)": lambda: [course_fooling(tm, xt[i : i + 1], 6, 10.0) for i in range(len(x))],
@@ -353,7 +360,7 @@ def w7_class_visualization(model, tm, quick, notes):
     targets = np.array([76, 78, 187, 683, 366, 604][: 2 if quick else 6])
     iterations, size = (5, 64) if quick else (100, 224)
     rng = np.random.default_rng(0)
-    init = rng.normal(size=(len(targets), size, size, 3)).astype(np.float32)
+    init = beside_references(rng.normal(size=(len(targets), size, size, 3)).astype(np.float32))
     jitter = rng.integers(0, 17, size=(iterations, len(targets), 2))
     tt, it = to_torch(targets), nchw(init)
     return (lambda: jaxviz.class_visualization(model, targets, init=init, jitter=jitter, num_iterations=iterations)), {
@@ -370,7 +377,7 @@ def w8_style_transfer(model, tm, quick, notes):
     preset = st.PRESETS["starry_night"]
     size, style_size, iterations = (64, 64, 5) if quick else (192, preset["style_size"], 200)
     load = lambda name, s: jaxviz.preprocess(jaxviz.load_image(SHARED / "data" / "styles" / name), size=s)  # noqa: E731
-    content, style = load("tubingen.jpg", size), load(preset["style"], style_size)
+    content, style = beside_references(load("tubingen.jpg", size)), beside_references(load(preset["style"], style_size))
     kw = dict(content_weight=preset["content_weight"], style_weights=preset["style_weights"], tv_weight=preset["tv_weight"])
     return (lambda: jaxviz.style_transfer(model, content, style, num_iterations=iterations, **kw)), {
         "course loop (torch eager)": lambda: course_loop(tm, nchw(content), nchw(style), cw=kw["content_weight"],
@@ -414,7 +421,7 @@ def pair(arch: str):
 
 def _targets_and_images(n):
     X, y = course_images(n)
-    x = jaxviz.preprocess(X)
+    x = beside_references(jaxviz.preprocess(X))
     return x, y, nchw(x), to_torch(y)
 
 
@@ -464,7 +471,7 @@ def w11_mobilenet_v2_integrated_gradients(_model, _tm, quick, notes):
 def w12_vgg16_forward(_model, _tm, quick, notes):
     model, tm = random_pair("vgg16")
     n = 4 if quick else 64
-    x = jaxviz.preprocess(val_1300(n))
+    x = beside_references(jaxviz.preprocess(val_1300(n)))
 
     def eager(batch):
         def run():
