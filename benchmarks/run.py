@@ -378,9 +378,10 @@ def w8_style_transfer(model, tm, quick, notes):
     size, style_size, iterations = (64, 64, 5) if quick else (192, preset["style_size"], 200)
     load = lambda name, s: jaxviz.preprocess(jaxviz.load_image(SHARED / "data" / "styles" / name), size=s)  # noqa: E731
     content, style = beside_references(load("tubingen.jpg", size)), beside_references(load(preset["style"], style_size))
+    content_t, style_t = nchw(content), nchw(style)  # made once, as jaxviz's inputs are
     kw = dict(content_weight=preset["content_weight"], style_weights=preset["style_weights"], tv_weight=preset["tv_weight"])
     return (lambda: jaxviz.style_transfer(model, content, style, num_iterations=iterations, **kw)), {
-        "course loop (torch eager)": lambda: course_loop(tm, nchw(content), nchw(style), cw=kw["content_weight"],
+        "course loop (torch eager)": lambda: course_loop(tm, content_t, style_t, cw=kw["content_weight"],
                                                          sw=kw["style_weights"], tw=kw["tv_weight"],
                                                          num_iterations=iterations),
     }, None
