@@ -12,8 +12,9 @@
 # compiled (W1 and W2 beside torch.compile, whose compilation took over 80 s on the H200).
 # Run from the repository root, with JAXVIZ_SHARED pointing at the data and JAX and PyTorch
 # both seeing the GPU (the references then run on it too: benchmarks/run.py --torch-device).
-# On 2026-12-04 the H200 machine took 15-30 s per workload (compiles included): see
-# benchmarks/results/gpu-h200/notes.md.
+# On 2026-12-04 the H200 machine took 15-30 s per workload (compiles included).  A lent
+# machine's 15 minutes hold about two calls of phases; benchmarks/results/gpu-h200/notes.md
+# says how to carry the references and the data there, and how to split the phases.
 set -u
 out=${1:?usage: benchmarks/gpu.sh OUT_DIR [PHASE ...]}
 shift
