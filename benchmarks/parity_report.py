@@ -1,7 +1,7 @@
 """Measured parity errors (max|jax − torch| / max|torch|) per method, float32 and float64,
 plus the 1300-image agreement and side-by-side timings quoted in the issue notes.
 
-    python -m benchmarks.parity_report [--skip-1300] [--skip-timing]
+    python -m benchmarks.parity_report [--skip-models] [--skip-1300] [--skip-timing]
 """
 
 from __future__ import annotations
