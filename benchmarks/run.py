@@ -157,9 +157,7 @@ def torch_compiled(tm, notes: list, quick: bool):
     if quick:
         return None
     if not TORCH_COMPILE:
-        note = "torch.compile not run (--no-torch-compile)."
-        if note not in notes:
-            notes.append(note)
+        notes.append("torch.compile not run (--no-torch-compile).")  # the report keeps each note once
         return None
     try:
         compiled = torch.compile(tm)
