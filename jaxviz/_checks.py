@@ -18,6 +18,20 @@ def is_concrete(value) -> bool:
     return not isinstance(value, jax.core.Tracer)
 
 
+@jax.jit
+def _all_finite_on_device(x):
+    return jnp.isfinite(x).all()
+
+
+def all_finite(x) -> bool:
+    """Whether ``x`` holds no NaN or inf.  A jax array is tested where it lies, and one flag
+    crosses to the host: copying a GPU batch to test it there took most of a saliency call
+    on an H200 (benchmarks/results/gpu-h200/notes.md)."""
+    if isinstance(x, jax.Array):
+        return bool(_all_finite_on_device(x))
+    return bool(np.isfinite(np.asarray(x)).all())
+
+
 def _from_torch(value, name: str):
     """A PyTorch tensor becomes numpy (the layout is still checked: NCHW gets its hint)."""
     if type(value).__module__.split(".")[0] != "torch":
@@ -59,7 +73,7 @@ def check_images(x, *, name: str = "x", architecture=None):
         raise InputError(f"`{name}` must hold at least one image, got shape {tuple(x.shape)}")
     if architecture is not None:
         architecture.check_input_size(x.shape[1], x.shape[2])
-    if is_concrete(x) and not bool(np.isfinite(np.asarray(x)).all()):
+    if is_concrete(x) and not all_finite(x):
         raise InputError(f"`{name}` contains NaN or inf values")
     return jnp.asarray(x)
 

@@ -191,6 +191,9 @@ def test_repeated_calls_do_not_recompile(model):
         (np.zeros((1, 16, 32, 3), np.float32), jaxviz.InputError, "height 16 is too small.*17"),
         (np.full((1, 32, 32, 3), np.nan, np.float32), jaxviz.InputError, "NaN"),
         (np.full((1, 32, 32, 3), np.inf, np.float32), jaxviz.InputError, "NaN or inf"),
+        # a jax array is tested where it lies (_checks.all_finite), a numpy array on the host
+        (jnp.zeros((2, 32, 32, 3)).at[1, 5, 7, 2].set(jnp.nan), jaxviz.InputError, "NaN"),
+        (jnp.zeros((1, 32, 32, 3)).at[0, 0, 0, 0].set(-jnp.inf), jaxviz.InputError, "NaN or inf"),
         ("not an image", jaxviz.InputTypeError, "floating dtype"),
     ],
 )

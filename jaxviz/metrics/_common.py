@@ -30,7 +30,7 @@ def check_attributions(attributions, n: int | None = None, *, x=None, per_pixel:
         raise InputError(f"`{name}` must have a floating dtype, got {a.dtype}")
     if a.ndim < 2:
         raise InputError(f"`{name}` must have the batch first and at least one more axis, got {tuple(a.shape)}")
-    if _checks.is_concrete(a) and not bool(np.isfinite(np.asarray(a)).all()):
+    if _checks.is_concrete(a) and not _checks.all_finite(a):
         raise InputError(f"`{name}` contains NaN or inf values")
     a = jnp.asarray(a)
     if x is None:
