@@ -9,7 +9,8 @@
 # and float64 on the GPU against PyTorch on the CPU, at JAX's default float32 precision),
 # parity-highest (the same with JAX_DEFAULT_MATMUL_PRECISION=highest), conv (today's
 # convolution derivatives, chosen on the CPU, against XLA's own: benchmarks/conv_library.py),
-# compiled (W1 and W2 beside torch.compile, whose compilation took over 80 s on the H200).
+# compiled (W1 and W2 beside torch.compile, whose compilation took over 80 s on the H200),
+# overhead (where a public call's time goes beside its compiled program: benchmarks/call_overhead.py).
 # Run from the repository root, with JAXVIZ_SHARED pointing at the data and JAX and PyTorch
 # both seeing the GPU (the references then run on it too: benchmarks/run.py --torch-device).
 # On 2026-12-04 the H200 machine took 15-30 s per workload (compiles included).  A lent
@@ -18,7 +19,7 @@
 set -u
 out=${1:?usage: benchmarks/gpu.sh OUT_DIR [PHASE ...]}
 shift
-phases=${*:-core cams captum parity parity-highest conv compiled}
+phases=${*:-core cams captum parity parity-highest conv overhead compiled}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 python=${PYTHON:-python3}
@@ -39,12 +40,14 @@ for name in $phases; do
                   --only W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12 --out "$out/core" ;;
         cams) phase 120 cams "$python" -m benchmarks.run --only W13,W14,W16,W31,W72 --out "$out/cams" ;;
         captum) phase 100 captum "$python" -m benchmarks.run --only W17,W18,W19,W23,W24 --out "$out/captum" ;;
-        parity) phase 100 parity "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
+        parity) phase 150 parity "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
         parity-highest) JAX_DEFAULT_MATMUL_PRECISION=highest \
-                  phase 100 parity-highest "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
+                  phase 150 parity-highest "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
         conv) phase 150 conv bash -c "'$python' -m benchmarks.conv_library ab squeezenet1_1 25 3 &&
                   '$python' -m benchmarks.conv_library ab resnet50 16 3" ;;
+        overhead) phase 150 overhead bash -c "'$python' -m benchmarks.call_overhead squeezenet1_1 25 224 &&
+                  '$python' -m benchmarks.call_overhead resnet18 16 224" ;;
         compiled) phase 240 compiled "$python" -m benchmarks.run --only W1,W2 --out "$out/compiled" ;;
-        *) echo "unknown phase $name (core cams captum parity parity-highest conv compiled)" >&2; exit 2 ;;
+        *) echo "unknown phase $name (core cams captum parity parity-highest conv overhead compiled)" >&2; exit 2 ;;
     esac
 done
