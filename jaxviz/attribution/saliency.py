@@ -10,10 +10,19 @@ import jax.numpy as jnp
 from jaxviz import _deprecation, scoring
 
 
-@functools.partial(jax.jit, static_argnames=("absolute",))
-def _saliency(model, x, target, absolute: bool, repeats):
+@functools.partial(jax.jit, static_argnames=("absolute", "channel_max"))
+def _saliency(model, x, target, absolute: bool, repeats, channel_max: bool = False):
     grads = scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t), repeats, x, target)
-    return jnp.abs(grads) if absolute else grads
+    grads = jnp.abs(grads) if absolute else grads
+    return jnp.max(grads, axis=-1) if channel_max else grads
+
+
+def checked_saliency(model, x, target, absolute: bool, *, channel_max: bool = False):
+    """:func:`saliency` after its checks; ``channel_max``: reduced to the maximum over
+    channels in the same program (the course's map: one dispatch, not two, which counts
+    on a GPU)."""
+    x, target = scoring.prepare(model, x, target)
+    return _saliency(model, x, target, bool(absolute), scoring.find_repeats(x, target), channel_max)
 
 
 @_deprecation.renamed_keyword("abs", "absolute")
@@ -36,5 +45,4 @@ def saliency(model, x, target, *, absolute: bool = True):
     Example:
       >>> attr = jaxviz.saliency(model, x, target=jnp.array([958, 85]))
     """
-    x, target = scoring.prepare(model, x, target)
-    return _saliency(model, x, target, bool(absolute), scoring.find_repeats(x, target))
+    return checked_saliency(model, x, target, absolute)
