@@ -5,7 +5,9 @@
 #
 #   benchmarks/gpu.sh OUT_DIR [PHASE ...]     (default: every phase, in this order)
 #
-# Phases: core (#20's and #14's workloads), cams (#17's), captum (#16's), parity (float32
+# Phases: core (#20's and #14's workloads), cams (#17's), captum (#16's), metrics (#18's
+# deletion/insertion, infidelity and sensitivity_max at 16 images), quantus (#18's MPRT and
+# faithfulness correlation, whose reference needs Quantus and its dependencies), parity (float32
 # and float64 on the GPU against PyTorch on the CPU, at JAX's default float32 precision),
 # parity-highest (the same with JAX_DEFAULT_MATMUL_PRECISION=highest), conv (today's
 # convolution derivatives, chosen on the CPU, against XLA's own: benchmarks/conv_library.py),
@@ -19,7 +21,7 @@
 set -u
 out=${1:?usage: benchmarks/gpu.sh OUT_DIR [PHASE ...]}
 shift
-phases=${*:-core cams captum parity parity-highest conv overhead compiled}
+phases=${*:-core cams captum metrics quantus parity parity-highest conv overhead compiled}
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
 python=${PYTHON:-python3}
@@ -40,6 +42,8 @@ for name in $phases; do
                   --only W2,W3,W4,W5,W6,W7,W8,W9,W10,W11,W12 --out "$out/core" ;;
         cams) phase 120 cams "$python" -m benchmarks.run --only W13,W14,W16,W31,W72 --out "$out/cams" ;;
         captum) phase 100 captum "$python" -m benchmarks.run --only W17,W18,W19,W23,W24 --out "$out/captum" ;;
+        metrics) phase 300 metrics "$python" -m benchmarks.run --only W39,W40,W41,W42,W43,W44 --out "$out/metrics" ;;
+        quantus) phase 300 quantus "$python" -m benchmarks.run --only W45,W46,W49,W50 --out "$out/quantus" ;;
         parity) phase 150 parity "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
         parity-highest) JAX_DEFAULT_MATMUL_PRECISION=highest \
                   phase 150 parity-highest "$python" -m benchmarks.parity_report --skip-models --skip-timing ;;
@@ -48,6 +52,6 @@ for name in $phases; do
         overhead) phase 150 overhead bash -c "'$python' -m benchmarks.call_overhead squeezenet1_1 25 224 &&
                   '$python' -m benchmarks.call_overhead resnet18 16 224" ;;
         compiled) phase 240 compiled "$python" -m benchmarks.run --only W1,W2 --out "$out/compiled" ;;
-        *) echo "unknown phase $name (core cams captum parity parity-highest conv overhead compiled)" >&2; exit 2 ;;
+        *) echo "unknown phase $name (core cams captum metrics quantus parity parity-highest conv overhead compiled)" >&2; exit 2 ;;
     esac
 done

@@ -886,17 +886,18 @@ def _rise_batched(tm, xt, yt, maps, mode, step, substrate_fn, batch):
     n, c, h, w = xt.shape
     hw = h * w
     n_steps = (hw + step - 1) // step
-    order = torch.from_numpy(np.flip(np.argsort(maps.reshape(n, hw), axis=1, kind="stable"), axis=1).copy())
+    order = to_torch(np.flip(np.argsort(maps.reshape(n, hw), axis=1, kind="stable"), axis=1))
     finish = substrate_fn(xt) if mode == "del" else xt.clone()
     start = (xt.clone() if mode == "del" else substrate_fn(xt)).reshape(n, c, hw)
     finish = finish.reshape(n, c, hw)
-    scores = torch.empty(n_steps + 1, n)
-    rows = torch.arange(n)[:, None]
+    scores = torch.empty(n_steps + 1, n, device=xt.device)
+    rows = torch.arange(n, device=xt.device)[:, None]
     with torch.no_grad():
         for i in range(n_steps + 1):
             for j in range(0, n, batch):
                 probabilities = torch.softmax(tm(start[j:j + batch].reshape(-1, c, h, w)), dim=1)
-                scores[i, j:j + batch] = probabilities[torch.arange(len(probabilities)), yt[j:j + batch]]
+                scores[i, j:j + batch] = probabilities[torch.arange(len(probabilities), device=xt.device),
+                                                       yt[j:j + batch]]
             if i < n_steps:
                 coords = order[:, step * i:step * (i + 1)]
                 start[rows, :, coords] = finish[rows, :, coords]
@@ -912,16 +913,18 @@ def w25_deletion_insertion(_model, _tm, quick, notes, arch="squeezenet1_1", imag
     n = 2 if quick else images
     x, y, xt, yt = _targets_and_images(n)
     maps = np.asarray(jaxviz.saliency(model, x, y)).sum(-1)
-    kernel = torch.from_numpy(np.float32(_common.rise_blur_kernel()))
-    weight = torch.zeros(3, 3, *kernel.shape)
+    maps_beside = beside_references(maps)
+    kernel = np.float32(_common.rise_blur_kernel())
+    weight = np.zeros((3, 3) + kernel.shape, np.float32)
     for i in range(3):
         weight[i, i] = kernel
+    weight = to_torch(weight)
     blur = lambda v: F.conv2d(v, weight, padding=kernel.shape[0] // 2)  # noqa: E731
     step = 224
 
     def ours():
-        return (jaxviz.metrics.deletion(model, x, y, maps, step=step).auc,
-                jaxviz.metrics.insertion(model, x, y, maps, step=step).auc)
+        return (jaxviz.metrics.deletion(model, x, y, maps_beside, step=step).auc,
+                jaxviz.metrics.insertion(model, x, y, maps_beside, step=step).auc)
 
     def rise(batch):
         return lambda: (_rise_batched(tm, xt, yt, maps, "del", step, torch.zeros_like, batch),
@@ -939,7 +942,7 @@ def w26_infidelity(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     model, tm = pair(arch)
     n, samples = (2, 4) if quick else (images, 50)
     x, y, xt, yt = _targets_and_images(n)
-    a = np.asarray(jaxviz.saliency(model, x, y, absolute=False))
+    a = beside_references(np.asarray(jaxviz.saliency(model, x, y, absolute=False)))
     at = nchw(a)
 
     def perturb(inputs):
@@ -970,18 +973,16 @@ def w27_sensitivity_max(_model, _tm, quick, notes, arch="squeezenet1_1", images=
                                                    n_perturb_samples=samples)), refs, None
 
 
-def _quantus_saliency(model, inputs, targets, **kwargs):
-    from captum.attr import Saliency
+def _quantus_explainer(captum_name: str):
+    """An ``explain_func`` for Quantus: Captum's method on Quantus's numpy batch, on the
+    device Quantus passes (its ``device`` argument), summed over channels, back as numpy."""
+    from captum import attr
 
-    inputs = torch.from_numpy(np.asarray(inputs, np.float32)).requires_grad_()
-    return Saliency(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
-
-
-def _quantus_guided_backprop(model, inputs, targets, **kwargs):
-    from captum.attr import GuidedBackprop
-
-    inputs = torch.from_numpy(np.asarray(inputs, np.float32)).requires_grad_()
-    return GuidedBackprop(model).attribute(inputs, target=torch.from_numpy(np.asarray(targets))).sum(1).numpy()
+    def explain(model, inputs, targets, device="cpu", **kwargs):
+        inputs = torch.from_numpy(np.asarray(inputs, np.float32)).to(device).requires_grad_()
+        targets = torch.from_numpy(np.asarray(targets)).to(device)
+        return getattr(attr, captum_name)(model).attribute(inputs, target=targets).sum(1).detach().cpu().numpy()
+    return explain
 
 
 def w28_mprt(_model, _tm, quick, notes, arch="squeezenet1_1", images=8, method="saliency"):
@@ -992,11 +993,12 @@ def w28_mprt(_model, _tm, quick, notes, arch="squeezenet1_1", images=8, method="
     x, y, xt, yt = _targets_and_images(n)
     key = jax.random.key(0)
     metric = quantus.MPRT(disable_warnings=True)
-    explain, reference = {"saliency": (jaxviz.saliency, _quantus_saliency),
-                          "guided_backprop": (jaxviz.guided_backprop, _quantus_guided_backprop)}[method]
+    explain, reference = {"saliency": (jaxviz.saliency, _quantus_explainer("Saliency")),
+                          "guided_backprop": (jaxviz.guided_backprop, _quantus_explainer("GuidedBackprop"))}[method]
+    x_batch, y_batch = xt.cpu().numpy(), yt.cpu().numpy()  # Quantus takes numpy and moves batches itself
     refs = {f"Quantus MPRT (cascading, every layer), batch_size {b}": (
-        lambda b=b: metric(model=tm, x_batch=xt.numpy(), y_batch=yt.numpy(), a_batch=None,
-                           explain_func=reference, channel_first=True, device="cpu", batch_size=b))
+        lambda b=b: metric(model=tm, x_batch=x_batch, y_batch=y_batch, a_batch=None, explain_func=reference,
+                           channel_first=True, device=str(TORCH_DEVICE), batch_size=b))
         for b in ((n,) if quick else (n // 2, n))}
     return (lambda: jaxviz.metrics.mprt(model, x, y, explain, key=key)), refs, None
 
@@ -1007,12 +1009,14 @@ def w29_faithfulness_correlation(_model, _tm, quick, notes, arch="squeezenet1_1"
     model, tm = pair(arch)
     n, runs = (2, 4) if quick else (images, 100)
     x, y, xt, yt = _targets_and_images(n)
-    a = np.asarray(jaxviz.saliency(model, x, y, absolute=False))
+    a = beside_references(np.asarray(jaxviz.saliency(model, x, y, absolute=False)))
     metric = quantus.FaithfulnessCorrelation(nr_runs=runs, subset_size=224, return_aggregate=False,
                                              disable_warnings=True)
+    # Quantus takes numpy and moves batches to its device itself
+    x_batch, y_batch, a_batch = xt.cpu().numpy(), yt.cpu().numpy(), nchw(a).cpu().numpy()
     refs = {f"Quantus FaithfulnessCorrelation, batch_size {n}": (
-        lambda: metric(model=tm, x_batch=xt.numpy(), y_batch=yt.numpy(), a_batch=nchw(a).numpy(),
-                       channel_first=True, device="cpu", batch_size=n))}
+        lambda: metric(model=tm, x_batch=x_batch, y_batch=y_batch, a_batch=a_batch,
+                       channel_first=True, device=str(TORCH_DEVICE), batch_size=n))}
     key = jax.random.key(0)
     return (lambda: jaxviz.metrics.faithfulness_correlation(model, x, y, a, key=key, n_runs=runs)), refs, None
 
@@ -1360,9 +1364,10 @@ def target_verdict(workload_id: str, times: dict) -> dict | None:
             "ratio_low": min(ratios), "ratio_high": max(ratios), "met": min(ratios) >= factor}
 
 
-# The workloads whose references take their tensors from ``TORCH_DEVICE`` (the others build
-# CPU tensors or numpy arrays for Quantus and PAIR, and run on the CPU only).
-DEVICE_READY = {f"W{i}" for i in (*range(1, 20), 23, 24, 31, 56, 72, 73)}
+# The workloads whose references take their tensors from ``TORCH_DEVICE`` (Quantus's numpy
+# batches are moved by Quantus itself, to the device the harness names); the others build
+# CPU tensors or numpy arrays for their references (PAIR, ROAD, ...) and run on the CPU only.
+DEVICE_READY = {f"W{i}" for i in (*range(1, 20), 23, 24, *range(25, 30), 31, *range(39, 51), 56, 72, 73)}
 
 
 def run(quick: bool, repeats: int, only: list[str] | None, out: Path, torch_device: str = "cpu",
