@@ -119,6 +119,32 @@ def test_nan_input(model, x, name):
         TARGETED[name](model, bad, np.array([1, 2]))
 
 
+def _with_nan(shape):
+    values = jnp.zeros(shape)  # a jax array: tested on its device (_checks.all_finite)
+    return values.at[(0,) * len(shape)].set(jnp.nan)
+
+
+@pytest.mark.parametrize(
+    "call, match",
+    [
+        (lambda m, x, t: jaxviz.integrated_gradients(m, x, t, baselines=_with_nan(x.shape)),
+         "`baselines` contains NaN"),
+        (lambda m, x, t: jaxviz.gradient_shap(m, x, t, baselines=_with_nan(x.shape), key=jax.random.key(0)),
+         "`baselines` contains NaN"),
+        (lambda m, x, t: jaxviz.rise(m, x, t, masks=_with_nan((3,) + x.shape[1:3])), "`masks` contains NaN"),
+        (lambda m, x, t: jaxviz.metrics.infidelity(m, x, t, np.ones(x.shape, np.float32),
+                                                   perturbations=_with_nan((2,) + x.shape), n_perturb_samples=2),
+         "`perturbations` contains NaN"),
+        (lambda m, x, t: jaxviz.metrics.sensitivity_max(m, x, t, jaxviz.saliency, n_perturb_samples=2,
+                                                        perturbations=_with_nan((2,) + x.shape)),
+         "`perturbations` contains NaN"),
+    ],
+)
+def test_nan_in_other_inputs(model, x, call, match):
+    with pytest.raises(jaxviz.InputError, match=match):
+        call(model, x, np.array([1, 2]))
+
+
 @pytest.mark.parametrize(
     "call",
     [

@@ -87,7 +87,7 @@ def broadcast_baselines(baselines, x, name: str = "baselines"):
         raise InputError(
             f"`{name}` must be a scalar or have shape {x.shape[1:]}, (1, *) or {tuple(x.shape)}, got {tuple(b.shape)}"
         )
-    if _checks.is_concrete(b) and not bool(jnp.isfinite(b).all()):
+    if _checks.is_concrete(b) and not _checks.all_finite(b):
         raise InputError(f"`{name}` contains NaN or inf values")
     return jnp.broadcast_to(b, x.shape)
 
@@ -105,7 +105,7 @@ def baseline_distribution(baselines, x, name: str = "baselines"):
     if b.ndim != 4 or b.shape[1:] != x.shape[1:] or b.shape[0] < 1:
         raise InputError(f"`{name}` must be a scalar or have shape {x.shape[1:]} or (B, *{x.shape[1:]}), "
                          f"got {tuple(b.shape)}")
-    if _checks.is_concrete(b) and not bool(jnp.isfinite(b).all()):
+    if _checks.is_concrete(b) and not _checks.all_finite(b):
         raise InputError(f"`{name}` contains NaN or inf values")
     return b
 

@@ -152,7 +152,7 @@ def rise(model, x, target, *, n_masks: int = DEFAULT_N_MASKS, cells: int = DEFAU
         masks = jnp.asarray(masks, x.dtype)
         if masks.ndim != 3 or masks.shape[1:] != (height, width) or masks.shape[0] < 1:
             raise InputError(f"`masks` must have shape (n_masks, {height}, {width}), got {tuple(masks.shape)}")
-        if _checks.is_concrete(masks) and not bool(jnp.isfinite(masks).all()):
+        if _checks.is_concrete(masks) and not _checks.all_finite(masks):
             raise InputError("`masks` contains NaN or inf values")
         n_masks, cells, key = masks.shape[0], 0, None
     if masks_per_eval is None:

@@ -145,17 +145,28 @@ def sample_ids(n_samples: int, chunk: int):
     return _paths.split_chunks(jnp.arange(n_samples), chunk, fill=n_samples)
 
 
-def perturbations_for(perturbations, key, draw, n_samples: int, x, name: str = "perturbations"):
-    """``ids → (k, N, H, W, C)`` perturbations: rows of those given ((n_samples, N, H, W, C),
-    checked), else ``draw(jax.random.fold_in(key, id), x)`` for each sample id."""
+def checked_perturbations(perturbations, n_samples: int, x, name: str = "perturbations"):
+    """Perturbations a user gave, (n_samples, N, H, W, C), as an array of x's dtype (``None``
+    stays ``None``).  Called before the metric's ``jit`` too: inside it the values are
+    unknown and their NaN/inf check is skipped."""
     if perturbations is None:
-        if key is None:
-            raise InputError(f"`key` (a jax.random key) is required unless `{name}` is given")
-        return lambda ids: jax.vmap(lambda i: draw(jax.random.fold_in(key, i), x))(ids)
+        return None
     p = jnp.asarray(perturbations, x.dtype)
     if p.shape != (n_samples,) + x.shape:
         raise InputError(f"`{name}` must have shape (n_perturb_samples, N, H, W, C) = {(n_samples,) + x.shape}, "
                          f"got {tuple(p.shape)}")
-    if _checks.is_concrete(p) and not bool(jnp.isfinite(p).all()):
+    if _checks.is_concrete(p) and not _checks.all_finite(p):
         raise InputError(f"`{name}` contains NaN or inf values")
+    return p
+
+
+def perturbations_for(perturbations, key, draw, n_samples: int, x, name: str = "perturbations"):
+    """``ids → (k, N, H, W, C)`` perturbations: rows of those given ((n_samples, N, H, W, C),
+    :func:`checked_perturbations`), else ``draw(jax.random.fold_in(key, id), x)`` for each
+    sample id."""
+    if perturbations is None:
+        if key is None:
+            raise InputError(f"`key` (a jax.random key) is required unless `{name}` is given")
+        return lambda ids: jax.vmap(lambda i: draw(jax.random.fold_in(key, i), x))(ids)
+    p = checked_perturbations(perturbations, n_samples, x, name)
     return lambda ids: p[jnp.minimum(ids, n_samples - 1)]

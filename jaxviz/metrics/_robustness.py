@@ -67,5 +67,6 @@ def explanation_changes(model, x, target, method, *, key, perturbations, n_sampl
     if not float(noise_scale) > 0:
         raise InputError(f"the perturbation's size must be > 0, got {noise_scale}")
     chunk = _common.states_per_eval(samples_per_eval, n_samples, x, name="samples_per_eval", chunks=2)
+    perturbations = _common.checked_perturbations(perturbations, n_samples, x)
     return _explanation_changes(model, x, target, key, perturbations, method, noise_kind, float(noise_scale),
                                 n_samples, chunk, norm_ord, bool(per_input), bool(normalise), reduce)

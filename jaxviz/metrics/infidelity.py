@@ -77,5 +77,6 @@ def infidelity(model, x, target, attributions, *, key=None, perturbations=None, 
     chunk = _common.states_per_eval(samples_per_eval, n_samples, x, name="samples_per_eval")
     if not float(noise_scale) > 0:
         raise _checks.InputError(f"`noise_scale` must be > 0, got {noise_scale}")
+    perturbations = _common.checked_perturbations(perturbations, n_samples, x)
     return _infidelity(model, x, target, a, key, perturbations, float(noise_scale), n_samples, chunk,
                        bool(normalize))

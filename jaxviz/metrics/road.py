@@ -216,7 +216,7 @@ def _checked_draws(draws, shape, dtype):
     draws = jnp.asarray(draws, dtype)
     if draws.shape != shape:
         raise InputError(f"`draws` must have shape (P, N, H, W, C) = {shape}, got {tuple(draws.shape)}")
-    if _checks.is_concrete(draws) and not bool(jnp.isfinite(draws).all()):
+    if _checks.is_concrete(draws) and not _checks.all_finite(draws):
         raise InputError("`draws` contains NaN or inf values")
     return draws
 
