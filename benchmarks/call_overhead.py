@@ -4,7 +4,7 @@ On the H200 (benchmarks/results/gpu-h200/notes.md), saliency's compiled program 
 for 25 images at 224 and the public ``saliency_map`` call 5.5 ms.  For each method this
 prints the public call; the same call inside ``jax.jit`` with the model as an argument (the
 value checks skipped, one dispatch); and the host-side steps every call takes before its
-program runs.  Random weights and images, numpy targets (as the harness and most users pass
+program runs.  Saliency also runs with the weights closed over, as constants of the program.  Random weights and images, numpy targets (as the harness and most users pass
 them); the median of ``CALLS`` calls after a warm one.
 
     PYTHONPATH=. python -m benchmarks.call_overhead [ARCH BATCH SIZE [CALLS]]
@@ -53,6 +53,10 @@ def main(arch: str = "squeezenet1_1", batch: int = 25, size: int = 224, calls: i
         compiled = jax.jit(method)
         inside = median_ms(lambda compiled=compiled: compiled(model, x, target), calls)
         print(f"  {name}: public {public:.3f}, inside jit {inside:.3f}, difference {public - inside:.3f}", flush=True)
+    # the weights as the program's constants (benchmarks/conv_library.py times it so): what
+    # passing them as arguments costs inside the program
+    closed = jax.jit(lambda v, t: jaxviz.saliency(model, v, t))
+    print(f"  saliency inside jit, the weights constants: {median_ms(lambda: closed(x, target), calls):.3f}", flush=True)
 
 
 if __name__ == "__main__":
