@@ -34,8 +34,9 @@ run: install
 # library 675, CLI 513, parity 339 and 294, long 212), then 33 min 35 s at b6b8b66
 # (float64 943 s and 910 s, library 655, CLI 486, parity 326 and 323, long 239), and 38 min
 # 43 s at 0df2529 with no library change (float64 1106 s and 1005 s, library 780, CLI 580,
-# parity 401 and 354, long 228: the -O0 lanes 17-19 % slower, the long lane as before):
-# over the 30-minute target there.
+# parity 401 and 354, long 228: the -O0 lanes 17-19 % slower, the long lane as before),
+# and 39 min 10 s at d6aa992 (float64 1070 s and 1090 s, library 766, CLI 637, parity 363
+# and 357, long 261): over the 30-minute target there.
 # Every test compiles with LLVM at -O0 (FAST_COMPILE) except those marked `runs_long`
 # (test-long): -O0 halves the compile time, and its results differ from the default
 # settings' by rounding alone -- float64 <= 1e-15 relative against tolerances of 1e-9, and
