@@ -4,7 +4,8 @@ On the H200 (benchmarks/results/gpu-h200/notes.md), saliency's compiled program 
 for 25 images at 224 and the public ``saliency_map`` call 5.5 ms.  For each method this
 prints the public call; the same call inside ``jax.jit`` with the model as an argument (the
 value checks skipped, one dispatch); and the host-side steps every call takes before its
-program runs.  Saliency also runs with the weights closed over, as constants of the program.  Random weights and images, numpy targets (as the harness and most users pass
+program runs.  Saliency also runs with the weights closed over, as constants of the
+program.  Random weights and images, numpy targets (as the harness and most users pass
 them); the median of ``CALLS`` calls after a warm one.
 
     PYTHONPATH=. python -m benchmarks.call_overhead [ARCH BATCH SIZE [CALLS]]

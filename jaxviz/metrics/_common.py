@@ -145,15 +145,16 @@ def sample_ids(n_samples: int, chunk: int):
     return _paths.split_chunks(jnp.arange(n_samples), chunk, fill=n_samples)
 
 
-def checked_perturbations(perturbations, n_samples: int, x, name: str = "perturbations"):
-    """Perturbations a user gave, (n_samples, N, H, W, C), as an array of x's dtype (``None``
-    stays ``None``).  Called before the metric's ``jit`` too: inside it the values are
-    unknown and their NaN/inf check is skipped."""
+def checked_perturbations(perturbations, n_samples: int, x, name: str = "perturbations",
+                          samples: str = "n_perturb_samples"):
+    """Perturbations a user gave, (n_samples, N, H, W, C) (``samples`` names the first axis
+    in the error), as an array of x's dtype (``None`` stays ``None``).  Called before the
+    metric's ``jit`` too: inside it the values are unknown and their NaN/inf check is skipped."""
     if perturbations is None:
         return None
     p = jnp.asarray(perturbations, x.dtype)
     if p.shape != (n_samples,) + x.shape:
-        raise InputError(f"`{name}` must have shape (n_perturb_samples, N, H, W, C) = {(n_samples,) + x.shape}, "
+        raise InputError(f"`{name}` must have shape ({samples}, N, H, W, C) = {(n_samples,) + x.shape}, "
                          f"got {tuple(p.shape)}")
     if _checks.is_concrete(p) and not _checks.all_finite(p):
         raise InputError(f"`{name}` contains NaN or inf values")

@@ -212,15 +212,6 @@ def _road_changes(model, x, target, maps, percentiles, lerf, noise, key, draws, 
     return after - evaluate(model, x, target)[None]
 
 
-def _checked_draws(draws, shape, dtype):
-    draws = jnp.asarray(draws, dtype)
-    if draws.shape != shape:
-        raise InputError(f"`draws` must have shape (P, N, H, W, C) = {shape}, got {tuple(draws.shape)}")
-    if _checks.is_concrete(draws) and not _checks.all_finite(draws):
-        raise InputError("`draws` contains NaN or inf values")
-    return draws
-
-
 def road(model, x, target, attributions, *, order: str = "combined", percentiles=PERCENTILES, noise: float = 0.01,
          key=None, draws=None, score: str = "probability", states_per_eval: int | None = None,
          tol: float | None = None, max_iterations: int | None = None) -> ROADScores:
@@ -289,7 +280,8 @@ def road(model, x, target, attributions, *, order: str = "combined", percentiles
     changes = {}
     for i, name in enumerate(orders):
         order_key = None if key is None else jax.random.fold_in(key, ORDERS.index(name) - 1)
-        order_draws = None if draws is None else _checked_draws(draws[i], (len(percentiles),) + x.shape, x.dtype)
+        order_draws = None if draws is None else _common.checked_perturbations(draws[i], len(percentiles), x,
+                                                                               name="draws", samples="P")
         changes[name] = _road_changes(model, x, target, maps, percentiles, jnp.asarray(name == "lerf"), float(noise),
                                       order_key, order_draws, chunk, score, tol, max_iterations).T
     means = {name: c.mean(axis=1) for name, c in changes.items()}
