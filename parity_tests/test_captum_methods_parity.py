@@ -148,6 +148,26 @@ def test_deeplift(arch):
         _assert_sums_to_delta(model, x, target, b, delta)
 
 
+@pytest.mark.parametrize("arch", ARCHS)
+def test_deeplift_with_one_reference_for_every_image(arch):
+    """One reference for the batch goes through the network once, made pairs only from the
+    first max-pool to the last (and at the class layer): the same numbers as the reference
+    copied for each image.  The reference equals the first image on its left half, where
+    every difference is zero and the rules fall back to each half's own gradient."""
+    model, _, x, target = h.random_case(arch)
+    b = _baselines(arch, 1, 14)[0]
+    b[:, : b.shape[1] // 2] = x[0, :, : b.shape[1] // 2]
+    start = importlib.import_module("jaxviz.attribution.deeplift").shared_reference_start(model, "modules", x.shape[1:])
+    assert start == {"squeezenet1_1": "features.8", "resnet18": "maxpool", "mobilenet_v2": "input",
+                     "vgg11_bn": "features.28"}[arch]
+    with h.precision("float64"):
+        attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, return_convergence_delta=True)
+    _compare(arch, lambda m, x, t: attributions,
+             lambda tm, x, t: _torch_deeplift(tm, x, h.nchw(b[None]).expand_as(x), t))
+    if arch != "mobilenet_v2":
+        _assert_sums_to_delta(model, x, target, np.broadcast_to(b, x.shape), delta)
+
+
 def _assert_sums_to_delta(model, x, target, b, delta):
     with h.precision("float64"):
         gap = np.asarray(jaxviz.models.model.batch_logits(model, x, target) -

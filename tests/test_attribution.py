@@ -213,6 +213,29 @@ def test_bad_options_of_the_shap_methods(model, x):
         jax.grad(lambda v: model.apply(model.params, v, guided=("deeplift", "modules")).sum())(x[:1].repeat(3, 0))
     with pytest.raises(jaxviz.InputError, match="`guided` must be"):
         model.apply(model.params, x, guided=("deeplift", "some"))
+    with pytest.raises(jaxviz.UnknownLayerError, match="'features.99' is not a layer"):
+        model.apply(model.params, x, guided=("deeplift", "modules", "features.99"))
+    with pytest.raises(jaxviz.InputError, match="cannot be shared from 'features.3'"):  # before a max-pool
+        model.apply(model.params, x, guided=("deeplift", "modules", "features.3"))
+
+
+@pytest.mark.parametrize("arch, rule, start", [
+    ("densenet121", "modules", None),  # its functional ReLU after the last max-pool keeps each half's gradient
+    ("densenet121", "all", "features.pool0"),
+    ("googlenet", "modules", "inception5b"),  # max-pools inside the Inception blocks: pairs up to the last
+    ("mobilenet_v3_small", "modules", "input"),  # no max-pool: never pairs, gates and all
+])
+def test_where_deeplift_shares_one_reference(arch, rule, start):
+    """A batch with one reference goes back to it once after the last max-pool, at the first
+    layer that cuts the network after anything giving a pair's halves different gradients
+    (the architectures of test_captum_methods_parity's own test: SqueezeNet, ResNet-18,
+    MobileNetV2, VGG)."""
+    import importlib
+
+    from jaxviz.models import catalog
+
+    module = importlib.import_module("jaxviz.attribution.deeplift")
+    assert module._first_shared_layer(catalog.network(arch), rule, (64, 64, 3)) == start
 
 
 def test_gradient_shap_draws_have_the_right_distribution(model):

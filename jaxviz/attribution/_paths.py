@@ -76,11 +76,17 @@ def steps_per_chunk(internal_batch_size: int | None, batch: int, n_steps: int) -
 
 def broadcast_baselines(baselines, x, name: str = "baselines"):
     """``None``/scalar/(H,W,C)/(1,H,W,C)/(N,H,W,C) baselines as an (N, H, W, C) array."""
+    return jnp.broadcast_to(checked_baselines(baselines, x, name), x.shape)
+
+
+def checked_baselines(baselines, x, name: str = "baselines"):
+    """``None``/scalar/(H,W,C)/(1,H,W,C)/(N,H,W,C) baselines as a (1, H, W, C) array when
+    every image shares one, else (N, H, W, C)."""
     if baselines is None:
-        return jnp.zeros_like(x)
+        return jnp.zeros((1,) + x.shape[1:], x.dtype)
     b = jnp.asarray(baselines, x.dtype)
     if b.ndim == 0:
-        return jnp.full_like(x, b)
+        b = jnp.full((1,) + x.shape[1:], b)
     if b.ndim == 3:
         b = b[None]
     if b.ndim != 4 or b.shape[1:] != x.shape[1:] or b.shape[0] not in (1, x.shape[0]):
@@ -89,7 +95,7 @@ def broadcast_baselines(baselines, x, name: str = "baselines"):
         )
     if _checks.is_concrete(b) and not _checks.all_finite(b):
         raise InputError(f"`{name}` contains NaN or inf values")
-    return jnp.broadcast_to(b, x.shape)
+    return b
 
 
 def baseline_distribution(baselines, x, name: str = "baselines"):

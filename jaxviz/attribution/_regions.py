@@ -344,13 +344,18 @@ def _reads_input(jaxpr) -> list[bool]:
 
 def is_cut(model, layer: str, image_shape, target_batch: int = 1) -> bool:
     """Whether the forward pass with ``layer``'s output replaced reads nothing before it."""
-    x = jax.ShapeDtypeStruct((target_batch,) + tuple(image_shape), model.dtype)
-    shape = jax.eval_shape(lambda v: model.apply(model.params, v, capture=(layer,))[layer], x)
+    return network_is_cut(model.architecture.network, model.params, layer, tuple(image_shape), model.dtype,
+                          target_batch)
+
+
+def network_is_cut(network, params, layer: str, image_shape, dtype, target_batch: int = 1) -> bool:
+    """:func:`is_cut` from the network and its parameters (or their shapes alone)."""
+    x = jax.ShapeDtypeStruct((target_batch,) + tuple(image_shape), dtype)
+    shape = jax.eval_shape(lambda p, v: _network.run(network, p, v, capture=(layer,))[layer], params, x)
     target = jax.ShapeDtypeStruct((target_batch,), jnp.int32)
-    network = model.architecture.network
     closed = jax.make_jaxpr(
-        lambda v, value, t: _network.run(network, model.params, v, replace={layer: value}, target=t))(x, shape, target)
-    return not _reads_input(closed.jaxpr)[0]
+        lambda p, v, value, t: _network.run(network, p, v, replace={layer: value}, target=t))(params, x, shape, target)
+    return not _reads_input(closed.jaxpr)[len(jax.tree_util.tree_leaves(params))]
 
 
 # ---------------------------------------------------------------------------- choosing

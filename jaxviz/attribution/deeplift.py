@@ -10,18 +10,42 @@ import jax
 import jax.numpy as jnp
 
 from jaxviz import _checks, _chunks, scoring
-from jaxviz.attribution import _paths
+from jaxviz.attribution import _paths, _regions
+from jaxviz.models import network as _network
 from jaxviz.models.network import GUIDED_RULES
 
 
-def multipliers(model, x, references, target, rule: str):
+def multipliers(model, x, references, target, rule: str, shared_from: str | None = None):
     """DeepLift's multipliers (N, H, W, 3): the target score's backward pass with the
     rescale rule, each image beside its reference in one batch.
 
     As Captum's ``DeepLift``: the score summed over both halves of the batch is
     differentiated (the max-pool rule sends part of a reference's gradient to its input),
     and the input half's gradient is kept.
+
+    ``shared_from`` (:func:`shared_reference_start`): ``references`` is one reference
+    (1, H, W, 3) for every image, which goes through the network once, but between the
+    first max-pool and ``shared_from``, where the max-pool rule reads each pair's own
+    reference gradient (below the first max-pool nothing reads it, and above the last both
+    halves of a pair carry the same gradient).
     """
+    pairs = max(1, _chunks.chunk_size(2 * x.shape[0], *x.shape[1:3]) // 2)
+    if shared_from is not None:
+        def shared_gradients(v, t):
+            n = v.shape[0]
+
+            def score(u):
+                both = jnp.concatenate([u, references])
+                return scoring.target_logits(model, both, scoring.repeat_targets(t, 2),
+                                             guided=("deeplift", rule, shared_from))[0][:n].sum()
+
+            return jax.grad(score)(v)
+
+        pools = _network.max_pool_layers(model.architecture.network)
+        # chunks of pairs where pairs run through more than a max-pool, else of images
+        chunk = pairs if pools and shared_from != pools[0] else None
+        return _chunks.map_chunks(shared_gradients, x, target, chunk=chunk)
+
     def pair_gradients(v, r, t):
         both, targets = jnp.concatenate([v, r]), scoring.repeat_targets(t, 2)
 
@@ -30,22 +54,50 @@ def multipliers(model, x, references, target, rule: str):
 
         return jax.grad(score)(both)[: v.shape[0]]
 
-    pairs = max(1, _chunks.chunk_size(2 * x.shape[0], *x.shape[1:3]) // 2)
     return _chunks.map_chunks(pair_gradients, x, references, target, chunk=pairs)
 
 
-@functools.partial(jax.jit, static_argnames=("rule", "multiply_by_inputs", "with_delta"))
-def _deeplift(model, x, target, baselines, rule, multiply_by_inputs, with_delta, repeats):
+@functools.lru_cache(maxsize=64)
+def _first_shared_layer(network, rule: str, image_shape) -> str | None:
+    params = _network.call_listing(network).params_like  # the structure alone decides
+
+    def is_cut(layer):
+        return _regions.network_is_cut(network, params, layer, image_shape, jnp.float32)
+
+    pools = _network.max_pool_layers(network)
+    if pools and not is_cut(pools[0]):  # the pairs begin there
+        return None
+    return next((layer for layer in _network.shared_reference_layers(network, rule)
+                 if layer == _network.INPUT or is_cut(layer)), None)
+
+
+def shared_reference_start(model, rule: str, image_shape) -> str | None:
+    """Where a DeepLift pass of images beside one shared reference goes back from pairs to
+    the images and the reference once: ``"input"`` (a network without max-pools, which
+    needs no pairs), the first layer that cuts the network after its last max-pool (and
+    after anything that would give the two halves different gradients), or ``None``: one
+    reference per image all through."""
+    return _first_shared_layer(model.architecture.network, rule, tuple(image_shape))
+
+
+@functools.partial(jax.jit, static_argnames=("rule", "multiply_by_inputs", "with_delta", "shared_from"))
+def _deeplift(model, x, target, baselines, rule, multiply_by_inputs, with_delta, repeats, shared_from=None):
     def body(x, target, baselines):
-        m = multipliers(model, x, baselines, target, rule)
+        m = multipliers(model, x, baselines, target, rule, shared_from)
         attributions = (x - baselines) * m if multiply_by_inputs else m
         if not with_delta:
             return attributions
+        n = x.shape[0]
+        if shared_from is not None:  # the reference's logits once, read at each target
+            reference_scores = model.apply(model.params, baselines)[0, target]
+            return attributions, attributions.reshape(n, -1).sum(axis=1) - (
+                scoring.batch_target_logits(model, x, target) - reference_scores)
         scores = scoring.batch_target_logits(model, jnp.concatenate([x, baselines]),
                                              scoring.repeat_targets(target, 2))
-        n = x.shape[0]
         return attributions, attributions.reshape(n, -1).sum(axis=1) - (scores[:n] - scores[n:])
 
+    if shared_from is not None:
+        return scoring.per_image(lambda x, target: body(x, target, baselines), repeats, x, target)
     return scoring.per_image(body, repeats, x, target, baselines)
 
 
@@ -69,7 +121,8 @@ def deeplift(model, x, target, *, baselines=None, rule: str = "modules", multipl
       x: (N, H, W, 3) normalised images.
       target: (N,) class indices.
       baselines: ``None`` (zeros), a scalar, or an array of shape (H, W, 3), (1, H, W, 3)
-        or (N, H, W, 3).
+        or (N, H, W, 3).  One reference for every image goes through the network once
+        (:func:`multipliers`), the same numbers in less time than copies of it.
       rule: ``"modules"`` (default) or ``"all"``.
       multiply_by_inputs: return (x − b)·m (default), or the multipliers m alone.
       return_convergence_delta: also return Σ attributions − (F(x) − F(b)), (N,): zero up
@@ -85,6 +138,12 @@ def deeplift(model, x, target, *, baselines=None, rule: str = "modules", multipl
     """
     _checks.check_choice(rule, "rule", GUIDED_RULES)
     x, target = scoring.prepare(model, x, target)
-    baselines = _paths.broadcast_baselines(baselines, x)
+    baselines = _paths.checked_baselines(baselines, x)
+    shared_from = shared_reference_start(model, rule, x.shape[1:]) if baselines.shape[0] == 1 else None
+    if shared_from is None:
+        baselines = jnp.broadcast_to(baselines, x.shape)
+        repeats = scoring.find_repeats(x, target, baselines)
+    else:
+        repeats = scoring.find_repeats(x, target)
     return _deeplift(model, x, target, baselines, rule, bool(multiply_by_inputs), bool(return_convergence_delta),
-                     scoring.find_repeats(x, target, baselines))
+                     repeats, shared_from)

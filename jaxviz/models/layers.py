@@ -251,9 +251,14 @@ def _deconvolution(forward):
 DEEPLIFT_EPS = 1e-10
 
 
-def _reference_differences(values):
+def _reference_differences(values, shared: bool = False):
     """A DeepLift batch is inputs followed by their references: each half's difference from
-    the other's counterpart, input − reference, for both halves."""
+    the other's counterpart, input − reference, for both halves.  ``shared``: inputs
+    followed by one reference for all of them; its own row gets no difference (its
+    backward pass is never read, see :func:`collapse_references`)."""
+    if shared:
+        difference = values[:-1] - values[-1:]
+        return jnp.concatenate([difference, jnp.zeros_like(values[-1:])])
     n = values.shape[0] // 2
     if values.shape[0] != 2 * n:
         raise InputError("the DeepLift rule needs a batch of inputs followed by as many references, "
@@ -262,13 +267,14 @@ def _reference_differences(values):
     return jnp.concatenate([difference, difference])
 
 
-def _rescale(forward, derivative):
+def _rescale(forward, derivative, shared: bool = False):
     """DeepLift's rescale rule: the multiplier Δout/Δin in place of the derivative, both
-    halves of the batch sharing the pair's multiplier (Captum's ``nonlinear``)."""
+    halves of the batch sharing the pair's multiplier (Captum's ``nonlinear``); ``shared``:
+    on a batch of inputs followed by one reference."""
 
     def backward(x, g):
-        delta_in = _reference_differences(x)
-        delta_out = _reference_differences(forward(x))
+        delta_in = _reference_differences(x, shared)
+        delta_out = _reference_differences(forward(x), shared)
         same = jnp.abs(delta_in) < DEEPLIFT_EPS
         return jnp.where(same, g * derivative(x), g * delta_out / jnp.where(same, 1, delta_in))
 
@@ -323,7 +329,44 @@ BACKWARD_RULES = {
         "relu6": _rescale(_relu6_forward, lambda x: ((x > 0) & (x < 6)).astype(x.dtype)),
         "hardswish": _rescale(_hardswish, _hardswish_grad),
     },
+    # after the last max-pool, on inputs followed by one reference (collapse_references)
+    "deeplift_shared": {
+        "relu": _rescale(_relu_forward, lambda x: (x > 0).astype(x.dtype), shared=True),
+        "relu6": _rescale(_relu6_forward, lambda x: ((x > 0) & (x < 6)).astype(x.dtype), shared=True),
+        "hardswish": _rescale(_hardswish, _hardswish_grad, shared=True),
+    },
 }
+
+
+@jax.custom_vjp
+def collapse_references(values):
+    """A DeepLift batch of inputs followed by as many copies of one reference, as the inputs
+    followed by that reference once (what ``"deeplift_shared"`` takes).
+
+    Its backward pass gives each reference copy its input's gradient: after the last
+    max-pool, where the rescale rule's multipliers are shared by each pair and nothing else
+    is nonlinear, the two halves of a DeepLift batch carry the same gradient (the max-pool
+    rule below reads the reference's).  The shared row's own gradient is dropped.
+    """
+    n = values.shape[0] // 2
+    return values[: n + 1]
+
+
+def _collapse_fwd(values):
+    return collapse_references(values), None
+
+
+def _collapse_bwd(_, g):
+    return (jnp.concatenate([g[:-1], g[:-1]]),)
+
+
+collapse_references.defvjp(_collapse_fwd, _collapse_bwd)
+
+
+def expand_reference(values):
+    """Inputs followed by one reference, as the inputs followed by a copy of it for each."""
+    n = values.shape[0] - 1
+    return jnp.concatenate([values[:n], jnp.broadcast_to(values[n:], (n,) + values.shape[1:])])
 
 
 def pool_output_size(size: int, kernel: int = 3, stride: int = 2, padding: int = 0, ceil_mode: bool = True) -> int:

@@ -64,7 +64,11 @@ class Model:
         ReLU6, Hardswish); ``guided=(rule, scope)`` another backward rule, ``"guided"``,
         ``"deconvolution"`` or ``"deeplift"`` (whose batch is inputs followed by as many
         references, and which also changes the max-pools), at scope ``"modules"`` or
-        ``"all"``; ``guided=("lrp", composite)`` LRP's rules at every layer
+        ``"all"``; ``("deeplift", scope, layer)``: DeepLift on inputs followed by one reference
+        shared by all of them, made pairs from the first max-pool (which must cut the
+        network) to ``layer`` (one of :func:`jaxviz.models.network.shared_reference_layers`
+        that cuts the network, or ``"input"`` when there is no max-pool), and at a class
+        layer evaluated for ``target`` (which is then the pairs' targets); ``guided=("lrp", composite)`` LRP's rules at every layer
         (:class:`jaxviz.relevance.Composite`; jaxviz's architectures only).  The forward
         pass is unchanged.
         ``target`` (N,): the output is each image's logit for its own class, (N,), and the
@@ -78,6 +82,8 @@ class Model:
         _check_layers(self.architecture, capture or (), tuple(perturb or ()) + tuple(replace or ()),
                       target is not None)
         guided = _network.check_guided(guided)
+        if guided and len(guided) == 3:
+            _check_shared_reference(self.architecture, guided)
         return _apply(self.arch, guided, capture, params, x, perturb, target, replace)
 
     def classify(self, params, features, *, target: jax.Array | None = None):
@@ -107,6 +113,15 @@ class Model:
 
         leaves = jax.tree_util.tree_leaves_with_path(self.params)
         return sum(int(p.size) for path, p in leaves if not buffer(path))
+
+
+def _check_shared_reference(architecture: Architecture, guided) -> None:
+    _, scope, layer = guided
+    if layer != _network.INPUT:
+        architecture.check_layers(layer)
+    if layer not in _network.shared_reference_layers(architecture.network, scope):
+        raise _checks.InputError(f"DeepLift's reference cannot be shared from {layer!r} of {architecture.name} "
+                                 f"(jaxviz.models.network.shared_reference_layers lists where it can)")
 
 
 def _check_layers(architecture: Architecture, capture, perturbed, for_target: bool) -> None:

@@ -93,7 +93,10 @@ class Forward:
         self.wanted = frozenset(capture)
         self.perturb = dict(perturb or {})
         self.replace = dict(replace or {})
-        self.guided = guided
+        # ("deeplift", scope, layer): inputs and one shared reference, as pairs from the first
+        # max-pool to ``layer`` (see shared_reference_layers)
+        self.shared_from = guided[2] if guided and len(guided) == 3 else None
+        self.guided = ("deeplift_shared", guided[1]) if self.shared_from is not None else guided
         self.lrp = guided[1] if guided and guided[0] == "lrp" else None  # a relevance.Composite
         self._lrp_layers = 0  # convolutions and linear layers met so far (the first has its own rule)
         self._last_conv = None  # (its output, how to recompute it) for merging a BatchNorm
@@ -112,6 +115,8 @@ class Forward:
         self.calls: list[str] = []  # every named output, in call order
         self.shapes: dict[str, tuple[int, ...]] = {}  # each name's output shape
         self.activations: list[tuple[int, str | None, str]] = []  # (call index, name, kind)
+        self.max_pools: list[int] = []  # each max-pool's call index
+        self.gates: list[int] = []  # after each hardsigmoid, the call index of the product it gates
         self.biases: dict[str, float | None] = {}  # convolutions with a bias (None), BatchNorms (their eps)
         self.bias_values: dict = {}  # a traced network's biases, (C,) each (see record_bias)
 
@@ -125,6 +130,9 @@ class Forward:
         if self.last_call is None or self.last_call.get(name) == index:
             if name in self.replace:
                 value = self.replace[name]
+            if name == self.shared_from and self.guided[0] == "deeplift":
+                self.guided = ("deeplift_shared", self.guided[1])
+                value = layers.collapse_references(value)
             if name in self.perturb:
                 value = value + self.perturb[name]
             if name in self.wanted:
@@ -146,6 +154,16 @@ class Forward:
 
     def _for_target(self, name):
         return self.target is not None and name == self.class_layer
+
+    def _pairs(self, x):
+        """A batch of inputs and one shared DeepLift reference as pairs (a copy of the
+        reference for each input), as what comes next needs: the max-pool rule reads each
+        reference's own gradient, and a class layer evaluated for each image's target alone
+        scores each copy for its input's target (the targets given are the pairs')."""
+        if self.guided and self.guided[0] == "deeplift_shared":
+            self.guided = ("deeplift", self.guided[1])
+            return layers.expand_reference(x)
+        return x
 
     def nonnegative(self, value, known: bool = True):
         """``value``, recorded (under LRP, when ``known``) as never negative."""
@@ -175,6 +193,7 @@ class Forward:
             self.biases[name] = None
         stack = None  # the weights' input and output channel axes, where any input width will do
         if self._for_target(name):  # a 1×1 class convolution, each image's class alone
+            x = self._pairs(x)
             layer, extra = _target_conv1x1, (self.target,)
         elif groups == 1:
             layer, extra, stack = functools.partial(_conv, stride=stride, padding=padding), (), (2, 3)
@@ -227,6 +246,8 @@ class Forward:
         cin = x.shape[-1]
         w = self.param(name, "kernel", (cin, out), init)
         b = self.param(name, "bias", (out,), _bias_init(bias_init or init, cin)) if bias else None
+        if self._for_target(name):
+            x = self._pairs(x)
         layer, extra, stack = (_target_linear, (self.target,), None) if self._for_target(name) else (_linear, (), (0, 1))
         return self.output(name, self.affine(name, "linear", layer, x, w, b, extra, stack))
 
@@ -280,17 +301,20 @@ class Forward:
         return self.activation("hardswish", name, x, layers.hardswish)
 
     def hardsigmoid(self, name, x):
+        self.gates.append(len(self.calls) + 1)  # the product it gates: the next output
         if self.lrp is not None:
             return self.output(name, self.nonnegative(relevance.passthrough(layers.hardsigmoid, x)))
         return self.output(name, layers.hardsigmoid(x))
 
     def max_pool(self, name, x, kernel: int, stride: int | None = None, *, padding: int = 0, ceil_mode=False):
+        self.max_pools.append(len(self.calls))
         if self.lrp is not None and self.lrp.max_pool_epsilon is not None:  # Captum's LRP: the ε rule
             def pool(v):
                 return layers.max_pool(v, kernel, stride, padding, ceil_mode)
 
             y = relevance.normalized(pool, self.lrp.max_pool_epsilon)(x)
         else:
+            x = self._pairs(x)
             pool = layers.rescale_max_pool if self.guided and self.guided[0] == "deeplift" else layers.max_pool
             y = pool(x, kernel, stride, padding, ceil_mode)
         # (a window always holds an element of x: the padding never wins)
@@ -404,6 +428,7 @@ class Network:
 
 
 OUTPUT = "output"  # pseudo-layer: the logits (N, num_classes)
+INPUT = "input"  # the images, where a layer name may also name them (shared_reference_layers)
 
 
 def run(network: Network, params, x, *, capture: Sequence[str] | None = None,
@@ -465,6 +490,9 @@ def check_guided(guided):
     if (isinstance(guided, tuple) and len(guided) == 2 and guided[0] in BACKWARD_RULES
             and guided[1] in GUIDED_RULES):
         return guided
+    if (isinstance(guided, tuple) and len(guided) == 3 and guided[0] == "deeplift" and guided[1] in GUIDED_RULES
+            and isinstance(guided[2], str)):
+        return guided
     if isinstance(guided, tuple) and len(guided) == 2 and guided[0] == "lrp" and isinstance(
             guided[1], relevance.Composite):
         return guided
@@ -480,6 +508,8 @@ class CallListing:
     calls: tuple[str, ...]
     last_call: Mapping[str, int]
     activations: tuple[tuple[int, str | None, str], ...]
+    max_pools: tuple[int, ...]  # call indices of the max-pools' outputs
+    gates: tuple[int, ...]  # call indices of the products the hardsigmoid gates make
     biases: Mapping[str, float | None]  # convolutions with a bias (None) and BatchNorms (their eps)
     params_like: object  # the parameters' shapes and dtypes (jax.ShapeDtypeStruct leaves)
     shapes: Mapping[str, tuple[int, ...]]  # each layer's output shape at the traced size
@@ -522,7 +552,8 @@ def call_listing(network: Network) -> CallListing:
     last = {}
     for index, name in enumerate(f.calls):
         last[name] = index
-    return CallListing(tuple(f.calls), last, tuple(f.activations), dict(f.biases), params_like, dict(f.shapes),
+    return CallListing(tuple(f.calls), last, tuple(f.activations), tuple(f.max_pools), tuple(f.gates),
+                       dict(f.biases), params_like, dict(f.shapes),
                        tuple(logits.shape), tuple(f.param_inits))
 
 
@@ -637,3 +668,34 @@ def minimum_input_size(network: Network) -> int:
         else:
             low = middle + 1
     return low
+
+
+def shared_reference_layers(network: Network, scope: str) -> tuple[str, ...]:
+    """Where a DeepLift pass (rule ``("deeplift", scope)``) of inputs beside one shared
+    reference can go back from pairs (a copy of the reference for each input) to the
+    inputs and the reference once: ``(INPUT,)`` for a network without max-pools, which
+    never needs pairs; else the layers after which no max-pool and nothing that would give
+    the two halves of a pair different gradients follows (an activation the rule does not
+    reach, a gate), in forward order, for the caller to take the first that cuts the
+    network; none for a network whose every operation jaxviz does not see (your own model).
+
+    Only the max-pool rule reads a reference's own gradient: below the first max-pool
+    nothing reads it, and above the last the rescale rule and the affine layers give both
+    halves of a pair the same one.  (The pairs start at the first max-pool, which must cut
+    the network too: :func:`max_pool_layers`.)
+    """
+    if network.params_like is not None:
+        return ()
+    listing = call_listing(network)
+    if not listing.max_pools:
+        return (INPUT,)
+    uneven = [i for i, _, kind in listing.activations if not (scope == "all" or kind == "relu")]
+    after = max(listing.max_pools + listing.gates + tuple(uneven))
+    class_index = listing.last_call.get(network.class_layer, len(listing.calls))
+    return tuple(name for name in listing.layer_names if after <= listing.last_call[name] < class_index)
+
+
+def max_pool_layers(network: Network) -> tuple[str, ...]:
+    """The network's max-pools, in forward order."""
+    listing = call_listing(network)
+    return tuple(listing.calls[i] for i in listing.max_pools)
