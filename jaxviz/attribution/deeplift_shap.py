@@ -9,13 +9,19 @@ import jax.numpy as jnp
 
 from jaxviz import _checks, scoring
 from jaxviz.attribution import _paths
-from jaxviz.attribution.deeplift import multipliers
+from jaxviz.attribution.deeplift import multipliers, shared_reference_start
 from jaxviz.errors import InputError
 from jaxviz.models.network import GUIDED_RULES
 
 
-@functools.partial(jax.jit, static_argnames=("rule", "multiply_by_inputs"))
-def _deeplift_shap(model, x, target, baselines, rule, multiply_by_inputs):
+@functools.partial(jax.jit, static_argnames=("rule", "multiply_by_inputs", "shared_from"))
+def _deeplift_shap(model, x, target, baselines, rule, multiply_by_inputs, shared_from=None):
+    if shared_from is not None:  # each baseline the one reference of every image, in turn
+        def against(reference):
+            m = multipliers(model, x, reference[None], target, rule, shared_from)
+            return (x - reference[None]) * m if multiply_by_inputs else m
+
+        return jax.lax.map(against, baselines).mean(axis=0)
     n, b = x.shape[0], baselines.shape[0]
     inputs = jnp.repeat(x, b, axis=0)  # image i against baselines 0..B−1, then image i+1
     references = jnp.tile(baselines, (n, 1, 1, 1))
@@ -28,7 +34,8 @@ def deeplift_shap(model, x, target, *, baselines, rule: str = "modules", multipl
     """DeepLift of each image against each of B baselines, averaged over the baselines
     (Captum ``DeepLiftShap``), an approximation of SHAP values.
 
-    All N·B pairs go through one compiled program, a few pairs at a time.  The rule is
+    All N·B pairs go through one compiled program, a few pairs at a time, each baseline
+    as the one reference of all N images (:func:`jaxviz.deeplift`).  The rule is
     :func:`jaxviz.deeplift`'s.
 
     Args:
@@ -50,4 +57,5 @@ def deeplift_shap(model, x, target, *, baselines, rule: str = "modules", multipl
     if baselines is None:
         raise InputError("`baselines` (B, H, W, 3), the distribution to explain against, is required")
     baselines = _paths.baseline_distribution(baselines, x)
-    return _deeplift_shap(model, x, target, baselines, rule, bool(multiply_by_inputs))
+    return _deeplift_shap(model, x, target, baselines, rule, bool(multiply_by_inputs),
+                          shared_reference_start(model, rule, x.shape[1:]))
