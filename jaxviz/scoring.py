@@ -178,8 +178,9 @@ def find_repeats(x, target, *also) -> Repeats | None:
     its targets (:func:`per_image`); ``None`` when every request has its own image, when
     ``target`` is a :class:`Neuron`, or inside a traced function.  Candidates are found from
     a strided sample of each image and then compared whole; an image's requests go in groups
-    of at most :data:`MOST_TARGETS_PER_PASS`."""
-    arrays = (x,) + tuple(also)
+    of at most :data:`MOST_TARGETS_PER_PASS`.  An array of ``also`` with one row is every
+    request's, and tells none apart."""
+    arrays = (x,) + tuple(a for a in also if a.shape[0] != 1)
     if isinstance(target, Neuron) or x.shape[0] < 2 or not all(_checks.is_concrete(a) and _on_one_device(a)
                                                                 for a in arrays):
         return None  # inside a traced function, or a batch split over devices (kept as it is split)

@@ -140,10 +140,8 @@ def deeplift(model, x, target, *, baselines=None, rule: str = "modules", multipl
     x, target = scoring.prepare(model, x, target)
     baselines = _paths.checked_baselines(baselines, x)
     shared_from = shared_reference_start(model, rule, x.shape[1:]) if baselines.shape[0] == 1 else None
+    repeats = scoring.find_repeats(x, target, baselines)
     if shared_from is None:
         baselines = jnp.broadcast_to(baselines, x.shape)
-        repeats = scoring.find_repeats(x, target, baselines)
-    else:
-        repeats = scoring.find_repeats(x, target)
     return _deeplift(model, x, target, baselines, rule, bool(multiply_by_inputs), bool(return_convergence_delta),
                      repeats, shared_from)

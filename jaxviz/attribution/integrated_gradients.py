@@ -37,6 +37,8 @@ def path_gradient_sum(model, x, target, baselines, alphas, weights, chunk: int):
 # the quadrature's points and weights are arguments: one program serves every method
 @functools.partial(jax.jit, static_argnames=("chunk", "with_delta"))
 def _integrated_gradients(model, x, target, baselines, alphas, weights, chunk, with_delta, repeats):
+    baselines = jnp.broadcast_to(baselines, x.shape)  # one for every image is made here, not on the host
+
     def body(x, target, baselines):
         summed = path_gradient_sum(model, x, target, baselines, alphas, weights, chunk)
         attributions = (x - baselines) * summed
@@ -92,7 +94,7 @@ def integrated_gradients(
     _checks.check_positive_int(n_steps, "n_steps")
     _checks.check_choice(method, "method", _paths.METHODS)
     x, target = scoring.prepare(model, x, target)
-    baselines = _paths.broadcast_baselines(baselines, x)
+    baselines = _paths.checked_baselines(baselines, x)
     repeats = scoring.find_repeats(x, target, baselines)
     images = x.shape[0] if repeats is None else repeats.requests.size  # gradients per step
     chunk = min(_paths.steps_per_chunk(internal_batch_size, images, n_steps), n_steps)
