@@ -36,7 +36,8 @@ run: install
 # 43 s at 0df2529 with no library change (float64 1106 s and 1005 s, library 780, CLI 580,
 # parity 401 and 354, long 228: the -O0 lanes 17-19 % slower, the long lane as before),
 # and 39 min 10 s at d6aa992 (float64 1070 s and 1090 s, library 766, CLI 637, parity 363
-# and 357, long 261): over the 30-minute target there.
+# and 357, long 261), and 41 min 6 s at 43a32e6 (float64 1163 s and 1126 s, library 843,
+# CLI 654, parity 377 and 387, long 238): over the 30-minute target there.
 # Every test compiles with LLVM at -O0 (FAST_COMPILE) except those marked `runs_long`
 # (test-long): -O0 halves the compile time, and its results differ from the default
 # settings' by rounding alone -- float64 <= 1e-15 relative against tolerances of 1e-9, and
