@@ -129,6 +129,8 @@ def _with_nan(shape):
     [
         (lambda m, x, t: jaxviz.integrated_gradients(m, x, t, baselines=_with_nan(x.shape)),
          "`baselines` contains NaN"),
+        (lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=float("nan")), "`baselines` contains NaN"),
+        (lambda m, x, t: jaxviz.deeplift(m, x, t, baselines=_with_nan(x.shape[1:])), "`baselines` contains NaN"),
         (lambda m, x, t: jaxviz.gradient_shap(m, x, t, baselines=_with_nan(x.shape), key=jax.random.key(0)),
          "`baselines` contains NaN"),
         (lambda m, x, t: jaxviz.rise(m, x, t, masks=_with_nan((3,) + x.shape[1:3])), "`masks` contains NaN"),

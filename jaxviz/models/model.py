@@ -64,12 +64,14 @@ class Model:
         ReLU6, Hardswish); ``guided=(rule, scope)`` another backward rule, ``"guided"``,
         ``"deconvolution"`` or ``"deeplift"`` (whose batch is inputs followed by as many
         references, and which also changes the max-pools), at scope ``"modules"`` or
-        ``"all"``; ``("deeplift", scope, layer)``: DeepLift on inputs followed by one reference
-        shared by all of them, made pairs from the first max-pool (which must cut the
-        network) to ``layer`` (one of :func:`jaxviz.models.network.shared_reference_layers`
-        that cuts the network, or ``"input"`` when there is no max-pool), and at a class
-        layer evaluated for ``target`` (which is then the pairs' targets); ``guided=("lrp", composite)`` LRP's rules at every layer
-        (:class:`jaxviz.relevance.Composite`; jaxviz's architectures only).  The forward
+        ``"all"``; ``("deeplift", scope, layer)``: DeepLift on inputs followed by one
+        reference shared by all of them, made pairs from the first max-pool (which must cut
+        the network) to ``layer`` (one of
+        :func:`jaxviz.models.network.shared_reference_layers` that cuts the network, or
+        ``"input"`` when there is no max-pool), and at a class layer evaluated for
+        ``target`` (which is then the pairs' targets); ``guided=("lrp", composite)`` LRP's
+        rules at every layer (:class:`jaxviz.relevance.Composite`; jaxviz's architectures
+        only).  The forward
         pass is unchanged.
         ``target`` (N,): the output is each image's logit for its own class, (N,), and the
         classifier is evaluated for that class alone (what gradient methods need).
