@@ -319,22 +319,23 @@ def _relu6_forward(x):
     return jnp.clip(x, 0, 6)
 
 
+def _rescale_rules(shared: bool):
+    """The rescale rule at each activation kind, on pairs or (``shared``) on inputs followed
+    by one reference (where the pairs have been collapsed: :func:`collapse_references`)."""
+    return {
+        "relu": _rescale(_relu_forward, lambda x: (x > 0).astype(x.dtype), shared),
+        "relu6": _rescale(_relu6_forward, lambda x: ((x > 0) & (x < 6)).astype(x.dtype), shared),
+        "hardswish": _rescale(_hardswish, _hardswish_grad, shared),
+    }
+
+
 # {rule: {activation kind: the activation with that rule's backward pass}}
 BACKWARD_RULES = {
     "guided": {"relu": guided_relu, "relu6": guided_relu6, "hardswish": guided_hardswish},
     "deconvolution": {"relu": _deconvolution(_relu_forward), "relu6": _deconvolution(_relu6_forward),
                       "hardswish": _deconvolution(_hardswish)},
-    "deeplift": {
-        "relu": _rescale(_relu_forward, lambda x: (x > 0).astype(x.dtype)),
-        "relu6": _rescale(_relu6_forward, lambda x: ((x > 0) & (x < 6)).astype(x.dtype)),
-        "hardswish": _rescale(_hardswish, _hardswish_grad),
-    },
-    # after the last max-pool, on inputs followed by one reference (collapse_references)
-    "deeplift_shared": {
-        "relu": _rescale(_relu_forward, lambda x: (x > 0).astype(x.dtype), shared=True),
-        "relu6": _rescale(_relu6_forward, lambda x: ((x > 0) & (x < 6)).astype(x.dtype), shared=True),
-        "hardswish": _rescale(_hardswish, _hardswish_grad, shared=True),
-    },
+    "deeplift": _rescale_rules(shared=False),
+    "deeplift_shared": _rescale_rules(shared=True),
 }
 
 
