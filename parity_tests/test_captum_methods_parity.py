@@ -125,13 +125,15 @@ def _deeplift_model(tm, max_pools=True):
     return model
 
 
-def _torch_deeplift(tm, x, references, target, max_pools=True):
-    """(x − r)·m, m the input half's gradient of Σ both halves' target scores."""
+def _torch_deeplift(tm, x, references, target, max_pools=True, multiply_by_inputs=True):
+    """(x − r)·m, m the input half's gradient of Σ both halves' target scores (m alone
+    unless ``multiply_by_inputs``)."""
     model = _deeplift_model(tm, max_pools)
     both = torch.cat([x.detach(), references]).requires_grad_()
     scores = model(both).gather(1, torch.cat([target, target])[:, None]).sum()
     (grads,) = torch.autograd.grad(scores, both)
-    return (x.detach() - references) * grads[: x.shape[0]]
+    multipliers = grads[: x.shape[0]]
+    return (x.detach() - references) * multipliers if multiply_by_inputs else multipliers
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -153,7 +155,8 @@ def test_deeplift_with_one_reference_for_every_image(arch):
     """One reference for the batch goes through the network once, made pairs only from the
     first max-pool to the last (and at the class layer): the same numbers as the reference
     copied for each image.  The reference equals the first image on its left half, where
-    every difference is zero and the rules fall back to each half's own gradient."""
+    every difference is zero and the rules fall back to each half's own gradient; the
+    multipliers are compared too, as (x − b) hides them there."""
     model, _, x, target = h.random_case(arch)
     b = _baselines(arch, 1, 14)[0]
     b[:, : b.shape[1] // 2] = x[0, :, : b.shape[1] // 2]
@@ -162,8 +165,11 @@ def test_deeplift_with_one_reference_for_every_image(arch):
                      "vgg11_bn": "features.28"}[arch]
     with h.precision("float64"):
         attributions, delta = jaxviz.deeplift(model, x, target, baselines=b, return_convergence_delta=True)
+        multipliers = jaxviz.deeplift(model, x, target, baselines=b, multiply_by_inputs=False)
     _compare(arch, lambda m, x, t: attributions,
              lambda tm, x, t: _torch_deeplift(tm, x, h.nchw(b[None]).expand_as(x), t))
+    _compare(arch, lambda m, x, t: multipliers,
+             lambda tm, x, t: _torch_deeplift(tm, x, h.nchw(b[None]).expand_as(x), t, multiply_by_inputs=False))
     if arch != "mobilenet_v2":
         _assert_sums_to_delta(model, x, target, np.broadcast_to(b, x.shape), delta)
 

@@ -251,20 +251,34 @@ def _deconvolution(forward):
 DEEPLIFT_EPS = 1e-10
 
 
+def _halves(values):
+    """A DeepLift batch of inputs followed by as many references, as (2, n, …): the inputs,
+    then the references."""
+    n = values.shape[0] // 2
+    if values.shape[0] != 2 * n:
+        raise InputError("the DeepLift rule needs a batch of inputs followed by as many references, "
+                         f"got an odd batch of {values.shape[0]}")
+    return values.reshape((2, n) + values.shape[1:])
+
+
+def _for_both_halves(per_pair, shape):
+    """Each pair's (n, …) value for both its halves, a DeepLift batch of ``shape`` (2n, …).
+
+    A broadcast, not a concatenation: XLA:CPU fuses either into its readers, but reads the
+    concatenation row by row, and the DeepLift backward pass of SqueezeNet took 1.5× as
+    long (benchmarks/results/captum_methods/deeplift-rules/)."""
+    return jnp.broadcast_to(per_pair[None], (2,) + per_pair.shape).reshape(shape)
+
+
 def _reference_differences(values, shared: bool = False):
     """A DeepLift batch is inputs followed by their references: each half's difference from
     the other's counterpart, input − reference, for both halves.  ``shared``: inputs
     followed by one reference for all of them; its own row gets no difference (its
     backward pass is never read, see :func:`collapse_references`)."""
-    if shared:
-        difference = values[:-1] - values[-1:]
-        return jnp.concatenate([difference, jnp.zeros_like(values[-1:])])
-    n = values.shape[0] // 2
-    if values.shape[0] != 2 * n:
-        raise InputError("the DeepLift rule needs a batch of inputs followed by as many references, "
-                         f"got an odd batch of {values.shape[0]}")
-    difference = values[:n] - values[n:]
-    return jnp.concatenate([difference, difference])
+    if shared:  # the reference's own row is zero
+        return values - values[-1:]
+    halves = _halves(values)
+    return _for_both_halves(halves[0] - halves[1], values.shape)
 
 
 def _rescale(forward, derivative, shared: bool = False):
@@ -302,13 +316,13 @@ def rescale_pool(pool):
 def _max_pool_rule(x, y, g, route):
     """DeepLift's max-pool rule from the pool's input ``x``, output ``y`` and upstream
     ``g``; ``route(a, b)`` sends two output cotangents back through the pool's maxima."""
-    n = y.shape[0] // 2
-    larger = jnp.maximum(y[:n], y[n:])
-    routed, plain = route(g * jnp.concatenate([larger - y[n:], y[:n] - larger]), g)
-    routed = routed[:n] + routed[n:]
+    inputs, references = _halves(y)
+    larger = jnp.maximum(inputs, references)
+    routed, plain = route(g * jnp.stack([larger - references, inputs - larger]).reshape(y.shape), g)
+    routed = _halves(routed)
     delta_in = _reference_differences(x)
     same = jnp.abs(delta_in) < DEEPLIFT_EPS
-    return jnp.where(same, plain, jnp.concatenate([routed, routed]) / jnp.where(same, 1, delta_in))
+    return jnp.where(same, plain, _for_both_halves(routed[0] + routed[1], x.shape) / jnp.where(same, 1, delta_in))
 
 
 def _relu_forward(x):
@@ -538,6 +552,50 @@ def rescale_max_pool(x, kernel: int, stride: int | None = None, padding: int = 0
     """:func:`max_pool` with DeepLift's rule (:func:`rescale_pool`, the same values)."""
     stride = kernel if stride is None else stride
     return _rescale_max_pool(x, kernel, stride, padding, bool(ceil_mode))
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3, 4))
+def _pairing_max_pool(x, kernel, stride, padding, ceil_mode):
+    return expand_reference(_max_pool(x, kernel, stride, padding, ceil_mode))
+
+
+def _pairing_max_pool_fwd(x, kernel, stride, padding, ceil_mode):
+    y, residuals = _max_pool_fwd(x, kernel, stride, padding, ceil_mode)
+    return expand_reference(y), residuals
+
+
+def _pairing_max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
+    # _max_pool_rule for the inputs' half alone: below the first max-pool nothing reads a
+    # reference's gradient, so the shared reference's row gets zero
+    x, y, first = residuals
+    n, channels = x.shape[0] - 1, y.shape[-1]
+    larger = jnp.maximum(y[:n], y[n:])
+    shape = (n,) + x.shape[1:]
+
+    def route(g, first):
+        return _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode)
+
+    # the inputs' split and plain cotangents routed together (side by side on the channel axis)
+    both = route(jnp.concatenate([g[:n] * (larger - y[n:]), g[:n]], axis=-1), first[:n])
+    from_references = route(g[n:] * (y[:n] - larger), jnp.broadcast_to(first[n:], (n,) + first.shape[1:]))
+    delta_in = x[:n] - x[n:]
+    same = jnp.abs(delta_in) < DEEPLIFT_EPS
+    routed = both[..., :channels] + from_references
+    dx = jnp.where(same, both[..., channels:], routed / jnp.where(same, 1, delta_in))
+    return (jnp.concatenate([dx, jnp.zeros_like(x[n:])]),)
+
+
+_pairing_max_pool.defvjp(_pairing_max_pool_fwd, _pairing_max_pool_bwd)
+
+
+def pairing_max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):
+    """:func:`rescale_max_pool` where a DeepLift pass with one shared reference forms its
+    pairs: inputs followed by that reference in, the pairs out (the inputs' maxima, then a
+    copy of the reference's for each, :func:`expand_reference`).  The same values and
+    inputs' gradients as :func:`expand_reference` followed by :func:`rescale_max_pool`, with
+    each window searched once per row and no rule computed for the copies."""
+    stride = kernel if stride is None else stride
+    return _pairing_max_pool(x, kernel, stride, padding, bool(ceil_mode))
 
 
 def max_pool(x, kernel: int, stride: int | None = None, padding: int = 0, ceil_mode: bool = False):

@@ -157,9 +157,9 @@ class Forward:
 
     def _pairs(self, x):
         """A batch of inputs and one shared DeepLift reference as pairs (a copy of the
-        reference for each input), as what comes next needs: the max-pool rule reads each
-        reference's own gradient, and a class layer evaluated for each image's target alone
-        scores each copy for its input's target (the targets given are the pairs')."""
+        reference for each input) before a class layer evaluated for each image's target
+        alone, which scores each copy for its input's target (the targets given are the
+        pairs').  (At a max-pool, :func:`layers.pairing_max_pool` forms them.)"""
         if self.guided and self.guided[0] == "deeplift_shared":
             self.guided = ("deeplift", self.guided[1])
             return layers.expand_reference(x)
@@ -314,8 +314,11 @@ class Forward:
 
             y = relevance.normalized(pool, self.lrp.max_pool_epsilon)(x)
         else:
-            x = self._pairs(x)
-            pool = layers.rescale_max_pool if self.guided and self.guided[0] == "deeplift" else layers.max_pool
+            pool = layers.max_pool
+            if self.guided and self.guided[0] == "deeplift_shared":  # the pairs begin here
+                self.guided, pool = ("deeplift", self.guided[1]), layers.pairing_max_pool
+            elif self.guided and self.guided[0] == "deeplift":
+                pool = layers.rescale_max_pool
             y = pool(x, kernel, stride, padding, ceil_mode)
         # (a window always holds an element of x: the padding never wins)
         return self.output(name, self.nonnegative(y, self.is_nonnegative(x)))
