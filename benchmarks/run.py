@@ -566,7 +566,7 @@ def _deeplift_workload(arch, n, quick, notes):
         hook_free(both).gather(1, torch.cat([t, t])[:, None]).sum().backward()
         return v * both.grad[: len(v)]
 
-    batches = (n,) if quick else (4, 8, 16)
+    batches = (n,) if quick else (1, 2, 4, 8, 16)
     refs = {f"hook-free torch DeepLift, batch {b}": _image_batches(torch_deeplift, xt, yt, b) for b in batches}
     if arch != "resnet18":  # Captum's hooks raise on ResNet's reused relu modules
         captum = lambda v, t: DeepLift(tm).attribute(v.clone().requires_grad_(), target=t)  # noqa: E731
