@@ -37,7 +37,10 @@ run: install
 # parity 401 and 354, long 228: the -O0 lanes 17-19 % slower, the long lane as before),
 # and 39 min 10 s at d6aa992 (float64 1070 s and 1090 s, library 766, CLI 637, parity 363
 # and 357, long 261), and 41 min 6 s at 43a32e6 (float64 1163 s and 1126 s, library 843,
-# CLI 654, parity 377 and 387, long 238): over the 30-minute target there.
+# CLI 654, parity 377 and 387, long 238): over the 30-minute target there.  On a 2-core
+# AMD EPYC with AVX-512 (2026-12-04/05): 21 min 6 s at 7604290 (float64 614 s and 594 s,
+# library 435, CLI 307, parity 200 and 187, long 141) and 20 min 18 s at 9a2bf6a (float64
+# 612 s and 531 s, library 436, CLI 293, parity 196 and 175, long 122).
 # Every test compiles with LLVM at -O0 (FAST_COMPILE) except those marked `runs_long`
 # (test-long): -O0 halves the compile time, and its results differ from the default
 # settings' by rounding alone -- float64 <= 1e-15 relative against tolerances of 1e-9, and

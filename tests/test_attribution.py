@@ -281,6 +281,27 @@ def test_deeplift_and_deconvolution_rules_by_hand():
     np.testing.assert_allclose(g[1, ..., 0], expected)
 
 
+@pytest.mark.parametrize("pool", [(3, 2, 0, True), (3, 2, 1, False), (2, 2, 0, False)])
+def test_pairing_max_pool_is_the_max_pool_of_the_copied_reference(pool):
+    """Inputs followed by one reference: the pairs out, and each input's gradient that of
+    the reference copied for each input before the max-pool rule (SqueezeNet's, ResNet's
+    and VGG's pools), also where an input equals the reference (the rule's plain branch)."""
+    from jaxviz.models import layers
+
+    n = 3
+    x = jax.random.normal(jax.random.key(0), (n + 1, 9, 9, 2))
+    x = x.at[0, :4].set(x[n, :4])  # the first input is the reference on its top rows
+    g = jax.random.normal(jax.random.key(1), (2 * n,) + layers.max_pool(x, *pool[:3], ceil_mode=pool[3]).shape[1:])
+    ours, pullback = jax.vjp(lambda v: layers.pairing_max_pool(v, *pool[:3], ceil_mode=pool[3]), x)
+    copied, copied_pullback = jax.vjp(
+        lambda v: layers.rescale_max_pool(layers.expand_reference(v), *pool[:3], ceil_mode=pool[3]), x)
+    np.testing.assert_array_equal(ours, copied)
+    (grads,), (expected,) = pullback(g), copied_pullback(g)
+    assert np.abs(np.asarray(expected[0, :4])).max() > 0  # the plain branch carries a gradient
+    np.testing.assert_allclose(grads[:n], expected[:n], rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(grads[n], 0)  # nothing below reads the reference's
+
+
 def test_deeplift_of_a_relu_network_is_exact_for_two_points(model, x):
     """Summation to delta on SqueezeNet (every nonlinearity a ReLU module or a max-pool)."""
     t = np.array([1, 2])
