@@ -202,7 +202,7 @@ def w1_forward(model, tm, quick, notes):
                 return [network(nchw(x[i : i + size])) for i in range(0, n, size)]
         return run
 
-    refs = {"torch eager": Sweep({f"batch {b}": batched(tm, b) for b in ((50,) if quick else (25, 50, 100, 200))})}
+    refs = {"torch eager": Sweep({f"batch {b}": batched(tm, b) for b in ((50,) if quick else (1, 2, 5, 10, 25, 50, 100, 200))})}
     compiled = torch_compiled(tm, notes, quick)
     if compiled is not None:  # one batch size: each new shape costs torch.compile minutes here
         refs["torch.compile (batch 50)"] = batched(compiled, batch)
@@ -256,7 +256,7 @@ def w4_integrated_gradients(model, tm, quick, notes):
     # n_steps input gradients per image, each what jaxviz's gradient of one image costs
     gradient_flops = per_image_flops(lambda m, v, t: scoring.input_gradients(m, v, t), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps)), {
-        "Captum IntegratedGradients": captum_ig_sweep(tm, xt, yt, n_steps, (4,) if quick else (5, 10, 25, 50, 125, 250)),
+        "Captum IntegratedGradients": captum_ig_sweep(tm, xt, yt, n_steps, (4,) if quick else (1, 2, 5, 10, 25, 50, 125, 250)),
     }, gradient_flops * n_steps
 
 
@@ -462,7 +462,7 @@ def w11_mobilenet_v2_integrated_gradients(_model, _tm, quick, notes):
     # Captum's internal_batch_size swept: every setting is a reference, the best one counts
     refs = {f"Captum IG internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=steps,
                                                                              internal_batch_size=b))
-            for b in ((4,) if quick else (10, 25, 50, 100, 200))}
+            for b in ((4,) if quick else (2, 5, 10, 25, 50, 100, 200))}
     flops = per_image_flops(lambda m, v, t: jaxviz.integrated_gradients(m, v, t, n_steps=steps), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=steps)), refs, flops
 
@@ -739,9 +739,9 @@ def _option_sweep(call, option, settings, quick) -> Sweep:
     return Sweep({f"{option} {s}": (lambda s=s: call(**{option: s})) for s in (settings[:1] if quick else settings)})
 
 
-PATH_BATCHES = (10, 25, 50, 100, 200)  # Captum's internal_batch_size settings for 50 steps of 4 images
+PATH_BATCHES = (2, 5, 10, 25, 50, 100, 200)  # Captum's internal_batch_size settings for 50 steps of 4 images
 # the neuron path methods: Captum was fastest at the smallest of PATH_BATCHES, so down to one step
-NEURON_PATH_BATCHES = (4, 10, 25, 50)
+NEURON_PATH_BATCHES = (1, 2, 4, 10, 25, 50)
 
 
 def _path_layer_workload(_model, _tm, quick, notes, *, method: str, captum_name: str, n_steps: int = 50):
