@@ -478,7 +478,7 @@ def w12_vgg16_forward(_model, _tm, quick, notes):
                 return [tm(nchw(x[i : i + batch])) for i in range(0, n, batch)]
         return run
 
-    refs = {f"torch eager (batch {b})": eager(b) for b in ((4,) if quick else (8, 16, 64))}
+    refs = {f"torch eager (batch {b})": eager(b) for b in ((4,) if quick else (1, 2, 4, 8, 16, 64))}
     flops = flops_of(lambda m, v: m.apply(m.params, v), model, x[:1]) * n
     return (lambda: model(x)), refs, flops
 
@@ -517,19 +517,19 @@ def w13_scorecam(_model, _tm, quick, notes):
     notes.append("W13: ScoreCAM on ResNet-50's layer4 is 2048 forward passes per image (about 7 minutes per "
                  "run for each side here), so the benchmark takes SqueezeNet's last Fire block (512 channels).")
     return _cam_workload("squeezenet1_1", "ScoreCAM", jaxviz.scorecam, "features.12", 1 if quick else 8,
-                         batch_sizes=(16,) if quick else (16, 64, 256), batch_size=64)
+                         batch_sizes=(16,) if quick else (4, 16, 64, 256), batch_size=64)
 
 
 def w72_ablationcam(_model, _tm, quick, notes):
     return _cam_workload("squeezenet1_1", "AblationCAM", jaxviz.ablationcam, "features.12", 1 if quick else 8,
-                         batch_sizes=(16,) if quick else (16, 32, 64, 128))
+                         batch_sizes=(16,) if quick else (4, 8, 16, 32, 64, 128))
 
 
 def w73_ablationcam_resnet50(_model, _tm, quick, notes):
     notes.append("W73: AblationCAM at ResNet-50's layer4 is 2048 ablated forward passes per image in the package "
                  "(about 2 minutes per image here), so 2 images, not #17's 8.")
     return _cam_workload("resnet50", "AblationCAM", jaxviz.ablationcam, "layer4", 1 if quick else 2,
-                         batch_sizes=(32,) if quick else (32, 128))
+                         batch_sizes=(32,) if quick else (8, 32, 128))
 
 
 def w14_gradcam_plus_plus(_model, _tm, quick, notes):
@@ -662,7 +662,7 @@ def _out_of_place_relus(tm):
             module.inplace = False
 
 
-def _lrp_workload(arch, n, quick, notes, composite="epsilon_plus", batches=(4, 8, 16)):
+def _lrp_workload(arch, n, quick, notes, composite="epsilon_plus", batches=(1, 2, 4, 8, 16)):
     from zennit import composites
     from zennit.attribution import Gradient
     from zennit.torchvision import ResNetCanonizer
@@ -704,7 +704,7 @@ def w24_lrp_resnet18(_model, _tm, quick, notes):
 
 
 def w56_lrp_vgg16(_model, _tm, quick, notes):
-    return _lrp_workload("vgg16", 1 if quick else 8, quick, notes, composite="epsilon_plus_flat", batches=(2, 4, 8))
+    return _lrp_workload("vgg16", 1 if quick else 8, quick, notes, composite="epsilon_plus_flat", batches=(1, 2, 4, 8))
 
 
 # --------------------------------------------------------------------------- Captum's layer and neuron methods (#16)
@@ -933,7 +933,7 @@ def w25_deletion_insertion(_model, _tm, quick, notes, arch="squeezenet1_1", imag
     notes.append("W25: the reference is RISE's batched CausalMetric.evaluate ported to this harness (each step "
                  "moves every image's next pixels, then scores the images a batch at a time); 225 states per image "
                  "for deletion and for insertion.")
-    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in ((n,) if quick else (n // 2, n))}, None
+    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in ((n,) if quick else sorted({2, n // 4, n // 2, n}))}, None
 
 
 def w26_infidelity(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
@@ -952,7 +952,7 @@ def w26_infidelity(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
     key = jax.random.key(0)
     refs = {f"Captum infidelity, max_examples_per_batch {m}": (
         lambda m=m: infidelity(tm, perturb, xt, at, target=yt, n_perturb_samples=samples, max_examples_per_batch=m))
-        for m in ((None,) if quick else (None, 50, 100))}
+        for m in ((None,) if quick else (None, n, 3 * n, 50, 100))}
     return (lambda: jaxviz.metrics.infidelity(model, x, y, a, key=key, n_perturb_samples=samples)), refs, None
 
 
@@ -968,7 +968,7 @@ def w27_sensitivity_max(_model, _tm, quick, notes, arch="squeezenet1_1", images=
     refs = {f"Captum sensitivity_max, max_examples_per_batch {m}": (
         lambda m=m: sensitivity_max(explain, xt.clone().requires_grad_(), target=yt, n_perturb_samples=samples,
                                     max_examples_per_batch=m))
-        for m in ((None,) if quick else (None, 16, 40))}
+        for m in ((None,) if quick else (None, *sorted({n, 16}), 40))}
     return (lambda: jaxviz.metrics.sensitivity_max(model, x, y, jaxviz.saliency, key=key,
                                                    n_perturb_samples=samples)), refs, None
 
@@ -999,7 +999,7 @@ def w28_mprt(_model, _tm, quick, notes, arch="squeezenet1_1", images=8, method="
     refs = {f"Quantus MPRT (cascading, every layer), batch_size {b}": (
         lambda b=b: metric(model=tm, x_batch=x_batch, y_batch=y_batch, a_batch=None, explain_func=reference,
                            channel_first=True, device=str(TORCH_DEVICE), batch_size=b))
-        for b in ((n,) if quick else (n // 2, n))}
+        for b in ((n,) if quick else sorted({2, n // 4, n // 2, n}))}
     return (lambda: jaxviz.metrics.mprt(model, x, y, explain, key=key)), refs, None
 
 
@@ -1066,7 +1066,7 @@ def w31_rise(_model, _tm, quick, notes):
     notes.append("W31: the reference is the RISE paper's PyTorch module (its forward, one image at a time, the "
                  "masks made beforehand); jaxviz makes each mask from its key inside the compiled loop.")
     refs = {f"RISE (paper's code), gpu_batch {b}": (lambda b=b: _rise_paper(tm, xt, yt, masks, 0.5, b))
-            for b in ((n_masks,) if quick else (50, 100, 250))}
+            for b in ((n_masks,) if quick else (10, 25, 50, 100, 250))}
     return (lambda: jaxviz.rise(model, x, y, n_masks=n_masks, key=key)), refs, None
 
 
@@ -1165,7 +1165,7 @@ def _xrai_workload(quick, notes, arch, full):
         return lambda: pair_reference.masks(pair_saliency.XRAI(), tm, x, y, dtype=np.float32, batch_size=batch_size,
                                             extra_parameters=parameters)
 
-    refs = {f"PAIR XRAI, batch_size {b}": reference(b) for b in ((steps,) if quick else (25, 100))}
+    refs = {f"PAIR XRAI, batch_size {b}": reference(b) for b in ((steps,) if quick else (10, 25, 100))}
     return (lambda: jaxviz.xrai(model, x, y, n_steps=steps)), refs, None
 
 
