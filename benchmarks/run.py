@@ -202,7 +202,8 @@ def w1_forward(model, tm, quick, notes):
                 return [network(nchw(x[i : i + size])) for i in range(0, n, size)]
         return run
 
-    refs = {"torch eager": Sweep({f"batch {b}": batched(tm, b) for b in ((50,) if quick else (1, 2, 5, 10, 25, 50, 100, 200))})}
+    batches = (50,) if quick else (1, 2, 5, 10, 25, 50, 100, 200)
+    refs = {"torch eager": Sweep({f"batch {b}": batched(tm, b) for b in batches})}
     compiled = torch_compiled(tm, notes, quick)
     if compiled is not None:  # one batch size: each new shape costs torch.compile minutes here
         refs["torch.compile (batch 50)"] = batched(compiled, batch)
@@ -256,7 +257,8 @@ def w4_integrated_gradients(model, tm, quick, notes):
     # n_steps input gradients per image, each what jaxviz's gradient of one image costs
     gradient_flops = per_image_flops(lambda m, v, t: scoring.input_gradients(m, v, t), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=n_steps)), {
-        "Captum IntegratedGradients": captum_ig_sweep(tm, xt, yt, n_steps, (4,) if quick else (1, 2, 5, 10, 25, 50, 125, 250)),
+        "Captum IntegratedGradients": captum_ig_sweep(tm, xt, yt, n_steps,
+                                                      (4,) if quick else (1, 2, 5, 10, 25, 50, 125, 250)),
     }, gradient_flops * n_steps
 
 
@@ -933,7 +935,8 @@ def w25_deletion_insertion(_model, _tm, quick, notes, arch="squeezenet1_1", imag
     notes.append("W25: the reference is RISE's batched CausalMetric.evaluate ported to this harness (each step "
                  "moves every image's next pixels, then scores the images a batch at a time); 225 states per image "
                  "for deletion and for insertion.")
-    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in ((n,) if quick else sorted({2, n // 4, n // 2, n}))}, None
+    batches = (n,) if quick else sorted({2, n // 4, n // 2, n})
+    return ours, {f"RISE CausalMetric, batch {b}": rise(b) for b in batches}, None
 
 
 def w26_infidelity(_model, _tm, quick, notes, arch="squeezenet1_1", images=8):
