@@ -41,10 +41,11 @@ def _operation_times(trace_dir: str) -> collections.Counter:
 def _output_shapes(dump_dir: str) -> dict[str, str]:
     shapes = {}
     for path in glob.glob(os.path.join(dump_dir, "*after_optimizations.txt")):
-        for line in open(path):
-            match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ", line)
-            if match:
-                shapes[match.group(1)] = match.group(2)
+        with open(path) as file:
+            for line in file:
+                match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = (\S+) ", line)
+                if match:
+                    shapes[match.group(1)] = match.group(2)
     return shapes
 
 

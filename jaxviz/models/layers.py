@@ -281,6 +281,13 @@ def _reference_differences(values, shared: bool = False):
     return _for_both_halves(halves[0] - halves[1], values.shape)
 
 
+def _over_differences(numerator, delta_in, plain):
+    """``numerator / Δin``, or ``plain`` (each half's own gradient) where |Δin| <
+    :data:`DEEPLIFT_EPS`: how every DeepLift rule divides by its input difference."""
+    same = jnp.abs(delta_in) < DEEPLIFT_EPS
+    return jnp.where(same, plain, numerator / jnp.where(same, 1, delta_in))
+
+
 def _rescale(forward, derivative, shared: bool = False):
     """DeepLift's rescale rule: the multiplier Δout/Δin in place of the derivative, both
     halves of the batch sharing the pair's multiplier (Captum's ``nonlinear``); ``shared``:
@@ -289,8 +296,7 @@ def _rescale(forward, derivative, shared: bool = False):
     def backward(x, g):
         delta_in = _reference_differences(x, shared)
         delta_out = _reference_differences(forward(x), shared)
-        same = jnp.abs(delta_in) < DEEPLIFT_EPS
-        return jnp.where(same, g * derivative(x), g * delta_out / jnp.where(same, 1, delta_in))
+        return _over_differences(g * delta_out, delta_in, g * derivative(x))
 
     return _with_backward(forward, backward)
 
@@ -320,9 +326,7 @@ def _max_pool_rule(x, y, g, route):
     larger = jnp.maximum(inputs, references)
     routed, plain = route(g * jnp.stack([larger - references, inputs - larger]).reshape(y.shape), g)
     routed = _halves(routed)
-    delta_in = _reference_differences(x)
-    same = jnp.abs(delta_in) < DEEPLIFT_EPS
-    return jnp.where(same, plain, _for_both_halves(routed[0] + routed[1], x.shape) / jnp.where(same, 1, delta_in))
+    return _over_differences(_for_both_halves(routed[0] + routed[1], x.shape), _reference_differences(x), plain)
 
 
 def _relu_forward(x):
@@ -578,10 +582,7 @@ def _pairing_max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
     # the inputs' split and plain cotangents routed together (side by side on the channel axis)
     both = route(jnp.concatenate([g[:n] * (larger - y[n:]), g[:n]], axis=-1), first[:n])
     from_references = route(g[n:] * (y[:n] - larger), jnp.broadcast_to(first[n:], (n,) + first.shape[1:]))
-    delta_in = x[:n] - x[n:]
-    same = jnp.abs(delta_in) < DEEPLIFT_EPS
-    routed = both[..., :channels] + from_references
-    dx = jnp.where(same, both[..., channels:], routed / jnp.where(same, 1, delta_in))
+    dx = _over_differences(both[..., :channels] + from_references, x[:n] - x[n:], both[..., channels:])
     return (jnp.concatenate([dx, jnp.zeros_like(x[n:])]),)
 
 
