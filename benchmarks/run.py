@@ -1330,9 +1330,17 @@ TARGETS = {
 }
 
 
-def settle_sweeps(refs: dict) -> tuple[dict, dict]:
+def failure(error: Exception) -> str:
+    """A reference's error in one line, for the report."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text[:200]}"
+
+
+def settle_sweeps(refs: dict, failures: dict) -> tuple[dict, dict]:
     """Each :class:`Sweep` run once per setting: the references with every sweep replaced
-    by its fastest setting (named ``"<reference>, <setting>"``), and each sweep's times."""
+    by its fastest setting (named ``"<reference>, <setting>"``), and each sweep's times.
+    A setting that raises (Quantus asserts on some batches' explanations) is recorded in
+    ``failures`` and left out."""
     settled, sweeps = {}, {}
     for name, fn in refs.items():
         if not isinstance(fn, Sweep):
@@ -1340,14 +1348,36 @@ def settle_sweeps(refs: dict) -> tuple[dict, dict]:
             continue
         seconds = {}
         for setting, run_setting in fn.items():
-            seconds[setting] = timed(run_setting)
+            try:
+                seconds[setting] = timed(run_setting)
+            except Exception as error:  # noqa: BLE001 -- reported beside the sweep, not timed
+                failures[f"{name}, {setting}"] = failure(error)
+                continue
             print(f"  sweep {name}, {setting}: {seconds[setting]:.3f}s", file=sys.stderr, flush=True)
+        if not seconds:
+            continue
         fastest = min(seconds, key=seconds.get)
         # a fastest setting at either end of a sweep of three or more may not be the best one
         at_edge = len(seconds) >= 3 and fastest in (next(iter(seconds)), next(reversed(seconds)))
         sweeps[name] = {"seconds": seconds, "fastest": fastest, "fastest_at_an_end": at_edge}
         settled[f"{name}, {fastest}"] = fn[fastest]
     return settled, sweeps
+
+
+def alternate(ours, refs: dict, repeats: int, failures: dict) -> dict:
+    """Each repeat times jaxviz, then each reference in turn: the times of jaxviz and of
+    every reference that never raised (one that does is recorded in ``failures``)."""
+    times = {"jaxviz": [], **{ref: [] for ref in refs}}
+    for _ in range(repeats):
+        times["jaxviz"].append(timed(ours))
+        for ref, fn in refs.items():
+            if ref in failures:
+                continue
+            try:
+                times[ref].append(timed(fn))
+            except Exception as error:  # noqa: BLE001 -- a failing reference is reported, not timed
+                failures[ref] = failure(error)
+    return {name: seconds for name, seconds in times.items() if name not in failures}
 
 
 def target_verdict(workload_id: str, times: dict) -> dict | None:
@@ -1416,17 +1446,15 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path, torch_devi
             notes.append(f"No FLOP counts on {jax.default_backend()}: XLA's cost analysis counts its convolution "
                          "library's calls as none.")
         first = timed(ours)
-        refs, sweeps = settle_sweeps(refs)
+        failures = {}
+        refs, sweeps = settle_sweeps(refs, failures)
         for ref, fn in refs.items():
             if "compile" in ref:  # warm: its first call per shape compiles
                 timed(fn)
-        times = {"jaxviz": []}
-        for ref in refs:
-            times[ref] = []
-        for _ in range(repeats):  # alternate: jaxviz, then each reference
-            times["jaxviz"].append(timed(ours))
-            for ref, fn in refs.items():
-                times[ref].append(timed(fn))
+        times = alternate(ours, refs, repeats, failures)
+        refs = {ref: fn for ref, fn in refs.items() if ref in times}
+        notes.extend(f"{name.split()[0]}: {ref} failed and is not timed ({message})."
+                     for ref, message in failures.items())
         med = {k: statistics.median(v) for k, v in times.items()}
         row = {
             "workload": name,
@@ -1436,6 +1464,7 @@ def run(quick: bool, repeats: int, only: list[str] | None, out: Path, torch_devi
             "max_s": {k: max(v) for k, v in times.items()},
             "ratio_ref_over_jaxviz": {k: med[k] / med["jaxviz"] for k in refs},
             "sweeps": sweeps,
+            "failed_references": failures,
             "target": target_verdict(name.split()[0], times),
             "gflops": flops / 1e9 if flops else None,
             "gflop_per_s": flops / 1e9 / med["jaxviz"] if flops else None,

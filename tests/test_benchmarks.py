@@ -30,15 +30,33 @@ def test_a_sweep_keeps_its_fastest_setting_and_every_time():
     calls = []
     slow = lambda: calls.append("slow") or run.time.sleep(0.02)  # noqa: E731
     fast = lambda: calls.append("fast")  # noqa: E731
-    refs, sweeps = run.settle_sweeps({"plain": fast, "swept": run.Sweep({"a": slow, "b": fast})})
+    refs, sweeps = run.settle_sweeps({"plain": fast, "swept": run.Sweep({"a": slow, "b": fast})}, {})
     assert list(refs) == ["plain", "swept, b"] and refs["swept, b"] is fast
     assert sweeps["swept"]["fastest"] == "b" and set(sweeps["swept"]["seconds"]) == {"a", "b"}
     assert calls == ["slow", "fast"]  # each setting once; the plain reference not run
     assert not sweeps["swept"]["fastest_at_an_end"]  # two settings: no inside to be at the edge of
-    _, sweeps = run.settle_sweeps({"swept": run.Sweep({"a": slow, "b": fast, "c": slow})})
+    _, sweeps = run.settle_sweeps({"swept": run.Sweep({"a": slow, "b": fast, "c": slow})}, {})
     assert sweeps["swept"]["fastest"] == "b" and not sweeps["swept"]["fastest_at_an_end"]
-    _, sweeps = run.settle_sweeps({"swept": run.Sweep({"a": slow, "b": slow, "c": fast})})
+    _, sweeps = run.settle_sweeps({"swept": run.Sweep({"a": slow, "b": slow, "c": fast})}, {})
     assert sweeps["swept"]["fastest_at_an_end"]
+
+
+def test_a_reference_that_raises_is_reported_and_not_timed():
+    def broken():
+        raise AssertionError("The elements in the attribution vector are all equal to zero")
+
+    fast = lambda: None  # noqa: E731
+    failures = {}
+    refs, sweeps = run.settle_sweeps({"swept": run.Sweep({"2": broken, "8": fast}), "dead": run.Sweep({"1": broken})},
+                                     failures)
+    assert list(refs) == ["swept, 8"] and set(sweeps["swept"]["seconds"]) == {"8"} and "dead" not in sweeps
+    assert set(failures) == {"swept, 2", "dead, 1"}
+    assert failures["swept, 2"] == "AssertionError: The elements in the attribution vector are all equal to zero"
+    calls = []
+    flaky = lambda: calls.append(1) or (len(calls) > 1 and broken())  # noqa: E731 -- fails on its second call
+    times = run.alternate(fast, {"steady": fast, "flaky": flaky}, 3, failures)
+    assert set(times) == {"jaxviz", "steady"} and len(times["jaxviz"]) == len(times["steady"]) == 3
+    assert "flaky" in failures and len(calls) == 2  # not called again after it raised
 
 
 def test_a_target_is_met_only_when_every_repeat_reaches_it():
