@@ -116,7 +116,11 @@ def test_xrai_equals_pair(arch):
     model, tm, x, target = h.random_case(arch)
     n_steps = 6
     labels = ours.segment_labels(x[:1])
-    masks = np.asarray(ours.region_masks(labels[0], ours._label_counts(labels), ours.DILATION_RADIUS))
+    counts = ours._label_counts(labels)
+    # the masks as the ranking sees them: each region's atoms, spread back over their pixels
+    regions_at_atoms, atom_of_pixel = ours.atoms(
+        np.asarray(ours._packed_region_masks(labels, counts, ours.DILATION_RADIUS)), sum(counts))
+    masks = regions_at_atoms[0][:, atom_of_pixel[0]].reshape((-1,) + x.shape[1:3])
     expected = np.stack(pair_xrai._get_segments_felzenszwalb(x[0]))
     np.testing.assert_array_equal(masks[masks.any(axis=(1, 2))], expected[expected.any(axis=(1, 2))])
 

@@ -940,14 +940,19 @@ def test_xrai_dilation_is_scikit_images_disk():
     ``dilation(mask, disk(r))`` (PAIR's), borders included."""
     from skimage.morphology import dilation, disk
 
-    from jaxviz.attribution.xrai import dilate
+    from jaxviz.attribution.xrai import atoms, dilate, packed_masks
 
     rng = np.random.default_rng(5)
-    masks = rng.random((3, 23, 31)) < 0.01
-    masks[0, 0, 0] = masks[1, 22, 30] = masks[2, 11, 0] = True  # at corners and an edge
+    masks = rng.random((40, 23, 31)) < 0.01
+    masks[0, 0, 0] = masks[1, 22, 30] = masks[2, 11, 0] = masks[39, 0, 30] = True  # at corners and an edge
     for radius in (1, 2, 5, 7):
         expected = np.stack([dilation(m, footprint=disk(radius)) for m in masks])
         np.testing.assert_array_equal(np.asarray(dilate(jnp.asarray(masks), radius)), expected, err_msg=str(radius))
+        # 32 masks to a word (the second word half empty), as xrai dilates them
+        packed = np.asarray(dilate(jnp.asarray(packed_masks(masks[None])), radius))
+        regions_at_atoms, atom_of_pixel = atoms(packed, len(masks))
+        np.testing.assert_array_equal(regions_at_atoms[0][:, atom_of_pixel[0]].reshape(masks.shape), expected,
+                                      err_msg=f"packed, {radius}")
 
 
 def test_xrai_ranks_denser_regions_first_and_fills_what_is_left(model, x):

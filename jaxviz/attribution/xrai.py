@@ -3,7 +3,9 @@ attribution.  Each image is segmented by Felzenszwalb's algorithm at six scales 
 host, by scikit-image, as PAIR does); the segments are dilated, and regions are added
 greedily, each time the one whose not-yet-covered pixels have the highest mean
 attribution.  The IG paths of every image and baseline run in one compiled program, the
-dilation and the greedy ranking of every image in another."""
+dilation of every image's regions (32 masks to a word) in a second; the host groups the
+pixels that lie in the same regions (atoms), and a third program ranks every image's
+regions over its atoms."""
 
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ MIN_SEGMENT_SIZE = 150
 SEGMENTATION_SIZE = (224, 224)
 DILATION_RADIUS = 5
 LABEL_BUCKET = 16  # label counts are rounded up to this, so that few batches recompile
+ATOM_BUCKET = 512  # and atom counts (:func:`atoms`) to this
 
 
 def segment_labels(x) -> np.ndarray:
@@ -49,65 +52,110 @@ def segment_labels(x) -> np.ndarray:
     return labels
 
 
+def _shifted(a, offset: int, axis: int):
+    """``a`` moved by ``offset`` along ``axis`` (out[i] = a[i + offset]), zeros entering."""
+    n = a.shape[axis]
+    widths = [(0, 0)] * a.ndim
+    widths[axis] = (max(-offset, 0), max(offset, 0))
+    return jax.lax.slice_in_dim(jnp.pad(a, widths), max(offset, 0), max(offset, 0) + n, axis=axis)
+
+
 def dilate(masks, radius: int):
-    """(..., H, W) boolean masks dilated by the disk x² + y² ≤ radius² (scikit-image's
-    ``dilation(mask, disk(radius))``): for each row offset, the row's horizontal dilation
-    by its half-width, shifted.  Outside the image counts as empty (a reflected border,
-    scikit-image's, gives the same for a symmetric convex footprint)."""
-    m = masks.astype(jnp.uint8)
-    h = m.shape[-2]
-    pad = [(0, 0)] * (m.ndim - 2)
-    rows = {}
-    out = jnp.zeros_like(m)
+    """(..., H, W) masks dilated by the disk x² + y² ≤ radius² (scikit-image's
+    ``dilation(mask, disk(radius))``): booleans, or unsigned integers each of whose bits is
+    a mask.  For each row offset, the row's horizontal dilation by its half-width, shifted.
+    Outside the image counts as empty (a reflected border, scikit-image's, gives the same
+    for a symmetric convex footprint)."""
+    rows = [masks]  # rows[k]: dilated by k pixels left and right
+    for k in range(1, radius + 1):
+        rows.append(rows[-1] | _shifted(masks, k, -1) | _shifted(masks, -k, -1))
+    out = jnp.zeros_like(masks)
     for dy in range(-radius, radius + 1):
-        half = math.isqrt(radius * radius - dy * dy)
-        if half not in rows:
-            window = (1,) * (m.ndim - 1) + (2 * half + 1,)
-            rows[half] = jax.lax.reduce_window(m, np.uint8(0), jax.lax.max, window, (1,) * m.ndim,
-                                               pad + [(0, 0), (half, half)])
-        shifted = jnp.pad(rows[half], pad + [(radius, radius), (0, 0)])[..., radius + dy:radius + dy + h, :]
-        out = jnp.maximum(out, shifted)
-    return out.astype(bool)
+        out = out | _shifted(rows[math.isqrt(radius * radius - dy * dy)], dy, -2)
+    return out
 
 
-def region_masks(labels, counts: tuple[int, ...], radius: int):
-    """One image's (S, H, W) labels → (Σ counts, H, W) dilated masks, scale by scale,
-    label by label (PAIR's ``_unpack_segs_to_masks`` order; absent labels give empty
-    masks, which the ranking drops as PAIR drops them)."""
-    masks = jnp.concatenate([labels[s][None] == jnp.arange(c, dtype=labels.dtype)[:, None, None]
-                             for s, c in enumerate(counts)])
-    return dilate(masks, radius) if radius else masks
+def packed_region_masks(labels, counts: tuple[int, ...], radius: int):
+    """One image's (S, H, W) labels → its regions' dilated masks, 32 to a word:
+    (⌈Σ counts / 32⌉, H, W) uint32, region r = bit r % 32 of word r // 32.  The regions
+    go scale by scale, label by label (PAIR's ``_unpack_segs_to_masks`` order; absent
+    labels give empty masks, which the ranking drops as PAIR drops them).  Each pixel
+    holds one label per scale, so the words are built from the labels directly, and the
+    dilation works on 32 masks per operation."""
+    offsets = np.cumsum((0,) + counts[:-1])
+    region = labels.astype(jnp.int32) + jnp.asarray(offsets, jnp.int32)[:, None, None]  # (S, H, W)
+    bits = jnp.left_shift(jnp.uint32(1), (region % 32).astype(jnp.uint32))
+    words = jnp.stack([jnp.where(region // 32 == w, bits, jnp.uint32(0)).sum(axis=0, dtype=jnp.uint32)
+                       for w in range(-(-sum(counts) // 32))])  # one bit per scale: the sum is an OR
+    return dilate(words, radius) if radius else words
 
 
-def rank_regions(attribution, masks, area_threshold, min_pixel_diff):
-    """One image's XRAI map from its (H, W) attribution and (M, H, W) boolean regions
-    (PAIR's ``XRAI._xrai``): while the covered fraction is at most ``area_threshold``, the
-    regions adding fewer than ``min_pixel_diff`` new pixels are dropped and the one whose
-    new pixels have the highest mean attribution (the first of equals) is added, its new
-    pixels taking that mean; pixels left uncovered take their own mean."""
+def packed_masks(masks: np.ndarray) -> np.ndarray:
+    """(N, M, H, W) boolean masks → (N, ⌈M/32⌉, H, W) uint32 in
+    :func:`packed_region_masks`' layout (on the host)."""
+    n, m, h, w = masks.shape
+    padded = np.zeros((n, -(-m // 32) * 32, h, w), bool)
+    padded[:, :m] = masks
+    packed = np.packbits(padded, axis=1, bitorder="little")  # (N, bytes, H, W): region r is bit r % 8 of byte r // 8
+    return np.ascontiguousarray(packed.transpose(0, 2, 3, 1)).view("<u4").transpose(0, 3, 1, 2)
+
+
+def atoms(packed: np.ndarray, n_regions: int) -> tuple[np.ndarray, np.ndarray]:
+    """The pixels that every region holds or leaves together, found on the host: from
+    (N, words, H, W) packed masks (:func:`packed_region_masks`' layout), each image's
+    ``(regions_at_atoms, atom_of_pixel)``: (N, M, A) which regions hold each atom, and
+    (N, H·W) each pixel's atom.  A (a few thousand for PAIR's 432 regions at 224×224)
+    is rounded up to :data:`ATOM_BUCKET` over the batch; the padding atoms hold no pixel
+    and lie in no region."""
+    n, n_words = packed.shape[:2]
+    signatures = np.ascontiguousarray(np.asarray(packed, np.uint32).reshape(n, n_words, -1).transpose(0, 2, 1))
+    found = []
+    for signature in signatures:  # (H·W, words)
+        keys = signature.view(np.dtype((np.void, 4 * n_words))).ravel()
+        _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        found.append((signature[first], inverse.reshape(-1)))
+    width = -(-max(len(kinds) for kinds, _ in found) // ATOM_BUCKET) * ATOM_BUCKET
+    region = np.arange(n_regions)
+    regions_at_atoms = np.zeros((n, n_regions, width), bool)
+    for i, (kinds, _) in enumerate(found):
+        regions_at_atoms[i, :, : len(kinds)] = ((kinds[:, region // 32] >> (region % 32).astype(np.uint32)) & 1).T
+    return regions_at_atoms, np.stack([inverse for _, inverse in found]).astype(np.int32)
+
+
+def rank_regions(attribution, regions_at_atoms, atom_of_pixel, area_threshold, min_pixel_diff):
+    """One image's XRAI map from its (H, W) attribution and its regions over atoms
+    (:func:`atoms`; PAIR's ``XRAI._xrai``): while the covered fraction is at most
+    ``area_threshold``, the regions adding fewer than ``min_pixel_diff`` new pixels are
+    dropped and the one whose new pixels have the highest mean attribution (the first of
+    equals) is added, its new pixels taking that mean; pixels left uncovered take their
+    own mean.  An atom is covered whole or not at all, so each step sums over atoms (their
+    pixel counts and attribution sums) rather than pixels."""
     dtype = attribution.dtype
     flat = attribution.reshape(-1)
-    regions = masks.reshape(masks.shape[0], -1)
-    weights = regions.astype(dtype)
+    n_atoms = regions_at_atoms.shape[1]
+    sizes = jax.ops.segment_sum(jnp.ones_like(flat), atom_of_pixel, n_atoms)
+    totals = jax.ops.segment_sum(flat, atom_of_pixel, n_atoms)
+    weights = regions_at_atoms.astype(dtype)
 
     def cond(state):
         covered, _, _, done = state
-        return ~done & (covered.mean() <= area_threshold)
+        return ~done & (jnp.where(covered, sizes, 0).sum() / flat.shape[0] <= area_threshold)
 
     def body(state):
         covered, alive, out, _ = state
-        free = (~covered).astype(dtype)
-        sums = weights @ jnp.stack([free, flat * free], axis=1)  # (M, 2): new pixels, their sum
+        free = jnp.stack([jnp.where(covered, 0, sizes), jnp.where(covered, 0, totals)], axis=1)
+        sums = weights @ free  # (M, 2): new pixels, their sum
         alive = alive & (sums[:, 0] >= min_pixel_diff)
         any_alive = alive.any()
         gain = jnp.where(alive, sums[:, 1] / jnp.where(alive, sums[:, 0], 1), -jnp.inf)
         best = jnp.argmax(gain)
-        added = regions[best] & ~covered & any_alive
+        added = regions_at_atoms[best] & ~covered & any_alive
         return covered | added, alive.at[best].set(False), jnp.where(added, gain[best], out), ~any_alive
 
-    start = (jnp.zeros_like(flat, bool), jnp.ones(regions.shape[0], bool), jnp.full_like(flat, -jnp.inf),
+    start = (jnp.zeros(n_atoms, bool), jnp.ones(regions_at_atoms.shape[0], bool), jnp.full(n_atoms, -jnp.inf, dtype),
              jnp.asarray(False))
-    _, _, out, _ = jax.lax.while_loop(cond, body, start)
+    _, _, out_of_atoms, _ = jax.lax.while_loop(cond, body, start)
+    out = out_of_atoms[atom_of_pixel]
     left = out == -jnp.inf
     mean_left = jnp.where(left, flat, 0).sum() / jnp.maximum(left.sum(), 1)
     return jnp.where(left, mean_left, out).reshape(attribution.shape)
@@ -127,18 +175,15 @@ def _ig_attributions(model, x, target, baselines, n_steps, chunk):
     return ((images - flat_baselines) * summed).reshape(baselines.shape).mean(axis=0)
 
 
-@functools.partial(jax.jit, static_argnames=("counts", "radius", "min_pixel_diff"))
-def _rank_from_labels(attributions, labels, counts, radius, area_threshold, min_pixel_diff):
-    def one(args):
-        attribution, image_labels = args
-        return rank_regions(attribution, region_masks(image_labels, counts, radius), area_threshold, min_pixel_diff)
-
-    return jax.lax.map(one, (attributions, labels))
+@functools.partial(jax.jit, static_argnames=("counts", "radius"))
+def _packed_region_masks(labels, counts, radius):
+    return jax.lax.map(lambda image_labels: packed_region_masks(image_labels, counts, radius), labels)
 
 
 @functools.partial(jax.jit, static_argnames=("min_pixel_diff",))
-def _rank_from_masks(attributions, masks, area_threshold, min_pixel_diff):
-    return jax.lax.map(lambda args: rank_regions(*args, area_threshold, min_pixel_diff), (attributions, masks))
+def _rank(attributions, regions_at_atoms, atom_of_pixel, area_threshold, min_pixel_diff):
+    return jax.lax.map(lambda args: rank_regions(*args, area_threshold, min_pixel_diff),
+                       (attributions, regions_at_atoms, atom_of_pixel))
 
 
 def _baseline_stack(baselines, x):
@@ -170,7 +215,8 @@ def xrai(model, x, target, *, baselines=None, n_steps: int = 100, attributions=N
     maximum over the colour channels.  The regions are the dilated Felzenszwalb segments
     of :func:`segment_labels` (or ``segments``).  Every image's IG steps and baselines go
     through the network in one compiled loop, ``internal_batch_size`` images per
-    evaluation; the ranking compares all regions at once in a compiled loop per image.
+    evaluation; the ranking compares all regions at once in a compiled loop per image,
+    over groups of pixels that lie in the same regions (:func:`atoms`).
 
     Args:
       model: a :class:`jaxviz.Model`.
@@ -221,6 +267,10 @@ def xrai(model, x, target, *, baselines=None, n_steps: int = 100, attributions=N
         if segments.dtype != bool or segments.ndim != 4 or segments.shape[0] != n or segments.shape[2:] != (h, w):
             raise InputError(f"`segments` must be boolean of shape (N, M, H, W) = ({n}, M, {h}, {w}), got "
                              f"{segments.dtype} {segments.shape}")
-        return _rank_from_masks(attributions, segments, threshold, min_pixel_diff)
-    labels = segment_labels(np.asarray(x))  # the host segments while the IG program runs
-    return _rank_from_labels(attributions, labels, _label_counts(labels), dilation_radius, threshold, min_pixel_diff)
+        packed, n_regions = packed_masks(segments), segments.shape[1]
+    else:
+        labels = segment_labels(np.asarray(x))  # the host segments while the IG program runs
+        counts = _label_counts(labels)
+        packed, n_regions = np.asarray(_packed_region_masks(labels, counts, dilation_radius)), sum(counts)
+    regions_at_atoms, atom_of_pixel = atoms(packed, n_regions)
+    return _rank(attributions, regions_at_atoms, atom_of_pixel, threshold, min_pixel_diff)
