@@ -1068,8 +1068,8 @@ def w31_rise(_model, _tm, quick, notes):
     masks = to_torch(rise_masks(key, n_masks, 224, 224))[:, None]
     notes.append("W31: the reference is the RISE paper's PyTorch module (its forward, one image at a time, the "
                  "masks made beforehand); jaxviz makes each mask from its key inside the compiled loop.")
-    refs = {f"RISE (paper's code), gpu_batch {b}": (lambda b=b: _rise_paper(tm, xt, yt, masks, 0.5, b))
-            for b in ((n_masks,) if quick else (10, 25, 50, 100, 250))}
+    refs = {"RISE (paper's code)": Sweep({f"gpu_batch {b}": (lambda b=b: _rise_paper(tm, xt, yt, masks, 0.5, b))
+                                          for b in ((n_masks,) if quick else (2, 5, 10, 25, 100))})}
     return (lambda: jaxviz.rise(model, x, y, n_masks=n_masks, key=key)), refs, None
 
 
