@@ -1168,7 +1168,7 @@ def _xrai_workload(quick, notes, arch, full):
         return lambda: pair_reference.masks(pair_saliency.XRAI(), tm, x, y, dtype=np.float32, batch_size=batch_size,
                                             extra_parameters=parameters)
 
-    refs = {f"PAIR XRAI, batch_size {b}": reference(b) for b in ((steps,) if quick else (10, 25, 100))}
+    refs = {"PAIR XRAI": Sweep({f"batch_size {b}": reference(b) for b in ((steps,) if quick else (2, 5, 10, 25, 100))})}
     return (lambda: jaxviz.xrai(model, x, y, n_steps=steps)), refs, None
 
 
