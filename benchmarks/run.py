@@ -1330,10 +1330,14 @@ TARGETS = {
 }
 
 
-def failure(error: Exception) -> str:
-    """A reference's error in one line, for the report."""
-    text = " ".join(str(error).split())
-    return f"{type(error).__name__}: {text[:200]}"
+def timed_or_recorded(fn, name: str, failures: dict) -> float | None:
+    """``fn``'s time, or ``None`` with its error recorded in one line as ``failures[name]``
+    (a reference that raises on these inputs is reported, not timed)."""
+    try:
+        return timed(fn)
+    except Exception as error:  # noqa: BLE001
+        failures[name] = f"{type(error).__name__}: {' '.join(str(error).split())[:200]}"
+        return None
 
 
 def settle_sweeps(refs: dict, failures: dict) -> tuple[dict, dict]:
@@ -1348,11 +1352,10 @@ def settle_sweeps(refs: dict, failures: dict) -> tuple[dict, dict]:
             continue
         seconds = {}
         for setting, run_setting in fn.items():
-            try:
-                seconds[setting] = timed(run_setting)
-            except Exception as error:  # noqa: BLE001 -- reported beside the sweep, not timed
-                failures[f"{name}, {setting}"] = failure(error)
+            took = timed_or_recorded(run_setting, f"{name}, {setting}", failures)
+            if took is None:
                 continue
+            seconds[setting] = took
             print(f"  sweep {name}, {setting}: {seconds[setting]:.3f}s", file=sys.stderr, flush=True)
         if not seconds:
             continue
@@ -1371,12 +1374,10 @@ def alternate(ours, refs: dict, repeats: int, failures: dict) -> dict:
     for _ in range(repeats):
         times["jaxviz"].append(timed(ours))
         for ref, fn in refs.items():
-            if ref in failures:
-                continue
-            try:
-                times[ref].append(timed(fn))
-            except Exception as error:  # noqa: BLE001 -- a failing reference is reported, not timed
-                failures[ref] = failure(error)
+            if ref not in failures:
+                took = timed_or_recorded(fn, ref, failures)
+                if took is not None:
+                    times[ref].append(took)
     return {name: seconds for name, seconds in times.items() if name not in failures}
 
 

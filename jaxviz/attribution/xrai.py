@@ -93,10 +93,8 @@ def packed_region_masks(labels, counts: tuple[int, ...], radius: int):
 def packed_masks(masks: np.ndarray) -> np.ndarray:
     """(N, M, H, W) boolean masks → (N, ⌈M/32⌉, H, W) uint32 in
     :func:`packed_region_masks`' layout (on the host)."""
-    n, m, h, w = masks.shape
-    padded = np.zeros((n, -(-m // 32) * 32, h, w), bool)
-    padded[:, :m] = masks
-    packed = np.packbits(padded, axis=1, bitorder="little")  # (N, bytes, H, W): region r is bit r % 8 of byte r // 8
+    packed = np.packbits(masks, axis=1, bitorder="little")  # (N, ⌈M/8⌉, H, W): region r is bit r % 8 of byte r // 8
+    packed = np.pad(packed, ((0, 0), (0, -packed.shape[1] % 4), (0, 0), (0, 0)))  # whole words
     return np.ascontiguousarray(packed.transpose(0, 2, 3, 1)).view("<u4").transpose(0, 3, 1, 2)
 
 
