@@ -17,6 +17,8 @@ statistics, two random images at a small size, the same perturbation draws on bo
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import scipy.ndimage
@@ -209,6 +211,21 @@ def test_similarity_measures_equal_scipy_and_scikit_image():
                   "ssim": skimage.metrics.structural_similarity(a[i], b[i], data_range=hi - lo)}
         for name, value in theirs.items():
             assert abs(ours[name][i] - value) <= 1e-12, (name, i, ours[name][i], value)
+
+
+def test_float32_ranks_of_224_maps_equal_scipys_exactly():
+    """The ranks behind Spearman, in float32 at 224×224 with ties (rounded values, −0 and
+    +0, an all-zero map): scipy's average ranks exactly (sums of places in float32 would
+    be off by up to 0.5 here)."""
+    from scipy import stats
+
+    rng = np.random.default_rng(5)
+    maps = np.round(rng.normal(size=(3, 224 * 224)) * 4).astype(np.float32)
+    maps[1, ::2] = -0.0
+    maps[2] = 0.0
+    ours = np.asarray(jax.jit(jaxviz.metrics.similarity._ranks)(jnp.asarray(maps)))
+    assert ours.dtype == np.float32
+    np.testing.assert_array_equal(ours, stats.rankdata(maps, axis=1))
 
 
 def test_hog_features_equal_scikit_images():

@@ -3,26 +3,32 @@ randomisation tests (Adebayo et al.), each (N, ...) × (N, ...) → (N,)."""
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 
 
+def _sort_keys(v):
+    """Unsigned integers in the order of the float values ``v`` (−0 equal to +0): XLA's CPU
+    sort of one integer array is about 6× faster than its sort of floats."""
+    width = 8 * v.dtype.itemsize
+    unsigned = {32: jnp.uint32, 64: jnp.uint64}[width]
+    bits = jax.lax.bitcast_convert_type(jnp.where(v == 0, jnp.zeros_like(v), v), unsigned)
+    top = unsigned(1) << (width - 1)
+    return jnp.where((bits & top) != 0, ~bits, bits | top)
+
+
 def _ranks(v):
-    """(N, F) → (N, F) ranks 1…F, ties given their average rank (scipy's ``rankdata``)."""
-    n, f = v.shape
-    order = jnp.argsort(v, axis=1, stable=True)
-    ordered = jnp.take_along_axis(v, order, axis=1)
-    starts = jnp.concatenate([jnp.ones((n, 1), bool), ordered[:, 1:] != ordered[:, :-1]], axis=1)
-    group = jnp.cumsum(starts, axis=1) - 1  # (N, F) tie group of each sorted place
-    place = jnp.broadcast_to(jnp.arange(1, f + 1, dtype=v.dtype), (n, f))
-
-    def average(g, p):
-        total = jax.ops.segment_sum(p, g, num_segments=f)
-        count = jax.ops.segment_sum(jnp.ones_like(p), g, num_segments=f)
-        return (total / jnp.maximum(count, 1))[g]
-
-    averaged = jax.vmap(average)(group, place)
-    return jnp.zeros_like(v).at[jnp.arange(n)[:, None], order].set(averaged)
+    """(N, F) → (N, F) ranks 1…F, ties given their average rank (scipy's ``rankdata``): an
+    element's equals take the places after the elements below it up to those not above it."""
+    if v.dtype not in (jnp.float32, jnp.float64):
+        v = v.astype(jnp.float32)
+    keys = _sort_keys(v)
+    ordered = jnp.sort(keys, axis=1)
+    below = jax.vmap(functools.partial(jnp.searchsorted, side="left"))(ordered, keys)
+    not_above = jax.vmap(functools.partial(jnp.searchsorted, side="right"))(ordered, keys)
+    return (below + not_above + 1).astype(v.dtype) / 2
 
 
 def pearson(a, b):
@@ -34,12 +40,14 @@ def pearson(a, b):
     return (a * b).sum(axis=1) / jnp.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
 
 
+def _flat_ranks(maps):
+    return _ranks(maps.reshape(maps.shape[0], -1))
+
+
 def spearman(a, b):
     """Spearman rank correlation of each pair of flattened maps (scipy's ``spearmanr``:
     the Pearson correlation of average ranks)."""
-    a = a.reshape(a.shape[0], -1)
-    b = b.reshape(b.shape[0], -1)
-    return pearson(_ranks(a), _ranks(b))
+    return pearson(_flat_ranks(a), _flat_ranks(b))
 
 
 def spearman_abs(a, b):
