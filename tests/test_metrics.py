@@ -12,6 +12,7 @@ import pytest
 
 import jaxviz
 from jaxviz import metrics
+from jaxviz.metrics import _common
 from jaxviz.metrics.mprt import parameter_layers
 
 T = np.array([3, 300])
@@ -158,6 +159,27 @@ def test_completeness_is_small_for_integrated_gradients_and_not_for_saliency(mod
     np.testing.assert_allclose(metrics.completeness(model, x, T, ig, baselines=black), residual * np.sign(
         np.asarray(metrics.completeness(model, x, T, ig))), rtol=1e-6)
     assert (np.abs(np.asarray(metrics.completeness(model, x, T, grads))) > residual).all()
+
+
+def test_drawn_noise_is_jaxs_threefry_partitionable_false_draws(model, x, grads):
+    """The metrics' perturbations and SmoothGrad's noise, drawn from a key, are the draws a
+    user gets from ``jax.random.normal`` in ``jax.threefry_partitionable(False)`` (faster
+    on a CPU), not those of JAX's default mode, which differ here."""
+    key = jax.random.key(4)
+
+    def noise(shape, keys):
+        return jnp.stack([jax.random.normal(k, shape, x.dtype) for k in keys])
+
+    per_sample = [jax.random.fold_in(key, i) for i in range(3)]
+    with jax.threefry_partitionable(False):
+        perturbations = noise(x.shape, per_sample)
+        smoothing = 0.2 * jax.random.normal(key, (3,) + x.shape, x.dtype)
+    assert not np.array_equal(perturbations, noise(x.shape, per_sample))
+    # what infidelity, the sensitivities and ROAD draw from
+    drawn = _common.perturbations_for(None, key, lambda k, v: jax.random.normal(k, v.shape, v.dtype), 3, x)
+    np.testing.assert_array_equal(jax.jit(drawn)(jnp.arange(3)), perturbations)
+    smoothgrad = jaxviz.smooth(jaxviz.saliency, nt_samples=3, stdevs=0.2)
+    np.testing.assert_array_equal(smoothgrad(model, x, T, key=key), smoothgrad(model, x, T, noise=smoothing))
 
 
 def test_infidelity_is_zero_for_a_perfect_linear_prediction(model, x, grads):

@@ -8,7 +8,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from jaxviz import _checks, scoring
+from jaxviz import _checks, _random, scoring
 from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
 
@@ -58,7 +58,8 @@ def gradient_shap(model, x, target, *, baselines=None, n_samples: int = 5, stdev
     (x + εₛ − bₛ)·∇F(bₛ + αₛ(x + εₛ − bₛ)), with bₛ drawn from the baselines, εₛ ~ N(0,
     stdevs²) and αₛ ~ U[0, 1), drawn per image.
 
-    The draws come from ``key``, or are passed (``baseline_indices``, ``noise``,
+    The draws come from ``key`` (JAX's ``threefry_partitionable(False)`` draws, faster on
+    a CPU: :func:`sample_draws` gives them), or are passed (``baseline_indices``, ``noise``,
     ``alphas``: any given are used, the rest drawn).  The samples' gradients are evaluated
     inside one compiled ``lax.scan``, ``internal_batch_size // N`` samples (at least one)
     at a time.
@@ -135,10 +136,11 @@ def sample_draws(key, n_samples, n, n_baselines, shape, stdevs, dtype):
     (zeros of shape (S, N, 1, 1, 1) when ``stdevs`` is 0), alphas U[0, 1)."""
     index_key, noise_key, alpha_key = jax.random.split(key, 3)
     draws = (n_samples, n)
-    indices = jax.random.randint(index_key, draws, 0, n_baselines)
-    noise = (stdevs * jax.random.normal(noise_key, draws + tuple(shape), dtype) if stdevs
-             else jnp.zeros(draws + (1, 1, 1), dtype))
-    return indices, noise, jax.random.uniform(alpha_key, draws, dtype)
+    with _random.fast_threefry():
+        indices = jax.random.randint(index_key, draws, 0, n_baselines)
+        noise = (stdevs * jax.random.normal(noise_key, draws + tuple(shape), dtype) if stdevs
+                 else jnp.zeros(draws + (1, 1, 1), dtype))
+        return indices, noise, jax.random.uniform(alpha_key, draws, dtype)
 
 
 def _check_draw(values, shape, name):

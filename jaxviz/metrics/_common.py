@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.ndimage
 
-from jaxviz import _checks, _chunks
+from jaxviz import _checks, _chunks, _random
 from jaxviz.attribution import _paths
 from jaxviz.errors import InputError
 
@@ -164,10 +164,14 @@ def checked_perturbations(perturbations, n_samples: int, x, name: str = "perturb
 def perturbations_for(perturbations, key, draw, n_samples: int, x, name: str = "perturbations"):
     """``ids → (k, N, H, W, C)`` perturbations: rows of those given ((n_samples, N, H, W, C),
     :func:`checked_perturbations`), else ``draw(jax.random.fold_in(key, id), x)`` for each
-    sample id."""
+    sample id, in :func:`jaxviz._random.fast_threefry`."""
     if perturbations is None:
         if key is None:
             raise InputError(f"`key` (a jax.random key) is required unless `{name}` is given")
-        return lambda ids: jax.vmap(lambda i: draw(jax.random.fold_in(key, i), x))(ids)
+        def drawn(ids):
+            with _random.fast_threefry():
+                return jax.vmap(lambda i: draw(jax.random.fold_in(key, i), x))(ids)
+
+        return drawn
     p = checked_perturbations(perturbations, n_samples, x, name)
     return lambda ids: p[jnp.minimum(ids, n_samples - 1)]

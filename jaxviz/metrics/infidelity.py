@@ -47,7 +47,8 @@ def infidelity(model, x, target, attributions, *, key=None, perturbations=None, 
 
     All samples of all images are scored inside one compiled program,
     ``samples_per_eval`` copies of the batch per forward pass; each sample's perturbation
-    is drawn there from ``jax.random.fold_in(key, sample)``.
+    is drawn there from ``jax.random.fold_in(key, sample)`` (JAX's
+    ``threefry_partitionable(False)`` draws, faster on a CPU).
 
     Args:
       model: a :class:`jaxviz.Model`.

@@ -14,7 +14,8 @@ def sensitivity_max(model, x, target, method, *, key=None, perturbations=None, n
 
     ``method`` explains every perturbed copy of every image inside one compiled program,
     ``samples_per_eval`` copies of the batch per call; each sample's δ is drawn there from
-    ``jax.random.fold_in(key, sample)``.
+    ``jax.random.fold_in(key, sample)`` (JAX's ``threefry_partitionable(False)`` draws,
+    faster on a CPU).
 
     Args:
       model: a :class:`jaxviz.Model`.
