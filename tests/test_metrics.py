@@ -89,17 +89,18 @@ def test_pixel_flipping_steps_through_the_elements_and_faithfulness_correlation_
         metrics.faithfulness_correlation(model, x, top, grads, key=jax.random.key(0), subset_size=10 ** 6)
 
 
-def test_faithfulness_correlations_subsets_are_uniform():
-    """Every 3-element subset of 7 elements equally often (35 of them, 40,000 draws: a
-    chi-square test at p = 0.001), and every element equally often."""
+@pytest.mark.parametrize("size, n_subsets", [(2, 21), (3, 35)])  # Floyd's algorithm; ranked draws
+def test_faithfulness_correlations_subsets_are_uniform(size, n_subsets):
+    """Every subset of ``size`` of 7 elements equally often (40,000 draws: a chi-square
+    test at p = 0.001), and every element equally often."""
     from scipy import stats
 
     from jaxviz.metrics.faithfulness_correlation import random_subsets
 
-    subsets = np.sort(np.asarray(random_subsets(jax.random.key(3), 20_000, 2, 7, 3)).reshape(-1, 3), axis=1)
-    assert ((subsets[:, 0] < subsets[:, 1]) & (subsets[:, 1] < subsets[:, 2])).all()
+    subsets = np.sort(np.asarray(random_subsets(jax.random.key(3), 20_000, 2, 7, size)).reshape(-1, size), axis=1)
+    assert (np.diff(subsets, axis=1) > 0).all()
     _, counts = np.unique(subsets, axis=0, return_counts=True)
-    assert len(counts) == 35
+    assert len(counts) == n_subsets
     assert stats.chisquare(counts).pvalue > 1e-3
     assert stats.chisquare(np.bincount(subsets.ravel(), minlength=7)).pvalue > 1e-3
 

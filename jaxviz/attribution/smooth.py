@@ -47,10 +47,10 @@ def smooth(method, *, nt_type: str = "smoothgrad", nt_samples: int = 5, stdevs: 
     noise=None, **options)``, where ``options`` go to ``method``.  For each of
     ``nt_samples`` samples s: ``a_s = method(model, x + ε_s, target)``, with ε_s ~
     N(0, stdevs²) drawn from ``key`` (``jax.random.normal(key, (nt_samples,) + x.shape)``
-    in JAX's ``threefry_partitionable(False)`` mode, faster on a CPU).  ``smoothgrad`` returns mean(a_s), ``smoothgrad_sq``
-    mean(a_s²), ``vargrad`` mean(a_s²) − mean(a_s)².  Samples are evaluated one after
-    another inside one compiled ``lax.scan``, so memory is that of a single call of
-    ``method``.  Captum ``NoiseTunnel`` given the same noise.
+    in JAX's ``threefry_partitionable(False)`` mode, faster on a CPU).  ``smoothgrad``
+    returns mean(a_s), ``smoothgrad_sq`` mean(a_s²), ``vargrad`` mean(a_s²) − mean(a_s)².
+    Samples are evaluated one after another inside one compiled ``lax.scan``, so memory is
+    that of a single call of ``method``.  Captum ``NoiseTunnel`` given the same noise.
 
     Args:
       method: a jaxviz attribution function, e.g. :func:`jaxviz.saliency`.

@@ -19,10 +19,19 @@ from jaxviz.metrics import _common, similarity as _similarity
 @functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
 def random_subsets(key, n_runs: int, n: int, n_features: int, subset_size: int):
     """(n_runs, N, subset_size) element indices (NHWC order), each row a uniformly random
-    subset, by Floyd's algorithm: for j = n_features − subset_size, …, n_features − 1, a
-    draw t from 0…j joins the subset, or j does when t already has.  ``subset_size`` draws
-    per subset (a draw per element, ranked, took as long as the forward passes of a
-    224-element run)."""
+    subset.
+
+    Small subsets (subset_size² ≤ n_features, as Quantus' 224 of an image's elements) by
+    Floyd's algorithm: for j = n_features − subset_size, …, n_features − 1, a draw t from
+    0…j joins the subset, or j does when t already has; subset_size draws and subset_size²
+    comparisons per subset.  Larger ones as the places of the subset_size largest of
+    n_features uniform draws, one run at a time."""
+    if subset_size * subset_size > n_features:
+        def run(r):
+            scores = jax.random.uniform(jax.random.fold_in(key, r), (n, n_features))
+            return jax.lax.top_k(scores, subset_size)[1].astype(jnp.int32)
+
+        return jax.lax.map(run, jnp.arange(n_runs))
     first = n_features - subset_size
     highest = first + jnp.arange(subset_size, dtype=jnp.int32)[:, None, None]  # draw i is from 0…first + i
     draws = jax.random.randint(key, (subset_size, n_runs, n), 0, highest + 1, dtype=jnp.int32)
