@@ -24,7 +24,7 @@ PACKAGE = Path(jaxviz.__file__).parent
 # Each module's layer: a module may import only from its own layer or lower ones.
 LAYERS = {
     "jaxviz.errors": 0, "jaxviz.choices": 0, "jaxviz._io": 1, "jaxviz._checks": 1, "jaxviz._chunks": 1, "jaxviz._compiled": 1,
-    "jaxviz._deprecation": 1, "jaxviz.labels": 1, "jaxviz.images": 2, "jaxviz.interpolation": 2,
+    "jaxviz._deprecation": 1, "jaxviz._random": 1, "jaxviz.labels": 1, "jaxviz.images": 2, "jaxviz.interpolation": 2,
     "jaxviz.models": 3, "jaxviz.scoring": 4, "jaxviz.attribution": 5, "jaxviz.synthesis": 5,
     "jaxviz.figures": 5, "jaxviz.sharding": 5, "jaxviz": 6, "jaxviz.cli": 7,
 }
