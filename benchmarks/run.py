@@ -1017,9 +1017,10 @@ def w29_faithfulness_correlation(_model, _tm, quick, notes, arch="squeezenet1_1"
                                              disable_warnings=True)
     # Quantus takes numpy and moves batches to its device itself
     x_batch, y_batch, a_batch = xt.cpu().numpy(), yt.cpu().numpy(), nchw(a).cpu().numpy()
-    refs = {f"Quantus FaithfulnessCorrelation, batch_size {n}": (
-        lambda: metric(model=tm, x_batch=x_batch, y_batch=y_batch, a_batch=a_batch,
-                       channel_first=True, device=str(TORCH_DEVICE), batch_size=n))}
+    refs = {f"Quantus FaithfulnessCorrelation, batch_size {b}": (
+        lambda b=b: metric(model=tm, x_batch=x_batch, y_batch=y_batch, a_batch=a_batch,
+                           channel_first=True, device=str(TORCH_DEVICE), batch_size=b))
+        for b in ((n,) if quick else sorted({2, n // 4, n // 2, n}))}
     key = jax.random.key(0)
     return (lambda: jaxviz.metrics.faithfulness_correlation(model, x, y, a, key=key, n_runs=runs)), refs, None
 
