@@ -40,14 +40,12 @@ def pearson(a, b):
     return (a * b).sum(axis=1) / jnp.sqrt((a * a).sum(axis=1) * (b * b).sum(axis=1))
 
 
-def _flat_ranks(maps):
-    return _ranks(maps.reshape(maps.shape[0], -1))
-
-
 def spearman(a, b):
     """Spearman rank correlation of each pair of flattened maps (scipy's ``spearmanr``:
     the Pearson correlation of average ranks)."""
-    return pearson(_flat_ranks(a), _flat_ranks(b))
+    a = a.reshape(a.shape[0], -1)
+    b = b.reshape(b.shape[0], -1)
+    return pearson(_ranks(a), _ranks(b))
 
 
 def spearman_abs(a, b):
