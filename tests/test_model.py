@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 import zlib
 
 import jax
@@ -98,6 +99,39 @@ def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stri
             got = jax.jvp(jax.grad(loss(ours)), (x, w), (w.sum() * x, w))[1]
             want = jax.jvp(jax.grad(loss(plain)), (x, w), (w.sum() * x, w))[1]
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_a_cotangent_computed_once_is_a_buffer_equal_to_itself_under_vmap_and_derivatives():
+    """``layers._computed_once`` returns its float operand bit for bit (−0, NaN and
+    infinities included, unless its first element is NaN: then ``g + 0``) and leaves XLA a
+    conditional, whose operand is a buffer, in the compiled program: alone and
+    under ``vmap``, where a per-element predicate would turn it into a fusible select.  Its
+    derivatives are the identity's (a gradient of a gradient, a JVP of a gradient)."""
+    from jaxviz.models import layers
+
+    def read_at_three_shifts(v):  # the pattern that needs a buffer
+        g = layers._computed_once(jnp.sin(v))
+        return g + jnp.roll(g, 1, axis=-2) + jnp.roll(g, 2, axis=-2)
+
+    v = jnp.cos(jnp.arange(2 * 3 * 5 * 4, dtype=jnp.float32)).reshape(2, 3, 5, 4)
+    for function in (read_at_three_shifts, jax.vmap(read_at_three_shifts)):
+        assert re.search(r"\sconditional\(", jax.jit(function).lower(v).compile().as_text())
+        np.testing.assert_array_equal(jax.jit(function)(v), np.stack([read_at_three_shifts(a) for a in v]))
+    special = jnp.array([-0.0, jnp.nan, 1.5, -jnp.inf])
+    for g in (special, special[::-1]):
+        np.testing.assert_array_equal(np.signbit(jax.jit(layers._computed_once)(g)), np.signbit(g))
+        np.testing.assert_array_equal(jax.jit(layers._computed_once)(g), g)
+    np.testing.assert_array_equal(layers._computed_once(jnp.arange(5)), np.arange(5))  # integers: the reduction
+
+    def loss(u):
+        return jnp.sum(jnp.tanh(layers._computed_once(u * u)) ** 2)
+
+    def plain(u):
+        return jnp.sum(jnp.tanh(u * u) ** 2)
+
+    np.testing.assert_array_equal(jax.grad(lambda u: jnp.sum(jax.grad(loss)(u) ** 2))(v),
+                                  jax.grad(lambda u: jnp.sum(jax.grad(plain)(u) ** 2))(v))
+    np.testing.assert_array_equal(jax.jvp(jax.grad(loss), (v,), (v,))[1], jax.jvp(jax.grad(plain), (v,), (v,))[1])
 
 
 @pytest.mark.parametrize("kernel, stride, padding", [(3, 1, 1), (3, 2, 0), (7, 2, 3), (5, 3, 2)])

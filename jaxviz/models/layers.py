@@ -22,6 +22,7 @@ import functools
 import jax
 import jax.numpy as jnp
 from jax import lax
+from jax.custom_batching import custom_vmap
 from jax.custom_derivatives import SymbolicZero
 
 from jaxviz.errors import InputError
@@ -129,15 +130,46 @@ def _padded_for_windows(x, kh: int, kw: int, stride: int, padding: int):
 
 
 def _computed_once(g):
-    """``g``, computed once (g + 0 is g).
+    """``g``, computed once.
 
     XLA:CPU fuses an elementwise producer into every consumer.  A backward pass that reads
     its cotangent at kh·kw shifted positions (a pool's routing or average) would therefore
     recompute the cotangent's producer -- a chain of ReLU masks and BatchNorms, summed over
-    DenseNet's concatenated layers -- kh·kw times per element.  A reduction is not fused into
-    its consumers, so its output is a buffer.  (``lax.optimization_barrier`` says the same,
-    but XLA:CPU drops it before fusion.)
+    DenseNet's concatenated layers -- kh·kw times per element.  The operand of a conditional
+    is a buffer, and XLA keeps a conditional whose predicate it cannot know: here whether
+    g's first element is a number, with ``g + 0`` (a reduction, the older way to a buffer)
+    in the branch for NaN.  (``lax.optimization_barrier`` says the same, but XLA:CPU drops
+    it before fusion; a float reduction alone is handed to YNNPACK, which is slow at it:
+    benchmarks/results/conditional-buffer/notes.md.)  Integers keep the reduction, XLA's
+    own loop.  Its tangent is the tangent itself, so that it transposes.
     """
+    if not jnp.issubdtype(g.dtype, jnp.floating) or g.size == 0:
+        return _summed_with_zero(g)
+    return _buffered(g)
+
+
+@jax.custom_jvp
+def _buffered(g):
+    return _conditional_buffer(g)
+
+
+_buffered.defjvp(lambda primals, tangents: (_buffered(*primals), tangents[0]))
+
+
+@custom_vmap
+def _conditional_buffer(g):
+    first = g.reshape(-1)[0]
+    return lax.cond((first <= 0) | (first > 0), lambda a: a, _summed_with_zero, g)
+
+
+@_conditional_buffer.def_vmap
+def _conditional_buffer_vmap(axis_size, in_batched, g):
+    # the whole batch through one conditional: a predicate per vmapped element would
+    # make it a select, which XLA fuses again
+    return _conditional_buffer(g), in_batched[0]
+
+
+def _summed_with_zero(g):
     return jnp.sum(jnp.stack([g, jnp.zeros_like(g)], axis=-1), axis=-1)
 
 
