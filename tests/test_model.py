@@ -75,7 +75,7 @@ def test_max_pool_gradient_goes_to_first_maximum():
     np.testing.assert_array_equal(g[0, :, :, 0], expected)
 
 
-@pytest.mark.parametrize("stride, padding, kernel", [(1, 1, 3), (2, 1, 3), (2, 2, 5)])
+@pytest.mark.parametrize("stride, padding, kernel", [(1, 1, 3), (1, 0, 3), (1, 3, 3), (2, 1, 3), (2, 2, 5)])
 def test_depthwise_and_average_pool_backward_passes_equal_autodiffs_float64(stride, padding, kernel):
     """The depthwise convolution's and the average pool's own backward passes (written for
     XLA:CPU's fusion, jaxviz.models.layers) against autodiff of the same forward, with a

@@ -709,6 +709,32 @@ def _depthwise_taps(x, kernel, stride: int, padding: int):
     return functools.reduce(jnp.add, (window * taps[k] for k, window in enumerate(windows)))
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
+def _depthwise_stride_1(x, kernel, padding: int):
+    return _depthwise_taps(x, kernel, 1, padding)
+
+
+def _depthwise_stride_1_fwd(x, kernel, padding):
+    return _depthwise_taps(x, kernel, 1, padding), (x, kernel)
+
+
+def _depthwise_stride_1_bwd(padding, residuals, g):
+    """The input gradient as the forward pass is computed: the flipped kernel's taps over
+    slices of the cotangent, zero-padded once into a buffer.  (Autodiff's transpose pads
+    each tap's product on its own, a bounds test per tap and element, which XLA:CPU
+    runs slower: benchmarks/results/conditional-buffer/notes.md.)"""
+    x, kernel = residuals
+    kh, kw = kernel.shape[:2]
+    rows, cols = kh - 1 - padding, kw - 1 - padding
+    padded = _computed_once(lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (rows, rows, 0), (cols, cols, 0), (0, 0, 0))))
+    dx = _depthwise_taps(padded, kernel[::-1, ::-1], 1, 0)
+    (dkernel,) = jax.vjp(lambda b: _depthwise_taps(x, b, 1, padding), kernel)[1](g)
+    return dx, dkernel
+
+
+_depthwise_stride_1.defvjp(_depthwise_stride_1_fwd, _depthwise_stride_1_bwd)
+
+
 def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups: int = 1):
     """NHWC convolution with ``groups`` groups (kernel (kh, kw, Cin/groups, Cout)).
 
@@ -724,7 +750,10 @@ def grouped_conv2d(x, kernel, bias, *, stride: int = 1, padding: int = 0, groups
         # of the kh·kw shifted products (MobileNetV2's input gradient took twice torch's
         # time).  XLA's transposed convolution in its place was faster on some batches and
         # 5x slower on others, 8x in float64 (benchmarks/results/architectures/notes.md).
-        y = _reading_cotangent_once(lambda a, b: _depthwise_taps(a, b, stride, padding))(x, kernel)
+        if stride == 1:
+            y = _depthwise_stride_1(x, kernel, padding)
+        else:
+            y = _reading_cotangent_once(lambda a, b: _depthwise_taps(a, b, stride, padding))(x, kernel)
     else:
         if x.shape[1] + 2 * padding < kh or x.shape[2] + 2 * padding < kw:
             raise InputError(f"a {kh}×{kw} convolution needs at least {kh}×{kw} inputs, got {x.shape[1]}×{x.shape[2]}")
