@@ -105,8 +105,9 @@ def test_a_cotangent_computed_once_is_a_buffer_equal_to_itself_under_vmap_and_de
     """``layers._computed_once`` returns its float operand bit for bit (−0, NaN and
     infinities included, unless its first element is NaN: then ``g + 0``) and leaves XLA a
     conditional, whose operand is a buffer, in the compiled program: alone and
-    under ``vmap``, where a per-element predicate would turn it into a fusible select.  Its
-    derivatives are the identity's (a gradient of a gradient, a JVP of a gradient)."""
+    under ``vmap``, where a per-element predicate would turn it into a fusible select; for a
+    GPU it is the reduction.  Its derivatives are the identity's (a gradient of a gradient,
+    a JVP of a gradient)."""
     from jaxviz.models import layers
 
     def read_at_three_shifts(v):  # the pattern that needs a buffer
@@ -117,6 +118,11 @@ def test_a_cotangent_computed_once_is_a_buffer_equal_to_itself_under_vmap_and_de
     for function in (read_at_three_shifts, jax.vmap(read_at_three_shifts)):
         assert re.search(r"\sconditional\(", jax.jit(function).lower(v).compile().as_text())
         np.testing.assert_array_equal(jax.jit(function)(v), np.stack([read_at_three_shifts(a) for a in v]))
+    # for a GPU (whose conditionals read their predicate on the host) it lowers to the
+    # reduction alone: one data-dependent case fewer than for the CPU
+    cases = {platform: jax.jit(read_at_three_shifts).trace(v).lower(lowering_platforms=(platform,)).as_text()
+             .count("stablehlo.case") for platform in ("cpu", "cuda")}
+    assert cases["cuda"] == cases["cpu"] - 1, cases
     special = jnp.array([-0.0, jnp.nan, 1.5, -jnp.inf])
     for g in (special, special[::-1]):
         np.testing.assert_array_equal(np.signbit(jax.jit(layers._computed_once)(g)), np.signbit(g))

@@ -141,11 +141,13 @@ def _computed_once(g):
     in the branch for NaN.  (``lax.optimization_barrier`` says the same, but XLA:CPU drops
     it before fusion; a float reduction alone is handed to YNNPACK, which is slow at it:
     benchmarks/results/conditional-buffer/notes.md.)  Integers keep the reduction, XLA's
-    own loop.  Its tangent is the tangent itself, so that it transposes.
+    own loop, and so do other platforms than the CPU.  The conditional's tangent is the
+    tangent itself, so that it transposes.
     """
     if not jnp.issubdtype(g.dtype, jnp.floating) or g.size == 0:
         return _summed_with_zero(g)
-    return _buffered(g)
+    # elsewhere a conditional's predicate goes to the host: there the reduction stays
+    return lax.platform_dependent(g, cpu=_buffered, default=_summed_with_zero)
 
 
 @jax.custom_jvp
