@@ -520,14 +520,35 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
     if copies > 1:
         first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
-    g = _computed_once(g)  # read below at each of the kernel² taps
+    rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
+    most = (kernel - 1) // stride  # the largest shift of a tap at output resolution
+
+    def padded(a, value):  # once, into a buffer: each tap reads shifted slices of it (a
+        # pad per tap, fused into the sum, tests bounds per tap and element, as autodiff's
+        # depthwise transpose did: benchmarks/results/conditional-buffer/notes.md)
+        return _computed_once(lax.pad(a, value, ((0, 0, 0), (most, rows - oh, 0), (most, cols - ow, 0), (0, 0, 0))))
+    g, first = padded(g, zero), padded(first, jnp.array(-1, first.dtype))
     taps = [(di, dj) for di in range(kernel) for dj in range(kernel)]  # row-major, as _padded_windows
-    routed = {(di, dj): jnp.where(first == tap, g, zero) for tap, (di, dj) in enumerate(taps)}
-    return _scatter_windows(routed, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding)
+
+    def shifted(tap, m, k):  # tap's routed gradient moved down m rows and right k columns
+        window = (slice(None), slice(most - m, most - m + rows), slice(most - k, most - k + cols))
+        return jnp.where(first[window] == tap, g[window], zero)
+
+    routed = {(di, dj): functools.partial(shifted, tap) for tap, (di, dj) in enumerate(taps)}
+    return _scatter_windows(routed, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding,
+                            g.dtype)
 
 
-def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, padding=0):
+def _phase_extent(padded_shape, oh, ow, kernel, stride):
+    """(rows, cols) of each stride phase in :func:`_scatter_windows` (phase 0 is the longest)."""
+    return (max(-(-padded_shape[1] // stride), oh + (kernel - 1) // stride),
+            max(-(-padded_shape[2] // stride), ow + (kernel - 1) // stride))
+
+
+def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, padding, dtype):
     """Sums each window tap's (N, oh, ow, C) gradient into the input positions it came from.
+    ``routed[di, dj](m, k)``: tap (di, dj)'s gradient moved down m rows and right k columns,
+    (N, rows, cols, C) (:func:`_phase_extent`).
 
     Input row ``i = stride·a + p`` is reached by the taps ``di ≡ p (mod stride)`` at output
     row ``a − (di − p)/stride``; so each of the stride² phases of the input is a sum of a
@@ -538,9 +559,8 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, paddin
     adds were split into separate passes (benchmarks/results/design-notes.md).
     """
     n, height, width, channels = shape
-    rows = max(-(-padded_shape[1] // stride), oh + (kernel - 1) // stride)  # phase 0 is the longest
-    cols = max(-(-padded_shape[2] // stride), ow + (kernel - 1) // stride)
-    zero = jnp.zeros((), next(iter(routed.values())).dtype)
+    rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
+    zero = jnp.zeros((), dtype)
     row_phase = lax.broadcasted_iota(jnp.int32, (1, 1, stride, 1, 1, 1), 2)
     col_phase = lax.broadcasted_iota(jnp.int32, (1, 1, 1, 1, stride, 1), 4)
     full = jnp.zeros((n, rows, stride, cols, stride, channels), zero.dtype)
@@ -549,9 +569,7 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, paddin
             phase = None
             for di in range(p, kernel, stride):
                 for dj in range(q, kernel, stride):
-                    m, k = (di - p) // stride, (dj - q) // stride
-                    shifted = lax.pad(routed[di, dj], zero,
-                                      ((0, 0, 0), (m, rows - m - oh, 0), (k, cols - k - ow, 0), (0, 0, 0)))
+                    shifted = routed[di, dj]((di - p) // stride, (dj - q) // stride)
                     phase = shifted if phase is None else phase + shifted
             if phase is not None:
                 here = (row_phase == p) & (col_phase == q)
