@@ -175,6 +175,14 @@ def _summed_with_zero(g):
     return jnp.sum(jnp.stack([g, jnp.zeros_like(g)], axis=-1), axis=-1)
 
 
+def _padded_once(a, value, rows, cols):
+    """(N, H, W, C) ``a`` padded with ``value`` by (top, bottom) ``rows`` and (left, right)
+    ``cols``, into a buffer whose shifted slices the taps of a backward pass read (a pad
+    per tap, fused into their sum, tests bounds per tap and element, which XLA:CPU runs
+    slower: benchmarks/results/conditional-buffer/notes.md)."""
+    return _computed_once(lax.pad(a, jnp.array(value, a.dtype), ((0, 0, 0), (*rows, 0), (*cols, 0), (0, 0, 0))))
+
+
 def _reading_cotangent_once(forward):
     """``forward`` (a function of arrays) with autodiff's own backward pass, taken of the
     cotangent :func:`_computed_once`: for backward passes that read it at kh·kw shifted
@@ -522,20 +530,13 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
     zero = jnp.zeros((), g.dtype)
     rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
     most = (kernel - 1) // stride  # the largest shift of a tap at output resolution
+    g, first = (_padded_once(a, value, (most, rows - oh), (most, cols - ow)) for a, value in ((g, 0), (first, -1)))
 
-    def padded(a, value):  # once, into a buffer: each tap reads shifted slices of it (a
-        # pad per tap, fused into the sum, tests bounds per tap and element, as autodiff's
-        # depthwise transpose did: benchmarks/results/conditional-buffer/notes.md)
-        return _computed_once(lax.pad(a, value, ((0, 0, 0), (most, rows - oh, 0), (most, cols - ow, 0), (0, 0, 0))))
-    g, first = padded(g, zero), padded(first, jnp.array(-1, first.dtype))
-    taps = [(di, dj) for di in range(kernel) for dj in range(kernel)]  # row-major, as _padded_windows
-
-    def shifted(tap, m, k):  # tap's routed gradient moved down m rows and right k columns
+    def shifted(di, dj, m, k):  # tap (di, dj)'s routed gradient moved down m rows and right k columns
         window = (slice(None), slice(most - m, most - m + rows), slice(most - k, most - k + cols))
-        return jnp.where(first[window] == tap, g[window], zero)
+        return jnp.where(first[window] == di * kernel + dj, g[window], zero)  # taps in row-major order
 
-    routed = {(di, dj): functools.partial(shifted, tap) for tap, (di, dj) in enumerate(taps)}
-    return _scatter_windows(routed, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding,
+    return _scatter_windows(shifted, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding,
                             g.dtype)
 
 
@@ -545,10 +546,10 @@ def _phase_extent(padded_shape, oh, ow, kernel, stride):
             max(-(-padded_shape[2] // stride), ow + (kernel - 1) // stride))
 
 
-def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, padding, dtype):
+def _scatter_windows(shifted, shape, padded_shape, oh, ow, kernel, stride, padding, dtype):
     """Sums each window tap's (N, oh, ow, C) gradient into the input positions it came from.
-    ``routed[di, dj](m, k)``: tap (di, dj)'s gradient moved down m rows and right k columns,
-    (N, rows, cols, C) (:func:`_phase_extent`).
+    ``shifted(di, dj, m, k)``: tap (di, dj)'s gradient moved down m rows and right k
+    columns, (N, rows, cols, C) (:func:`_phase_extent`).
 
     Input row ``i = stride·a + p`` is reached by the taps ``di ≡ p (mod stride)`` at output
     row ``a − (di − p)/stride``; so each of the stride² phases of the input is a sum of a
@@ -569,8 +570,8 @@ def _scatter_windows(routed, shape, padded_shape, oh, ow, kernel, stride, paddin
             phase = None
             for di in range(p, kernel, stride):
                 for dj in range(q, kernel, stride):
-                    shifted = routed[di, dj]((di - p) // stride, (dj - q) // stride)
-                    phase = shifted if phase is None else phase + shifted
+                    tap = shifted(di, dj, (di - p) // stride, (dj - q) // stride)
+                    phase = tap if phase is None else phase + tap
             if phase is not None:
                 here = (row_phase == p) & (col_phase == q)
                 full = full + jnp.where(here, phase[:, :, None, :, None, :], zero)
@@ -740,14 +741,12 @@ def _depthwise_stride_1_fwd(x, kernel, padding):
 
 def _depthwise_stride_1_bwd(padding, residuals, g):
     """The input gradient as the forward pass is computed: the flipped kernel's taps over
-    slices of the cotangent, zero-padded once into a buffer.  (Autodiff's transpose pads
-    each tap's product on its own, a bounds test per tap and element, which XLA:CPU
-    runs slower: benchmarks/results/conditional-buffer/notes.md.)"""
+    slices of the cotangent, zero-padded once (autodiff's transpose pads each tap's
+    product on its own)."""
     x, kernel = residuals
     kh, kw = kernel.shape[:2]
     rows, cols = kh - 1 - padding, kw - 1 - padding
-    padded = _computed_once(lax.pad(g, jnp.zeros((), g.dtype), ((0, 0, 0), (rows, rows, 0), (cols, cols, 0), (0, 0, 0))))
-    dx = _depthwise_taps(padded, kernel[::-1, ::-1], 1, 0)
+    dx = _depthwise_taps(_padded_once(g, 0, (rows, rows), (cols, cols)), kernel[::-1, ::-1], 1, 0)
     (dkernel,) = jax.vjp(lambda b: _depthwise_taps(x, b, 1, padding), kernel)[1](g)
     return dx, dkernel
 
