@@ -300,6 +300,7 @@ def test_pairing_max_pool_is_the_max_pool_of_the_copied_reference(pool):
     assert np.abs(np.asarray(expected[0, :4])).max() > 0  # the plain branch carries a gradient
     np.testing.assert_allclose(grads[:n], expected[:n], rtol=1e-6, atol=1e-6)
     np.testing.assert_array_equal(grads[n], 0)  # nothing below reads the reference's
+    np.testing.assert_array_equal(expected[n], 0)  # nor does expand_reference pass its copies' back
 
 
 def test_deeplift_of_a_relu_network_is_exact_for_two_points(model, x):

@@ -425,9 +425,14 @@ collapse_references.defvjp(_collapse_fwd, _collapse_bwd)
 
 
 def expand_reference(values):
-    """Inputs followed by one reference, as the inputs followed by a copy of it for each."""
+    """Inputs followed by one reference, as the inputs followed by a copy of it for each.
+
+    The copies pass no gradient back to the reference: nothing reads a shared reference's
+    gradient (:func:`collapse_references` drops it), and the sum over the copies would be
+    a float reduction, which XLA:CPU hands to YNNPACK (slow at it: SqueezeNet's DeepLift
+    spent 2 % of its time on that sum before its class layer)."""
     n = values.shape[0] - 1
-    return jnp.concatenate([values[:n], jnp.broadcast_to(values[n:], (n,) + values.shape[1:])])
+    return jnp.concatenate([values[:n], jnp.broadcast_to(lax.stop_gradient(values[n:]), (n,) + values.shape[1:])])
 
 
 def pool_output_size(size: int, kernel: int = 3, stride: int = 2, padding: int = 0, ceil_mode: bool = True) -> int:
