@@ -241,12 +241,16 @@ def ungroup(grouped, repeats: Repeats):
     return grouped.reshape((u * k,) + grouped.shape[2:])[repeats.slots]
 
 
-def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None):
+def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None, then=None):
     """∇ₓ of the target scores, (N, H, W, C), ``chunk`` images at a time (default: by
-    :func:`jaxviz._chunks.chunk_size`)."""
+    :func:`jaxviz._chunks.chunk_size`); ``then(images, gradients)``: what each chunk
+    returns instead, computed inside the loop (the stacked output is written once, not
+    read and written again after it: saliency's ``abs`` took 2–3 % of its time there,
+    benchmarks/results/conditional-buffer/notes.md)."""
 
     def grads(v, t):
-        return jax.grad(lambda u: target_logits(model, u, t, guided=guided)[0].sum())(v)
+        g = jax.grad(lambda u: target_logits(model, u, t, guided=guided)[0].sum())(v)
+        return g if then is None else then(v, g)
 
     return _chunks.map_chunks(grads, x, target, chunk=chunk)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 
 from jaxviz import scoring
 
 
 @jax.jit
 def _input_x_gradient(model, x, target, repeats):
-    return x * scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t), repeats, x, target)
+    return scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t, then=jnp.multiply), repeats, x, target)
 
 
 def input_x_gradient(model, x, target):

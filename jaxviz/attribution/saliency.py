@@ -12,9 +12,11 @@ from jaxviz import _deprecation, scoring
 
 @functools.partial(jax.jit, static_argnames=("absolute", "channel_max"))
 def _saliency(model, x, target, absolute: bool, repeats, channel_max: bool = False):
-    grads = scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t), repeats, x, target)
-    grads = jnp.abs(grads) if absolute else grads
-    return jnp.max(grads, axis=-1) if channel_max else grads
+    def finished(_, grads):
+        grads = jnp.abs(grads) if absolute else grads
+        return jnp.max(grads, axis=-1) if channel_max else grads
+
+    return scoring.per_image(lambda v, t: scoring.input_gradients(model, v, t, then=finished), repeats, x, target)
 
 
 def checked_saliency(model, x, target, absolute: bool, *, channel_max: bool = False):
