@@ -15,9 +15,12 @@ from jaxviz.models import network as _network
 from jaxviz.models.network import GUIDED_RULES
 
 
-def multipliers(model, x, references, target, rule: str, shared_from: str | None = None):
+def multipliers(model, x, references, target, rule: str, shared_from: str | None = None, *,
+                multiply_by_inputs: bool = False):
     """DeepLift's multipliers (N, H, W, 3): the target score's backward pass with the
-    rescale rule, each image beside its reference in one batch.
+    rescale rule, each image beside its reference in one batch; ``multiply_by_inputs``:
+    (x − reference)·multipliers, each chunk's inside the loop (not one more pass over the
+    whole batch after it: benchmarks/results/output-in-loop/).
 
     As Captum's ``DeepLift``: the score summed over both halves of the batch is
     differentiated (the max-pool rule sends part of a reference's gradient to its input),
@@ -39,7 +42,8 @@ def multipliers(model, x, references, target, rule: str, shared_from: str | None
                 return scoring.target_logits(model, both, scoring.repeat_targets(t, 2),
                                              guided=("deeplift", rule, shared_from))[0][:n].sum()
 
-            return jax.grad(score)(v)
+            m = jax.grad(score)(v)
+            return (v - references) * m if multiply_by_inputs else m
 
         pools = _network.max_pool_layers(model.architecture.network)
         # chunks of pairs where pairs run through more than a max-pool, else of images
@@ -52,7 +56,8 @@ def multipliers(model, x, references, target, rule: str, shared_from: str | None
         def score(u):
             return scoring.target_logits(model, u, targets, guided=("deeplift", rule))[0].sum()
 
-        return jax.grad(score)(both)[: v.shape[0]]
+        m = jax.grad(score)(both)[: v.shape[0]]
+        return (v - r) * m if multiply_by_inputs else m
 
     return _chunks.map_chunks(pair_gradients, x, references, target, chunk=pairs)
 
@@ -83,8 +88,8 @@ def shared_reference_start(model, rule: str, image_shape) -> str | None:
 @functools.partial(jax.jit, static_argnames=("rule", "multiply_by_inputs", "with_delta", "shared_from"))
 def _deeplift(model, x, target, baselines, rule, multiply_by_inputs, with_delta, repeats, shared_from=None):
     def body(x, target, baselines):
-        m = multipliers(model, x, baselines, target, rule, shared_from)
-        attributions = (x - baselines) * m if multiply_by_inputs else m
+        attributions = multipliers(model, x, baselines, target, rule, shared_from,
+                                   multiply_by_inputs=multiply_by_inputs)
         if not with_delta:
             return attributions
         n = x.shape[0]

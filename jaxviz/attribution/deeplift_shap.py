@@ -18,15 +18,15 @@ from jaxviz.models.network import GUIDED_RULES
 def _deeplift_shap(model, x, target, baselines, rule, multiply_by_inputs, shared_from=None):
     if shared_from is not None:  # each baseline the one reference of every image, in turn
         def against(reference):
-            m = multipliers(model, x, reference[None], target, rule, shared_from)
-            return (x - reference[None]) * m if multiply_by_inputs else m
+            return multipliers(model, x, reference[None], target, rule, shared_from,
+                               multiply_by_inputs=multiply_by_inputs)
 
         return jax.lax.map(against, baselines).mean(axis=0)
     n, b = x.shape[0], baselines.shape[0]
     inputs = jnp.repeat(x, b, axis=0)  # image i against baselines 0..B−1, then image i+1
     references = jnp.tile(baselines, (n, 1, 1, 1))
-    m = multipliers(model, inputs, references, jnp.repeat(target, b), rule)
-    attributions = (inputs - references) * m if multiply_by_inputs else m
+    attributions = multipliers(model, inputs, references, jnp.repeat(target, b), rule,
+                               multiply_by_inputs=multiply_by_inputs)
     return attributions.reshape((n, b) + x.shape[1:]).mean(axis=1)
 
 
