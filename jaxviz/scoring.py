@@ -244,9 +244,8 @@ def ungroup(grouped, repeats: Repeats):
 def input_gradients(model, x, target, *, guided: bool = False, chunk: int | None = None, then=None):
     """∇ₓ of the target scores, (N, H, W, C), ``chunk`` images at a time (default: by
     :func:`jaxviz._chunks.chunk_size`); ``then(images, gradients)``: what each chunk
-    returns instead, computed inside the loop (the stacked output is written once, not
-    read and written again after it: saliency's ``abs`` took 2–3 % of its time there,
-    benchmarks/results/conditional-buffer/notes.md)."""
+    returns instead, computed inside the loop: the stacked output is written once, not
+    read and written again after it (benchmarks/results/output-in-loop/)."""
 
     def grads(v, t):
         g = jax.grad(lambda u: target_logits(model, u, t, guided=guided)[0].sum())(v)

@@ -429,8 +429,8 @@ def expand_reference(values):
 
     The copies pass no gradient back to the reference: nothing reads a shared reference's
     gradient (:func:`collapse_references` drops it), and the sum over the copies would be
-    a float reduction, which XLA:CPU hands to YNNPACK (slow at it: SqueezeNet's DeepLift
-    spent 2 % of its time on that sum before its class layer)."""
+    a float reduction, which XLA:CPU hands to YNNPACK, slow at it
+    (benchmarks/results/conditional-buffer/notes.md)."""
     n = values.shape[0] - 1
     return jnp.concatenate([values[:n], jnp.broadcast_to(lax.stop_gradient(values[n:]), (n,) + values.shape[1:])])
 
