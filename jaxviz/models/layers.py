@@ -486,18 +486,24 @@ def _max_pool_fwd(x, kernel, stride, padding, ceil_mode):
 
 
 def _first_maxima(x, kernel, stride, padding, ceil_mode):
-    """Each window's maximum and the row-major index of its first maximum (PyTorch routes
-    the gradient there): a running strict maximum over the taps, so a later tap equal to
-    the maximum does not take it.  (A NaN is passed over unless it comes first.)"""
-    _, _, _, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
-    y, first = views[0][2], jnp.zeros(views[0][2].shape, jnp.int32)
+    """Each window's maximum, and the row-major index of its first maximum (PyTorch routes
+    the gradient there) as a float padded with −1 for :func:`_route_to_first_maxima`: a
+    running strict maximum over the taps, so a later tap equal to the maximum does not
+    take it.  (A NaN is passed over unless it comes first.)
+
+    The taps are padded here, into a buffer that the backward pass reads at every tap
+    (XLA would otherwise fuse in, and redo, the whole search), and as floats, whose buffer
+    is a conditional's operand rather than an integer reduction
+    (benchmarks/results/output-in-loop/notes.md)."""
+    padded_shape, oh, ow, views = _padded_windows(x, kernel, stride, padding, ceil_mode)
+    y, first = views[0][2], jnp.zeros(views[0][2].shape, jnp.float32)
     for tap, (_, _, view) in enumerate(views[1:], 1):
         larger = view > y
         y = jnp.where(larger, view, y)
-        first = jnp.where(larger, jnp.int32(tap), first)
-    # a buffer: the backward pass reads it at every tap, where XLA would otherwise fuse in
-    # (and redo) the whole search
-    return y, _computed_once(first)
+        first = jnp.where(larger, jnp.float32(tap), first)
+    rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
+    most = (kernel - 1) // stride  # the largest shift of a tap at output resolution
+    return y, _padded_once(first, -1, (most, rows - oh), (most, cols - ow))
 
 
 def _padded_windows(x, kernel, stride, padding, ceil_mode):
@@ -523,9 +529,9 @@ def _max_pool_bwd(kernel, stride, padding, ceil_mode, residuals, g):
 
 
 def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
-    """Each window's gradient ``g`` sent to its first maximum (``first``: its tap, from
-    :func:`_first_maxima`) in an input of ``shape``.  ``g`` may hold several cotangents
-    side by side on the channel axis (k·C channels), all routed in one pass."""
+    """Each window's gradient ``g`` sent to its first maximum (``first``: its tap, padded,
+    from :func:`_first_maxima`) in an input of ``shape``.  ``g`` may hold several
+    cotangents side by side on the channel axis (k·C channels), all routed in one pass."""
     n, h, w, c = shape
     oh, ow, pad_h, pad_w = _pool_pads(shape, kernel, stride, padding, ceil_mode)
     padded_shape = (n, h + padding + pad_h, w + padding + pad_w, c)
@@ -535,7 +541,7 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
     zero = jnp.zeros((), g.dtype)
     rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
     most = (kernel - 1) // stride  # the largest shift of a tap at output resolution
-    g, first = (_padded_once(a, value, (most, rows - oh), (most, cols - ow)) for a, value in ((g, 0), (first, -1)))
+    g = _padded_once(g, 0, (most, rows - oh), (most, cols - ow))
 
     def shifted(di, dj, m, k):  # tap (di, dj)'s routed gradient moved down m rows and right k columns
         window = (slice(None), slice(most - m, most - m + rows), slice(most - k, most - k + cols))
