@@ -10,15 +10,17 @@ and the median of the per-round ratios.
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import jaxviz
 from jaxviz import _chunks, scoring
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alternate import alternate  # noqa: E402
 
 
 def main(arch: str, batch: str, rounds: str) -> None:
@@ -38,17 +40,7 @@ def main(arch: str, batch: str, rounds: str) -> None:
     def inside(model, x, target):
         return scoring.input_gradients(model, x, target, then=lambda _, g: jnp.abs(g))
 
-    variants = {"after": after, "inside": inside}
-    print("largest difference", float(jnp.abs(after(model, x, target) - inside(model, x, target)).max()))
-    times = {name: [] for name in variants}
-    for _ in range(int(rounds)):
-        for name, function in variants.items():
-            start = time.perf_counter()
-            jax.block_until_ready(function(model, x, target))
-            times[name].append(time.perf_counter() - start)
-    for name, t in times.items():
-        print(f"{name} median {np.median(t) * 1e3:.1f} ms, least {min(t) * 1e3:.1f} ms")
-    print(f"inside/after per round: median {np.median(np.array(times['inside']) / np.array(times['after'])):.3f}")
+    alternate({"after": after, "inside": inside}, (model, x, target), int(rounds))
 
 
 if __name__ == "__main__":

@@ -10,15 +10,17 @@ called in turn.  Random weights and images at 224.
 
 from __future__ import annotations
 
+import os
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 import jaxviz
 from jaxviz.models import layers
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from alternate import alternate  # noqa: E402
 
 
 def first_maxima_before(x, kernel, stride, padding, ceil_mode):
@@ -65,17 +67,7 @@ def main(arch: str, method: str, batch: str, rounds: str) -> None:
         jax.clear_caches()
         compiled[name] = jax.jit(lambda model, x, t: function(model, x, t)).lower(model, x, target).compile()
     layers._first_maxima, layers._route_to_first_maxima = today
-    outputs = {name: np.asarray(c(model, x, target)) for name, c in compiled.items()}
-    print("largest difference", float(np.abs(outputs["old"] - outputs["new"]).max()))
-    times = {name: [] for name in compiled}
-    for _ in range(int(rounds)):
-        for name, c in compiled.items():
-            start = time.perf_counter()
-            jax.block_until_ready(c(model, x, target))
-            times[name].append(time.perf_counter() - start)
-    for name, t in times.items():
-        print(f"{name} median {np.median(t) * 1e3:.1f} ms, least {min(t) * 1e3:.1f} ms")
-    print(f"new/old per round: median {np.median(np.array(times['new']) / np.array(times['old'])):.3f}")
+    alternate(compiled, (model, x, target), int(rounds))
 
 
 if __name__ == "__main__":
