@@ -501,9 +501,7 @@ def _first_maxima(x, kernel, stride, padding, ceil_mode):
         larger = view > y
         y = jnp.where(larger, view, y)
         first = jnp.where(larger, jnp.float32(tap), first)
-    rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
-    most = (kernel - 1) // stride  # the largest shift of a tap at output resolution
-    return y, _padded_once(first, -1, (most, rows - oh), (most, cols - ow))
+    return y, _padded_for_routing(first, -1, padded_shape, oh, ow, kernel, stride)
 
 
 def _padded_windows(x, kernel, stride, padding, ceil_mode):
@@ -539,9 +537,8 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
     if copies > 1:
         first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
-    rows, cols = _phase_extent(padded_shape, oh, ow, kernel, stride)
-    most = (kernel - 1) // stride  # the largest shift of a tap at output resolution
-    g = _padded_once(g, 0, (most, rows - oh), (most, cols - ow))
+    most, rows, cols = _routing_frame(padded_shape, oh, ow, kernel, stride)
+    g = _padded_for_routing(g, 0, padded_shape, oh, ow, kernel, stride)
 
     def shifted(di, dj, m, k):  # tap (di, dj)'s routed gradient moved down m rows and right k columns
         window = (slice(None), slice(most - m, most - m + rows), slice(most - k, most - k + cols))
@@ -549,6 +546,19 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
 
     return _scatter_windows(shifted, tuple(shape[:-1]) + g.shape[-1:], padded_shape, oh, ow, kernel, stride, padding,
                             g.dtype)
+
+
+def _routing_frame(padded_shape, oh, ow, kernel, stride):
+    """(the largest shift of a tap at output resolution, rows, cols of each stride phase):
+    how far :func:`_route_to_first_maxima` reads around the (N, oh, ow, C) arrays it pads."""
+    return ((kernel - 1) // stride, *_phase_extent(padded_shape, oh, ow, kernel, stride))
+
+
+def _padded_for_routing(a, value, padded_shape, oh, ow, kernel, stride):
+    """(N, oh, ow, C) ``a`` padded with ``value`` into the buffer whose shifted slices
+    :func:`_route_to_first_maxima` reads (the cotangent, and the first maxima's taps)."""
+    most, rows, cols = _routing_frame(padded_shape, oh, ow, kernel, stride)
+    return _padded_once(a, value, (most, rows - oh), (most, cols - ow))
 
 
 def _phase_extent(padded_shape, oh, ow, kernel, stride):
