@@ -80,6 +80,28 @@ def test_every_attribution_method_has_the_one_signature():
         assert all(p.kind is p.KEYWORD_ONLY for p in options), synthesis.__name__
 
 
+def test_every_method_and_metric_cites_its_paper():
+    """Each public attribution method, metric and synthesis function has a Google-style
+    ``References:`` section (the issues' "documented, the paper under References")."""
+    import jaxviz.metrics
+    import jaxviz.synthesis
+
+    uncited, checked = [], 0
+    for module, exempt in ((jaxviz.attribution, {"noise_tunnel"}),
+                           (jaxviz.metrics, set()),
+                           (jaxviz.synthesis, {"make_fooling_images", "content_loss", "gaussian_blur", "gram_matrix",
+                                               "style_loss", "tv_loss"})):
+        for name in module.__all__:
+            function = getattr(module, name)
+            if not inspect.isfunction(function) or name in exempt:
+                continue
+            checked += 1
+            if "\n    References:\n" not in (function.__doc__ or ""):
+                uncited.append(f"{module.__name__}.{name}")
+    assert not uncited
+    assert checked > 70
+
+
 def test_no_module_outside_models_imports_an_architecture_or_names_a_layer():
     layer_names = {name for arch in ARCHITECTURES for name in describe(arch).layer_names}
     for name, path, tree in _modules():

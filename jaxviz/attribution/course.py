@@ -9,5 +9,9 @@ from jaxviz.attribution.saliency import checked_saliency
 
 
 def saliency_map(model, x, target):
-    """The course's saliency map: max over channels of |∇ₓ target score|, (N, H, W)."""
+    """The course's saliency map: max over channels of |∇ₓ target score|, (N, H, W).
+
+    References:
+      Simonyan, Vedaldi, Zisserman. Deep Inside Convolutional Networks (2014).
+    """
     return checked_saliency(model, x, target, True, channel_max=True)

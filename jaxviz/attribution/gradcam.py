@@ -113,6 +113,10 @@ def guided_gradcam(model, x, target, *, layer: str | None = None, interpolate_mo
     pretrained SqueezeNet 1.1, 0.69 on MobileNetV2 with ``rule="all"``, where saliency
     keeps 0.59 and 0.48 and GradCAM 0.17; tests/test_sanity_checks.py,
     :func:`jaxviz.metrics.mprt`).
+
+    References:
+      Selvaraju et al. Grad-CAM (2017).  Adebayo et al. Sanity Checks for Saliency Maps
+      (NeurIPS 2018).
     """
     _checks.check_choice(interpolate_mode, "interpolate_mode", INTERPOLATE_MODES)
     _checks.check_choice(rule, "rule", GUIDED_RULES)

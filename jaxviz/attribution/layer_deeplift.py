@@ -42,6 +42,10 @@ def layer_deeplift(model, x, target, *, layer: str | None = None, baselines=None
 
     Returns:
       layer-shaped attributions, (N, h, w, c) or (N, F).
+
+    References:
+      Shrikumar, Greenside, Kundaje. Learning Important Features Through Propagating
+      Activation Differences (2017).
     """
     _checks.check_choice(rule, "rule", GUIDED_RULES)
     layer = model.architecture.default_layer if layer is None else layer

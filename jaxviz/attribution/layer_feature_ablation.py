@@ -51,6 +51,9 @@ def layer_feature_ablation(model, x, target, *, layer: str | None = None, layer_
 
     Returns:
       layer-shaped (N, h, w, c) attributions.
+
+    References:
+      Zeiler, Fergus. Visualizing and Understanding Convolutional Networks (2014).
     """
     _checks.check_positive_int(perturbations_per_eval, "perturbations_per_eval")
     layer = model.architecture.default_layer if layer is None else layer

@@ -24,6 +24,9 @@ def layer_gradient_shap(model, x, target, *, layer: str | None = None, baselines
 
     Returns:
       layer-shaped attributions, (N, h, w, c) or (N, F).
+
+    References:
+      Lundberg, Lee. A Unified Approach to Interpreting Model Predictions (2017).
     """
     layer = model.architecture.default_layer if layer is None else layer
     return run(model, x, target, layer, baselines, n_samples, stdevs, key, baseline_indices, noise, alphas,

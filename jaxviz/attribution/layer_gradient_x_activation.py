@@ -28,6 +28,11 @@ def layer_gradient_x_activation(model, x, target, *, layer: str | None = None, m
 
     Returns:
       layer-shaped (N, h, w, c) attributions.
+
+    References:
+      Shrikumar et al. Not Just a Black Box: Learning Important Features Through
+      Propagating Activation Differences (2016); Kokhlikyan et al. Captum: A Unified
+      and Generic Model Interpretability Library for PyTorch (2020).
     """
     layer = model.architecture.default_layer if layer is None else layer
     x, target = scoring.prepare(model, x, target, layers=(layer,))

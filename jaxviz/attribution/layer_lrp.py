@@ -34,6 +34,11 @@ def layer_lrp(model, x, target, *, layer: str | None = None,
 
     Returns:
       layer-shaped relevance, (N, h, w, c) or (N, F).
+
+    References:
+      Bach et al. On Pixel-Wise Explanations for Non-Linear Classifier Decisions by
+      Layer-Wise Relevance Propagation (2015); Montavon et al. Layer-Wise Relevance
+      Propagation: An Overview (2019).
     """
     layer = model.architecture.default_layer if layer is None else layer
     composite = check_composite(composite, x)

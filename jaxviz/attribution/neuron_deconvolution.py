@@ -20,6 +20,9 @@ def neuron_deconvolution(model, x, target, *, layer: str, rule: str = "modules")
 
     Returns:
       (N, H, W, 3) attributions.
+
+    References:
+      Zeiler, Fergus. Visualizing and Understanding Convolutional Networks (2014).
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
     return _regions.on_unit_crops(lambda v, unit: deconvolution(model, v, unit, rule=rule), model, x, neuron)

@@ -20,6 +20,10 @@ def neuron_deeplift(model, x, target, *, layer: str, baselines=None, rule: str =
 
     Returns:
       (N, H, W, 3) attributions.
+
+    References:
+      Shrikumar, Greenside, Kundaje. Learning Important Features Through Propagating
+      Activation Differences (2017).
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
     return _regions.on_unit_crops(

@@ -22,6 +22,9 @@ def neuron_gradient(model, x, target, *, layer: str):
 
     Returns:
       (N, H, W, 3) gradients.
+
+    References:
+      Simonyan, Vedaldi, Zisserman. Deep Inside Convolutional Networks (2014).
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
     # each image's crop around its unit's receptive field: nothing outside it moves the unit

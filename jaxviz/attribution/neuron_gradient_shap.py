@@ -27,6 +27,9 @@ def neuron_gradient_shap(model, x, target, *, layer: str, baselines=None, n_samp
 
     Returns:
       (N, H, W, 3) attributions.
+
+    References:
+      Lundberg, Lee. A Unified Approach to Interpreting Model Predictions (2017).
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
     options = dict(n_samples=n_samples, stdevs=stdevs, internal_batch_size=internal_batch_size,

@@ -20,6 +20,10 @@ def neuron_guided_backprop(model, x, target, *, layer: str, rule: str = "modules
 
     Returns:
       (N, H, W, 3) attributions.
+
+    References:
+      Springenberg et al. Striving for Simplicity: The All Convolutional Net (2015).
+      Adebayo et al. Sanity Checks for Saliency Maps (NeurIPS 2018).
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
     return _regions.on_unit_crops(lambda v, unit: guided_backprop(model, v, unit, rule=rule), model, x, neuron)

@@ -22,6 +22,9 @@ def neuron_integrated_gradients(model, x, target, *, layer: str, baselines=None,
 
     Returns:
       (N, H, W, 3) attributions.
+
+    References:
+      Sundararajan, Taly, Yan. Axiomatic Attribution for Deep Networks (2017).
     """
     x, neuron = scoring.prepare_neuron(model, x, layer, target)
     return _regions.on_unit_crops(

@@ -62,4 +62,7 @@ random_cam.__doc__ = """RandomCAM: Σ_k w_k A_k with channel weights w drawn uni
     depend on ``target``.
 """ + _cam.ARGS + """      key: a ``jax.random`` key; layer i's weights come from ``fold_in(key, i)``.
       weights: instead of ``key``, the weights: one (N, C) array per layer (C: its channels).
+
+    References:
+      Gildenblat and contributors. PyTorch library for CAM methods (pytorch-grad-cam, 2021).
 """

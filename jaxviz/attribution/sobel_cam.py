@@ -43,6 +43,10 @@ def sobel_cam(model, x, target):
     rounded); then, as OpenCV computes it, the gray image (RGB2GRAY's 15-bit fixed point),
     |Sobel x| and |Sobel y| (3×3, reflect-101 border, saturated at 255) and their mean,
     rounded.  ``model`` and ``target`` are only checked: the map depends on the image alone.
+
+    References:
+      Adebayo et al. Sanity Checks for Saliency Maps (NeurIPS 2018), the edge detector
+      as a baseline; Gildenblat and contributors, pytorch-grad-cam (2021).
     """
     x, target = scoring.prepare(model, x, target)
     return _sobel_cam(x).astype(x.dtype)

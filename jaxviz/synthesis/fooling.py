@@ -140,6 +140,11 @@ def fooling_images(
     Returns:
       :class:`FoolingResult`: images, iterations, success and divergence flags.  A
       diverging image (NaN/inf) stops before the bad step: no NaN pixels are returned.
+
+    References:
+      Szegedy et al. Intriguing Properties of Neural Networks (2014); Madry et al.
+      Towards Deep Learning Models Resistant to Adversarial Attacks (2018), for the
+      projected steps.
     """
     x, target = scoring.prepare(model, x, target)
     max_iter = _checks.check_positive_int(max_iter, "max_iter")
