@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import json
 import os
 from pathlib import Path
 
@@ -56,8 +57,20 @@ def rel_err(a, b) -> float:
     return _relative_error(a, b, lambda v: np.abs(v).max())
 
 
+def record(what: str, error: float, tol: float, criterion: str = "max") -> None:
+    """With ``JAXVIZ_PARITY_LOG`` set, appends the comparison as one JSON line to that file
+    (benchmarks/parity_table.py makes the per-method table of a run from it)."""
+    log = os.environ.get("JAXVIZ_PARITY_LOG")
+    if log:
+        test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
+        line = json.dumps({"test": test, "what": what, "error": error, "tol": tol, "criterion": criterion})
+        with open(log, "a") as f:  # one short write per line: the suite's processes append side by side
+            f.write(line + "\n")
+
+
 def assert_close(ours, theirs, tol: float, what: str = "") -> float:
     err = rel_err(ours, theirs)
+    record(what, err, tol)
     assert err <= tol, f"{what}: max|jax − torch|/max|torch| = {err:.3g} > {tol}"
     return err
 
@@ -107,6 +120,7 @@ def assert_float32_as_accurate_as_torch(ours32, torch32, truth64, what="", round
         ours_max, ours_within = float32_accuracy(ours32, np.asarray(matched_truth(), np.float64))
         what = f"{what} (against float64 given jaxviz float32's ReLU coin flips)"
     moves = rounding_sensitivity() if rounding_sensitivity and ours_max > bound else 0.0
+    record(what, ours_max, max(bound, 2 * moves), criterion="float32 vs PyTorch float32")
     assert ours_max <= max(bound, 2 * moves), (
         f"{what}: max {ours_max:.3g} vs PyTorch float32 {torch_max:.3g} "
         f"(the exact result moves by {moves:.3g} under float32 rounding of the input)")

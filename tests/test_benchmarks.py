@@ -123,3 +123,25 @@ def test_the_report_is_on_disk_after_every_workload(tmp_path, monkeypatch):
     data = json.loads(next(tmp_path.glob("*.json")).read_text())
     assert [r["workload"] for r in data["results"]] == ["W998 cheap"] and data["notes"] == ["cheap's note"]
     assert "| W998 cheap |" in next(tmp_path.glob("*.md")).read_text()
+
+
+def test_the_parity_table_keeps_each_tests_worst_comparison_relative_to_its_tolerance(tmp_path, monkeypatch):
+    from benchmarks import parity_table
+    from parity_tests import helpers
+
+    log = tmp_path / "parity.jsonl"
+    monkeypatch.delenv("JAXVIZ_PARITY_LOG", raising=False)
+    helpers.record("nothing logged", 1e-12, 1e-9)
+    assert not log.exists()
+    monkeypatch.setenv("JAXVIZ_PARITY_LOG", str(log))
+    for test, what, error, tol in (("a.py::test_m[resnet18]", "x", 5e-10, 1e-9),  # worst by ratio
+                                   ("a.py::test_m[vgg11_bn]", "y", 1e-6, 1e-4),   # largest error
+                                   ("a.py::test_n", "z", 2e-15, 1e-9)):
+        monkeypatch.setenv("PYTEST_CURRENT_TEST", f"{test} (call)")
+        helpers.record(what, error, tol)
+    worst = parity_table.rows(log.read_text().splitlines())
+    assert set(worst) == {("a.py", "test_m"), ("a.py", "test_n")}
+    m = worst[("a.py", "test_m")]
+    assert (m["count"], m["error"], m["case"]) == (2, 5e-10, "resnet18 x")
+    assert worst[("a.py", "test_n")]["count"] == 1
+    assert "| a.py | test_m | 2 | 0.5 | 5e-10 | 1e-09 | max | resnet18 x |" in parity_table.table(worst)
