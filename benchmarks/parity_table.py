@@ -1,12 +1,14 @@
-"""The parity errors a test run measured, one row per test function.
+"""The parity errors a test run measured, one row per comparison of each test function.
 
     JAXVIZ_PARITY_LOG=/tmp/parity.jsonl make test
-    python -m benchmarks.parity_table /tmp/parity.jsonl > benchmarks/results/parity/table.md
+    python -m benchmarks.parity_table /tmp/parity.jsonl > table.md
 
 Every comparison of ``parity_tests/helpers.assert_close`` and of the float32 criterion
-appends one JSON line to the log (``helpers.record``).  A row gives the test function's
-largest error relative to its tolerance: the error, that comparison's tolerance, the case
-(parameters and label) it came from, and how many comparisons the function made.
+(and the family tests' worst layers) appends one JSON line to the log
+(``helpers.record``).  A row is one comparison of one test function over all its
+parameters (architectures, dtypes): its largest error relative to its tolerance, that
+error and tolerance, the parameters (and the layer, where the test names one) it came
+from, and how many comparisons the row holds.
 """
 
 from __future__ import annotations
@@ -19,14 +21,20 @@ from pathlib import Path
 
 
 def rows(lines):
-    """{(file, function): the worst comparison (by error / tolerance), with a count}."""
+    """{(file, function, label): the worst comparison (by error / tolerance), with a count}.
+
+    The label is the comparison's own text without the test's parameters (a test of
+    several methods on every architecture gives a row per method)."""
     worst = {}
     for line in lines:
         entry = json.loads(line)
         path, _, name = entry["test"].partition("::")
         function, _, case = name.partition("[")
-        key = (path, function)
-        entry["case"] = " ".join(filter(None, (case.rstrip("]"), entry["what"])))
+        case = case.rstrip("]")
+        parameters = set(re.split(r"[-\s]", case))
+        label = " ".join(word for word in entry["what"].split() if word not in parameters)
+        key = (path, function, label)
+        entry["case"] = ": ".join(filter(None, (case, entry.get("where", ""))))
         ratio = entry["error"] / entry["tol"] if entry["tol"] > 0 else float("inf")
         count = worst[key]["count"] + 1 if key in worst else 1
         if key not in worst or ratio > worst[key]["ratio"]:
@@ -36,11 +44,11 @@ def rows(lines):
 
 
 def table(worst) -> str:
-    out = ["| file | test | comparisons | largest error / tolerance | error | tolerance | criterion | case |",
-           "|---|---|---|---|---|---|---|---|"]
-    for (path, function), w in sorted(worst.items()):
-        case = re.sub(r"\s+", " ", w["case"]).replace("|", "/")
-        out.append(f"| {Path(path).name} | {function} | {w['count']} | {w['ratio']:.2g} | {w['error']:.2g} | "
+    out = ["| file | test | comparison | count | largest error / tolerance | error | tolerance | criterion | worst case |",
+           "|---|---|---|---|---|---|---|---|---|"]
+    for (path, function, label), w in sorted(worst.items()):
+        label, case = (re.sub(r"\s+", " ", v).replace("|", "/") for v in (label, w["case"]))
+        out.append(f"| {Path(path).name} | {function} | {label} | {w['count']} | {w['ratio']:.2g} | {w['error']:.2g} | "
                    f"{w['tol']:.2g} | {w['criterion']} | {case} |")
     return "\n".join(out) + "\n"
 

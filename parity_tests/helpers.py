@@ -57,13 +57,15 @@ def rel_err(a, b) -> float:
     return _relative_error(a, b, lambda v: np.abs(v).max())
 
 
-def record(what: str, error: float, tol: float, criterion: str = "max") -> None:
+def record(what: str, error: float, tol: float, criterion: str = "max", where: str = "") -> None:
     """With ``JAXVIZ_PARITY_LOG`` set, appends the comparison as one JSON line to that file
-    (benchmarks/parity_table.py makes the per-method table of a run from it)."""
+    (benchmarks/parity_table.py makes the per-method table of a run from it); ``where``:
+    which part of the result was the worst (a layer), shown beside it."""
     log = os.environ.get("JAXVIZ_PARITY_LOG")
     if log:
         test = os.environ.get("PYTEST_CURRENT_TEST", "").rsplit(" (", 1)[0]
-        line = json.dumps({"test": test, "what": what, "error": error, "tol": tol, "criterion": criterion})
+        line = json.dumps({"test": test, "what": what, "error": error, "tol": tol, "criterion": criterion,
+                           "where": where})
         with open(log, "a") as f:  # one short write per line: the suite's processes append side by side
             f.write(line + "\n")
 
