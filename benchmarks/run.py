@@ -432,15 +432,75 @@ def w9_resnet50_saliency(_model, _tm, quick, notes):
     model, tm = random_pair("resnet50")
     x, y, xt, yt = _targets_and_images(2 if quick else 16)
 
-    def torch_batched():
-        v = xt.clone().requires_grad_()
-        tm(v).gather(1, yt.view(-1, 1)).sum().backward()
-        return v.grad
+    def torch_batched(network):
+        def run():
+            v = xt.clone().requires_grad_()
+            network(v).gather(1, yt.view(-1, 1)).sum().backward()
+            return v.grad
+        return run
 
-    refs = {"torch batched": torch_batched,
+    refs = {"torch batched": torch_batched(tm),
             "Captum Saliency": lambda: Saliency(tm).attribute(xt.clone().requires_grad_(), target=yt)}
+    compiled = torch_compiled(tm, notes, quick)
+    if compiled is not None:
+        refs["torch.compile batched"] = torch_batched(compiled)
     flops = per_image_flops(lambda m, v, t: jaxviz.saliency(m, v, t), model, x, y)
     return (lambda: jaxviz.saliency(model, x, y)), refs, flops
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """Guided backprop's ReLU, hook-free: the gradient passes where the input and the
+    incoming gradient are both positive (Captum's hook gives ReLU(grad · [x > 0]), the same)."""
+
+    @staticmethod
+    def forward(ctx, x):
+        y = x.clamp(min=0)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g):
+        (y,) = ctx.saved_tensors
+        return g.clamp(min=0) * (y > 0)
+
+
+class _GuidedReLUModule(torch.nn.Module):
+    def forward(self, x):
+        return _GuidedReLU.apply(x)
+
+
+def guided_copy(tm):
+    """A copy of ``tm`` whose ``nn.ReLU`` modules are guided ReLUs (what Captum's hooks reach)."""
+    guided = copy.deepcopy(tm)
+    for name, module in list(guided.named_modules()):
+        for child_name, child in list(module.named_children()):
+            if isinstance(child, torch.nn.ReLU):
+                setattr(module, child_name, _GuidedReLUModule())
+    return guided
+
+
+def resnet_guided_gradcam(body, head, guided):
+    """Captum ``GuidedGradCam`` at a ResNet's ``layer4``, batched and hook-free: ``body``
+    (the network up to ``layer4``), ``head`` (pool and ``fc``) and ``guided``
+    (:func:`guided_copy` of the whole network), each eager or ``torch.compile``'d."""
+
+    def run(xt, yt):
+        activations = body(xt)
+        score = head(activations).gather(1, yt.view(-1, 1)).sum()
+        (grads,) = torch.autograd.grad(score, activations)
+        cam = torch.relu((grads.mean(dim=(2, 3), keepdim=True) * activations).sum(dim=1, keepdim=True))
+        cam = torch.nn.functional.interpolate(cam.detach(), size=xt.shape[2:], mode="nearest")
+        v = xt.clone().requires_grad_()
+        guided(v).gather(1, yt.view(-1, 1)).sum().backward()
+        return v.grad * cam
+
+    return run
+
+
+def resnet_parts(tm):
+    """(the network up to ``layer4``, its pool and ``fc``) of a torchvision ResNet."""
+    body = torch.nn.Sequential(tm.conv1, tm.bn1, tm.relu, tm.maxpool, tm.layer1, tm.layer2, tm.layer3, tm.layer4)
+    return body, lambda a: tm.fc(torch.flatten(tm.avgpool(a), 1))
 
 
 def w10_resnet50_guided_gradcam(_model, _tm, quick, notes):
@@ -449,9 +509,16 @@ def w10_resnet50_guided_gradcam(_model, _tm, quick, notes):
     model, tm = random_pair("resnet50")
     x, y, xt, yt = _targets_and_images(2 if quick else 16)
     flops = per_image_flops(lambda m, v, t: jaxviz.guided_gradcam(m, v, t, layer="layer4"), model, x, y)
-    return (lambda: jaxviz.guided_gradcam(model, x, y, layer="layer4")), {
-        "Captum GuidedGradCam": lambda: GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(), target=yt),
-    }, flops
+    body, head = resnet_parts(tm)
+    guided = guided_copy(tm)
+    refs = {"Captum GuidedGradCam": lambda: GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(),
+                                                                                      target=yt),
+            "torch batched (hook-free)": lambda: resnet_guided_gradcam(body, head, guided)(xt, yt)}
+    compiled = torch_compiled(tm, notes, quick)
+    if compiled is not None:
+        parts = [torch.compile(part) for part in (body, head, guided)]
+        refs["torch.compile batched (hook-free)"] = lambda: resnet_guided_gradcam(*parts)(xt, yt)
+    return (lambda: jaxviz.guided_gradcam(model, x, y, layer="layer4")), refs, flops
 
 
 def w11_mobilenet_v2_integrated_gradients(_model, _tm, quick, notes):
@@ -465,6 +532,12 @@ def w11_mobilenet_v2_integrated_gradients(_model, _tm, quick, notes):
     refs = {f"Captum IG internal_batch_size {b}": (lambda b=b: ig.attribute(xt, target=yt, n_steps=steps,
                                                                              internal_batch_size=b))
             for b in ((4,) if quick else (2, 5, 10, 25, 50, 100, 200))}
+    compiled = torch_compiled(tm, notes, quick)
+    if compiled is not None:  # Captum's IG is PyTorch's batched eager IG; here on the compiled network
+        compiled_ig = IntegratedGradients(compiled)
+        refs.update({f"Captum IG on torch.compile, internal_batch_size {b}":
+                     (lambda b=b: compiled_ig.attribute(xt, target=yt, n_steps=steps, internal_batch_size=b))
+                     for b in (10, 25)})
     flops = per_image_flops(lambda m, v, t: jaxviz.integrated_gradients(m, v, t, n_steps=steps), model, x, y)
     return (lambda: jaxviz.integrated_gradients(model, x, y, n_steps=steps)), refs, flops
 
@@ -474,13 +547,16 @@ def w12_vgg16_forward(_model, _tm, quick, notes):
     n = 4 if quick else 64
     x = beside_references(jaxviz.preprocess(val_1300(n)))
 
-    def eager(batch):
+    def eager(batch, network=tm):
         def run():
             with torch.no_grad():
-                return [tm(nchw(x[i : i + batch])) for i in range(0, n, batch)]
+                return [network(nchw(x[i : i + batch])) for i in range(0, n, batch)]
         return run
 
     refs = {f"torch eager (batch {b})": eager(b) for b in ((4,) if quick else (1, 2, 4, 8, 16, 64))}
+    compiled = torch_compiled(tm, notes, quick)
+    if compiled is not None:  # not swept (a sweep's first call would time the compilation): two batches
+        refs.update({f"torch.compile (batch {b})": eager(b, compiled) for b in (4, 16)})
     flops = flops_of(lambda m, v: m.apply(m.params, v), model, x[:1]) * n
     return (lambda: model(x)), refs, flops
 

@@ -147,3 +147,22 @@ def test_the_parity_table_keeps_each_tests_worst_comparison_relative_to_its_tole
     assert worst[("a.py", "test_m", "DeepLift")]["count"] == 1
     assert "| a.py | test_m | IG | 2 | 0.5 | 5e-10 | 1e-09 | max | resnet18 |" in parity_table.table(worst)
 
+
+def test_the_hook_free_guided_gradcam_reference_equals_captums():
+    """W10's batched PyTorch reference (eager, and what torch.compile runs) is Captum's
+    GuidedGradCam at ``layer4`` without hooks: the same numbers, on a ResNet whose
+    ``relu`` module is called several times per block."""
+    import torch
+    import torchvision
+    from captum.attr import GuidedGradCam
+
+    torch.manual_seed(0)
+    tm = torchvision.models.resnet18().double().eval()
+    xt = torch.randn(2, 3, 64, 64, dtype=torch.float64)
+    yt = torch.tensor([3, 7])
+    theirs = GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(), target=yt)
+    ours = run.resnet_guided_gradcam(*run.resnet_parts(tm), run.guided_copy(tm))(xt, yt)
+    assert theirs.abs().max() > 0
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12 * float(theirs.abs().max()))
+    assert not any(isinstance(m, torch.nn.ReLU) for m in run.guided_copy(tm).modules())
+    assert any(isinstance(m, torch.nn.ReLU) for m in tm.modules())  # the original is left as it was
