@@ -1,14 +1,14 @@
-"""The parity errors a test run measured, one row per comparison of each test function.
+"""The parity errors a test run measured, one row per comparison of each test case.
 
     JAXVIZ_PARITY_LOG=/tmp/parity.jsonl make test
     python -m benchmarks.parity_table /tmp/parity.jsonl > table.md
 
 Every comparison of ``parity_tests/helpers.assert_close`` and of the float32 criterion
 (and the family tests' worst layers) appends one JSON line to the log
-(``helpers.record``).  A row is one comparison of one test function over all its
-parameters (architectures, dtypes): its largest error relative to its tolerance, that
-error and tolerance, the parameters (and the layer, where the test names one) it came
-from, and how many comparisons the row holds.
+(``helpers.record``).  A row is one comparison (its label without the parameters) of one
+parametrised test case: its largest error relative to its tolerance, that error and
+tolerance, the layer it came from where the test names one, and how many comparisons the
+row holds.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 
 
 def rows(lines):
-    """{(file, function, label): the worst comparison (by error / tolerance), with a count}.
+    """{(file, function, parameters, label): the worst comparison (by error / tolerance),
+    with a count}.
 
     The label is the comparison's own text without the test's parameters (a test of
-    several methods on every architecture gives a row per method)."""
+    several methods gives a row per method and parameter set)."""
     worst = {}
     for line in lines:
         entry = json.loads(line)
@@ -33,8 +34,8 @@ def rows(lines):
         case = case.rstrip("]")
         parameters = set(re.split(r"[-\s]", case))
         label = " ".join(word for word in entry["what"].split() if word not in parameters)
-        key = (path, function, label)
-        entry["case"] = ": ".join(filter(None, (case, entry.get("where", ""))))
+        key = (path, function, case, label)
+        entry["where"] = entry.get("where", "")
         ratio = entry["error"] / entry["tol"] if entry["tol"] > 0 else float("inf")
         count = worst[key]["count"] + 1 if key in worst else 1
         if key not in worst or ratio > worst[key]["ratio"]:
@@ -44,12 +45,13 @@ def rows(lines):
 
 
 def table(worst) -> str:
-    out = ["| file | test | comparison | count | largest error / tolerance | error | tolerance | criterion | worst case |",
-           "|---|---|---|---|---|---|---|---|---|"]
-    for (path, function, label), w in sorted(worst.items()):
-        label, case = (re.sub(r"\s+", " ", v).replace("|", "/") for v in (label, w["case"]))
-        out.append(f"| {Path(path).name} | {function} | {label} | {w['count']} | {w['ratio']:.2g} | {w['error']:.2g} | "
-                   f"{w['tol']:.2g} | {w['criterion']} | {case} |")
+    out = ["| file | test | parameters | comparison | count | largest error / tolerance | error | tolerance | criterion "
+           "| where |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
+    for (path, function, case, label), w in sorted(worst.items()):
+        case, label, where = (re.sub(r"\s+", " ", v).replace("|", "/") for v in (case, label, w["where"]))
+        out.append(f"| {Path(path).name} | {function} | {case} | {label} | {w['count']} | {w['ratio']:.2g} | "
+                   f"{w['error']:.2g} | {w['tol']:.2g} | {w['criterion']} | {where} |")
     return "\n".join(out) + "\n"
 
 
