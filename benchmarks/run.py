@@ -472,7 +472,7 @@ class _GuidedReLUModule(torch.nn.Module):
 def guided_copy(tm):
     """A copy of ``tm`` whose ``nn.ReLU`` modules are guided ReLUs (what Captum's hooks reach)."""
     guided = copy.deepcopy(tm)
-    for name, module in list(guided.named_modules()):
+    for module in list(guided.modules()):
         for child_name, child in list(module.named_children()):
             if isinstance(child, torch.nn.ReLU):
                 setattr(module, child_name, _GuidedReLUModule())
@@ -514,8 +514,7 @@ def w10_resnet50_guided_gradcam(_model, _tm, quick, notes):
     refs = {"Captum GuidedGradCam": lambda: GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(),
                                                                                       target=yt),
             "torch batched (hook-free)": lambda: resnet_guided_gradcam(body, head, guided)(xt, yt)}
-    compiled = torch_compiled(tm, notes, quick)
-    if compiled is not None:
+    if torch_compiled(tm, notes, quick) is not None:  # torch.compile works here: compile the parts
         parts = [torch.compile(part) for part in (body, head, guided)]
         refs["torch.compile batched (hook-free)"] = lambda: resnet_guided_gradcam(*parts)(xt, yt)
     return (lambda: jaxviz.guided_gradcam(model, x, y, layer="layer4")), refs, flops
