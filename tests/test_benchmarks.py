@@ -149,6 +149,7 @@ def test_the_parity_table_keeps_each_tests_worst_comparison_relative_to_its_tole
     assert worst[("a.py", "test_m", "vgg11_bn", "IG")]["count"] == 1
     assert "| a.py | test_m | resnet18 | IG | 2 | 0.5 | 5e-10 | 1e-09 | max |  |" in parity_table.table(worst)
 
+
 def test_the_hook_free_guided_gradcam_reference_equals_captums():
     """W10's batched PyTorch reference (eager, and what torch.compile runs) is Captum's
     GuidedGradCam at ``layer4`` without hooks: the same numbers, on a ResNet whose
@@ -162,8 +163,9 @@ def test_the_hook_free_guided_gradcam_reference_equals_captums():
     xt = torch.randn(2, 3, 64, 64, dtype=torch.float64)
     yt = torch.tensor([3, 7])
     theirs = GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(), target=yt)
-    ours = run.resnet_guided_gradcam(*run.resnet_parts(tm), run.guided_copy(tm))(xt, yt)
+    guided = run.guided_copy(tm)
+    ours = run.resnet_guided_gradcam(*run.resnet_parts(tm), guided)(xt, yt)
     assert theirs.abs().max() > 0
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-12 * float(theirs.abs().max()))
-    assert not any(isinstance(m, torch.nn.ReLU) for m in run.guided_copy(tm).modules())
+    assert not any(isinstance(m, torch.nn.ReLU) for m in guided.modules())
     assert any(isinstance(m, torch.nn.ReLU) for m in tm.modules())  # the original is left as it was
