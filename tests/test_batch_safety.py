@@ -104,7 +104,7 @@ def test_a_users_files_survive_every_run_interruption_and_rerun(tmp_path, seed):
 
     process = subprocess.Popen(_command(*arguments), env=_env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(ok(out)) < 4:
+    while time.monotonic() < deadline and len(ok(out, being_written=True)) < 4:
         time.sleep(0.05)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)

@@ -477,7 +477,7 @@ def test_an_interrupted_run_leaves_no_partial_files_and_resumes(tmp_path, sig, c
     command = [sys.executable, "-c", ctrl_c_able, *arguments]
     process = subprocess.Popen(command, env=_env(), stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and len(_ok(out) if out.exists() else []) < 6:
+    while time.monotonic() < deadline and len(_ok(out, being_written=True) if out.exists() else []) < 6:
         time.sleep(0.05)
     process.send_signal(sig)
     _, err = process.communicate(timeout=60)
