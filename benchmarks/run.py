@@ -594,7 +594,7 @@ def w13_scorecam(_model, _tm, quick, notes):
     notes.append("W13: ScoreCAM on ResNet-50's layer4 is 2048 forward passes per image (about 7 minutes per "
                  "run for each side here), so the benchmark takes SqueezeNet's last Fire block (512 channels).")
     return _cam_workload("squeezenet1_1", "ScoreCAM", jaxviz.scorecam, "features.12", 1 if quick else 8,
-                         batch_sizes=(16,) if quick else (4, 16, 64, 256), batch_size=64)
+                         batch_sizes=(16,) if quick else (4, 16, 64, 256))
 
 
 def w72_ablationcam(_model, _tm, quick, notes):
