@@ -514,8 +514,9 @@ def w10_resnet50_guided_gradcam(_model, _tm, quick, notes):
     refs = {"Captum GuidedGradCam": lambda: GuidedGradCam(tm, tm.layer4).attribute(xt.clone().requires_grad_(),
                                                                                       target=yt),
             "torch batched (hook-free)": lambda: resnet_guided_gradcam(body, head, guided)(xt, yt)}
-    if torch_compiled(tm, notes, quick) is not None:  # torch.compile works here: compile the parts
-        parts = [torch.compile(part) for part in (body, head, guided)]
+    compiled_guided = torch_compiled(guided, notes, quick)
+    if compiled_guided is not None:  # torch.compile works here: compile the other parts too
+        parts = (torch.compile(body), torch.compile(head), compiled_guided)
         refs["torch.compile batched (hook-free)"] = lambda: resnet_guided_gradcam(*parts)(xt, yt)
     return (lambda: jaxviz.guided_gradcam(model, x, y, layer="layer4")), refs, flops
 

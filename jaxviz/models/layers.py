@@ -501,7 +501,7 @@ def _first_maxima(x, kernel, stride, padding, ceil_mode):
         larger = view > y
         y = jnp.where(larger, view, y)
         first = jnp.where(larger, jnp.float32(tap), first)
-    return y, _padded_for_routing(first, -1, padded_shape, oh, ow, kernel, stride)
+    return y, _padded_for_routing(first, -1, _routing_frame(padded_shape, oh, ow, kernel, stride))
 
 
 def _padded_windows(x, kernel, stride, padding, ceil_mode):
@@ -538,7 +538,7 @@ def _route_to_first_maxima(shape, first, g, kernel, stride, padding, ceil_mode):
         first = jnp.concatenate([first] * copies, axis=-1)
     zero = jnp.zeros((), g.dtype)
     most, rows, cols = _routing_frame(padded_shape, oh, ow, kernel, stride)
-    g = _padded_for_routing(g, 0, padded_shape, oh, ow, kernel, stride)
+    g = _padded_for_routing(g, 0, (most, rows, cols))
 
     def shifted(di, dj, m, k):  # tap (di, dj)'s routed gradient moved down m rows and right k columns
         window = (slice(None), slice(most - m, most - m + rows), slice(most - k, most - k + cols))
@@ -554,11 +554,12 @@ def _routing_frame(padded_shape, oh, ow, kernel, stride):
     return ((kernel - 1) // stride, *_phase_extent(padded_shape, oh, ow, kernel, stride))
 
 
-def _padded_for_routing(a, value, padded_shape, oh, ow, kernel, stride):
+def _padded_for_routing(a, value, frame):
     """(N, oh, ow, C) ``a`` padded with ``value`` into the buffer whose shifted slices
-    :func:`_route_to_first_maxima` reads (the cotangent, and the first maxima's taps)."""
-    most, rows, cols = _routing_frame(padded_shape, oh, ow, kernel, stride)
-    return _padded_once(a, value, (most, rows - oh), (most, cols - ow))
+    :func:`_route_to_first_maxima` reads (the cotangent, and the first maxima's taps);
+    ``frame``: :func:`_routing_frame`'s."""
+    most, rows, cols = frame
+    return _padded_once(a, value, (most, rows - a.shape[1]), (most, cols - a.shape[2]))
 
 
 def _phase_extent(padded_shape, oh, ow, kernel, stride):
