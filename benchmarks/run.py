@@ -448,35 +448,12 @@ def w9_resnet50_saliency(_model, _tm, quick, notes):
     return (lambda: jaxviz.saliency(model, x, y)), refs, flops
 
 
-class _GuidedReLU(torch.autograd.Function):
-    """Guided backprop's ReLU, hook-free: the gradient passes where the input and the
-    incoming gradient are both positive (Captum's hook gives ReLU(grad · [x > 0]), the same)."""
-
-    @staticmethod
-    def forward(ctx, x):
-        y = x.clamp(min=0)
-        ctx.save_for_backward(y)
-        return y
-
-    @staticmethod
-    def backward(ctx, g):
-        (y,) = ctx.saved_tensors
-        return g.clamp(min=0) * (y > 0)
-
-
-class _GuidedReLUModule(torch.nn.Module):
-    def forward(self, x):
-        return _GuidedReLU.apply(x)
-
-
 def guided_copy(tm):
     """A copy of ``tm`` whose ``nn.ReLU`` modules are guided ReLUs (what Captum's hooks reach)."""
-    guided = copy.deepcopy(tm)
-    for module in list(guided.modules()):
-        for child_name, child in list(module.named_children()):
-            if isinstance(child, torch.nn.ReLU):
-                setattr(module, child_name, _GuidedReLUModule())
-    return guided
+    from parity_tests import helpers
+
+    relu = helpers.guided_activation("relu")  # stateless: one module (one autograd Function) for all
+    return helpers.modules_replaced(tm, lambda m: relu if isinstance(m, torch.nn.ReLU) else None)
 
 
 def resnet_guided_gradcam(body, head, guided):

@@ -8,6 +8,7 @@ error measure — max |jax − torch| / max |torch|.
 from __future__ import annotations
 
 import contextlib
+import copy
 import functools
 import json
 import os
@@ -259,6 +260,30 @@ def activation_module(forward, backward) -> torch.nn.Module:
             return Function.apply(v)
 
     return Module()
+
+
+def guided_activation(kind: str) -> torch.nn.Module:
+    """ReLU, ReLU6 or Hardswish with guided backprop's backward max(f'(v)·g, 0), hook-free."""
+    if kind == "hardswish":
+        def slope(v):  # PyTorch's hardswish_backward
+            return torch.where(v < -3, 0.0, torch.where(v <= 3, v / 3 + 0.5, 1.0))
+        return activation_module(torch.nn.functional.hardswish, lambda v, g: (slope(v) * g).clamp(min=0))
+    high = 6.0 if kind == "relu6" else None
+    return activation_module(
+        lambda v: v.clamp(0.0, high),
+        lambda v, g: torch.where((v > 0) & (v < high) if high else v > 0, g.clamp(min=0), torch.zeros_like(g)))
+
+
+def modules_replaced(tm: torch.nn.Module, replacement) -> torch.nn.Module:
+    """A copy of ``tm`` in which every submodule ``m`` with ``replacement(m)`` not ``None``
+    is that module instead (a reference's own rules, without hooks); ``tm`` is left as it is."""
+    model = copy.deepcopy(tm)
+    for parent in list(model.modules()):
+        for name, child in list(parent.named_children()):
+            new = replacement(child)
+            if new is not None:
+                setattr(parent, name, new)
+    return model
 
 
 def exact_hardsigmoid() -> torch.nn.Module:

@@ -22,7 +22,6 @@ jaxviz follows the definition (this reference), and its attributions sum to delt
 
 from __future__ import annotations
 
-import copy
 import importlib
 
 import jax
@@ -115,14 +114,14 @@ class _RescaleMaxPoolModule(torch.nn.Module):
 
 def _deeplift_model(tm, max_pools=True):
     """``tm`` with its ReLU (and MaxPool2d) modules doing DeepLift's rules (a copy)."""
-    model = copy.deepcopy(tm)
-    for parent in list(model.modules()):
-        for name, child in list(parent.named_children()):
-            if isinstance(child, torch.nn.ReLU):
-                setattr(parent, name, h.activation_module(torch.relu, _rescale_relu))
-            elif isinstance(child, torch.nn.MaxPool2d) and max_pools:
-                setattr(parent, name, _RescaleMaxPoolModule(child))
-    return model
+    def rule(module):
+        if isinstance(module, torch.nn.ReLU):
+            return h.activation_module(torch.relu, _rescale_relu)
+        if isinstance(module, torch.nn.MaxPool2d) and max_pools:
+            return _RescaleMaxPoolModule(module)
+        return None
+
+    return h.modules_replaced(tm, rule)
 
 
 def _torch_deeplift(tm, x, references, target, max_pools=True, multiply_by_inputs=True):

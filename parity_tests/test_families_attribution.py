@@ -105,29 +105,10 @@ def test_occlusion(arch):
             x, sliding_window_shapes=(3, 12, 14), strides=(3, 9, 11), target=t), tol=1e-6)
 
 
-def _guided(kind) -> torch.nn.Module:
-    """ReLU, ReLU6 or Hardswish with the guided backward max(f'(v)·g, 0)."""
-    if kind == "hardswish":
-        def slope(v):  # PyTorch's hardswish_backward
-            return torch.where(v < -3, 0.0, torch.where(v <= 3, v / 3 + 0.5, 1.0))
-        return h.activation_module(torch.nn.functional.hardswish, lambda v, g: (slope(v) * g).clamp(min=0))
-    high = 6.0 if kind == "relu6" else None
-    return h.activation_module(
-        lambda v: v.clamp(0.0, high),
-        lambda v, g: torch.where((v > 0) & (v < high) if high else v > 0, g.clamp(min=0), torch.zeros_like(g)))
-
-
 def _all_guided_copy(tm):
     """A copy of ``tm`` with every ReLU / ReLU6 / Hardswish module replaced (no hooks)."""
-    import copy
-
-    guided = copy.deepcopy(tm)
     kinds = {torch.nn.ReLU6: "relu6", torch.nn.ReLU: "relu", torch.nn.Hardswish: "hardswish"}
-    for module in list(guided.modules()):
-        for child_name, child in list(module.named_children()):
-            if type(child) in kinds:
-                setattr(module, child_name, _guided(kinds[type(child)]))
-    return guided
+    return h.modules_replaced(tm, lambda m: h.guided_activation(kinds[type(m)]) if type(m) in kinds else None)
 
 
 @pytest.mark.parametrize("arch", ["resnet18", "densenet121", "mobilenet_v2", "mobilenet_v3_small"])
@@ -139,7 +120,7 @@ def test_guided_backprop_all_rule_against_a_hook_free_reference(arch):
     guided_tm = _all_guided_copy(tm)
     if arch == "densenet121":
         def forward(v):  # torchvision's DenseNet.forward with its F.relu guided
-            features = _guided("relu")(guided_tm.features(v))
+            features = h.guided_activation("relu")(guided_tm.features(v))
             return guided_tm.classifier(torch.flatten(torch.nn.functional.adaptive_avg_pool2d(features, 1), 1))
     else:
         forward = guided_tm
